@@ -1,0 +1,444 @@
+"""The site model: site → equipment → points, loaded from YAML and validated.
+
+A point knows what it measures (unit, Brick class, physical range), how often it
+is polled, where it lives on the wire (a Modbus source today, BACnet later) and,
+when it is writable, the limits every write is held to.
+
+A bad file never yields a traceback: :func:`load_site` raises
+:class:`SiteConfigError` whose message names the file and the field, e.g.
+``site.yaml: equipment[3].points[7].address: must be ≤ 65535``.
+
+Example (YAML)::
+
+    name: hall-a
+    equipment:
+      - id: chiller_1
+        kind: chiller
+        points:
+          - name: chw_supply_temp
+            unit: degC
+            brick: Chilled_Water_Supply_Temperature_Sensor
+            min: 0
+            max: 30
+            source: {host: 127.0.0.1, port: 5020, device_id: 10, table: input,
+                     address: 0, data_type: float32}
+          - name: chw_supply_setpoint
+            unit: degC
+            min: 4
+            max: 18
+            source: {host: 127.0.0.1, port: 5020, device_id: 10, table: holding,
+                     address: 100, data_type: float32}
+            write: {min: 5, max: 14, max_step: 1.0, min_interval_s: 60}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from connectors.errors import SiteConfigError
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+
+class EquipmentKind(StrEnum):
+    CHILLER = "chiller"
+    COOLING_TOWER = "cooling_tower"
+    PUMP = "pump"
+    CRAH = "crah"
+    CDU = "cdu"
+    GPU_CLUSTER = "gpu_cluster"
+    UPS = "ups"
+    TRANSFORMER = "transformer"
+    PDU = "pdu"
+    LEAK_DETECTOR = "leak_detector"
+    VESDA = "vesda"
+    AHU = "ahu"
+    WEATHER = "weather"
+    PLANT = "plant"
+    AGENT = "agent"
+    METER = "meter"
+    OTHER = "other"
+
+
+class Table(StrEnum):
+    HOLDING = "holding"
+    INPUT = "input"
+    COIL = "coil"
+    DISCRETE = "discrete"
+
+    @property
+    def is_bit_table(self) -> bool:
+        return self in (Table.COIL, Table.DISCRETE)
+
+    @property
+    def writable(self) -> bool:
+        return self in (Table.HOLDING, Table.COIL)
+
+
+class DataType(StrEnum):
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    BIT = "bit"  # one bit of a 16-bit register; `bit` selects it (0 = LSB)
+
+    @property
+    def registers(self) -> int:
+        """Registers (16-bit words) the type occupies; 1 for bit-table booleans."""
+        return _REGISTERS[self]
+
+
+_REGISTERS = {
+    DataType.BOOL: 1,
+    DataType.INT16: 1,
+    DataType.UINT16: 1,
+    DataType.BIT: 1,
+    DataType.INT32: 2,
+    DataType.UINT32: 2,
+    DataType.FLOAT32: 2,
+    DataType.FLOAT64: 4,
+}
+
+
+class Order(StrEnum):
+    """Byte order inside a register, or word order across registers."""
+
+    BIG = "big"
+    LITTLE = "little"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class ModbusSource(_Strict):
+    """Where a point lives on a Modbus TCP device.
+
+    ``byte_order`` orders the two bytes of each register, ``word_order`` the
+    registers of a multi-register value. Real devices ship all four layouts:
+    ABCD (big/big), CDAB (big bytes, little words), BADC (little bytes, big
+    words) and DCBA (little/little). ``layout`` is a shorthand for both.
+    """
+
+    protocol: Literal["modbus"] = "modbus"
+    host: str = "127.0.0.1"
+    port: int = Field(502, ge=1, le=65535)
+    device_id: int = Field(1, ge=0, le=255)
+    table: Table
+    address: int = Field(ge=0, le=65535)
+    data_type: DataType = DataType.UINT16
+    bit: int | None = Field(None, ge=0, le=15)
+    byte_order: Order = Order.BIG
+    word_order: Order = Order.BIG
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "layout" in data:
+            data = dict(data)
+            layout = str(data.pop("layout")).upper()
+            orders = {
+                "ABCD": ("big", "big"),
+                "CDAB": ("big", "little"),
+                "BADC": ("little", "big"),
+                "DCBA": ("little", "little"),
+            }
+            if layout not in orders:
+                raise ValueError(f"layout must be one of {sorted(orders)}, not {layout!r}")
+            data.setdefault("byte_order", orders[layout][0])
+            data.setdefault("word_order", orders[layout][1])
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModbusSource:
+        if self.table.is_bit_table and self.data_type is not DataType.BOOL:
+            raise ValueError(f"{self.table.value} table holds single bits: data_type must be bool")
+        if not self.table.is_bit_table and self.data_type is DataType.BOOL:
+            raise ValueError("bool lives in a coil/discrete table; use data_type: bit for a register bit")
+        if self.data_type is DataType.BIT and self.bit is None:
+            raise ValueError("data_type bit needs `bit` (0–15)")
+        if self.data_type is not DataType.BIT and self.bit is not None:
+            raise ValueError("`bit` is only for data_type bit")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        end = self.address + self.register_count - 1
+        if end > 65535:
+            raise ValueError(
+                f"{self.data_type.value} at address {self.address} ends at {end}, past 65535"
+            )
+        return self
+
+    @property
+    def register_count(self) -> int:
+        return 1 if self.table.is_bit_table else self.data_type.registers
+
+    @property
+    def device_key(self) -> DeviceKey:
+        return DeviceKey(self.host, self.port, self.device_id)
+
+
+class DeviceKey(tuple[str, int, int]):
+    """(host, port, device id): one Modbus device, one poll loop."""
+
+    def __new__(cls, host: str, port: int, device_id: int) -> DeviceKey:
+        return super().__new__(cls, (host, port, device_id))
+
+    @property
+    def host(self) -> str:
+        return self[0]
+
+    @property
+    def port(self) -> int:
+        return self[1]
+
+    @property
+    def device_id(self) -> int:
+        return self[2]
+
+    def __str__(self) -> str:
+        return f"{self[0]}:{self[1]}/{self[2]}"
+
+
+class WriteLimits(_Strict):
+    """Bounds every write to a point is held to (engineering units)."""
+
+    min: float
+    max: float
+    max_step: float | None = Field(None, gt=0, description="largest change per write")
+    min_interval_s: float = Field(0.0, ge=0, description="shortest time between writes")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WriteLimits:
+        if self.min > self.max:
+            raise ValueError(f"write min {self.min} is above write max {self.max}")
+        return self
+
+    def clamp(self, value: float) -> float:
+        return min(self.max, max(self.min, value))
+
+
+class Point(_Strict):
+    name: str = Field(pattern=IDENT)
+    unit: str = Field(min_length=1, description="engineering unit, e.g. degC, kW, L/s, %, bool")
+    brick: str | None = Field(None, description="Brick class, e.g. Supply_Air_Temperature_Sensor")
+    description: str = ""
+    poll_interval_s: float = Field(1.0, gt=0)
+    min: float | None = Field(None, description="lowest physically plausible value")
+    max: float | None = Field(None, description="highest physically plausible value")
+    max_rate: float | None = Field(
+        None, gt=0, description="fastest physically plausible change, units per second"
+    )
+    source: ModbusSource
+    write: WriteLimits | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Point:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        if self.write is not None and not self.source.table.writable:
+            raise ValueError(f"point has write limits but {self.source.table.value} is read-only")
+        return self
+
+    @property
+    def writable(self) -> bool:
+        return self.write is not None
+
+
+class Equipment(_Strict):
+    id: str = Field(pattern=IDENT)
+    kind: EquipmentKind
+    name: str = ""
+    description: str = ""
+    rated: dict[str, float] = Field(
+        default_factory=dict, description="nameplate values, e.g. capacity_kw: 1000"
+    )
+    points: list[Point] = Field(default_factory=list)
+
+    @field_validator("points")
+    @classmethod
+    def _unique(cls, points: list[Point]) -> list[Point]:
+        seen: set[str] = set()
+        for p in points:
+            if p.name in seen:
+                raise ValueError(f"duplicate point name {p.name!r}")
+            seen.add(p.name)
+        return points
+
+
+class QualityThresholds(_Strict):
+    """Data-quality score → highest autonomy level it allows."""
+
+    level3: float = Field(0.95, ge=0, le=1)
+    level2: float = Field(0.80, ge=0, le=1)
+    level1: float = Field(0.50, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _monotone(self) -> QualityThresholds:
+        if not (self.level3 >= self.level2 >= self.level1):
+            raise ValueError("thresholds must satisfy level3 ≥ level2 ≥ level1")
+        return self
+
+    def level(self, score: float) -> int:
+        if score >= self.level3:
+            return 3
+        if score >= self.level2:
+            return 2
+        if score >= self.level1:
+            return 1
+        return 0
+
+
+class Site(_Strict):
+    name: str
+    description: str = ""
+    autonomy_ceiling: int = Field(2, ge=0, le=3, description="admin-set highest autonomy level")
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    equipment: list[Equipment]
+
+    @model_validator(mode="after")
+    def _check(self) -> Site:
+        ids: set[str] = set()
+        for i, eq in enumerate(self.equipment):
+            if eq.id in ids:
+                raise _located(f"equipment[{i}].id", f"duplicate equipment id {eq.id!r}")
+            ids.add(eq.id)
+        _check_overlaps(self)
+        return self
+
+    # ---- lookups -------------------------------------------------------------
+    def iter_points(self) -> Iterator[tuple[Equipment, Point]]:
+        for eq in self.equipment:
+            for p in eq.points:
+                yield eq, p
+
+    @cached_property
+    def point_ids(self) -> dict[str, int]:
+        """Stable integer id per point tag (``equipment.point``), in file order."""
+        return {f"{eq.id}.{p.name}": i for i, (eq, p) in enumerate(self.iter_points())}
+
+    @cached_property
+    def points_by_tag(self) -> dict[str, tuple[Equipment, Point]]:
+        return {f"{eq.id}.{p.name}": (eq, p) for eq, p in self.iter_points()}
+
+    def point(self, tag: str) -> Point:
+        try:
+            return self.points_by_tag[tag][1]
+        except KeyError:
+            raise KeyError(f"unknown point {tag!r}") from None
+
+    def equipment_by_id(self, eq_id: str) -> Equipment:
+        for eq in self.equipment:
+            if eq.id == eq_id:
+                return eq
+        raise KeyError(f"unknown equipment {eq_id!r}")
+
+    def devices(self) -> dict[DeviceKey, list[tuple[str, Point]]]:
+        """Points grouped by the Modbus device that serves them: {device: [(tag, point)]}."""
+        out: dict[DeviceKey, list[tuple[str, Point]]] = defaultdict(list)
+        for eq, p in self.iter_points():
+            out[p.source.device_key].append((f"{eq.id}.{p.name}", p))
+        return dict(out)
+
+
+def tag(equipment_id: str, point_name: str) -> str:
+    return f"{equipment_id}.{point_name}"
+
+
+class _LocatedError(ValueError):
+    def __init__(self, loc: str, msg: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+
+
+def _located(loc: str, msg: str) -> _LocatedError:
+    return _LocatedError(loc, msg)
+
+
+def _check_overlaps(site: Site) -> None:
+    """Two points may not claim the same register of the same device and table.
+
+    Bit points may share a register with each other (different bits), never
+    with a whole-register point.
+    """
+    claims: dict[tuple[DeviceKey, Table, int], tuple[str, Point]] = {}
+    for ei, eq in enumerate(site.equipment):
+        for pi, p in enumerate(eq.points):
+            s = p.source
+            for r in range(s.address, s.address + s.register_count):
+                key = (s.device_key, s.table, r)
+                other = claims.get(key)
+                if other is not None:
+                    o_tag, o = other
+                    both_bits = (
+                        s.data_type is DataType.BIT
+                        and o.source.data_type is DataType.BIT
+                        and s.bit != o.source.bit
+                    )
+                    if not both_bits:
+                        raise _located(
+                            f"equipment[{ei}].points[{pi}].source.address",
+                            f"{s.table.value} register {r} on device {s.device_key} "
+                            f"overlaps point {o_tag}",
+                        )
+                claims[key] = (f"{eq.id}.{p.name}", p)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_site(data: Any, origin: str = "<site>") -> Site:
+    """Validate a site from already-parsed YAML/JSON data; errors name ``origin``."""
+    try:
+        return Site.model_validate(data)
+    except ValidationError as err:
+        e = err.errors()[0]
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = e["msg"].removeprefix("Value error, ")
+        ctx = e.get("ctx", {})
+        inner = ctx.get("error") if isinstance(ctx, dict) else None
+        if isinstance(inner, _LocatedError):
+            loc, msg = (), f"{inner.loc}: {inner.msg}"
+            raise SiteConfigError(f"{origin}: {msg}") from None
+        where = _format_loc(loc)
+        extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        raise SiteConfigError(f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}") from None
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site file. Raises :class:`SiteConfigError` naming file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SiteConfigError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SiteConfigError(f"{path.name}:{where}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SiteConfigError(f"{path.name}: expected a mapping at the top level")
+    return parse_site(data, origin=path.name)
+
