@@ -38,7 +38,7 @@ _FMT = {
     DataType.FLOAT32: "f",
     DataType.FLOAT64: "d",
 }
-_NP = {
+_NP: dict[DataType, np.dtype[np.generic]] = {
     DataType.INT16: np.dtype(">i2"),
     DataType.UINT16: np.dtype(">u2"),
     DataType.INT32: np.dtype(">i4"),

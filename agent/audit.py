@@ -1,0 +1,237 @@
+"""The audit trail: ``runs``, ``decisions``, ``approvals``, ``actions`` (+ ``autonomy``) in DuckDB.
+
+All tables are append-only: a state change is a new row and the latest row per
+id wins (views ``*_latest`` give that). Columns follow /work/brief/CONTRACTS.md:
+
+``runs(run_id, started, finished, trigger, tokens_in, tokens_out, status)``
+``decisions(decision_id, run_id, ts, policy_id, fault_class, severity, kind, outcome,
+            effective_level, level_set_by, action JSON, evidence JSON, prediction JSON, explanation)``
+``approvals(approval_id, decision_id, ts, state, by_whom, why)``
+``actions(...)`` — the actuation journal, DDL in :mod:`tools.actuation`.
+``autonomy(ts, site_ceiling, locked, lock_reason, estop, by_whom, why)`` — the gate's
+control settings over time (admin ceiling, auto-lock, emergency stop).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from connectors.store import Store
+from tools.actuation import ACTIONS_DDL, Journal
+from tools.gate import Approval, GateControl
+
+AUDIT_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR NOT NULL, started TIMESTAMP, finished TIMESTAMP, trigger VARCHAR,
+    tokens_in INTEGER, tokens_out INTEGER, status VARCHAR);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id VARCHAR NOT NULL, run_id VARCHAR, ts TIMESTAMP NOT NULL, policy_id VARCHAR,
+    fault_class VARCHAR, severity VARCHAR, kind VARCHAR, outcome VARCHAR, effective_level INTEGER,
+    level_set_by VARCHAR, action JSON, evidence JSON, prediction JSON, explanation VARCHAR);
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id VARCHAR NOT NULL, decision_id VARCHAR, ts TIMESTAMP NOT NULL, state VARCHAR,
+    by_whom VARCHAR, why VARCHAR);
+CREATE TABLE IF NOT EXISTS autonomy (
+    ts TIMESTAMP NOT NULL, site_ceiling INTEGER, locked BOOLEAN, lock_reason VARCHAR,
+    estop BOOLEAN, by_whom VARCHAR, why VARCHAR);
+"""
+    + ACTIONS_DDL
+    + """
+CREATE OR REPLACE VIEW runs_latest AS SELECT * FROM runs
+    QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY rowid DESC) = 1;
+CREATE OR REPLACE VIEW decisions_latest AS SELECT * FROM decisions
+    QUALIFY row_number() OVER (PARTITION BY decision_id ORDER BY rowid DESC) = 1;
+CREATE OR REPLACE VIEW approvals_latest AS SELECT * FROM approvals
+    QUALIFY row_number() OVER (PARTITION BY approval_id ORDER BY rowid DESC) = 1;
+CREATE OR REPLACE VIEW actions_latest AS SELECT * FROM actions
+    QUALIFY row_number() OVER (PARTITION BY action_id ORDER BY rowid DESC) = 1;
+"""
+)
+
+
+def _json(x: Any) -> str | None:
+    return None if x is None else json.dumps(x, default=str)
+
+
+class Audit:
+    """Typed appends and reads over the audit tables of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.ensure_schema(AUDIT_DDL)
+        self.journal = Journal(store)
+
+    def _exec(self, sql: str, params: list[Any]) -> None:
+        with self.store._lock:
+            self.store.con.execute(sql, params)
+
+    # ---- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, trigger: str, now: datetime) -> None:
+        self._exec(
+            "INSERT INTO runs VALUES (?, ?, NULL, ?, 0, 0, 'running')", [run_id, now, trigger]
+        )
+
+    def finish_run(
+        self, run_id: str, now: datetime, status: str, tokens_in: int = 0, tokens_out: int = 0
+    ) -> None:
+        df = self.store.query(
+            "SELECT started, trigger FROM runs WHERE run_id = ? LIMIT 1", [run_id]
+        )
+        started = df["started"].iloc[0] if len(df) else now
+        trigger = df["trigger"].iloc[0] if len(df) else "unknown"
+        self._exec(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, started, now, trigger, tokens_in, tokens_out, status],
+        )
+
+    def add_tokens(self, run_id: str, now: datetime, tokens_in: int, tokens_out: int) -> None:
+        """Add LLM tokens to a run (a new row with the running totals)."""
+        df = self.store.query(
+            "SELECT started, trigger, tokens_in, tokens_out, status FROM runs_latest WHERE run_id = ?",
+            [run_id],
+        )
+        if not len(df):
+            self._exec(
+                "INSERT INTO runs VALUES (?, ?, ?, 'chat', ?, ?, 'done')",
+                [run_id, now, now, tokens_in, tokens_out],
+            )
+            return
+        r = df.iloc[0]
+        self._exec(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                r["started"],
+                now,
+                r["trigger"],
+                int(r["tokens_in"] or 0) + tokens_in,
+                int(r["tokens_out"] or 0) + tokens_out,
+                r["status"],
+            ],
+        )
+
+    # ---- decisions --------------------------------------------------------------------------
+    def record_decision(
+        self,
+        d: dict[str, Any],
+        ts: datetime,
+        outcome: str | None = None,
+        explanation: str | None = None,
+    ) -> None:
+        v = d.get("verdict") or {}
+        self._exec(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                d["decision_id"],
+                d.get("run_id"),
+                ts,
+                d.get("policy_id"),
+                d.get("fault_class"),
+                d.get("severity"),
+                d.get("kind"),
+                outcome or d.get("outcome"),
+                v.get("level", d.get("effective_level")),
+                ",".join(v.get("set_by", [])) or d.get("level_set_by"),
+                _json(d.get("action")),
+                _json(
+                    {
+                        "conditions": d.get("evidence"),
+                        "quality": d.get("quality"),
+                        "rests_on": d.get("rests_on"),
+                        "verdict": v,
+                        "equipment": d.get("equipment"),
+                        **(d.get("extra_evidence") or {}),
+                    }
+                ),
+                _json(d.get("prediction")),
+                explanation if explanation is not None else d.get("explanation", ""),
+            ],
+        )
+
+    def decisions(
+        self, since: datetime | None = None, latest: bool = True, limit: int = 200
+    ) -> pd.DataFrame:
+        table = "decisions_latest" if latest else "decisions"
+        where, params = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
+        return self.store.query(
+            f"SELECT * FROM {table} {where} ORDER BY ts DESC LIMIT {int(limit)}", params
+        )
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None:
+        df = self.store.query("SELECT * FROM decisions_latest WHERE decision_id = ?", [decision_id])
+        return None if not len(df) else df.iloc[0].to_dict()
+
+    # ---- approvals --------------------------------------------------------------------------
+    def approval_event(
+        self,
+        approval_id: str,
+        decision_id: str,
+        ts: datetime,
+        state: str,
+        by_whom: str = "",
+        why: str = "",
+    ) -> Approval:
+        self._exec(
+            "INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?)",
+            [approval_id, decision_id, ts, state, by_whom, why],
+        )
+        return Approval(approval_id, decision_id, state, by_whom, why)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        df = self.store.query("SELECT * FROM approvals_latest WHERE approval_id = ?", [approval_id])
+        if not len(df):
+            return None
+        r = df.iloc[0]
+        return Approval(
+            r["approval_id"], r["decision_id"], r["state"], r["by_whom"] or "", r["why"] or ""
+        )
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        df = self.store.query(
+            """SELECT a.approval_id, a.decision_id, a.ts, d.run_id, d.policy_id, d.severity, d.action,
+                      d.explanation
+               FROM approvals_latest a LEFT JOIN decisions_latest d USING (decision_id)
+               WHERE a.state = 'pending' ORDER BY a.ts"""
+        )
+        return [dict(r) for r in df.to_dict("records")]
+
+    # ---- autonomy settings ------------------------------------------------------------------
+    def control(self, default_ceiling: int) -> GateControl:
+        df = self.store.query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
+        if not len(df):
+            return GateControl(site_ceiling=default_ceiling)
+        r = df.iloc[0]
+        return GateControl(
+            int(r["site_ceiling"]), bool(r["locked"]), r["lock_reason"] or "", bool(r["estop"])
+        )
+
+    def set_control(self, c: GateControl, ts: datetime, by_whom: str, why: str = "") -> GateControl:
+        d = asdict(c)
+        self._exec(
+            "INSERT INTO autonomy VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [ts, d["site_ceiling"], d["locked"], d["lock_reason"], d["estop"], by_whom, why],
+        )
+        return c
+
+    def autonomous_action_times(self, since: datetime) -> list[datetime]:
+        df = self.store.query(
+            """SELECT ts FROM decisions WHERE outcome = 'executed' AND effective_level = 3 AND ts >= ?
+               ORDER BY ts""",
+            [since],
+        )
+        return [pd.Timestamp(t).to_pydatetime() for t in df["ts"]]
+
+    def table(self, name: str, since: datetime | None = None, limit: int = 100) -> pd.DataFrame:
+        if name not in ("runs", "decisions", "approvals", "actions", "autonomy"):
+            raise KeyError(f"unknown audit table {name!r}")
+        col = "started" if name == "runs" else "ts"
+        where, params = (f"WHERE {col} >= ?", [since]) if since is not None else ("", [])
+        return self.store.query(
+            f"SELECT * FROM {name} {where} ORDER BY {col} DESC LIMIT {int(limit)}", params
+        )

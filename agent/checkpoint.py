@@ -1,0 +1,47 @@
+"""The on-disk checkpointer: LangGraph's SQLite saver, so a pending approval survives a restart.
+
+``open_saver(path)`` returns an :class:`AsyncSqliteSaver` on a file (created if
+needed); close it with ``await close_saver(saver)``. :func:`prune` deletes the
+checkpoints of finished threads older than a cut-off, keeping every thread that
+still waits for an approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+
+async def open_saver(path: str | Path) -> AsyncSqliteSaver:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(str(path))
+    saver = AsyncSqliteSaver(conn)
+    await saver.setup()
+    return saver
+
+
+async def close_saver(saver: AsyncSqliteSaver) -> None:
+    await saver.conn.close()
+
+
+async def threads(saver: AsyncSqliteSaver) -> list[str]:
+    async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cur:
+        return [str(r[0]) async for r in cur]
+
+
+async def prune(saver: AsyncSqliteSaver, keep: Iterable[str], max_threads: int = 200) -> int:
+    """Delete finished threads beyond the newest ``max_threads``; threads in ``keep`` stay.
+
+    Thread ids are run ids, which sort by creation (``run-<utc stamp>-<hex>``).
+    Returns the number of threads deleted.
+    """
+    keep_set = set(keep)
+    all_threads = sorted(await threads(saver))
+    drop = [t for t in all_threads[: max(0, len(all_threads) - max_threads)] if t not in keep_set]
+    for t in drop:
+        await saver.adelete_thread(t)
+    return len(drop)

@@ -1,0 +1,110 @@
+"""Shared by the agent's commands: talk to the running site process, or open the store directly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from agent.api import find_api
+from agent.commands._common import add_db_option, add_site_option
+from agent.context import AgentContext
+from connectors.errors import DeviceUnreachable, FacilityError
+from connectors.site import Site, load_site
+from connectors.store import Store
+from twin import default_site_path
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    add_site_option(p)
+    add_db_option(p)
+    p.add_argument("--by", default="operator", help="who is acting (recorded in the audit)")
+
+
+def checkpoint_path(db: Path) -> Path:
+    return Path(f"{db}.ckpt.sqlite")
+
+
+def load(args: argparse.Namespace) -> Site:
+    return load_site(args.site or default_site_path())
+
+
+class _Offline:
+    """Writer used when no Modbus writer is available: every write is refused."""
+
+    async def write(self, tag: str, value: float) -> Any:
+        raise DeviceUnreachable(f"{tag}: no writer available in this process")
+
+    async def read(self, tag: str) -> float:
+        raise DeviceUnreachable(f"{tag}: no writer available in this process")
+
+
+def site_writer(site: Site) -> Any:
+    try:
+        mod = importlib.import_module("connectors.writer")
+        return mod.ModbusPointWriter(site)
+    except (ModuleNotFoundError, AttributeError):
+        return _Offline()
+
+
+def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentContext:
+    """Open the store file directly (no site process is running)."""
+    site = load(args)
+    store = Store(args.db)
+    return AgentContext.build(
+        site,
+        store,
+        site_writer(site),
+        approvals=approvals,  # type: ignore[arg-type]
+        checkpoint_path=checkpoint_path(args.db),
+    )
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def call(
+        self, method: str, path: str, json: Any | None = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        r = httpx.request(method, self.url + path, json=json, params=params, timeout=120.0)
+        if r.status_code >= 400:
+            detail = (
+                r.json().get("detail")
+                if r.headers.get("content-type", "").startswith("application/json")
+                else r.text
+            )
+            raise FacilityError(f"site process: {detail}")
+        return r.json()
+
+
+def api(args: argparse.Namespace) -> Api | None:
+    url = find_api(args.db)
+    return Api(url) if url else None
+
+
+def decisions_table(rows: list[dict[str, Any]], title: str = "Decisions") -> Table:
+    t = Table(title=title, show_lines=False)
+    for c in ("time", "policy", "outcome", "level", "set by", "explanation"):
+        t.add_column(c, overflow="fold")
+    for d in rows:
+        lvl = d.get("effective_level", (d.get("verdict") or {}).get("level"))
+        by = d.get("level_set_by") or ",".join((d.get("verdict") or {}).get("set_by", []))
+        t.add_row(
+            str(d.get("ts", ""))[:19],
+            str(d.get("policy_id")),
+            str(d.get("outcome")),
+            str(lvl),
+            str(by),
+            str(d.get("explanation", ""))[:400],
+        )
+    return t
+
+
+def console() -> Console:
+    return Console()

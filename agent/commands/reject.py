@@ -1,0 +1,46 @@
+"""``facility-agent reject ID``: answer a pending approval (through the running site, else directly)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from agent import runtime
+from agent.commands._agent import add_options, api, console, direct_ctx
+from connectors.errors import FacilityError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("reject", help="reject a pending approval")
+    add_options(p)
+    p.add_argument("approval_id")
+    p.add_argument("--why", default="", help="reason (recorded in the audit)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = console()
+    client = api(args)
+    if client is not None:
+        res = client.call(
+            "POST", f"/approvals/{args.approval_id}/reject", json={"by": args.by, "why": args.why}
+        )
+        out.print(f"{args.approval_id}: rejected; actions: {res['actions']}")
+        return 0
+
+    async def main() -> None:
+        ctx = direct_ctx(args)
+        try:
+            res = await runtime.answer_approval(
+                ctx, args.approval_id, "rejected", args.by, args.why
+            )
+            out.print(f"{args.approval_id}: rejected; actions: {res.actions if res else []}")
+        except (KeyError, ValueError) as err:
+            raise FacilityError(str(err).strip("'\"")) from None
+        finally:
+            await runtime.close(ctx)
+            ctx.store.close()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,260 @@
+"""Running the agent: one decision cycle (:func:`decide_once`) and the periodic loop.
+
+Entry point for the eval suite and the demo (stable; H6 builds on it)::
+
+    from agent.context import AgentContext
+    from agent.runtime import decide_once
+
+    ctx = AgentContext.build(
+        site=site,                    # connectors.site.Site
+        store=store,                  # connectors.store.Store (readings already in it)
+        writer=RecordingWriter(site), # records writes, applies nothing (open-loop replay)
+        clock=clock,                  # ManualClock moved by the replay
+        policies=None,                # None = the shipped library; or a list of LoadedPolicy
+        approvals="record",           # "record": an approval request is recorded, the graph
+                                      #   does not pause ("interrupt" = durable human validation)
+        checkpoint_path=None,         # None = no checkpointer (fast); a path = SqliteSaver file
+    )
+    result = await decide_once(ctx, trigger="eval")   # one observe→…→report cycle
+    result.decisions   # list[dict]: policy_id, fault_class, kind, severity, outcome,
+                       #   effective_level, level_set_by, action, evidence, prediction, explanation
+    result.run_id, result.pending_approvals, result.actions
+
+``decide_once`` keeps policy state (hold timers, hysteresis, cool-downs) in
+``ctx.engine`` between calls, so call it once per replay step with the clock
+advanced. Every cycle writes ``runs`` / ``decisions`` / ``approvals`` /
+``actions`` rows into the same store (see :mod:`agent.audit`).
+
+:func:`run_forever` is the periodic loop the demo starts as one more asyncio
+task: a decision cycle every ``interval_s`` plus the heartbeat write to the
+twin's ``agent.heartbeat`` point (the twin reverts its set points when it lapses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from agent import nodes
+from agent.checkpoint import close_saver, open_saver, prune
+from agent.context import AgentContext
+from agent.graph import compile_graph
+from connectors.errors import FacilityError
+from tools.actuation import write_heartbeat
+from tools.gate import GateControl
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TAG = "agent.heartbeat"
+
+
+@dataclass
+class CycleResult:
+    run_id: str
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    pending_approvals: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+async def _graph(ctx: AgentContext) -> Any:
+    if ctx._graph is None:
+        if ctx.approvals == "record":
+            ctx._graph = compile_graph(None)
+        else:
+            if ctx._saver is None:
+                ctx._saver = (
+                    await open_saver(ctx.checkpoint_path)
+                    if ctx.checkpoint_path
+                    else InMemorySaver()
+                )
+            ctx._graph = compile_graph(ctx._saver)
+    return ctx._graph
+
+
+async def close(ctx: AgentContext) -> None:
+    """Release the checkpointer (the SQLite file stays)."""
+    if ctx._saver is not None and not isinstance(ctx._saver, InMemorySaver):
+        await close_saver(ctx._saver)
+    ctx._saver = None
+    ctx._graph = None
+
+
+def _config(ctx: AgentContext, run_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": run_id, "ctx": ctx}}
+
+
+def _result(run_id: str, out: dict[str, Any]) -> CycleResult:
+    ints = out.get("__interrupt__") or []
+    pending = [a for i in ints for a in (getattr(i, "value", None) or {}).get("approvals", [])]
+    return CycleResult(
+        run_id=run_id,
+        decisions=list(out.get("decisions", [])),
+        actions=list(out.get("actions", [])),
+        pending_approvals=pending,
+        report=dict(out.get("report", {})),
+        interrupted=bool(ints),
+    )
+
+
+async def decide_once(ctx: AgentContext, trigger: str = "schedule") -> CycleResult:
+    """One decision cycle; see the module docstring."""
+    now = ctx.clock.now()
+    run_id = f"run-{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    graph = await _graph(ctx)
+    state = {"run_id": run_id, "trigger": trigger, "approvals_mode": ctx.approvals}
+    out = await graph.ainvoke(state, _config(ctx, run_id))
+    res = _result(run_id, out)
+    if res.interrupted:
+        ctx.audit.finish_run(run_id, ctx.clock.now(), "waiting_approval")
+    return res
+
+
+async def answer_approval(
+    ctx: AgentContext, approval_id: str, state: str, by_whom: str, why: str = ""
+) -> CycleResult | None:
+    """Approve / reject / cancel a pending approval and resume its paused run.
+
+    Returns the resumed run's result, or None when no run waits for it (the answer is
+    recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending.
+    """
+    if state not in ("approved", "rejected", "cancelled"):
+        raise ValueError(f"state must be approved, rejected or cancelled, not {state!r}")
+    a = ctx.audit.approval(approval_id)
+    if a is None:
+        raise KeyError(f"unknown approval {approval_id!r}")
+    if a.state != "pending":
+        raise ValueError(f"approval {approval_id} is already {a.state}")
+    ctx.audit.approval_event(approval_id, a.decision_id, ctx.clock.now(), state, by_whom, why)
+    d = ctx.audit.decision(a.decision_id)
+    if d is None:
+        return None
+    run_id = str(d["run_id"])
+    waiting = False
+    if ctx.approvals == "interrupt":
+        graph = await _graph(ctx)
+        cfg = _config(ctx, run_id)
+        waiting = bool((await graph.aget_state(cfg)).next)
+    if not waiting:  # no paused run (an LLM proposal, or approvals="record"): carry it out here
+        if state != "approved":
+            return None
+        return CycleResult(run_id=run_id, actions=await execute_recorded(ctx, a.decision_id))
+    out = await graph.ainvoke(
+        Command(resume={"approval_id": approval_id, "state": state, "by": by_whom, "why": why}), cfg
+    )
+    res = _result(run_id, out)
+    if res.interrupted:
+        ctx.audit.finish_run(run_id, ctx.clock.now(), "waiting_approval")
+    return res
+
+
+async def execute_recorded(ctx: AgentContext, decision_id: str) -> list[dict[str, Any]]:
+    """Carry out an approved decision from its audit row (no paused graph run holds it)."""
+    d = ctx.audit.decision(decision_id)
+    if d is None:
+        raise KeyError(f"unknown decision {decision_id!r}")
+    action = json.loads(d["action"]) if isinstance(d["action"], str) else d["action"]
+    evidence = json.loads(d["evidence"]) if isinstance(d["evidence"], str) else d["evidence"]
+    dec = {
+        "decision_id": decision_id,
+        "run_id": d["run_id"],
+        "policy_id": d["policy_id"],
+        "fault_class": d["fault_class"],
+        "severity": d["severity"],
+        "kind": d["kind"],
+        "outcome": d["outcome"],
+        "action": action,
+        "verdict": evidence.get("verdict") or {},
+        "explanation": d["explanation"],
+        "approval_id": _approval_of(ctx, decision_id),
+        "answer": {"state": "approved"},
+        "evidence": evidence.get("conditions"),
+        "quality": evidence.get("quality"),
+        "rests_on": evidence.get("rests_on"),
+        "verify": None,
+    }
+    if not dec["verdict"]:
+        raise ValueError(f"decision {decision_id} has no gate verdict")
+    cfg: Any = {"configurable": {"ctx": ctx}}
+    out = await nodes.act({"run_id": str(d["run_id"]), "decisions": [dec]}, cfg)
+    return list(out.get("actions", []))
+
+
+def _approval_of(ctx: AgentContext, decision_id: str) -> str | None:
+    df = ctx.store.query(
+        "SELECT approval_id FROM approvals WHERE decision_id = ? LIMIT 1", [decision_id]
+    )
+    return str(df["approval_id"].iloc[0]) if len(df) else None
+
+
+async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> list[str]:
+    """Engage the emergency stop and cancel every pending approval; returns the cancelled ids."""
+    c = ctx.control()
+    ctx.set_control(
+        GateControl(c.site_ceiling, c.locked, c.lock_reason, True), by_whom, why or "emergency stop"
+    )
+    cancelled = []
+    for p in ctx.audit.pending_approvals():
+        await answer_approval(ctx, p["approval_id"], "cancelled", by_whom, why or "emergency stop")
+        cancelled.append(p["approval_id"])
+    return cancelled
+
+
+def set_autonomy(ctx: AgentContext, level: int, by_whom: str, why: str = "") -> GateControl:
+    """Set the site ceiling; this also re-enables after an auto-lock or an emergency stop."""
+    if not 0 <= level <= 3:
+        raise ValueError("the autonomy level is 0, 1, 2 or 3")
+    ctx.autolock.times.clear()
+    return ctx.set_control(
+        GateControl(site_ceiling=level), by_whom, why or f"autonomy set to {level}"
+    )
+
+
+async def startup(ctx: AgentContext) -> list[dict[str, Any]]:
+    """Reconcile actions a crash left mid-way (read back, never write twice)."""
+    return [r.as_dict() for r in await ctx.actuator.reconcile()]
+
+
+async def run_forever(
+    ctx: AgentContext,
+    interval_s: float = 10.0,
+    heartbeat_s: float = 5.0,
+    stop: asyncio.Event | None = None,
+    on_result: Any | None = None,
+) -> None:
+    """Periodic decision cycles plus the heartbeat to the twin; returns when ``stop`` is set."""
+    stop = stop or asyncio.Event()
+    await startup(ctx)
+    beat = 0
+    next_cycle = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t = loop.time()
+        if HEARTBEAT_TAG in ctx.site.points_by_tag:
+            beat = (beat + 1) % 65536
+            try:
+                await write_heartbeat(ctx.site, ctx.writer, HEARTBEAT_TAG, float(beat))
+            except FacilityError as err:
+                log.warning("heartbeat write failed: %s", err)
+        if t >= next_cycle:
+            next_cycle = t + interval_s
+            try:
+                res = await decide_once(ctx, "schedule")
+                if on_result is not None:
+                    on_result(res)
+                if ctx._saver is not None and not isinstance(ctx._saver, InMemorySaver):
+                    keep = {str(p.get("run_id")) for p in ctx.audit.pending_approvals()}
+                    await prune(ctx._saver, keep)
+            except FacilityError as err:
+                log.error("decision cycle failed: %s", err)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=min(heartbeat_s, interval_s))

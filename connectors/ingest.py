@@ -1,0 +1,191 @@
+"""Ingest: every device's poller running at once, readings batched into the Store.
+
+:class:`Ingestor` registers the site's points in the :class:`~connectors.store.Store`,
+starts one :class:`~connectors.modbus.DevicePoller` task per device and collects
+their readings in memory. A flusher task writes them to DuckDB through Arrow
+whenever ``flush_rows`` readings are pending or ``flush_interval_s`` has passed,
+building the Arrow table and inserting it in a worker thread — off the event
+loop that the pollers run on (DuckDB releases the GIL while it inserts).
+
+Live numbers for a progress line come from :meth:`Ingestor.stats`.
+
+Example::
+
+    store = Store("facility.duckdb")
+    ingestor = Ingestor(site, store)
+    await ingestor.run(duration=60)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+
+from connectors.clock import Clock, SystemClock
+from connectors.modbus import DevicePoller, FloatArray, IntArray, PollerConfig, StatusArray
+from connectors.site import Site
+from connectors.store import READINGS_SCHEMA, Store
+
+_Pending = tuple[int, IntArray, FloatArray, StatusArray]
+
+
+@dataclass(frozen=True)
+class IngestStats:
+    """A snapshot for the progress line."""
+
+    elapsed_s: float
+    points_per_s: float  # readings per second over the last few seconds
+    readings: int  # readings produced (any status)
+    good: int  # readings with status ok
+    rows_stored: int  # rows in DuckDB so far (this run)
+    pending: int  # readings waiting for the next flush
+    devices_up: int
+    devices_down: int
+    requests: int
+
+    def line(self) -> str:
+        return (
+            f"{self.points_per_s:>10,.0f} points/s | devices up {self.devices_up} "
+            f"down {self.devices_down} | rows stored {self.rows_stored:,} | {self.elapsed_s:.0f} s"
+        )
+
+
+def build_batch(pending: list[_Pending]) -> pa.Table:
+    """Concatenate pending block readings into one readings Arrow table."""
+    lengths = np.fromiter((len(p[1]) for p in pending), dtype=np.int64, count=len(pending))
+    ts = np.repeat(np.fromiter((p[0] for p in pending), dtype=np.int64, count=len(pending)), lengths)
+    ids = np.concatenate([p[1] for p in pending])
+    values = np.concatenate([p[2] for p in pending])
+    status = np.concatenate([p[3] for p in pending])
+    return pa.Table.from_arrays(
+        [
+            pa.array(ts.view("datetime64[us]"), type=pa.timestamp("us")),
+            pa.array(ids, type=pa.int32()),
+            pa.array(values, type=pa.float64(), from_pandas=True),  # NaN → NULL
+            pa.array(status, type=pa.uint8()),
+        ],
+        schema=READINGS_SCHEMA,
+    )
+
+
+class Ingestor:
+    """Runs all device pollers on their intervals and batches readings into the store."""
+
+    def __init__(
+        self,
+        site: Site,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        config: PollerConfig | None = None,
+        flush_rows: int = 50_000,
+        flush_interval_s: float = 1.0,
+        retain_age: timedelta | None = None,
+        retain_every_s: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.site = site
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self.retain_age = retain_age
+        self.retain_every_s = retain_every_s
+        self.ids = store.register_site(site)
+        rng = rng or random.Random()
+        self.pollers = [
+            DevicePoller(
+                key, points, self.ids, self._collect, config=config, clock=self.clock,
+                rng=random.Random(rng.random()),
+            )  # fmt: skip
+            for key, points in site.devices().items()
+        ]
+        self.rows_stored = 0
+        self._pending: list[_Pending] = []
+        self._pending_rows = 0
+        self._kick: asyncio.Event | None = None
+        self._flush_lock: asyncio.Lock | None = None
+        self._started = time.monotonic()
+        self._samples: deque[tuple[float, int]] = deque(maxlen=64)
+
+    # ---- hot path --------------------------------------------------------------
+    def _collect(self, ts: int, ids: IntArray, values: FloatArray, status: StatusArray) -> None:
+        self._pending.append((ts, ids, values, status))
+        self._pending_rows += len(ids)
+        if self._pending_rows >= self.flush_rows and self._kick is not None:
+            self._kick.set()
+
+    # ---- running ---------------------------------------------------------------
+    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+        """Poll until ``duration`` seconds pass or ``stop`` is set (or the task is cancelled);
+        then stop the pollers and flush what is pending."""
+        self._kick = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._started = time.monotonic()
+        tasks = [asyncio.create_task(p.run(), name=f"poll {p.key}") for p in self.pollers]
+        flusher = asyncio.create_task(self._flusher(), name="ingest flusher")
+        try:
+            waiter = stop.wait() if stop is not None else asyncio.Event().wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, duration)
+        finally:
+            for t in [*tasks, flusher]:
+                t.cancel()
+            await asyncio.gather(*tasks, flusher, return_exceptions=True)
+            await self.flush()
+
+    async def _flusher(self) -> None:
+        assert self._kick is not None
+        last_retain = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.flush_interval_s)
+            self._kick.clear()
+            await self.flush()
+            if self.retain_age is not None and time.monotonic() - last_retain >= self.retain_every_s:
+                last_retain = time.monotonic()
+                await asyncio.to_thread(self.store.retain, self.clock.now(), self.retain_age)
+
+    async def flush(self) -> int:
+        """Write pending readings to the store (in a worker thread). Returns rows written."""
+        lock = self._flush_lock or asyncio.Lock()
+        async with lock:
+            if not self._pending:
+                return 0
+            pending, self._pending, self._pending_rows = self._pending, [], 0
+            n = await asyncio.to_thread(self._write, pending)
+            self.rows_stored += n
+            return n
+
+    def _write(self, pending: list[_Pending]) -> int:
+        return self.store.append_arrow(build_batch(pending))
+
+    # ---- numbers ---------------------------------------------------------------
+    def stats(self) -> IngestStats:
+        now = time.monotonic()
+        readings = sum(p.stats.readings for p in self.pollers)
+        self._samples.append((now, readings))
+        # rate over the samples of the last ~3 s
+        old = next(((t, r) for t, r in self._samples if now - t <= 3.0), self._samples[0])
+        dt = now - old[0]
+        rate = (readings - old[1]) / dt if dt > 0 else 0.0
+        up = sum(1 for p in self.pollers if p.stats.up)
+        return IngestStats(
+            elapsed_s=now - self._started,
+            points_per_s=rate,
+            readings=readings,
+            good=sum(p.stats.good for p in self.pollers),
+            rows_stored=self.rows_stored,
+            pending=self._pending_rows,
+            devices_up=up,
+            devices_down=len(self.pollers) - up,
+            requests=sum(p.stats.requests for p in self.pollers),
+        )

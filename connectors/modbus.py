@@ -1,0 +1,386 @@
+"""The Modbus TCP poller: one task and one connection per device.
+
+:class:`DevicePoller` reads the points of ONE device (host, port, device id) in
+coalesced block reads (:mod:`connectors.blocks`), decodes each block with a
+vectorised :class:`~connectors.codec.BlockDecoder`, and hands every reading to
+a sink with a status (:mod:`connectors.status`):
+
+* ``ok`` — decoded value;
+* ``timeout`` — the device did not answer within ``timeout_s``;
+* ``connection_lost`` — the TCP connection dropped or was refused;
+* ``not_connected`` — the device is down and inside its reconnect back-off;
+* ``modbus_exception_N`` — the device answered with exception code N;
+* ``decode_error`` — the answer did not decode (wrong length, NaN/∞ float).
+
+A failure is a row with a NULL value and that status, never a silent zero.
+
+Reconnects use capped exponential back-off with jitter: no request or connect
+is made to a down device before its next attempt time, so a dead device costs
+nothing but one timer per poll interval (never a busy loop). A read that fails
+because the connection dropped is retried once on a fresh connection at once —
+a restarted device is back on the next read, not after a back-off. A device
+going down is logged once at WARNING, nothing while it stays down, and once at
+INFO when it is back.
+
+If a device rejects a coalesced read with exception 2 (illegal data address —
+some devices refuse reads spanning unmapped registers), the block is split into
+one read per point and retried, so one bad address fails only its own point.
+
+Each device runs in its own task (see :class:`connectors.ingest.Ingestor`), so
+a dead or slow device never stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from connectors.blocks import Block, plan_blocks, split
+from connectors.clock import Clock, SystemClock
+from connectors.codec import BlockDecoder
+from connectors.site import DeviceKey, Point, Table
+from connectors.status import Status, status_name
+
+log = logging.getLogger(__name__)
+
+# pymodbus logs every failed connect at ERROR with frame dumps: a dead device would
+# flood the log. Our poller reports device state itself; keep pymodbus quiet unless
+# the application configured its logger explicitly.
+if logging.getLogger("pymodbus").level == logging.NOTSET:
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
+
+IntArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float64]
+StatusArray = npt.NDArray[np.uint8]
+ReadingSink = Callable[[int, IntArray, FloatArray, StatusArray], None]
+"""``sink(ts_us, point_ids, values, statuses)``: one block's readings; ``ts_us`` is
+microseconds since the Unix epoch (UTC). Failed readings carry NaN values."""
+
+
+def to_us(ts: datetime) -> int:
+    """UTC-naive datetime → integer microseconds since the epoch."""
+    return (ts - EPOCH) // _US
+
+
+@dataclass(frozen=True)
+class PollerConfig:
+    """Tuning of one device's poller (seconds)."""
+
+    timeout_s: float = 1.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    jitter: float = 0.25  # each back-off delay is scaled by U(1 - jitter, 1)
+    max_gap: int = 8
+    max_bit_gap: int = 64
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """Delay before connect attempt number ``failures + 1`` (failures ≥ 1)."""
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, failures - 1))
+        return base * rng.uniform(1.0 - self.jitter, 1.0)
+
+
+@dataclass
+class DeviceStats:
+    """What a poller has done so far (read by the ingest progress line and tests)."""
+
+    up: bool = False
+    requests: int = 0
+    readings: int = 0
+    good: int = 0
+    connect_attempts: int = 0
+    down_since: float | None = None
+    last_status: int = Status.NOT_CONNECTED
+    last_error: str = ""
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+class _Planned:
+    """A block with everything its hot path needs precomputed."""
+
+    __slots__ = ("bit_offsets", "block", "decoder", "failed_values", "ids", "split")
+    decoder: BlockDecoder | None
+    bit_offsets: npt.NDArray[np.intp] | None
+
+    def __init__(self, block: Block, ids: Mapping[str, int], *, split: bool = False) -> None:
+        self.block = block
+        self.ids = np.array([ids[t] for t in block.tags], dtype=np.int32)
+        self.failed_values = np.full(len(block), np.nan)
+        self.split = split
+        if block.table.is_bit_table:
+            self.decoder = None
+            self.bit_offsets = np.array(
+                [s.address - block.start for s in block.sources], dtype=np.intp
+            )
+        else:
+            self.decoder = BlockDecoder(block.start, block.sources)
+            self.bit_offsets = None
+
+
+class _ReadFailed(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+class DevicePoller:
+    """Polls one Modbus device on its points' poll intervals until cancelled."""
+
+    def __init__(
+        self,
+        key: DeviceKey,
+        points: Sequence[tuple[str, Point]],
+        ids: Mapping[str, int],
+        sink: ReadingSink,
+        *,
+        config: PollerConfig | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.key = key
+        self.sink = sink
+        self.config = config or PollerConfig()
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.stats = DeviceStats()
+        self.n_points = len(points)
+        # one group of blocks per poll interval
+        by_interval: dict[float, list[tuple[str, Point]]] = {}
+        for tag, p in points:
+            by_interval.setdefault(p.poll_interval_s, []).append((tag, p))
+        self.groups: dict[float, list[_Planned]] = {
+            interval: [
+                _Planned(b, ids)
+                for b in plan_blocks(
+                    [(t, p.source) for t, p in pts],
+                    max_gap=self.config.max_gap,
+                    max_bit_gap=self.config.max_bit_gap,
+                )
+            ]
+            for interval, pts in sorted(by_interval.items())
+        }
+        self._client: AsyncModbusTcpClient | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+
+    # ---- public --------------------------------------------------------------
+    @property
+    def blocks(self) -> list[Block]:
+        return [pb.block for group in self.groups.values() for pb in group]
+
+    async def run(self) -> None:
+        """Poll forever, each interval group on its own schedule; cancel to stop."""
+        try:
+            due = dict.fromkeys(self.groups, time.monotonic())
+            while True:
+                now = time.monotonic()
+                for interval, group in self.groups.items():
+                    if due[interval] <= now:
+                        await self.poll_group(group)
+                        # next slot on the grid; skip missed slots instead of bursting
+                        nxt = due[interval] + interval
+                        now2 = time.monotonic()
+                        due[interval] = (
+                            nxt if nxt > now2 else now2 + interval - (now2 - nxt) % interval
+                        )
+                await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))
+        finally:
+            self.close()
+
+    async def poll_once(self) -> None:
+        """Read every block once (tests, one-shot reads)."""
+        for group in self.groups.values():
+            await self.poll_group(group)
+
+    async def poll_group(self, group: list[_Planned]) -> None:
+        i = 0
+        while i < len(group):
+            replacement = await self._poll_block(group[i])
+            if replacement is not None:  # the block was split: poll its parts in its place
+                group[i : i + 1] = replacement
+                for pb in replacement:
+                    await self._poll_block(pb)
+                i += len(replacement)
+            else:
+                i += 1
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ---- one block -----------------------------------------------------------
+    async def _poll_block(self, pb: _Planned) -> list[_Planned] | None:
+        if not await self._ensure_connected():
+            self._emit_failure(pb, Status.NOT_CONNECTED)
+            return None
+        try:
+            rr = await self._request(pb.block)
+        except _ReadFailed as first:
+            if first.status != Status.CONNECTION_LOST:
+                self._went_down(first.status, str(first))
+                self._emit_failure(pb, first.status)
+                return None
+            # the connection had dropped: retry once on a fresh one
+            if not await self._reconnect_now():  # (that marked the device down)
+                self._emit_failure(pb, Status.CONNECTION_LOST)
+                return None
+            try:
+                rr = await self._request(pb.block)
+            except _ReadFailed as again:
+                self._went_down(again.status, str(again))
+                self._emit_failure(pb, again.status)
+                return None
+        self._came_up()
+        if rr.isError():
+            code = int(getattr(rr, "exception_code", 4) or 4)
+            if code == 2 and len(pb.block) > 1 and not pb.split:
+                ids = dict(zip(pb.block.tags, pb.ids.tolist(), strict=True))
+                log.info(
+                    "%s rejects the coalesced read %s[%d:%d]; reading its %d points one by one",
+                    self.key, pb.block.table.value, pb.block.start, pb.block.end, len(pb.block),
+                )  # fmt: skip
+                return [_Planned(b, ids, split=True) for b in split(pb.block)]
+            self._emit_failure(pb, Status.modbus_exception(code))
+            return None
+        self._emit_values(pb, rr)
+        return None
+
+    async def _request(self, block: Block) -> ModbusPDU:
+        client = self._client
+        if client is None:
+            raise _ReadFailed(Status.CONNECTION_LOST, "not connected")
+        self.stats.requests += 1
+        dev = self.key.device_id
+        try:
+            if block.table is Table.HOLDING:
+                return await client.read_holding_registers(
+                    block.start, count=block.count, device_id=dev
+                )
+            if block.table is Table.INPUT:
+                return await client.read_input_registers(
+                    block.start, count=block.count, device_id=dev
+                )
+            if block.table is Table.COIL:
+                return await client.read_coils(block.start, count=block.count, device_id=dev)
+            return await client.read_discrete_inputs(block.start, count=block.count, device_id=dev)
+        except ConnectionException as err:
+            raise _ReadFailed(Status.CONNECTION_LOST, str(err)) from err
+        except (TimeoutError, ModbusException, OSError) as err:
+            lost = not client.connected
+            raise _ReadFailed(Status.CONNECTION_LOST if lost else Status.TIMEOUT, str(err)) from err
+
+    def _emit_values(self, pb: _Planned, rr: ModbusPDU) -> None:
+        ts = to_us(self.clock.now())
+        n = len(pb.block)
+        status = np.zeros(n, dtype=np.uint8)
+        if pb.decoder is None:
+            bits = rr.bits
+            if len(bits) < pb.block.count:
+                self._emit_failure(pb, Status.DECODE_ERROR, ts)
+                return
+            values = np.asarray(bits, dtype=np.float64)[pb.bit_offsets]
+        else:
+            regs = rr.registers
+            if len(regs) != pb.block.count:
+                self._emit_failure(pb, Status.DECODE_ERROR, ts)
+                return
+            values = pb.decoder.decode(regs)
+            bad = ~np.isfinite(values)
+            if bad.any():  # NaN/∞ from a float register: flagged, not stored as good
+                status[bad] = Status.DECODE_ERROR
+                values[bad] = np.nan
+        st = self.stats
+        st.readings += n
+        good = n - int(np.count_nonzero(status))
+        st.good += good
+        st.last_status = Status.OK if good == n else Status.DECODE_ERROR
+        self.sink(ts, pb.ids, values, status)
+
+    def _emit_failure(self, pb: _Planned, status: int, ts: int | None = None) -> None:
+        n = len(pb.block)
+        st = self.stats
+        st.readings += n
+        st.last_status = status
+        st.statuses[status] = st.statuses.get(status, 0) + n
+        self.sink(
+            to_us(self.clock.now()) if ts is None else ts,
+            pb.ids,
+            pb.failed_values.copy(),
+            np.full(n, status, dtype=np.uint8),
+        )
+
+    # ---- connection state ----------------------------------------------------
+    def _new_client(self) -> AsyncModbusTcpClient:
+        return AsyncModbusTcpClient(
+            self.key.host,
+            port=self.key.port,
+            timeout=self.config.timeout_s,
+            retries=0,
+            reconnect_delay=0,  # reconnects are ours, with back-off
+            reconnect_delay_max=0,
+            name=str(self.key),
+        )
+
+    async def _ensure_connected(self) -> bool:
+        if self._client is not None and self._client.connected:
+            return True
+        if time.monotonic() < self._next_attempt:
+            return False
+        return await self._reconnect_now()
+
+    async def _reconnect_now(self) -> bool:
+        self.close()
+        self.stats.connect_attempts += 1
+        client = self._new_client()
+        try:
+            ok = await client.connect()
+        except (TimeoutError, ModbusException, OSError) as err:
+            ok, detail = False, str(err)
+        else:
+            detail = "connection refused or timed out"
+        if ok:
+            self._client = client
+            return True
+        client.close()
+        self._went_down(Status.CONNECTION_LOST, f"cannot connect: {detail}")
+        return False
+
+    def _went_down(self, status: int, detail: str) -> None:
+        self.close()
+        self._failures += 1
+        self._next_attempt = time.monotonic() + self.config.backoff(self._failures, self.rng)
+        st = self.stats
+        st.last_error = detail
+        if st.up or st.down_since is None:
+            st.down_since = time.monotonic()
+            log.warning(
+                "device %s is down (%s: %s); polling continues with back-off up to %.0f s",
+                self.key, status_name(status), detail, self.config.backoff_max_s,
+            )  # fmt: skip
+        st.up = False
+
+    def _came_up(self) -> None:
+        st = self.stats
+        if not st.up:
+            if st.down_since is not None:
+                log.info(
+                    "device %s is back after %.1f s", self.key, time.monotonic() - st.down_since
+                )
+            st.up = True
+            st.down_since = None
+        self._failures = 0
+        self._next_attempt = 0.0

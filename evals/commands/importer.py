@@ -1,0 +1,53 @@
+"""``facility-agent import rp1043|lbnl|esb FILE … --out DIR``: a public dataset → an eval scenario folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("import", help="turn a public dataset file into an eval scenario folder")
+    isub = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    rp = isub.add_parser(
+        "rp1043", help="ASHRAE RP-1043 chiller spreadsheet (+ fault-free reference)"
+    )
+    rp.add_argument("file", type=Path, help="fault file, e.g. cf12.xls (or normal.xls)")
+    rp.add_argument(
+        "--reference", type=Path, required=True, help="fault-free file to calibrate on (normal.xls)"
+    )
+    rp.add_argument("--out", type=Path, required=True, help="scenario folder to write")
+    rp.add_argument("--cycle", default="5m", help="agent decision cycle (default 5m)")
+    rp.set_defaults(func=_rp1043)
+    lb = isub.add_parser("lbnl", help="LBNL AHU CSV with per-row ground truth")
+    lb.add_argument("file", type=Path)
+    lb.add_argument("--out", type=Path, required=True)
+    lb.add_argument("--cycle", default="15m")
+    lb.set_defaults(func=_lbnl)
+    es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")
+    es.add_argument("file", type=Path)
+    es.add_argument("--out", type=Path, required=True)
+    es.add_argument("--cycle", default="15m")
+    es.set_defaults(func=_esb)
+
+
+def _rp1043(args: argparse.Namespace) -> int:
+    from evals.importers import import_rp1043
+
+    print(import_rp1043(args.file, args.reference, args.out, cycle=args.cycle) / "scenario.yaml")
+    return 0
+
+
+def _lbnl(args: argparse.Namespace) -> int:
+    from evals.importers import import_lbnl
+
+    print(import_lbnl(args.file, args.out, cycle=args.cycle) / "scenario.yaml")
+    return 0
+
+
+def _esb(args: argparse.Namespace) -> int:
+    from evals.importers import import_esb
+
+    print(import_esb(args.file, args.out, cycle=args.cycle) / "scenario.yaml")
+    return 0

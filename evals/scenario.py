@@ -1,0 +1,242 @@
+"""Eval scenarios: a folder with ``scenario.yaml`` and (for open-loop replay) its telemetry.
+
+Example (open loop, a recording replayed through the store and the agent)::
+
+    name: rp1043-cf12
+    description: condenser fouling, 12 % of tubes plugged (ASHRAE RP-1043)
+    site: rp1043                 # twin | rp1043 | lbnl | esb | a site file in this folder
+    source:
+      kind: parquet
+      file: telemetry.parquet    # wide frame: DatetimeIndex, one column per point
+      truth: fault               # optional per-row ground truth column (bool)
+      reference: reference.json  # optional chiller FDD reference (fault-free calibration)
+    clock: {cycle: 5m}           # the agent decides once per 5 simulated minutes
+    agent: {autonomy: 1}         # site ceiling for the run (default: the site's)
+    detectors: [chiller]         # offline detectors also run on the telemetry: chiller, ahu, ahu_lab
+    expect:
+      faults: [{fault_class: condenser_fouling, within: 14h}]
+      nothing_written: true
+      max_autonomy: 1
+
+Closed loop on the twin (the agent's actions applied; the twin's native control
+without the agent is the baseline)::
+
+    site: twin
+    source:
+      kind: twin
+      duration: 24h
+      seed: 1
+      faults: [{kind: chiller_trip, target: chiller_1, start_s: 3600, duration_s: 1800}]
+    clock: {cycle: 1m}
+    agent: {autonomy: 3}
+    expect: {energy_saving_min: 0.2, envelope_minutes_max: 0, throttle_minutes_max: 0}
+
+A bad file raises :class:`~connectors.errors.ScenarioConfigError` naming the file and
+the field, e.g. ``scenario.yaml: expect.faults[0].within: 'soon' is not a duration``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.errors import ScenarioConfigError
+
+SCENARIO_FILE = "scenario.yaml"
+SITE_KINDS = ("twin", "rp1043", "lbnl", "esb")
+DETECTORS = ("chiller", "ahu", "ahu_lab")
+CHILLER_FAULTS = (
+    "condenser_fouling", "reduced_condenser_flow", "reduced_evaporator_flow", "refrigerant_leak",
+    "refrigerant_overcharge", "excess_oil", "non_condensables",
+)  # fmt: skip
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+_UNIT = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(v: Any) -> float:
+    """``"5m"`` → 300.0 s; a number is seconds."""
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a duration (e.g. 30s, 5m, 2h)")
+    if isinstance(v, int | float):
+        if v < 0:
+            raise ValueError("a duration must not be negative")
+        return float(v)
+    if isinstance(v, str):
+        m = _DUR.match(v)
+        if m:
+            return float(m.group(1)) * _UNIT[m.group(2)]
+    raise ValueError(f"{v!r} is not a duration (e.g. 30s, 5m, 2h)")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParquetSource(_Strict):
+    kind: Literal["parquet"] = "parquet"
+    file: str = "telemetry.parquet"
+    truth: str | None = Field(None, description="per-row ground-truth column (bool)")
+    reference: str | None = Field(None, description="chiller FDD reference JSON in the folder")
+    text: dict[str, str] = Field(
+        default_factory=dict,
+        description="telemetry text by tag (e.g. a point description or a text point's value)",
+    )
+
+
+class TwinFault(_Strict):
+    """A fault on the twin's schedule (fields of :class:`twin.faults.Fault`)."""
+
+    kind: str
+    target: str
+    start_s: Seconds = 0.0
+    duration_s: Seconds | None = None
+    magnitude: float | None = None
+
+
+class TwinSource(_Strict):
+    kind: Literal["twin"]
+    duration: Seconds = Field(86400.0, gt=0)
+    seed: int = 0
+    faults: list[TwinFault] = Field(default_factory=list)
+    text: dict[str, str] = Field(default_factory=dict)
+    baseline: bool = Field(True, description="also run the twin's native control for comparison")
+
+
+class Clock(_Strict):
+    cycle: Seconds = Field(300.0, gt=0, description="simulated seconds between agent decisions")
+    sample: Seconds = Field(
+        15.0, gt=0, description="closed loop: seconds between twin samples stored"
+    )
+    speed: float | Literal["max"] = Field("max", description="×real time; max = as fast as it goes")
+
+
+class AgentSettings(_Strict):
+    enabled: bool = True
+    autonomy: int | None = Field(None, ge=0, le=3, description="site ceiling for the run")
+    policies: list[str] | None = Field(
+        None, description="policy files in the folder; None = shipped"
+    )
+
+
+class ExpectedFault(_Strict):
+    fault_class: str
+    within: Seconds | None = Field(None, description="seconds from the start of the telemetry")
+
+
+class Expect(_Strict):
+    faults: list[ExpectedFault] = Field(default_factory=list)
+    no_fault_alarms: bool = Field(
+        False, description="no fault class may be raised (fault-free data)"
+    )
+    nothing_written: bool = False
+    max_autonomy: int | None = Field(None, ge=0, le=3)
+    approval_requested: bool = False
+    no_constraint_violated: bool = True
+    row_recall_min: float | None = Field(None, ge=0, le=1)
+    row_specificity_min: float | None = Field(None, ge=0, le=1)
+    energy_saving_min: float | None = None
+    envelope_minutes_max: float | None = Field(None, ge=0)
+    throttle_minutes_max: float | None = Field(None, ge=0)
+
+
+class Scenario(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    site: str = "twin"
+    source: ParquetSource | TwinSource = Field(discriminator="kind")
+    clock: Clock = Field(default_factory=Clock)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    detectors: list[str] = Field(default_factory=list)
+    expect: Expect = Field(default_factory=Expect)
+    tags: list[str] = Field(default_factory=list, description="e.g. fast (part of make test)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        for i, d in enumerate(self.detectors):
+            if d not in DETECTORS:
+                raise ValueError(
+                    f"detectors[{i}]: unknown detector {d!r} (known: {list(DETECTORS)})"
+                )
+        if isinstance(self.source, TwinSource) and self.site != "twin":
+            raise ValueError("site: a twin source runs on the twin's site (site: twin)")
+        if self.site not in SITE_KINDS and not self.site.endswith((".yaml", ".yml")):
+            raise ValueError(
+                f"site: {self.site!r} is neither one of {list(SITE_KINDS)} nor a .yaml file"
+            )
+        return self
+
+    @property
+    def closed_loop(self) -> bool:
+        return isinstance(self.source, TwinSource)
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p in ("parquet", "twin") and out == "source":
+            continue  # the discriminated union's branch name is noise for the user
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def parse_scenario(data: Any, origin: str = SCENARIO_FILE) -> Scenario:
+    """Validate scenario data; errors name ``origin`` and the field."""
+    if not isinstance(data, dict):
+        raise ScenarioConfigError(f"{origin}: expected a mapping at the top level")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        e = err.errors()[0]
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        where = _loc(tuple(e["loc"]))
+        extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        raise ScenarioConfigError(
+            f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}{extra}"
+        ) from None
+
+
+def load_scenario(folder: str | Path) -> tuple[Scenario, Path]:
+    """Load ``folder/scenario.yaml`` (or a path to the file itself). Returns (scenario, folder)."""
+    p = Path(folder)
+    path = p if p.is_file() else p / SCENARIO_FILE
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ScenarioConfigError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioConfigError(f"{path}:{where}: invalid YAML") from None
+    scn = parse_scenario(data, origin=str(path))
+    folder_path = path.parent
+    if isinstance(scn.source, ParquetSource):
+        for field, name in (("file", scn.source.file), ("reference", scn.source.reference)):
+            if name is not None and not (folder_path / name).is_file():
+                raise ScenarioConfigError(
+                    f"{path}: source.{field}: {name} not found in {folder_path}"
+                )
+    return scn, folder_path
+
+
+def dump_scenario(scn: Scenario, folder: str | Path) -> Path:
+    """Write ``folder/scenario.yaml`` (creating the folder)."""
+    f = Path(folder)
+    f.mkdir(parents=True, exist_ok=True)
+    path = f / SCENARIO_FILE
+    data = scn.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("source", {})["kind"] = scn.source.kind
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path

@@ -1,0 +1,36 @@
+"""Child process for the restart test: run cycles until an approval is pending, print it, wait to be killed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from agent_harness import Hall  # noqa: E402
+from test_agent_twin import cdu_policy  # noqa: E402
+
+from agent.context import AgentContext  # noqa: E402
+from agent.runtime import decide_once  # noqa: E402
+from twin.faults import Fault  # noqa: E402
+
+
+async def main(db: str, ckpt: str) -> None:
+    hall = Hall(db)
+    ctx = AgentContext.build(
+        hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), checkpoint_path=ckpt
+    )
+    hall.twin.inject(Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7))
+    for _ in range(40):
+        hall.run(20)
+        res = await decide_once(ctx, "schedule")
+        if res.pending_approvals:
+            print("PENDING", res.pending_approvals[0]["approval_id"], res.run_id, flush=True)
+            threading.Event().wait()  # the parent kills this process
+    print("NONE", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,48 @@
+"""Shared fixtures: free loopback ports, the shared datasets folder, a waiting helper."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def datasets() -> Path:
+    """../shared/datasets, or skip cleanly when it is absent."""
+    if not DATASETS.is_dir():
+        pytest.skip("../shared/datasets is absent")
+    return DATASETS
+
+
+def dataset_file(*parts: str) -> Path:
+    p = DATASETS.joinpath(*parts)
+    if not p.is_file():
+        pytest.skip(f"{p} is absent")
+    return p
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> None:
+    """Wait on observable state, never on a bare sleep: fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

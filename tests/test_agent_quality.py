@@ -1,0 +1,64 @@
+"""Stale or low-quality data lowers the level: the same fault ends in action on good data and in
+decision support when the sensors it rests on are stale or stuck."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from agent_harness import Hall
+from test_agent_twin import cdu_policy
+
+from agent.context import AgentContext
+from agent.runtime import decide_once, set_autonomy
+from twin.faults import Fault
+
+
+async def _scenario(tmp_path: Path, sensor_fault: Fault | None, settle_s: float = 0.0) -> dict:
+    """Drive the GPU hot with a CDU pump fault; optionally a sensor fault, ``settle_s`` before deciding."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    hall = Hall(tmp_path / "q.duckdb", poll_s=2.0)
+    ctx = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy())
+    set_autonomy(ctx, 3, "admin")
+    hall.run(900)  # 15 minutes of healthy history for the quality window
+    hall.twin.inject(Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7))
+    for _ in range(120):
+        hall.run(10)
+        if hall.twin.values()["gpu.gpu_temp_max"] > 82.0:
+            break
+    if sensor_fault is not None:
+        hall.twin.inject(sensor_fault)
+        hall.run(settle_s)
+    for _ in range(30):
+        hall.run(10)
+        res = await decide_once(ctx)
+        if res.decisions:
+            return res.decisions[0]
+    raise AssertionError("no decision")
+
+
+def test_good_data_acts_stale_data_recommends(tmp_path: Path) -> None:
+    good = asyncio.run(_scenario(tmp_path / "a", None))
+    assert good["outcome"] == "executed" and good["verdict"]["level"] == 3
+    stale = asyncio.run(
+        _scenario(
+            tmp_path / "b", Fault(kind="comm_loss", target="gpu", start_s=0, duration_s=600), 75.0
+        )
+    )
+    assert stale["policy_id"] == good["policy_id"]
+    assert stale["verdict"]["level"] <= 1 and stale["outcome"] in ("recommended", "blocked")
+    assert "quality" in stale["verdict"]["set_by"]
+    assert stale["quality"]["score"] < good["quality"]["score"]
+    assert any("gpu.gpu_temp_max" in r for r in stale["quality"]["reasons"])
+
+
+def test_stuck_sensor_recommends(tmp_path: Path) -> None:
+    try:
+        from tools.quality import score  # noqa: F401
+    except ImportError:
+        pytest.skip("tools.quality.score (flat-line detection) not available yet")
+    stuck = asyncio.run(
+        _scenario(tmp_path / "c", Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0), 150.0)
+    )
+    assert stuck["outcome"] == "recommended" and "quality" in stuck["verdict"]["set_by"]

@@ -1,0 +1,236 @@
+"""End to end on the twin: fault → detection → what-if → approval → write → read back → verified;
+a wrong-way outcome rolled back; operator override respected; stale data lowers the level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agent.context import AgentContext
+from agent.runtime import answer_approval, close, decide_once, emergency_stop, set_autonomy
+from agent_harness import Hall
+from tools.policies import policies_from_dicts
+from twin.faults import Fault
+
+
+def cdu_policy(delta: float = -2.0, expect: str = "decrease", ceiling: int = 3) -> list[Any]:
+    return policies_from_dicts(
+        [
+            {
+                "id": "gpu_hot",
+                "description": "Hottest GPU above 80 °C",
+                "severity": "high",
+                "when": {
+                    "all": [
+                        {"point": "gpu.gpu_temp_max", "op": ">", "value": 80.0, "hysteresis": 1.0}
+                    ]
+                },
+                "for": "30s",
+                "cooldown": "30m",
+                "then": {
+                    "action": "write_setpoint",
+                    "target": "cdu_1.coolant_supply_setpoint",
+                    "delta": delta,
+                    "min": 20.0,
+                    "max": 40.0,
+                },
+                "ceiling": ceiling,
+                "min_quality": 0.5,
+                "whatif": "required",
+                "verify": {
+                    "point": "cdu_1.coolant_supply_temp",
+                    "expect": expect,
+                    "window": "3m",
+                    "tolerance": 0.1,
+                },
+            }
+        ],
+        "test",
+    )
+
+
+async def until_decision(hall: Hall, ctx: AgentContext, max_cycles: int = 40) -> Any:
+    for _ in range(max_cycles):
+        hall.run(20)
+        res = await decide_once(ctx, "cli")
+        if res.decisions:
+            return res
+    raise AssertionError("no decision within the cycles")
+
+
+def on_hall(tmp_path: Path, port: int, body: Callable[[Hall], Awaitable[None]]) -> None:
+    async def main() -> None:
+        h = Hall(tmp_path / "site.duckdb")
+        await h.start(port)
+        try:
+            await body(h)
+        finally:
+            await h.stop()
+
+    asyncio.run(main())
+
+
+def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(),
+            checkpoint_path=tmp_path / "ckpt.sqlite",
+        )
+        try:
+            hall.run(60)
+            assert (await decide_once(ctx)).decisions == []  # healthy plant: nothing to do
+            hall.twin.inject(
+                Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+            )
+            res = await until_decision(hall, ctx)
+            d = res.decisions[0]
+            assert d["policy_id"] == "gpu_hot"
+            assert d["prediction"] is not None and d["whatif_level"] >= 2  # the what-if ran
+            assert d["outcome"] == "approval_requested" and d["verdict"]["level"] == 2
+            assert "site" in d["verdict"]["set_by"]  # the site ceiling (2) set it
+            assert res.interrupted and res.pending_approvals[0]["approval_id"] == d["approval_id"]
+            assert (
+                hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+            )  # nothing written yet
+
+            out = await answer_approval(ctx, d["approval_id"], "approved", "ana", "go")
+            assert out is not None and not out.interrupted
+            act = [a for a in out.actions if a.get("tag") == "cdu_1.coolant_supply_setpoint"][0]
+            assert act["state"] == "done" and act["written"] == 25.0 and act["read_back"] == 25.0
+            assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 25.0
+            states = [r.state for r in ctx.audit.journal.history(act["action_id"])]
+            assert states == ["proposed", "approved", "executing", "done"]
+            assert ctx.audit.approval(d["approval_id"]).state == "approved"  # type: ignore[union-attr]
+
+            hall.run(200)
+            await decide_once(ctx)
+            final = ctx.audit.journal.latest(act["action_id"])[0]
+            assert final.state == "done" and final.detail["verify"]["status"] == "ok"
+            latest = ctx.audit.decision(d["decision_id"])
+            assert latest is not None and latest["outcome"] == "executed"
+        finally:
+            await close(ctx)
+
+
+def test_wrong_way_outcome_is_rolled_back(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        # a (deliberately wrong) policy raises the CDU set point while expecting the supply to fall
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(delta=+4.0, expect="decrease"),
+        )
+        set_autonomy(ctx, 3, "admin")
+        hall.twin.inject(
+            Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        )
+        res = await until_decision(hall, ctx)
+        d = res.decisions[0]
+        assert d["outcome"] == "executed" and d["verdict"]["level"] == 3
+        assert (
+            hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 29.0
+        )  # +4 requested, max_step 2
+        hall.run(200)
+        await decide_once(ctx)
+        rows = [r for r in ctx.audit.journal.latest() if r.decision_id == d["decision_id"]]
+        assert [r.state for r in rows if r.detail.get("verify")] == ["rolled_back"]
+        assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+
+
+def test_operator_override_is_respected_and_logged(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
+        )
+        set_autonomy(ctx, 3, "admin")
+        hall.twin.operator_override("cdu_1.coolant_supply_setpoint", 27.0)
+        hall.twin.inject(
+            Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        )
+        res = await until_decision(hall, ctx)
+        d = res.decisions[0]
+        assert d["outcome"] == "recommended" and "override" in d["verdict"]["set_by"]
+        assert "operator override" in d["explanation"]
+        assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+        assert ctx.audit.journal.latest() == []
+        logged = ctx.audit.decision(d["decision_id"])
+        assert logged is not None and "override" in logged["level_set_by"]
+
+
+def test_emergency_stop_cancels_pending(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
+        )
+        try:
+            hall.twin.inject(
+                Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+            )
+            res = await until_decision(hall, ctx)
+            apr = res.decisions[0]["approval_id"]
+            assert await emergency_stop(ctx, "shift lead") == [apr]
+            assert ctx.audit.approval(apr).state == "cancelled"  # type: ignore[union-attr]
+            assert ctx.audit.pending_approvals() == []
+            assert ctx.control().estop
+            with pytest.raises(ValueError, match="already cancelled"):
+                await answer_approval(ctx, apr, "approved", "ana")
+            assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+            set_autonomy(ctx, 2, "admin")  # re-enable
+            assert not ctx.control().estop
+        finally:
+            await close(ctx)
+
+
+def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        from tools.gate import AutoLock
+
+        pol = policies_from_dicts(
+            [
+                {
+                    "id": "cap",
+                    "description": "UPS on battery",
+                    "when": {"all": [{"point": "ups_1.on_battery", "op": "==", "value": 1}]},
+                    "cooldown": "1m",
+                    "then": {
+                        "action": "cap_gpu_power",
+                        "target": "gpu.power_cap",
+                        "fraction": 0.9,
+                        "min": 50,
+                        "max": 100,
+                    },
+                    "ceiling": 3,
+                    "whatif": "none",
+                }
+            ],
+            "t",
+        )
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=pol,
+            autolock=AutoLock(max_actions=1),
+        )
+        set_autonomy(ctx, 3, "admin")
+        hall.twin.inject(Fault(kind="utility_loss", target="ups_1", start_s=0))
+        outcomes = []
+        for _ in range(8):
+            hall.run(70)
+            outcomes += [d["outcome"] for d in (await decide_once(ctx)).decisions]
+        assert outcomes[:2] == ["executed", "executed"]
+        assert ctx.control().locked
+        assert set(outcomes[2:]) == {"recommended"}  # decision support until an admin re-enables
+
+    on_hall(tmp_path, port, body)

@@ -1,0 +1,139 @@
+"""Chiller FDD: the seven RP-1043 faults from physics residuals.
+
+Real data (skipped when ../shared/datasets is absent): every RP-1043 fault file is
+diagnosed with its own class and normal.xls raises nothing over its 14 hours.
+Synthetic physics (always): each fault imposed on fault-free data is named alone.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors.errors import ConfigError
+from conftest import DATASETS
+from tools.fdd import chiller as C
+from tools.fdd import synthetic as S
+
+RP = DATASETS / "rp1043"
+EXPECTED = {
+    "cf12": "condenser_fouling",
+    "fwc10": "reduced_condenser_flow",
+    "rl10": "refrigerant_leak",
+    "ro10": "refrigerant_overcharge",
+}
+
+
+@pytest.fixture(scope="module")
+def rp() -> dict[str, pd.DataFrame]:
+    if not (RP / "normal.xls").is_file():
+        pytest.skip("../shared/datasets/rp1043 is absent")
+    from connectors.importers.rp1043 import read_rp1043
+
+    return {p.stem: read_rp1043(p) for p in sorted(RP.glob("*.xls"))}
+
+
+@pytest.fixture(scope="module")
+def rp_ref(rp: dict[str, pd.DataFrame]) -> C.ChillerReference:
+    return C.ChillerReference.fit(rp["normal"], source="normal.xls")
+
+
+def test_normal_xls_is_silent_for_14_hours(rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference) -> None:
+    df = rp["normal"]
+    assert (df.index[-1] - df.index[0]).total_seconds() > 14 * 3600
+    assert C.detect(df, rp_ref) == []
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_rp1043_fault_file_gets_its_class(
+    stem: str, rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
+) -> None:
+    df = rp[stem]
+    assert C.fault_class_for_label(df.attrs["label"]) == EXPECTED[stem]
+    dets = C.detect(df, rp_ref)
+    assert C.dominant(dets) == EXPECTED[stem], [(d.fault_class, d.alarm_windows) for d in dets]
+
+
+@pytest.mark.parametrize("fault", ["excess_oil", "reduced_evaporator_flow", "non_condensables"])
+def test_faults_without_data_are_recognised_on_real_normal_data(
+    fault: str, rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
+) -> None:
+    df = S.impose(rp["normal"], fault, start_s=4 * 3600)
+    dets = C.detect(df, rp_ref)
+    assert [d.fault_class for d in dets] == [fault]
+    assert dets[0].first_detected_s >= 4 * 3600  # nothing before the fault starts
+
+
+@pytest.fixture(scope="module")
+def syn_ref() -> C.ChillerReference:
+    return C.ChillerReference.fit(S.fault_free_chiller(14, seed=1))
+
+
+def test_synthetic_fault_free_day_is_silent(syn_ref: C.ChillerReference) -> None:
+    assert C.detect(S.fault_free_chiller(14, seed=7), syn_ref) == []
+
+
+@pytest.mark.parametrize("fault", C.FAULT_CLASSES)
+def test_each_fault_physics_is_named_alone(fault: str, syn_ref: C.ChillerReference) -> None:
+    normal = S.fault_free_chiller(8, seed=3)
+    dets = C.detect(S.impose(normal, fault, start_s=2 * 3600), syn_ref)
+    assert [d.fault_class for d in dets] == [fault]
+    assert 2 * 3600 <= dets[0].first_detected_s <= 3 * 3600
+
+
+def test_persistence_ignores_a_short_excursion(syn_ref: C.ChillerReference) -> None:
+    normal = S.fault_free_chiller(8, seed=4)
+    t = (normal.index - normal.index[0]).total_seconds()
+    blip = S.impose(normal, "non_condensables", severity=2.0)
+    short = normal.copy()
+    on = (t >= 3 * 3600) & (t < 3 * 3600 + 600)  # one 10-minute window
+    short.loc[on, :] = blip.loc[on, :]
+    assert C.detect(short, syn_ref) == []
+
+
+def test_signature_table_covers_every_class_with_a_primary() -> None:
+    assert set(C.SIGNATURES) == set(C.FAULT_CLASSES) == set(C.PRIMARY)
+    for fault, prim in C.PRIMARY.items():
+        assert all(C.SIGNATURES[fault][p] != 0 for p in prim)
+
+
+def test_reference_round_trips_through_json(tmp_path: Path, syn_ref: C.ChillerReference) -> None:
+    path = tmp_path / "reference.json"
+    syn_ref.save(path)
+    back = C.ChillerReference.load(path)
+    df = S.fault_free_chiller(1, seed=9)
+    pd.testing.assert_frame_equal(back.residuals(df), syn_ref.residuals(df))
+
+
+def test_bad_reference_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "ref.json"
+    path.write_text('{"coef": {}}')
+    with pytest.raises(ConfigError, match="ref.json"):
+        C.ChillerReference.load(path)
+
+
+def test_reference_needs_steady_running_data() -> None:
+    idle = S.fault_free_chiller(1, seed=2).assign(kW=0.0)
+    with pytest.raises(ConfigError, match="steady"):
+        C.ChillerReference.fit(idle, source="idle.xls")
+
+
+def test_labels_map_to_fault_classes() -> None:
+    assert C.fault_class_for_label("Normal") is None
+    assert C.fault_class_for_label("CF") == "condenser_fouling"
+    assert C.fault_class_for_label("nc3") == "non_condensables"
+    with pytest.raises(ConfigError, match="XYZ"):
+        C.fault_class_for_label("XYZ")
+
+
+def test_missing_refrigerant_side_points_do_not_crash(syn_ref: C.ChillerReference) -> None:
+    water_only = S.impose(S.fault_free_chiller(4, seed=5), "reduced_condenser_flow")
+    water_only = water_only[["TEI", "TEO", "TCI", "TCO", "kW", "FWC", "FWE"]]
+    diag = C.diagnose(water_only, syn_ref)
+    assert not diag.empty
+    assert "reduced_condenser_flow" in set(diag["alarm"].dropna())
+    scores = C.score_faults({"cond_dt": math.nan})
+    assert all(math.isnan(v) for v in scores.values())

@@ -1,0 +1,50 @@
+"""`facility-agent twin` and `facility-agent demo` start, serve, and stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from agent.cli import build_parser, main
+from agent.commands.demo import run_demo
+from connectors.store import Store
+
+
+def test_twin_command_serves_and_stops(port: int, capsys: object) -> None:
+    rc = main(["twin", "--port", str(port), "--duration", "0.5", "--speed", "10",
+               "--fault", "chiller_trip:chiller_1:0"])  # fmt: skip
+    assert rc == 0
+
+
+def test_twin_command_rejects_a_bad_fault() -> None:
+    assert main(["twin", "--fault", "chiller_trip:chiller_9"]) == 2
+
+
+def test_demo_polls_the_twin_into_duckdb_and_shows_it(port: int, tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    args = build_parser().parse_args(
+        [
+            "demo",
+            "--port",
+            str(port),
+            "--duration",
+            "3",
+            "--db",
+            str(db),
+            "--fault",
+            "comm_loss:ct_1:0",
+        ]
+    )
+    out = io.StringIO()
+    rc = asyncio.run(run_demo(args, Console(file=out, width=120, force_terminal=False)))
+    assert rc == 0
+    text = out.getvalue()
+    assert "IT power" in text and "PUE" in text and "comm_loss-1" in text
+    with Store(db, read_only=True) as store:
+        latest = store.latest(["plant.it_power", "ct_1.fan_speed"])
+    rows = {r.tag: r for r in latest.itertuples()}
+    assert 400.0 < rows["plant.it_power"].value < 1200.0 and rows["plant.it_power"].status == "ok"
+    assert rows["ct_1.fan_speed"].status != "ok"  # the silent device is a status, not a value

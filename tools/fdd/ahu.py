@@ -1,0 +1,262 @@
+"""Air-handler fault conditions in the style of ASHRAE Guideline 36 (2021), §5.16.14.
+
+G36 evaluates fault conditions (FC) on 5-minute rolling averages of a few AHU
+points, only in the operating states (OS) where each makes sense, and raises a
+fault only when the condition persists (alarm delay). Operating states:
+
+* OS1 heating (heating valve open, cooling closed, outdoor-air damper at minimum);
+* OS2 free cooling (economizer, both valves closed, damper above minimum);
+* OS3 economizer + mechanical cooling (cooling open, damper ~100 %);
+* OS4 mechanical cooling at minimum outdoor air;
+* OS0 (here) fan off / unknown — no evaluation.
+
+Implemented (names and formulas after G36; ε are the sensor tolerances, ΔT_SF the
+supply-fan heat):
+
+======  ==============================================================================
+FC1     duct static below setpoint with the fan at full speed: DSP < DSPSP − ε_DSP and fan ≥ 99 % − ε_VFD
+FC2     mixed air colder than both return and outdoor air: MAT + ε_MAT < min(RAT − ε_RAT, OAT − ε_OAT)
+FC3     mixed air warmer than both: MAT − ε_MAT > max(RAT + ε_RAT, OAT + ε_OAT)
+FC5     (OS1) supply air not warmer than mixed air while heating: SAT + ε_SAT ≤ MAT − ε_MAT + ΔT_SF
+FC6     (OS1, OS4, and closed damper) outdoor-air fraction (MAT − RAT)/(OAT − RAT) off the
+        damper command by more than ε_OA, when |RAT − OAT| ≥ ΔT_min
+FC7     (OS1) supply air below setpoint with the heating valve full open: SAT < SATSP − ε_SAT, HC ≥ 99 %
+FC8     (OS2) SAT ≠ MAT + ΔT_SF in free cooling: |SAT − ΔT_SF − MAT| > √(ε_SAT² + ε_MAT²)
+FC10    (OS3) MAT ≠ OAT at 100 % outdoor air: |MAT − OAT| > √(ε_MAT² + ε_OAT²)
+FC12    (OS3, OS4) supply air not colder than mixed air while cooling: SAT − ε_SAT − ΔT_SF ≥ MAT + ε_MAT
+FC13    (OS3, OS4) supply air above setpoint with the cooling valve full open: SAT > SATSP + ε_SAT, CC ≥ 99 %
+FC14    (OS1, OS2) temperature drop across the inactive cooling coil: MAT + ΔT_SF − SAT ≥ √(ε_SAT² + ε_MAT²)
+FC15    (OS2–OS4) temperature rise across the inactive heating coil: SAT − ΔT_SF − MAT ≥ √(ε_SAT² + ε_MAT²)
+======  ==============================================================================
+
+FC4 (hunting) and FC9/FC11 (outdoor temperature vs economizer state) are about
+control sequences, not equipment faults, and are left out; FC14/FC15 use MAT as the
+coil entering and SAT as the leaving temperature (the LBNL units have no coil
+air-temperature sensors between coils).
+
+Two tolerance sets: :data:`G36_DEFAULTS` (the guideline's defaults for
+field-grade sensors: ε_SAT = ε_RAT = ε_OAT = 2 °F, ε_MAT = 5 °F) and
+:data:`LAB_GRADE` for calibrated sensors (±0.3 K, as in LBNL's FLEXLAB), where
+much weaker faults are visible. The LBNL evaluation reports both.
+
+Input: a wide frame with a DatetimeIndex and the names of
+:mod:`connectors.importers.lbnl` (``supply_air_temp``, ``mixed_air_temp``,
+``outdoor_air_temp``, ``return_air_temp``, ``oa_damper`` %, ``cooling_valve`` %,
+``heating_valve`` %, ``supply_fan_speed`` %, optional ``supply_fan_status``,
+``supply_air_temp_setpoint`` or the heating/cooling setpoints, ``duct_static_pressure``
+and its setpoint in Pa).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+FC_NAMES: tuple[str, ...] = (
+    "fc1", "fc2", "fc3", "fc5", "fc6", "fc7", "fc8", "fc10", "fc12", "fc13", "fc14", "fc15",
+)  # fmt: skip
+
+FC_DESCRIPTIONS: dict[str, str] = {
+    "fc1": "duct static pressure too low with the supply fan at full speed",
+    "fc2": "mixed air temperature too low: should be between outdoor and return air",
+    "fc3": "mixed air temperature too high: should be between outdoor and return air",
+    "fc5": "supply air temperature too low: should be above mixed air while heating",
+    "fc6": "outdoor-air fraction does not match the damper command",
+    "fc7": "supply air temperature too low with the heating valve full open",
+    "fc8": "supply and mixed air should be about equal in free cooling",
+    "fc10": "mixed and outdoor air should be about equal at 100 % outdoor air",
+    "fc12": "supply air temperature too high: should be below mixed air while cooling",
+    "fc13": "supply air temperature too high with the cooling valve full open",
+    "fc14": "temperature drop across the inactive cooling coil (valve leaking or stuck)",
+    "fc15": "temperature rise across the inactive heating coil (valve leaking or stuck)",
+}
+
+
+@dataclass(frozen=True)
+class AhuFddConfig:
+    """Tolerances (K, Pa, %) and timing. Defaults are G36's (§5.16.14, Table 5.16.14.x)."""
+
+    eps_sat: float = 2 * 5 / 9  # 2 °F
+    eps_rat: float = 2 * 5 / 9
+    eps_oat: float = 2 * 5 / 9
+    eps_mat: float = 5 * 5 / 9  # 5 °F
+    eps_mat_mixing: float = (
+        5 * 5 / 9
+    )  # MAT tolerance where outdoor and return air mix (stratification)
+    fan_heat: float = 1 * 5 / 9  # ΔT_SF, supply-fan temperature rise
+    eps_dsp: float = 0.1 * 249.089  # 0.1 inH2O in Pa
+    eps_vfd: float = 5.0  # % speed
+    eps_oa: float = 0.05  # outdoor-air fraction, damper commanded closed
+    eps_oa_min: float = 0.3  # … at the minimum position (command ≠ airflow fraction: damper curve)
+    dt_min: float = 10 * 5 / 9  # |RAT − OAT| needed to compute the OA fraction
+    valve_closed: float = 1.0  # % command counted as closed
+    valve_full: float = 99.0  # % command counted as full open
+    damper_min: float = 15.0  # % minimum outdoor-air damper position (site sequence)
+    average_min: int = 5  # rolling average, samples (1-min data → 5 min)
+    persistence_min: int = 30  # a condition must hold this many samples to flag
+    mode_delay_min: int = 0  # samples after an operating-state change with no evaluation
+
+
+G36_DEFAULTS = AhuFddConfig()
+LAB_GRADE = replace(
+    AhuFddConfig(),
+    eps_sat=0.3,
+    eps_rat=0.3,
+    eps_oat=0.3,
+    eps_mat=0.3,
+    eps_mat_mixing=2 * 5 / 9,
+    fan_heat=0.35,
+    eps_oa=0.04,
+    dt_min=4.0,
+    persistence_min=15,
+)
+
+
+def _get(df: pd.DataFrame, *names: str) -> pd.Series | None:
+    for n in names:
+        if n in df.columns:
+            return pd.to_numeric(df[n], errors="coerce").astype(float)
+    return None
+
+
+def operating_state(avg: pd.DataFrame, cfg: AhuFddConfig) -> pd.Series:
+    """G36 operating state per row (0 = off/unknown, 1–4 as in the module docstring)."""
+    cc = avg["cooling_valve"]
+    hc = avg["heating_valve"]
+    oa = avg["oa_damper"]
+    fan_on = avg["_fan_on"] > 0.5
+    closed_cc = cc <= cfg.valve_closed
+    closed_hc = hc <= cfg.valve_closed
+    at_min = oa <= cfg.damper_min + 1.0
+    os_ = pd.Series(0, index=avg.index, dtype=int)
+    os_[fan_on & ~closed_hc & closed_cc] = 1
+    os_[fan_on & closed_hc & closed_cc & ~at_min] = 2
+    os_[fan_on & closed_hc & closed_cc & at_min] = 1  # ventilation at minimum OA, no coil: like OS1
+    os_[fan_on & ~closed_cc & closed_hc & (oa >= 90.0)] = 3
+    os_[fan_on & ~closed_cc & closed_hc & at_min] = 4
+    return os_
+
+
+def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
+    """Per-row boolean flag per fault condition (columns :data:`FC_NAMES`) plus ``os`` and ``any``.
+
+    A flag is set on a row when the condition held on the rolling averages for
+    ``persistence_min`` samples up to that row. Missing points make the FCs that
+    need them all-False (not evaluated), never an error.
+    """
+    n = len(df)
+    idx = df.index
+    sat = _get(df, "supply_air_temp")
+    mat = _get(df, "mixed_air_temp")
+    oat = _get(df, "outdoor_air_temp")
+    rat = _get(df, "return_air_temp")
+    cc = _get(df, "cooling_valve")
+    hc = _get(df, "heating_valve")
+    oa = _get(df, "oa_damper")
+    fan_speed = _get(df, "supply_fan_speed")
+    fan_status = _get(df, "supply_fan_status")
+    sp = _get(df, "supply_air_temp_setpoint")
+    sp_h = _get(df, "supply_air_temp_heating_setpoint")
+    sp_c = _get(df, "supply_air_temp_cooling_setpoint")
+    dsp = _get(df, "duct_static_pressure")
+    dsp_sp = _get(df, "duct_static_pressure_setpoint")
+    nan = pd.Series(np.nan, index=idx)
+    zero = pd.Series(0.0, index=idx)
+    if fan_status is not None:
+        fan_on = fan_status
+    elif fan_speed is not None:
+        fan_on = (fan_speed > 1.0).astype(float)
+    else:
+        fan_on = pd.Series(1.0, index=idx)
+    raw = pd.DataFrame(
+        {
+            "sat": sat if sat is not None else nan,
+            "mat": mat if mat is not None else nan,
+            "oat": oat if oat is not None else nan,
+            "rat": rat if rat is not None else nan,
+            "cooling_valve": cc if cc is not None else zero,
+            "heating_valve": hc if hc is not None else zero,
+            "oa_damper": oa if oa is not None else nan,
+            "fan_speed": fan_speed if fan_speed is not None else nan,
+            "sp_h": sp_h if sp_h is not None else (sp if sp is not None else nan),
+            "sp_c": sp_c if sp_c is not None else (sp if sp is not None else nan),
+            "dsp": dsp if dsp is not None else nan,
+            "dsp_sp": dsp_sp if dsp_sp is not None else nan,
+            "_fan_on": fan_on,
+        },
+        index=idx,
+    )
+    avg = raw.rolling(cfg.average_min, min_periods=1).mean()
+    os_ = operating_state(avg, cfg)
+    on = os_ > 0
+    eps_sm = float(np.hypot(cfg.eps_sat, cfg.eps_mat))
+    closed_cc = avg["cooling_valve"] <= cfg.valve_closed
+    closed_hc = avg["heating_valve"] <= cfg.valve_closed
+    a = avg
+    cond: dict[str, pd.Series] = {}
+    cond["fc1"] = on & (a.dsp < a.dsp_sp - cfg.eps_dsp) & (a.fan_speed >= 99.0 - cfg.eps_vfd)
+    em = cfg.eps_mat_mixing
+    cond["fc2"] = on & (a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat))
+    cond["fc3"] = on & (a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat))
+    cond["fc5"] = (
+        (os_ == 1) & ~closed_hc & (a.sat + cfg.eps_sat <= a.mat - cfg.eps_mat + cfg.fan_heat)
+    )
+    span = a.oat - a.rat
+    frac = (a.mat - a.rat) / span.where(span.abs() >= cfg.dt_min)
+    cmd = a.oa_damper / 100.0
+    damper_closed = a.oa_damper <= cfg.valve_closed
+    # With the damper commanded closed the fraction must be ~0; at minimum, ~the minimum.
+    off_by = (frac - cmd).abs()
+    cond["fc6"] = on & (
+        (damper_closed & (off_by > cfg.eps_oa))
+        | (~damper_closed & os_.isin([1, 4]) & (off_by > cfg.eps_oa_min))
+    )
+    cond["fc7"] = (os_ == 1) & (a.heating_valve >= cfg.valve_full) & (a.sat < a.sp_h - cfg.eps_sat)
+    cond["fc8"] = (os_ == 2) & (
+        (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(cfg.eps_sat, em))
+    )
+    cond["fc10"] = (os_ == 3) & ((a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)))
+    cond["fc12"] = os_.isin([3, 4]) & (a.sat - cfg.eps_sat - cfg.fan_heat >= a.mat + cfg.eps_mat)
+    cond["fc13"] = (
+        os_.isin([3, 4]) & (a.cooling_valve >= cfg.valve_full) & (a.sat > a.sp_c + cfg.eps_sat)
+    )
+    cond["fc14"] = on & closed_cc & (a.mat + cfg.fan_heat - a.sat >= eps_sm)
+    cond["fc15"] = on & closed_hc & (a.sat - cfg.fan_heat - a.mat >= eps_sm)
+    out = pd.DataFrame(index=idx)
+    for name in FC_NAMES:
+        c = cond[name].fillna(False).astype(bool)
+        held = c.astype(np.int8).rolling(cfg.persistence_min, min_periods=cfg.persistence_min).min()
+        out[name] = held.fillna(0).astype(bool).to_numpy() if n else c
+    out["os"] = os_
+    out["any"] = out[list(FC_NAMES)].any(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class RowScores:
+    rows: int
+    faulted_rows: int
+    flagged_rows: int
+    precision: float | None
+    recall: float | None
+    specificity: float | None
+
+
+def row_scores(predicted: pd.Series | np.ndarray, truth: pd.Series | np.ndarray) -> RowScores:
+    """Row precision, recall and specificity (share of fault-free rows left unflagged)."""
+    p = np.asarray(predicted, dtype=bool)
+    t = np.asarray(truth, dtype=bool)
+    tp = int((p & t).sum())
+    fp = int((p & ~t).sum())
+    tn = int((~p & ~t).sum())
+    fn = int((~p & t).sum())
+    return RowScores(
+        rows=len(p),
+        faulted_rows=int(t.sum()),
+        flagged_rows=int(p.sum()),
+        precision=tp / (tp + fp) if tp + fp else None,
+        recall=tp / (tp + fn) if tp + fn else None,
+        specificity=tn / (tn + fp) if tn + fp else None,
+    )

@@ -1,0 +1,357 @@
+"""The autonomy gate: how far a decision may be carried out, and the only minter of write permits.
+
+    effective level = min(site ceiling, policy ceiling, data-quality level, what-if level)
+
+(DESIGN.md "Autonomy levels and the gate"). An operator override on the target
+point caps the level at 1 (the person is in control of that point). An auto-lock
+or an emergency stop lowers the *site* ceiling to 1 (decision support) until an
+admin re-enables it. The :class:`GateVerdict` records every cap and which factor
+set the level.
+
+Levels: 0 observe only, 1 decision support (recommend), 2 human validation
+(act after approval), 3 full autonomy (act, then tell).
+
+Structural guarantee: :mod:`tools.actuation` writes only with an
+:class:`Authorization`, and only :func:`authorize` (or :func:`authorize_rollback`)
+here can construct one — the constructor demands a private token. A level-2
+verdict needs a matching approved :class:`Approval`; an emergency stop or an
+auto-lock refuses everything.
+
+Everything here is pure: state (the control settings, the auto-lock window)
+is passed in and returned, never read from globals or the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from connectors.errors import WriteRejected
+from connectors.site import QualityThresholds
+
+LEVEL_NAMES = {0: "observe only", 1: "decision support", 2: "human validation", 3: "full autonomy"}
+Factor = Literal["site", "policy", "quality", "whatif", "override"]
+FACTORS: tuple[Factor, ...] = ("site", "policy", "quality", "whatif", "override")
+Outcome = Literal[
+    "recommended", "approval_requested", "executed", "blocked", "alarm", "rejected_by_gate"
+]
+
+
+# ---- the four caps ----------------------------------------------------------------------------
+def quality_level(score: float, thresholds: QualityThresholds, min_quality: float = 0.0) -> int:
+    """Level the data quality allows: by thresholds; below the policy's minimum, at most 1."""
+    if math.isnan(score):  # nan: nothing known about the data
+        return 0
+    lvl = thresholds.level(score)
+    return min(lvl, 1) if score < min_quality else lvl
+
+
+class ConstraintLike(Protocol):
+    """(name, value, limit, margin, ok) — perfmodel's constraint rows, tuple or object."""
+
+
+class PredictionLike(Protocol):
+    valid: bool
+
+
+def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool]]:
+    out = []
+    for c in getattr(pred, "constraints", None) or []:
+        if isinstance(c, tuple | list):
+            name, value, limit, margin, ok = c[:5]
+        else:
+            name, value, limit, margin, ok = (
+                getattr(c, "name", "?"),
+                getattr(c, "value", float("nan")),
+                getattr(c, "limit", float("nan")),
+                getattr(c, "margin", float("nan")),
+                getattr(c, "ok", True),
+            )
+        out.append((str(name), float(value), float(limit), float(margin), bool(ok)))
+    return out
+
+
+def whatif_level(
+    prediction: Any | None, requirement: str, error: str | None = None
+) -> tuple[int, str]:
+    """Level the what-if check allows, and why.
+
+    * ``requirement == "none"`` → 3 (the policy does not ask for one);
+    * no prediction: 1 when required ("cannot check: recommend only"), 3 when optional;
+    * a broken constraint → 0 (the action is rejected);
+    * outside the model's validity range → 2 (a person must look).
+    """
+    if requirement == "none":
+        return 3, "no what-if needed"
+    if prediction is None:
+        if requirement == "required":
+            return 1, f"what-if unavailable ({error or 'no model'}): recommend only"
+        return 3, "what-if optional and unavailable"
+    broken = [c for c in _constraints(prediction) if not c[4]]
+    if broken:
+        desc = ", ".join(f"{n} {v:.3g} vs limit {lim:.3g}" for n, v, lim, _, _ in broken)
+        return 0, f"predicted state breaks constraints: {desc}"
+    if not bool(getattr(prediction, "valid", True)):
+        why = (
+            "; ".join(getattr(prediction, "invalid_reasons", None) or [])
+            or "outside validity range"
+        )
+        return 2, f"model outside its validity range: {why}"
+    return 3, "what-if: all constraints hold"
+
+
+# ---- control state ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateControl:
+    """Site-wide switches set by people: ceiling, auto-lock, emergency stop."""
+
+    site_ceiling: int = 2
+    locked: bool = False
+    lock_reason: str = ""
+    estop: bool = False
+
+    def effective_site_ceiling(self) -> tuple[int, str]:
+        if self.estop:
+            return min(self.site_ceiling, 1), "emergency stop engaged"
+        if self.locked:
+            return min(self.site_ceiling, 1), f"auto-locked: {self.lock_reason}"
+        return (
+            self.site_ceiling,
+            f"site ceiling {self.site_ceiling} ({LEVEL_NAMES[self.site_ceiling]})",
+        )
+
+
+@dataclass
+class AutoLock:
+    """More than ``max_actions`` autonomous actions within ``window`` locks the site."""
+
+    max_actions: int = 5
+    window: timedelta = timedelta(minutes=10)
+    times: deque[datetime] = field(default_factory=deque)
+
+    def record(self, t: datetime) -> bool:
+        """Count one autonomous action at ``t``; True when this one crosses the limit."""
+        self.times.append(t)
+        while self.times and t - self.times[0] > self.window:
+            self.times.popleft()
+        return len(self.times) > self.max_actions
+
+    def seed(self, times: Iterable[datetime]) -> None:
+        self.times = deque(sorted(times))
+
+
+# ---- verdict ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateVerdict:
+    decision_id: str
+    level: int
+    set_by: tuple[str, ...]
+    caps: dict[str, int]
+    reasons: dict[str, str]
+    writes: bool
+    outcome: Outcome
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES[self.level]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "level": self.level,
+            "level_name": self.level_name,
+            "set_by": list(self.set_by),
+            "caps": dict(self.caps),
+            "reasons": dict(self.reasons),
+            "writes": self.writes,
+            "outcome": self.outcome,
+        }
+
+
+def evaluate(
+    decision_id: str,
+    *,
+    control: GateControl,
+    policy_ceiling: int,
+    quality: int,
+    whatif: int,
+    writes: bool,
+    notify_only: bool = False,
+    override: bool = False,
+    reasons: dict[str, str] | None = None,
+) -> GateVerdict:
+    """The verdict for one decision. ``writes``: the action changes equipment."""
+    site_cap, site_why = control.effective_site_ceiling()
+    caps: dict[str, int] = {
+        "site": site_cap,
+        "policy": policy_ceiling,
+        "quality": quality,
+        "whatif": whatif,
+        "override": 1 if override else 3,
+    }
+    level = min(caps.values())
+    set_by = tuple(f for f in FACTORS if caps[f] == level)
+    why = {"site": site_why, "policy": f"policy ceiling {policy_ceiling}"}
+    if override:
+        why["override"] = "an operator override holds the target point"
+    why.update(reasons or {})
+    return GateVerdict(
+        decision_id, level, set_by, caps, why, writes, route(level, writes, notify_only, set_by)
+    )
+
+
+def route(level: int, writes: bool, notify_only: bool, set_by: Sequence[str] = ()) -> Outcome:
+    """Where a decision goes: act, ask, recommend — or alarm when it writes nothing."""
+    if notify_only:
+        return "alarm"
+    if not writes:
+        return "recommended"
+    if level >= 3:
+        return "executed"
+    if level == 2:
+        return "approval_requested"
+    if level == 1:
+        return "recommended"
+    return "rejected_by_gate" if "whatif" in set_by else "blocked"
+
+
+def downgrade(verdict: GateVerdict, factor: str, level: int, why: str) -> GateVerdict:
+    """A later cap (e.g. found at act time): never raises the level."""
+    caps = dict(verdict.caps)
+    caps[factor] = min(caps.get(factor, 3), level)
+    new = min(verdict.level, level)
+    set_by = tuple(f for f in caps if caps[f] == new)
+    reasons = {**verdict.reasons, factor: why}
+    return replace(
+        verdict,
+        level=new,
+        set_by=set_by,
+        caps=caps,
+        reasons=reasons,
+        outcome=route(new, verdict.writes, False, set_by),
+    )
+
+
+# ---- authorizations --------------------------------------------------------------------------
+_MINT = object()
+
+
+@dataclass(frozen=True)
+class Approval:
+    approval_id: str
+    decision_id: str
+    state: str
+    by_whom: str = ""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizedChange:
+    tag: str
+    value: float
+    previous: float | None = None
+
+
+class Authorization:
+    """Permission for one decision's writes. Only this module can construct one."""
+
+    __slots__ = (
+        "_frozen",
+        "approval_id",
+        "by_whom",
+        "changes",
+        "decision_id",
+        "issued",
+        "level",
+        "rollback_of",
+    )
+
+    def __init__(
+        self,
+        token: object,
+        *,
+        decision_id: str,
+        changes: Sequence[AuthorizedChange],
+        level: int,
+        issued: datetime,
+        approval_id: str | None = None,
+        by_whom: str = "agent",
+        rollback_of: str | None = None,
+    ) -> None:
+        if token is not _MINT:
+            raise WriteRejected("an Authorization is issued by the autonomy gate only")
+        self.decision_id = decision_id
+        self.changes = tuple(changes)
+        self.level = level
+        self.issued = issued
+        self.approval_id = approval_id
+        self.by_whom = by_whom
+        self.rollback_of = rollback_of
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError("an Authorization cannot be altered")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"Authorization({self.decision_id}, level={self.level}, changes={len(self.changes)})"
+
+
+def authorize(
+    verdict: GateVerdict,
+    changes: Sequence[AuthorizedChange],
+    *,
+    control: GateControl,
+    now: datetime,
+    approval: Approval | None = None,
+) -> Authorization:
+    """Mint the permit for a verdict's writes, or raise :class:`WriteRejected` saying why."""
+    if control.estop:
+        raise WriteRejected(f"{verdict.decision_id}: emergency stop engaged")
+    if control.locked:
+        raise WriteRejected(f"{verdict.decision_id}: site auto-locked ({control.lock_reason})")
+    if not changes:
+        raise WriteRejected(f"{verdict.decision_id}: nothing to write")
+    if verdict.level >= 3:
+        return Authorization(
+            _MINT, decision_id=verdict.decision_id, changes=changes, level=3, issued=now
+        )
+    if verdict.level == 2:
+        if approval is None or approval.state != "approved":
+            raise WriteRejected(f"{verdict.decision_id}: level 2 needs an operator's approval")
+        if approval.decision_id != verdict.decision_id:
+            raise WriteRejected(
+                f"{verdict.decision_id}: approval {approval.approval_id} is for {approval.decision_id}"
+            )
+        return Authorization(
+            _MINT,
+            decision_id=verdict.decision_id,
+            changes=changes,
+            level=2,
+            issued=now,
+            approval_id=approval.approval_id,
+            by_whom=approval.by_whom or "operator",
+        )
+    raise WriteRejected(
+        f"{verdict.decision_id}: level {verdict.level} ({LEVEL_NAMES[verdict.level]}) does not write"
+    )
+
+
+def authorize_rollback(
+    action_id: str, decision_id: str, change: AuthorizedChange, now: datetime
+) -> Authorization:
+    """Restoring the value a point had before our own write is always permitted."""
+    return Authorization(
+        _MINT,
+        decision_id=decision_id,
+        changes=[change],
+        level=3,
+        issued=now,
+        by_whom="rollback",
+        rollback_of=action_id,
+    )

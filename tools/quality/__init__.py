@@ -1,0 +1,35 @@
+"""Data-quality scores: how far each reading can be trusted, and why.
+
+Public API::
+
+    report = score(store, site, now, window=timedelta(minutes=15), tags=None)
+    report.points                 # DataFrame: tag, equipment, score, freshness, completeness,
+                                  #   range, flatline, noise, spike, rate, physics, reasons, worst_reason
+    report.point_score(tag) ; report.reasons(tag) ; report.equipment_score(eq_id)
+    report.decision_score(tags)   # (weakest-link score, ["tag: reason", …])
+    report.level(tags, site.quality)
+    save(store, report)           # append to the DuckDB table `quality`
+
+Modules: :mod:`.config` (thresholds, which checks apply), :mod:`.checks` (SQL
+statistics), :mod:`.subscores` (statistics → sub-scores and reasons),
+:mod:`.physics` (cross-sensor rules per equipment kind), :mod:`.report`
+(roll-ups), :mod:`.storage` (the ``quality`` table), :mod:`.scorer` (``score``).
+"""
+
+from tools.quality.config import DEFAULT_CONFIG, QualityConfig
+from tools.quality.physics import DEFAULT_RULES, PhysicsRule, Role
+from tools.quality.report import QualityReport
+from tools.quality.scorer import score
+from tools.quality.storage import QUALITY_DDL, save
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_RULES",
+    "QUALITY_DDL",
+    "PhysicsRule",
+    "QualityConfig",
+    "QualityReport",
+    "Role",
+    "save",
+    "score",
+]

@@ -1,0 +1,139 @@
+"""Tunable constants of the data-quality checks, and which checks apply to which point.
+
+Everything the checks compare against lives here, as data, so a site can tighten
+or relax them without touching the SQL. Units: samples are counted in the
+point's poll interval, fractions are of the point's physical span
+(``max - min`` from the site file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from connectors.site import Site
+
+# Values devices and gateways serve when they have no reading (raw register markers,
+# float32 max). A point whose declared physical range includes one keeps it as a value.
+SENTINELS: tuple[float, ...] = (65535.0, -32768.0, 32767.0, -2147483648.0, -9999.0)
+FLOAT32_MAX_ISH = 3.0e38  # |value| ≥ this is the float32 "no value" marker 3.4e38
+DENORMAL = 1e-30  # 0 < |value| < this: a denormal float (e.g. 1.68e-45 = one ulp of float32)
+
+# Units of discrete values: no flat-line/noise/spike statistics on them.
+DISCRETE_UNITS = frozenset({"bool", "code", "count", "zone", "level", "state", "enum"})
+# Brick classes of things that legitimately hold still (commands, setpoints, states).
+STILL_BRICK_WORDS = ("Setpoint", "Command", "Status", "Alarm", "Limit", "Mode", "Override")
+# On/off quantities: a jump to or from exactly 0 is a start/stop, not a rate violation.
+ONOFF_BRICK_WORDS = ("Power", "Flow", "Current", "Speed", "Load", "Energy")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the per-point checks (see :mod:`tools.quality.subscores` for the curves)."""
+
+    # freshness: newest good reading older than `fresh_polls` polls starts to cost,
+    # `stale_step` per extra poll (6 polls → below 0.8).
+    fresh_polls: float = 3.0
+    stale_step: float = 0.1
+    # completeness: over the window and over the last `recent_samples` polls
+    recent_samples: int = 60
+    completeness_slope: float = 2.0  # score = 1 - slope * missing share
+    # range: any bad value caps the score; the bad share drives it further down
+    range_cap: float = 0.9
+    range_slope_window: float = 2.0
+    range_slope_recent: float = 3.0
+    # flat-line: exactly unchanged for `flat_samples` polls after moving earlier in the
+    # window, while another point of the same equipment moved
+    flat_samples: int = 60
+    flat_min_changes: int = 30  # a live signal for at least this many samples first
+    flat_min_change_share: float = 0.5  # of samples before the freeze that changed value
+    flat_rel_tol: float = 1e-9
+    # spikes: an excursion that comes back, `spike_ratio_lo`..`hi` × the noise level
+    spike_ratio_lo: float = 10.0
+    spike_ratio_hi: float = 50.0
+    spike_floor_frac: float = 0.005  # noise level never below 0.5 % of span
+    # noise: recent robust noise vs earlier in the window (or the floor)
+    noise_ratio_lo: float = 3.0
+    noise_ratio_hi: float = 10.0
+    noise_floor_frac: float = 0.001
+    noise_abs_frac: float = 0.02  # noise σ above 2 % of span is too much whatever the past
+    # rate: observed |Δ|/Δt over max_rate
+    rate_ratio_hi: float = 5.0
+    # physics: share of checked time buckets violated, over the window and recently
+    physics_bucket_s: float = 10.0
+    physics_recent_buckets: int = 6
+    physics_window_share: float = 0.2
+    physics_recent_share: float = 0.5
+    # sub-score floor reached at the "hi" end of each curve
+    floor: float = 0.3
+
+
+DEFAULT_CONFIG = QualityConfig()
+
+
+def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = None) -> pd.DataFrame:
+    """One row per scored point: ids, limits and which statistical checks apply.
+
+    ``tag_ids`` is the store's catalogue; a site point missing from it gets
+    ``point_id`` −1 (it has no readings and will score 0 with "no readings").
+    """
+    rows = []
+    wanted = set(tags) if tags is not None else None
+    for eq, p in site.iter_points():
+        t = f"{eq.id}.{p.name}"
+        if wanted is not None and t not in wanted:
+            continue
+        brick = p.brick or ""
+        discrete = p.unit in DISCRETE_UNITS
+        still = p.writable or any(w in brick for w in STILL_BRICK_WORDS)
+        lo = -np.inf if p.min is None else float(p.min)
+        hi = np.inf if p.max is None else float(p.max)
+        span = hi - lo if np.isfinite(hi - lo) and hi > lo else np.nan
+        rows.append(
+            (
+                tag_ids.get(t, -1),
+                t,
+                eq.id,
+                eq.kind.value,
+                p.name,
+                p.unit,
+                brick,
+                lo,
+                hi,
+                span,
+                np.nan if p.max_rate is None else float(p.max_rate),
+                float(p.poll_interval_s),
+                not discrete,  # statistics (spike/noise) apply
+                not discrete and not still and (brick == "" or brick.endswith("Sensor")),
+                any(w in brick for w in ONOFF_BRICK_WORDS),
+                p.writable,
+            )
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "point_id",
+            "tag",
+            "equipment",
+            "kind",
+            "name",
+            "unit",
+            "brick",
+            "lo",
+            "hi",
+            "span",
+            "max_rate",
+            "poll_s",
+            "stats",
+            "flat_check",
+            "onoff",
+            "writable",
+        ],
+    )
+    if wanted is not None:
+        unknown = sorted(wanted - set(df["tag"]))
+        if unknown:
+            raise KeyError(f"unknown point(s) {unknown[:5]} in site {site.name}")
+    return df

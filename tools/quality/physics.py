@@ -1,0 +1,341 @@
+"""Cross-sensor physics consistency, configured per equipment kind, evaluated in DuckDB.
+
+A :class:`PhysicsRule` names the equipment kind it applies to, the *roles* it
+needs (points chosen by Brick class or point name — on the same equipment, or
+anywhere on the site for cross-equipment rules such as GPU vs CDU coolant), a
+SQL condition ``when`` it applies (e.g. the chiller is running) and a SQL
+condition ``violated``. Role names are the SQL column names.
+
+Readings are averaged per point into ``bucket_s`` buckets, pivoted to one row per
+(rule, equipment, bucket) and both conditions are evaluated for every bucket in
+one query. The share of checked buckets that violate the rule — over the window
+and over the last few buckets — lowers the score of every *involved* point, with
+a reason that quotes the numbers.
+
+Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 = kW):
+
+* chiller: leaving chilled water colder than entering while running;
+* chiller first law: Q_cond = Q_evap + P_compressor (ASHRAE Handbook —
+  Fundamentals, ch. 2; RP-1043 reports this "heat balance" within ±5–15 %);
+* pump / CDU: running at speed with no flow;
+* UPS: output power ≤ input power (efficiency ≤ 1) unless on battery;
+* GPU: die temperature above the coolant supplied to it (heat flows downhill).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from connectors.site import Site
+from connectors.store import Store
+from tools.quality.config import QualityConfig
+
+CP_WATER = 4.19  # kJ/(kg·K) × 1 kg/L → kW per (L/s · K)
+
+
+@dataclass(frozen=True)
+class Role:
+    """Points that play one part in a rule: matched by Brick class or point name."""
+
+    name: str
+    bricks: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    scope: Literal["equipment", "site"] = "equipment"
+    kinds: tuple[str, ...] = ()  # for scope "site": equipment kinds to look in
+    involved: bool = True  # a violation lowers this role's points
+    optional: bool = False
+    agg: Literal["avg", "min", "max"] = "avg"
+
+
+@dataclass(frozen=True)
+class PhysicsRule:
+    id: str
+    kind: str
+    roles: tuple[Role, ...]
+    when: str  # SQL over role columns; NULL counts as "does not apply"
+    violated: str  # SQL over role columns
+    message: str  # str.format over role values (and any `extra` columns)
+    extra: tuple[tuple[str, str], ...] = ()  # (column, SQL) computed per bucket for the message
+
+
+_SUP = Role(
+    "sup", ("Leaving_Chilled_Water_Temperature_Sensor", "Chilled_Water_Supply_Temperature_Sensor")
+)
+_RET = Role(
+    "ret", ("Entering_Chilled_Water_Temperature_Sensor", "Chilled_Water_Return_Temperature_Sensor")
+)
+_RUN = Role("run", ("Run_Status", "On_Status"), involved=False, optional=True)
+_PWR = Role("pwr", ("Electric_Power_Sensor",), involved=False, optional=True)
+_FLOW_BRICKS = (
+    "Chilled_Water_Flow_Sensor",
+    "Condenser_Water_Flow_Sensor",
+    "Water_Flow_Sensor",
+    "Coolant_Flow_Sensor",
+    "Flow_Sensor",
+)
+
+DEFAULT_RULES: tuple[PhysicsRule, ...] = (
+    PhysicsRule(
+        id="chiller_supply_below_return",
+        kind="chiller",
+        roles=(_SUP, _RET, _RUN, _PWR),
+        when="coalesce(run > 0.5, pwr > 5)",
+        violated="sup > ret + 0.3",
+        message="chilled-water supply {sup:.1f} °C is not colder than return {ret:.1f} °C "
+        "while running (sensor drift/bias, or a real fault)",
+    ),
+    PhysicsRule(
+        id="chiller_heat_balance",
+        kind="chiller",
+        roles=(
+            _SUP,
+            _RET,
+            Role("chw_flow", ("Chilled_Water_Flow_Sensor",)),
+            Role("cw_in", ("Entering_Condenser_Water_Temperature_Sensor",)),
+            Role("cw_out", ("Leaving_Condenser_Water_Temperature_Sensor",)),
+            Role("cw_flow", ("Condenser_Water_Flow_Sensor",)),
+            Role("pwr", ("Electric_Power_Sensor",)),
+            _RUN,
+        ),
+        when="coalesce(run > 0.5, TRUE) AND pwr > 5",
+        violated=f"abs(chw_flow * (ret - sup) * {CP_WATER} + pwr - cw_flow * (cw_out - cw_in) * {CP_WATER})"
+        f" > 0.2 * greatest(cw_flow * (cw_out - cw_in) * {CP_WATER}, chw_flow * (ret - sup) * {CP_WATER} + pwr, 1)",
+        message="heat balance off by {imbalance:.0%}: evaporator {qe:.0f} kW + compressor {pwr:.0f} kW "
+        "vs condenser {qc:.0f} kW (a flow or temperature reads wrong: drift/bias?)",
+        extra=(
+            ("qe", f"chw_flow * (ret - sup) * {CP_WATER}"),
+            ("qc", f"cw_flow * (cw_out - cw_in) * {CP_WATER}"),
+            (
+                "imbalance",
+                f"abs(chw_flow * (ret - sup) * {CP_WATER} + pwr - cw_flow * (cw_out - cw_in) * {CP_WATER})"
+                f" / greatest(cw_flow * (cw_out - cw_in) * {CP_WATER}, 1)",
+            ),
+        ),
+    ),
+    PhysicsRule(
+        id="pump_on_without_flow",
+        kind="pump",
+        roles=(
+            Role("run", ("Run_Status", "On_Status")),
+            Role("speed", ("Speed_Sensor",), involved=False, optional=True),
+            Role("flow", _FLOW_BRICKS),
+        ),
+        when="run > 0.5 AND coalesce(speed > 10, TRUE)",
+        violated="flow < 0.5",
+        message="pump reports running but flow is {flow:.2f} L/s",
+    ),
+    PhysicsRule(
+        id="cdu_pump_without_flow",
+        kind="cdu",
+        roles=(Role("speed", ("Speed_Sensor",)), Role("flow", ("Coolant_Flow_Sensor",))),
+        when="speed > 10",
+        violated="flow < 0.5",
+        message="CDU pump at {speed:.0f} % but coolant flow is {flow:.2f} L/s",
+    ),
+    PhysicsRule(
+        id="ups_output_not_above_input",
+        kind="ups",
+        roles=(
+            Role("pin", names=("input_power",)),
+            Role("pout", names=("output_power",)),
+            Role("batt", names=("on_battery",), involved=False, optional=True),
+        ),
+        when="coalesce(batt < 0.5, TRUE) AND pin > 1",
+        violated="pout > pin * 1.01 + 2",
+        message="UPS output {pout:.0f} kW above input {pin:.0f} kW (efficiency > 100 %)",
+    ),
+    PhysicsRule(
+        id="gpu_above_coolant",
+        kind="gpu_cluster",
+        roles=(
+            Role("gpu", names=("gpu_temp_avg", "gpu_temp")),
+            Role(
+                "cool",
+                ("Coolant_Supply_Temperature_Sensor",),
+                scope="site",
+                kinds=("cdu",),
+                agg="min",
+            ),
+        ),
+        when="TRUE",
+        violated="gpu < cool - 0.5",
+        message="GPU temperature {gpu:.1f} °C below the coolant supplied to it {cool:.1f} °C",
+    ),
+)
+
+
+def _matches(role: Role, brick: str | None, name: str) -> bool:
+    return (brick is not None and brick in role.bricks) or name in role.names
+
+
+def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...]) -> pd.DataFrame:
+    """(rule_id, anchor equipment, role, point_id, tag, involved, lo, hi) for every rule instance.
+
+    ``scored`` is the point table (tag → point_id, lo, hi). A rule is instantiated for
+    an equipment only when every non-optional role finds at least one point.
+    """
+    info = scored.set_index("tag")
+    rows: list[tuple[object, ...]] = []
+    by_kind: dict[str, list[tuple[str, str | None, str]]] = {}
+    for eq, p in site.iter_points():
+        by_kind.setdefault(eq.kind.value, []).append((f"{eq.id}.{p.name}", p.brick, p.name))
+    for rule in rules:
+        for eq in site.equipment:
+            if eq.kind.value != rule.kind:
+                continue
+            found: list[tuple[str, str, bool]] = []
+            complete = True
+            for role in rule.roles:
+                if role.scope == "equipment":
+                    cands = [(f"{eq.id}.{p.name}", p.brick, p.name) for p in eq.points]
+                else:
+                    cands = [c for k in role.kinds for c in by_kind.get(k, [])]
+                tags = [t for t, b, n in cands if _matches(role, b, n) and t in info.index]
+                if not tags and not role.optional:
+                    complete = False
+                    break
+                found += [(role.name, t, role.involved) for t in tags]
+            if not complete:
+                continue
+            for role_name, t, involved in found:
+                r = info.loc[t]
+                if int(r["point_id"]) < 0:
+                    continue
+                rows.append(
+                    (rule.id, eq.id, role_name, int(r["point_id"]), t, involved, r["lo"], r["hi"])
+                )
+    return pd.DataFrame(
+        rows, columns=["rule_id", "anchor", "role", "point_id", "tag", "involved", "lo", "hi"]
+    )
+
+
+def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
+    """The pivot-and-evaluate query for ``rules`` (parameters $start, $now, $recent_from)."""
+    aggs: dict[str, str] = {}
+    for rule in rules:
+        for role in rule.roles:
+            prev = aggs.get(role.name)
+            if prev is not None and prev != role.agg:
+                raise ValueError(f"role {role.name!r} is aggregated both {prev} and {role.agg}")
+            aggs[role.name] = role.agg
+    pivots = ",\n           ".join(
+        f"{agg}(pb.v) FILTER (ro.role = '{name}') AS {name}" for name, agg in sorted(aggs.items())
+    )
+    when = " ".join(f"WHEN '{r.id}' THEN ({r.when})" for r in rules)
+    viol = " ".join(f"WHEN '{r.id}' THEN ({r.violated})" for r in rules)
+    extras = sorted({col: sql for r in rules for col, sql in r.extra}.items())
+    extra_cols = "".join(
+        f",\n           CASE rule_id {' '.join(f'''WHEN '{r.id}' THEN ({dict(r.extra)[col]})''' for r in rules if col in dict(r.extra))} END AS {col}"
+        for col, _ in extras
+    )
+    cols = sorted(aggs) + [c for c, _ in extras]
+    last_vals = ",\n       ".join(
+        f"arg_max({c}, bucket) FILTER (applies AND violated) AS {c}" for c in cols
+    )
+    return f"""
+WITH pb AS (
+    SELECT r.point_id, time_bucket(INTERVAL '{float(bucket_s)} seconds', r.ts) AS bucket,
+           avg(r.value) AS v
+    FROM readings r JOIN _q_rpoints q USING (point_id)
+    WHERE r.ts >= $start AND r.ts <= $now AND r.status = 0 AND isfinite(r.value)
+      AND NOT (r.value <> 0 AND abs(r.value) < 1e-30)
+      AND r.value >= q.lo AND r.value <= q.hi
+    GROUP BY ALL
+),
+piv AS (
+    SELECT ro.rule_id, ro.anchor, pb.bucket,
+           {pivots}
+    FROM pb JOIN _q_roles ro USING (point_id)
+    GROUP BY ALL
+),
+ev AS (
+    SELECT *,
+           coalesce(CASE rule_id {when} END, FALSE) AS applies,
+           coalesce(CASE rule_id {viol} END, FALSE) AS violated,
+           bucket >= $recent_from AS recent{extra_cols}
+    FROM piv
+)
+SELECT rule_id, anchor,
+       count(*) FILTER (applies) AS n_checked,
+       count(*) FILTER (applies AND violated) AS n_violated,
+       count(*) FILTER (applies AND recent) AS n_checked_recent,
+       count(*) FILTER (applies AND violated AND recent) AS n_violated_recent,
+       max(bucket) FILTER (applies AND violated) AS last_violation,
+       {last_vals}
+FROM ev
+GROUP BY rule_id, anchor
+"""
+
+
+def physics_scores(
+    store: Store,
+    site: Site,
+    scored: pd.DataFrame,
+    start: datetime,
+    now: datetime,
+    cfg: QualityConfig,
+    rules: tuple[PhysicsRule, ...] = DEFAULT_RULES,
+) -> pd.DataFrame:
+    """Per involved tag: ``physics`` sub-score and ``physics_reason`` (worst rule wins)."""
+    empty = pd.DataFrame({"tag": pd.Series(dtype=str), "physics": [], "physics_reason": []})
+    roles = role_table(site, scored, rules)
+    if roles.empty:
+        return empty
+    used = tuple(r for r in rules if r.id in set(roles["rule_id"]))
+    rpoints = roles.drop_duplicates("point_id")[["point_id", "lo", "hi"]]
+    recent_from = now - timedelta(seconds=cfg.physics_bucket_s * cfg.physics_recent_buckets)
+    cur = store.cursor()
+    try:
+        cur.register("_q_rpoints", rpoints)
+        cur.register("_q_roles", roles[["rule_id", "anchor", "role", "point_id"]])
+        res = cur.execute(
+            physics_sql(used, cfg.physics_bucket_s),
+            {"start": start, "now": now, "recent_from": recent_from},
+        ).df()
+    finally:
+        cur.close()
+    if res.empty:
+        return empty
+    share_w = res["n_violated"] / res["n_checked"].where(res["n_checked"] > 0)
+    share_r = res["n_violated_recent"] / res["n_checked_recent"].where(res["n_checked_recent"] > 0)
+    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
+    excess = np.fmax(
+        ((share_w - lo_w) / (cfg.physics_window_share - lo_w)).to_numpy(dtype=float),
+        ((share_r - lo_r) / (cfg.physics_recent_share - lo_r)).to_numpy(dtype=float),
+    )
+    excess = np.clip(np.nan_to_num(excess, nan=0.0), 0.0, 1.0)
+    res["physics"] = 1.0 - (1.0 - cfg.floor) * excess
+    by_id = {r.id: r for r in used}
+    reasons = []
+    for row in res.itertuples(index=False):  # one row per failing rule instance: a handful
+        if row.physics >= 1.0:
+            reasons.append("")
+            continue
+        rule = by_id[row.rule_id]
+        vals = {
+            k: (float(v) if v is not None and not pd.isna(v) else float("nan"))
+            for k, v in row._asdict().items()
+            if isinstance(v, (int, float, np.floating))
+        }
+        try:
+            msg = rule.message.format(**vals)
+        except (KeyError, ValueError):
+            msg = rule.id
+        reasons.append(
+            f"physics {rule.id} ({row.anchor}): {msg}; failed {row.n_violated}/{row.n_checked} "
+            f"checks, last at {pd.Timestamp(row.last_violation):%H:%M:%S}"
+        )
+    res["physics_reason"] = reasons
+    inv = roles[roles["involved"]][["rule_id", "anchor", "tag"]]
+    per_tag = inv.merge(
+        res[["rule_id", "anchor", "physics", "physics_reason"]], on=["rule_id", "anchor"]
+    )
+    if per_tag.empty:
+        return empty
+    per_tag = per_tag.sort_values("physics", kind="stable").drop_duplicates("tag")
+    return per_tag[["tag", "physics", "physics_reason"]].reset_index(drop=True)

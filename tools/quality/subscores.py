@@ -1,0 +1,310 @@
+"""Window statistics → sub-scores in [0, 1] with human-readable reasons (pure, vectorised).
+
+Every curve is monotone: more badness never gives a higher score. Readings
+that fail the range check (or carry a bad status) are left out of every other
+statistic, so adding a bad sample can only lower the range (or freshness /
+completeness) score and leaves the rest unchanged — the property the tests
+check with hypothesis.
+
+Curves (``floor`` = :attr:`QualityConfig.floor`, 0.3 by default):
+
+* freshness — 1 while the newest good reading is ≤ ``fresh_polls`` polls old, then
+  −``stale_step`` per poll (below 0.8 after 6 polls), to 0;
+* completeness — ``1 − 2 × missing share``, over the window and over the last
+  ``recent_samples`` polls (the worse of the two);
+* range — 1 without a bad value; otherwise at most ``range_cap`` (0.9) and
+  ``1 − 2 × bad share`` (window), ``1 − 3 × bad share`` (recent);
+* flat-line — 0.75 once a point that changed on most samples earlier in the window
+  (a live analog signal) has been exactly unchanged for ``flat_samples`` polls while a sibling moved, falling to ``floor`` at 4×;
+* spike — ratio of the largest come-back excursion to the noise level: 1 up to
+  10×, ``floor`` at 50× (log-linear);
+* noise — recent robust noise over the earlier level (or 2 % of span): 1 up to
+  3×, ``floor`` at 10× (log-linear);
+* rate — 1 within ``max_rate``; any faster change 0.75, down to ``floor`` at 5×.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from connectors.status import status_name
+from tools.quality.config import QualityConfig
+
+MAD_TO_SIGMA = 1.4826
+SECOND_DIFF = np.sqrt(1.5)  # σ of v − (prev+next)/2 for white noise σ = 1
+
+
+def _f(x: float, unit: str = "") -> str:
+    """Short number with unit: 7.9e+09 kW, 12.3 degC."""
+    s = f"{x:.3g}" if np.isfinite(x) else str(x)
+    return f"{s} {unit}".strip() if unit else s
+
+
+def _dur(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def log_curve(ratio: np.ndarray, lo: float, hi: float, floor: float) -> np.ndarray:
+    """1 for ratio ≤ lo, ``floor`` for ratio ≥ hi, linear in log(ratio) between; NaN → 1."""
+    r = np.nan_to_num(np.asarray(ratio, dtype=float), nan=0.0, posinf=np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (np.log(np.maximum(r, 1e-300)) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    return 1.0 - (1.0 - floor) * np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
+
+
+def subscores(
+    st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
+) -> pd.DataFrame:
+    """Columns freshness, completeness, range, flatline, noise, spike, rate (+ ``*_reason``).
+
+    ``st`` is the point table merged with the window statistics; a point with no
+    readings has NaN statistics and scores 0 on freshness and completeness.
+    """
+    n = len(st)
+    out = pd.DataFrame(index=st.index)
+    poll = st["poll_s"].to_numpy(float)
+    unit = st["unit"].astype(str).to_numpy()
+    start = now - window
+    now_ts = pd.Timestamp(now)
+
+    # ---- freshness ------------------------------------------------------------------
+    last_good = pd.to_datetime(st["last_good"])
+    age = (now_ts - last_good).dt.total_seconds().to_numpy(float)
+    polls = age / poll
+    fresh = np.where(
+        np.isnan(age), 0.0, np.clip(1.0 - cfg.stale_step * (polls - cfg.fresh_polls), 0.0, 1.0)
+    )
+    fresh = np.minimum(fresh, 1.0)
+    out["freshness"] = fresh
+    last_status = st["last_status"].fillna(0).astype(int).to_numpy()
+    n_rows = st["n_rows"].fillna(0).to_numpy(float)
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(fresh < 1.0):
+        if n_rows[i] == 0:
+            reason[i] = f"no readings in the last {_dur(window.total_seconds())}"
+        elif np.isnan(age[i]):
+            reason[i] = f"no good reading in the last {_dur(window.total_seconds())}" + (
+                f": comm loss, device answers {status_name(int(last_status[i]))}"
+                if last_status[i]
+                else ""
+            )
+        elif last_status[i] != 0:
+            reason[i] = (
+                f"comm loss: no good reading for {_dur(age[i])} ({polls[i]:.0f} polls), "
+                f"device answers {status_name(int(last_status[i]))}"
+            )
+        else:
+            reason[i] = f"stale: newest good reading {_dur(age[i])} old ({polls[i]:.0f} polls)"
+    out["freshness_reason"] = reason
+
+    # ---- completeness ---------------------------------------------------------------
+    first = pd.to_datetime(st["first_ts"]).fillna(pd.Timestamp(start))
+    span_s = (now_ts - first.clip(lower=pd.Timestamp(start))).dt.total_seconds().to_numpy(float)
+    expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
+    exp_recent = np.minimum(expected, float(cfg.recent_samples))
+    n_good = st["n_good"].fillna(0).to_numpy(float)
+    n_good_recent = st["n_good_recent"].fillna(0).to_numpy(float)
+    c_win = np.minimum(n_good / expected, 1.0)
+    c_rec = np.minimum(n_good_recent / exp_recent, 1.0)
+    comp = np.clip(1.0 - cfg.completeness_slope * (1.0 - np.minimum(c_win, c_rec)), 0.0, 1.0)
+    out["completeness"] = comp
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(comp < 1.0):
+        reason[i] = (
+            f"dropout: {n_good[i]:.0f} of {expected[i]:.0f} expected samples good "
+            f"({c_win[i]:.0%}), last {exp_recent[i]:.0f}: {c_rec[i]:.0%}"
+        )
+    out["completeness_reason"] = reason
+
+    # ---- physical range -------------------------------------------------------------
+    kinds = ["n_nan", "n_inf", "n_sentinel", "n_denormal", "n_low", "n_high"]
+    counts = st[kinds].fillna(0).to_numpy(float)
+    n_bad = counts.sum(axis=1)
+    n_ok_status = n_rows - st["n_status"].fillna(0).to_numpy(float)
+    frac_w = n_bad / np.maximum(n_ok_status, 1.0)
+    frac_r = st["n_badval_recent"].fillna(0).to_numpy(float) / np.maximum(
+        st["n_okstatus_recent"].fillna(0).to_numpy(float), 1.0
+    )
+    rng = np.where(
+        n_bad > 0,
+        np.clip(
+            np.minimum.reduce(
+                [
+                    np.full(n, cfg.range_cap),
+                    1.0 - cfg.range_slope_window * frac_w,
+                    1.0 - cfg.range_slope_recent * frac_r,
+                ]
+            ),
+            0.0,
+            1.0,
+        ),
+        1.0,
+    )
+    out["range"] = rng
+    reason = np.full(n, "", dtype=object)
+    lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
+    for i in np.flatnonzero(n_bad > 0):
+        r = st.iloc[i]
+        parts = []
+        if r["n_nan"]:
+            parts.append(f"no value (NaN) ×{r['n_nan']:.0f} — sensor dropout")
+        if r["n_inf"]:
+            parts.append(f"infinite ×{r['n_inf']:.0f}")
+        if r["n_sentinel"]:
+            parts.append(f"no-value marker {_f(r['v_sentinel'])} ×{r['n_sentinel']:.0f}")
+        if r["n_denormal"]:
+            parts.append(f"denormal {r['v_denormal']:.3g} ×{r['n_denormal']:.0f} (corrupt float)")
+        if r["n_high"]:
+            parts.append(
+                f"above max {_f(hi[i], unit[i])}: {_f(r['v_high'], unit[i])} ×{r['n_high']:.0f}"
+                + (" (corrupt)" if abs(r["v_high"]) > 1e3 * max(abs(hi[i]), 1.0) else "")
+            )
+        if r["n_low"]:
+            parts.append(
+                f"below min {_f(lo[i], unit[i])}: {_f(r['v_low'], unit[i])} ×{r['n_low']:.0f}"
+            )
+        reason[i] = f"range: {frac_w[i]:.1%} of readings bad — " + "; ".join(parts)
+    out["range_reason"] = reason
+
+    # ---- flat-line (stuck) ----------------------------------------------------------
+    flat = np.ones(n)
+    reason = np.full(n, "", dtype=object)
+    if "flat_check" in st:
+        first_good = pd.to_datetime(st["first_good"])
+        last_change = pd.to_datetime(st["last_change"])
+        since = last_change.fillna(first_good)
+        flat_s = (last_good - since).dt.total_seconds().to_numpy(float)
+        flat_n = flat_s / poll
+        # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
+        moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
+        lc = np.where(
+            moving, last_change.to_numpy("datetime64[us]").astype("int64"), np.iinfo(np.int64).min
+        )
+        lc = np.where(pd.isna(last_change).to_numpy(), np.iinfo(np.int64).min, lc)
+        eq = st["equipment"].to_numpy()
+        sib_max = _max_excluding_self(eq, lc)
+        own = np.where(
+            pd.isna(since).to_numpy(),
+            np.iinfo(np.int64).max,
+            since.to_numpy("datetime64[us]").astype("int64"),
+        )
+        sibling_moved = sib_max > own + (poll * 1e6).astype(np.int64)
+        at_setpoint = st["at_setpoint"].to_numpy(bool) if "at_setpoint" in st else np.zeros(n, bool)
+        zero_off = st["onoff"].to_numpy(bool) & (
+            st["last_value"].fillna(1.0).to_numpy(float) == 0.0
+        )
+        # only a point that moved nearly every sample before is judged: a quantised,
+        # slowly varying point legitimately holds a value for minutes
+        n_changes = st["n_changes"].fillna(0).to_numpy(float)
+        before_n = (last_change - first_good).dt.total_seconds().to_numpy(float) / poll
+        share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
+        cand = (
+            st["flat_check"].to_numpy(bool)
+            & (n_changes >= cfg.flat_min_changes)
+            & (share >= cfg.flat_min_change_share)
+            & (flat_n >= cfg.flat_samples)
+            & sibling_moved
+            & ~at_setpoint
+            & ~zero_off
+        )
+        nflat = float(cfg.flat_samples)
+        t = np.clip((flat_n - nflat) / (3.0 * nflat), 0.0, 1.0)
+        flat = np.where(cand, 0.75 - (0.75 - cfg.floor) * t, 1.0)
+        for i in np.flatnonzero(cand):
+            reason[i] = (
+                f"flat-line: stuck at {_f(st['last_value'].iloc[i], unit[i])} for "
+                f"{flat_n[i]:.0f} samples ({_dur(flat_s[i])}) while the rest of "
+                f"{eq[i]} moved"
+            )
+    out["flatline"] = flat
+    out["flatline_reason"] = reason
+
+    # ---- spikes and noise -----------------------------------------------------------
+    stats = st["stats"].to_numpy(bool)
+    span = st["span"].to_numpy(float)
+    scale = np.where(
+        np.isfinite(span), span, np.abs(st["last_value"].fillna(1.0).to_numpy(float)) + 1.0
+    )
+    e_early = st["noise_early"].to_numpy(float)
+    e_recent = st["noise_recent"].to_numpy(float)
+    sig_early = MAD_TO_SIGMA * e_early / SECOND_DIFF
+    sig_recent = MAD_TO_SIGMA * e_recent / SECOND_DIFF
+    level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
+    level = np.where(np.isnan(level), 0.0, level)
+    den = np.maximum(MAD_TO_SIGMA * level, cfg.spike_floor_frac * scale)
+    spike_ratio = np.where(stats, st["spike_max"].to_numpy(float) / den, np.nan)
+    spike = log_curve(spike_ratio, cfg.spike_ratio_lo, cfg.spike_ratio_hi, cfg.floor)
+    out["spike"] = spike
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(spike < 1.0):
+        reason[i] = (
+            f"spike: {_f(st['spike_max'].iloc[i], unit[i])} excursion that came back at "
+            f"{pd.Timestamp(st['spike_ts'].iloc[i]):%H:%M:%S}, {spike_ratio[i]:.0f}× the noise level"
+        )
+    out["spike_reason"] = reason
+
+    enough_early = st["n_noise_early"].fillna(0).to_numpy(float) >= 30
+    base = np.maximum(
+        np.where(enough_early, np.nan_to_num(sig_early), 0.0), cfg.noise_floor_frac * scale
+    )
+    enough_recent = st["n_noise_recent"].fillna(0).to_numpy(float) >= 10
+    r_rel = np.where(enough_recent, sig_recent / base, 0.0)
+    r_abs = np.nan_to_num(level) / (cfg.noise_abs_frac * scale) * cfg.noise_ratio_lo
+    noise_ratio = np.where(stats, np.fmax(np.nan_to_num(r_rel), r_abs), np.nan)
+    noise = log_curve(noise_ratio, cfg.noise_ratio_lo, cfg.noise_ratio_hi, cfg.floor)
+    out["noise"] = noise
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(noise < 1.0):
+        reason[i] = (
+            f"noise: σ ≈ {_f(sig_recent[i], unit[i])} recently vs {_f(base[i], unit[i])} normal "
+            f"({noise_ratio[i]:.0f}×)"
+        )
+    out["noise_reason"] = reason
+
+    # ---- rate of change -------------------------------------------------------------
+    onoff = st["onoff"].to_numpy(bool)
+    rate_obs = np.where(onoff, st["rate_max_nz"].to_numpy(float), st["rate_max"].to_numpy(float))
+    rate_ts = np.where(onoff, st["rate_ts_nz"], st["rate_ts"])
+    max_rate = st["max_rate"].to_numpy(float)
+    ratio = rate_obs / max_rate
+    viol = np.isfinite(ratio) & (ratio > 1.0)
+    t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
+    rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
+    # a spike explains the jumps into and out of it: report the spike, not the rate
+    gap = np.abs(
+        (pd.to_datetime(pd.Series(rate_ts)) - pd.to_datetime(st["spike_ts"].reset_index(drop=True)))
+        .dt.total_seconds()
+        .to_numpy(float)
+    )
+    explained = viol & (spike < 1.0) & (gap <= 1.5 * poll)
+    rate = np.where(explained, np.maximum(rate, spike), rate)
+    # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
+    noisy = viol & (noise < 1.0) & (rate_obs * poll <= 4.0 * np.nan_to_num(sig_recent))
+    rate = np.where(noisy, np.maximum(rate, noise), rate)
+    out["rate"] = rate
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(viol):
+        reason[i] = (
+            f"rate: jumped {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S}, "
+            f"faster than physics allows ({_f(max_rate[i], unit[i] + '/s')})"
+        )
+    out["rate_reason"] = reason
+    return out
+
+
+def _max_excluding_self(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each row, the max of ``values`` over the other rows of its group (int64 min if none)."""
+    df = pd.DataFrame({"g": groups, "v": values})
+    top = df.groupby("g")["v"].transform("max").to_numpy()
+    is_top = values == top
+    n_top = pd.Series(is_top).groupby(groups).transform("sum").to_numpy()
+    second = df["v"].where(~is_top).groupby(groups).transform("max")
+    sec = second.fillna(np.iinfo(np.int64).min).to_numpy()
+    return np.where(is_top & (n_top == 1), sec, top).astype(np.int64)

@@ -1,0 +1,651 @@
+"""The data hall's physical state and its dynamics (no control, no I/O).
+
+:class:`Plant` holds the state of every piece of equipment and advances it with
+:meth:`Plant.step` under actuator :class:`Commands` (from :mod:`twin.control`) and
+:class:`EquipmentFaults` (from :mod:`twin.faults`).
+
+The physics is the performance model's (:mod:`perfmodel`): every state moves
+towards the steady state its component functions give — DOE-2/EnergyPlus EIR
+chillers, the CoolTools tower correlation, affinity-law pumps and fans with VFD
+and motor efficiency, the CDU/GPU thermal chain and DVFS, CRAH supply air and
+recirculation, UPS/PDU/transformer losses, Peukert battery runtime — through a
+first-order lag whose time constant stands for a thermal mass or an actuator
+(the ``TAU_*`` constants, seconds). So when nothing changes, the twin settles
+where :func:`perfmodel.whatif.steady_state` says it will, and faults play out
+physically: a fouled condenser raises the condenser approach (the chiller sees
+warmer condenser water) and its kW; a lost CDU pump raises GPU temperatures
+until the GPUs throttle.
+
+Heat path: GPUs → CDU coolant (liquid share) and room air (the rest, plus
+PDU/UPS losses and fan heat) → CDU exchanger and CRAH coils → chilled-water
+loop (plus CHW pump heat) → running chillers → condenser water → cooling tower
+→ outdoor wet bulb. Power path: utility → transformer → UPS (→ battery on
+utility loss) → PDUs → IT, with the CDU pump on the UPS; chillers, tower fan,
+CHW/CW pumps and CRAH fans on the transformer (in a utility loss the CRAH fans
+ride the UPS, the rest stops).
+
+:meth:`Plant.tags` gives the true value of every point of the twin's site.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from connectors.site import Site
+from perfmodel import air, chiller, liquid, power, pumps, tower
+from perfmodel.curves_data import DEFAULT_CHILLER
+from perfmodel.whatif import PlantState, steady_state
+from twin import physics as ph
+
+TAU_GPU = 2.0
+TAU_DIE = 10.0
+TAU_PUMP = 5.0
+TAU_FAN = 10.0
+TAU_COOLANT = 60.0
+TAU_COOLANT_RETURN = 20.0
+TAU_CRAH_SUPPLY = 60.0
+TAU_RACK = 30.0
+TAU_CHW_RETURN = 120.0
+TAU_CHILLER = 60.0
+TAU_CHILLER_OFF = 300.0
+TAU_CW = 30.0
+TAU_TOWER = 180.0
+TAU_WINDING = 1800.0
+TAU_SMOKE = 20.0
+CHILLER_RAMP_S = 120.0  # start to full capacity
+C_LOCAL_KJ_K = 30_000.0  # water in the CDU exchanger, CRAH coils and branch piping (≈7 m3)
+SHUTDOWN_MARGIN_C = 15.0  # GPUs power off this far above the throttle temperature
+HOTSPOT_K = 3.0  # hottest GPU die over the mean (manufacturing spread, flow distribution)
+FREE_CONVECTION = 0.125  # tower air-flow ratio with the fan off (EnergyPlus default)
+RHO_CP_WATER = liquid.CP_WATER * liquid.RHO_WATER / 1e6  # kJ/(L·K)
+RHO_CP_AIR = air.RHO_AIR * air.CP_AIR / 1000.0  # kJ/(m3·K)
+N_CHILLERS = 3
+N_CRAHS = 4
+_PS = PlantState()
+
+
+def _f(x: object) -> float:
+    return float(np.asarray(x).reshape(-1)[0])
+
+
+@dataclass
+class PlantConfig:
+    """Nameplate values and model parameters.
+
+    Defaults are the performance model's design hall (:class:`perfmodel.whatif.PlantState`);
+    :meth:`from_site` overlays the site's ``rated`` maps.
+    """
+
+    gpus: int = int(_PS.gpus)
+    gpu_rated_kw: float = _PS.gpu_rated_kw
+    gpu_idle_share: float = 0.3  # cluster power at idle / rated (perfmodel.liquid default)
+    liquid_fraction: float = _PS.liquid_fraction
+    throttle_temp_c: float = _PS.gpu_throttle_c
+    r_th_k_per_w: float = _PS.r_th_k_per_w
+    ups_capacity_kw: float = _PS.ups_capacity_kw
+    battery_kwh: float = _PS.battery_kwh
+    battery_bus_v: float = _PS.battery_bus_v
+    battery_rated_hours: float = _PS.battery_rated_hours
+    battery_peukert: float = _PS.battery_peukert
+    tx_rated_kva: float = _PS.tx_rated_kva
+    tx_nl_kw: float = _PS.tx_no_load_kw
+    tx_ll_kw: float = _PS.tx_load_loss_kw
+    power_factor: float = _PS.power_factor
+    pdu_rated_kw: float = _PS.pdu_rated_kw
+    pdu_loss_fraction: float = _PS.pdu_loss_fraction
+    chiller_cap_kw: float = _PS.chiller_capacity_kw
+    chiller_cop: float = _PS.chiller_cop
+    chiller_chw_flow_ls: float = _PS.chw_flow_design_per_chiller_ls
+    chiller_cw_flow_ls: float = _PS.cw_flow_design_per_chiller_ls
+    tower_cap_kw: float = _PS.tower_capacity_kw
+    tower_fan_kw: float = _PS.tower_fan_rated_kw
+    tower_approach_c: float = _PS.tower_design_approach_k
+    tower_design_wb_c: float = _PS.tower_design_wetbulb_c
+    chw_pump_flow_ls: float = _PS.chw_pump_design_flow_ls
+    chw_pump_kw: float = _PS.chw_pump_rated_kw
+    cw_pump_flow_ls: float = _PS.cw_pump_design_flow_ls
+    cw_pump_kw: float = _PS.cw_pump_rated_kw
+    crah_fan_kw: float = _PS.crah_fan_rated_kw
+    crah_airflow_m3s: float = _PS.crah_airflow_design_m3s
+    crah_coil_approach_c: float = _PS.crah_coil_approach_k
+    server_dt_k: float = _PS.server_delta_t_k
+    recirculation_base: float = _PS.recirculation_base
+    cdu_flow_ls: float = _PS.cdu_design_flow_ls
+    cdu_pump_kw: float = _PS.cdu_pump_rated_kw
+    cdu_approach_c: float = _PS.cdu_hx_approach_k
+    fouling_approach_k: float = 6.0  # condenser approach added at fouling 1.0
+
+    @classmethod
+    def from_site(cls, site: Site | None) -> PlantConfig:
+        cfg = cls()
+        if site is None:
+            return cfg
+        rated = {eq.id: eq.rated for eq in site.equipment}
+        for eq, key, attr in (
+            ("gpu", "gpus", "gpus"),
+            ("gpu", "rated_power_kw", "gpu_rated_kw"),
+            ("gpu", "throttle_temp_c", "throttle_temp_c"),
+            ("gpu", "liquid_fraction", "liquid_fraction"),
+            ("ups_1", "capacity_kw", "ups_capacity_kw"),
+            ("ups_1", "battery_kwh", "battery_kwh"),
+            ("tx_1", "rated_kva", "tx_rated_kva"),
+            ("tx_1", "no_load_loss_kw", "tx_nl_kw"),
+            ("tx_1", "load_loss_kw", "tx_ll_kw"),
+            ("chiller_1", "capacity_kw", "chiller_cap_kw"),
+            ("chiller_1", "cop_rated", "chiller_cop"),
+            ("chiller_1", "design_chw_flow_ls", "chiller_chw_flow_ls"),
+            ("chiller_1", "design_cw_flow_ls", "chiller_cw_flow_ls"),
+            ("ct_1", "capacity_kw", "tower_cap_kw"),
+            ("ct_1", "fan_rated_kw", "tower_fan_kw"),
+            ("ct_1", "design_approach_c", "tower_approach_c"),
+            ("ct_1", "design_wet_bulb_c", "tower_design_wb_c"),
+            ("chw_pump_1", "design_flow_ls", "chw_pump_flow_ls"),
+            ("chw_pump_1", "rated_kw", "chw_pump_kw"),
+            ("cw_pump_1", "design_flow_ls", "cw_pump_flow_ls"),
+            ("cw_pump_1", "rated_kw", "cw_pump_kw"),
+            ("crah_1", "fan_rated_kw", "crah_fan_kw"),
+            ("crah_1", "airflow_m3s", "crah_airflow_m3s"),
+            ("cdu_1", "design_flow_ls", "cdu_flow_ls"),
+            ("cdu_1", "pump_rated_kw", "cdu_pump_kw"),
+            ("cdu_1", "r_th_k_per_w", "r_th_k_per_w"),
+        ):
+            if key in rated.get(eq, {}):
+                setattr(cfg, attr, type(getattr(cfg, attr))(rated[eq][key]))
+        return cfg
+
+    def plant_state(self) -> PlantState:
+        """The performance model's state with this configuration's ratings."""
+        from dataclasses import replace
+
+        return replace(
+            _PS,
+            gpus=float(self.gpus), gpu_rated_kw=self.gpu_rated_kw,
+            liquid_fraction=self.liquid_fraction, gpu_throttle_c=self.throttle_temp_c,
+            r_th_k_per_w=self.r_th_k_per_w, ups_capacity_kw=self.ups_capacity_kw,
+            battery_kwh=self.battery_kwh, tx_rated_kva=self.tx_rated_kva,
+            tx_no_load_kw=self.tx_nl_kw, tx_load_loss_kw=self.tx_ll_kw,
+            chiller_capacity_kw=self.chiller_cap_kw, chiller_cop=self.chiller_cop,
+            chw_flow_design_per_chiller_ls=self.chiller_chw_flow_ls,
+            cw_flow_design_per_chiller_ls=self.chiller_cw_flow_ls,
+            tower_capacity_kw=self.tower_cap_kw, tower_fan_rated_kw=self.tower_fan_kw,
+            tower_design_approach_k=self.tower_approach_c,
+            tower_design_wetbulb_c=self.tower_design_wb_c,
+            chw_pump_design_flow_ls=self.chw_pump_flow_ls, chw_pump_rated_kw=self.chw_pump_kw,
+            cw_pump_design_flow_ls=self.cw_pump_flow_ls, cw_pump_rated_kw=self.cw_pump_kw,
+            crah_fan_rated_kw=self.crah_fan_kw, crah_airflow_design_m3s=self.crah_airflow_m3s,
+            cdu_design_flow_ls=self.cdu_flow_ls, cdu_pump_rated_kw=self.cdu_pump_kw,
+        )  # fmt: skip
+
+
+@dataclass
+class Commands:
+    """Actuator commands from the BMS (:mod:`twin.control`). Fractions 0–1, temps degC."""
+
+    chiller_on: list[bool] = field(default_factory=lambda: [True, True, False])
+    chw_setpoint: list[float] = field(default_factory=lambda: [7.0] * N_CHILLERS)
+    tower_fan: float = 0.6
+    chw_pump_speed: float = 1.0
+    cw_pump_speed: float = 1.0
+    crah_supply_setpoint: list[float] = field(default_factory=lambda: [18.0] * N_CRAHS)
+    crah_fan: list[float] = field(default_factory=lambda: [0.8] * N_CRAHS)
+    cdu_setpoint: float = 27.0
+    cdu_pump_speed: float = 1.0
+    gpu_cap: float = 1.0
+
+
+@dataclass
+class EquipmentFaults:
+    """The physical effect of the active equipment faults (built by :mod:`twin.faults`)."""
+
+    chiller_tripped: set[int] = field(default_factory=set)
+    fouling: dict[int, float] = field(default_factory=dict)
+    pump_failed: set[str] = field(default_factory=set)  # "chw", "cw", "cdu"
+    crah_fan_failed: set[int] = field(default_factory=set)
+    cdu_flow_loss: float = 0.0
+    utility_lost: bool = False
+    leak_zone: int = 0
+    it_surge: float = 0.0
+    smoke: float = 0.0
+
+
+def _tower_reference_flow(cfg: PlantConfig) -> float:
+    """Tower water flow (L/s) at the CoolTools correlation's reference (as perfmodel sizes it)."""
+    return cfg.cw_pump_flow_ls / steady_state(cfg.plant_state())["tower_fr_water"]
+
+
+@dataclass
+class Plant:
+    """State of the whole hall. ``step`` advances it; ``tags`` reads it out."""
+
+    cfg: PlantConfig
+    seed: int = 0
+    hold_conditions: bool = False  # weather and IT work stay as they are (what-if tests)
+    # weather
+    t_db: float = 28.0
+    rh: float = 55.0
+    wb: float = 21.2
+    _wx_offset: float = 0.0
+    _wb_due: float = -1.0
+    # IT
+    training: float = 0.65
+    inference: float = 0.15
+    _job_until: float = 0.0
+    demand_kw: float = 790.0
+    it_kw: float = 790.0
+    slowdown: float = 1.0
+    throttle_cap: float = 1.0
+    die_avg: float = 58.0
+    die_max: float = 61.0
+    cold_plate: float = 40.0
+    shutdown: bool = False
+    # power chain
+    soc: float = 100.0
+    winding: float = 60.0
+    ups_out: float = 0.0
+    ups_in: float = 0.0
+    ups_loss_kw: float = 0.0
+    pdu_loss_kw: float = 0.0
+    tx_load: float = 0.0
+    tx_loss_kw: float = 0.0
+    facility_kw: float = 0.0
+    cooling_kw: float = 0.0
+    battery_kw: float = 0.0
+    # pumps and fans
+    chw_pump: float = 1.0
+    cw_pump: float = 1.0
+    cdu_pump: float = 1.0
+    tower_kw: float = 0.0
+    chw_pump_kw: float = 0.0
+    cw_pump_kw: float = 0.0
+    cdu_pump_kw: float = 0.0
+    # CDU
+    cdu_supply: float = 27.0
+    cdu_return: float = 33.0
+    q_liquid: float = 630.0
+    # air side
+    crah_fan: list[float] = field(default_factory=lambda: [0.8] * N_CRAHS)
+    crah_fan_kw: list[float] = field(default_factory=lambda: [4.4] * N_CRAHS)
+    crah_supply: list[float] = field(default_factory=lambda: [18.0] * N_CRAHS)
+    crah_return: list[float] = field(default_factory=lambda: [30.0] * N_CRAHS)
+    crah_q: list[float] = field(default_factory=lambda: [65.0] * N_CRAHS)
+    crah_valve: list[float] = field(default_factory=lambda: [0.5] * N_CRAHS)
+    rack_inlet: list[float] = field(default_factory=lambda: [18.6] * N_CRAHS)
+    q_air: float = 260.0
+    # chilled water
+    chw_return: float = 10.6
+    chw_supply: float = 7.0
+    chw_local: float = 7.0
+    q_chw: float = 900.0
+    chiller_running: list[bool] = field(default_factory=lambda: [True, True, False])
+    chiller_ramp: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.0])
+    chiller_leave: list[float] = field(default_factory=lambda: [7.0, 7.0, 10.0])
+    chiller_cap: list[float] = field(default_factory=lambda: [730.0] * N_CHILLERS)
+    chiller_q: list[float] = field(default_factory=lambda: [450.0, 450.0, 0.0])
+    chiller_p: list[float] = field(default_factory=lambda: [69.0, 69.0, 0.0])
+    chiller_chw_flow: list[float] = field(default_factory=lambda: [30.0, 30.0, 0.0])
+    chiller_cw_flow: list[float] = field(default_factory=lambda: [36.0, 36.0, 0.0])
+    chiller_cw_leave: list[float] = field(default_factory=lambda: [30.6, 30.6, 27.2])
+    # condenser water / tower
+    tower_leave: float = 27.2
+    cw_return: float = 30.6
+    tower_fan: float = 0.0
+    q_rej: float = 1040.0
+    # safety
+    smoke: float = 0.005
+    leak_zone: int = 0
+    utility_lost: bool = False
+    faults: EquipmentFaults = field(default_factory=EquipmentFaults)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._tower_ref_flow = _tower_reference_flow(self.cfg)
+
+    # ------------------------------------------------------------ weather & load
+    def _weather(self, t_s: float, hour: float, dt: float) -> None:
+        if self.hold_conditions and self._wb_due >= 0:
+            return
+        d = ph.diurnal(hour, 15.0)
+        self._wx_offset = ph.lag(self._wx_offset, self._rng.gauss(0.0, 1.5), dt, 3 * 3600.0)
+        self.t_db = 29.0 + 6.0 * d + self._wx_offset
+        self.rh = ph.clamp(58.0 - 18.0 * d - 2.0 * self._wx_offset, 15.0, 100.0)
+        if t_s >= self._wb_due:  # wet bulb is iterative: once a simulated minute is plenty
+            self.wb = _f(tower.wet_bulb(self.t_db, self.rh))
+            self._wb_due = max(t_s + 60.0, 0.0)
+
+    def _jobs(self, t_s: float, hour: float) -> None:
+        if self.hold_conditions and self._job_until > 0:
+            return
+        if t_s >= self._job_until:  # a training job ends, the scheduler fills the cluster again
+            self.training = self._rng.uniform(0.55, 0.75)
+            self._job_until = max(t_s, 0.0) + self._rng.uniform(2.0, 10.0) * 3600.0
+        self.inference = 0.08 + 0.06 * (ph.diurnal(hour, 14.0) + 1.0)
+
+    # ------------------------------------------------------------ the step
+    def step(self, t_s: float, hour: float, dt: float, cmd: Commands, eq: EquipmentFaults) -> None:
+        """Advance ``dt`` seconds (≤ ~10 s for fidelity) at simulated time ``t_s``/``hour``."""
+        c = self.cfg
+        self.faults = eq
+        self._weather(t_s, hour, dt)
+        self._jobs(t_s, hour)
+        self._it(dt, cmd, eq)
+
+        # -- pumps (VFD ramps; a failed pump stops); CHW/CW pumps are not on the UPS
+        mech = not eq.utility_lost
+        chw_cmd = cmd.chw_pump_speed if ("chw" not in eq.pump_failed and mech) else 0.0
+        cw_cmd = cmd.cw_pump_speed if ("cw" not in eq.pump_failed and mech) else 0.0
+        cdu_cmd = cmd.cdu_pump_speed if "cdu" not in eq.pump_failed else 0.0
+        self.chw_pump = ph.lag(self.chw_pump, chw_cmd, dt, TAU_PUMP)
+        self.cw_pump = ph.lag(self.cw_pump, cw_cmd, dt, TAU_PUMP)
+        self.cdu_pump = ph.lag(self.cdu_pump, cdu_cmd, dt, TAU_PUMP)
+        chw_flow = c.chw_pump_flow_ls * self.chw_pump
+        cw_flow = c.cw_pump_flow_ls * self.cw_pump
+        cdu_frac = self.cdu_pump * (1.0 - ph.clamp(eq.cdu_flow_loss, 0.0, 1.0))
+        cdu_flow = c.cdu_flow_ls * cdu_frac
+        fans = [0.0 if i in eq.crah_fan_failed else cmd.crah_fan[i] for i in range(N_CRAHS)]
+        self.crah_fan = [ph.lag(self.crah_fan[i], fans[i], dt, TAU_FAN) for i in range(N_CRAHS)]
+        self.tower_fan = ph.lag(self.tower_fan, cmd.tower_fan if mech else 0.0, dt, TAU_FAN)
+        # electric power of pumps and fans (affinity laws, VFD and motor efficiency)
+        kw = pumps.electric_power(
+            np.array([c.chw_pump_kw, c.cw_pump_kw, c.cdu_pump_kw] + [c.crah_fan_kw] * N_CRAHS),
+            np.array([self.chw_pump, self.cw_pump, self.cdu_pump, *self.crah_fan]),
+        ).tolist()
+        self.chw_pump_kw, self.cw_pump_kw = kw[0], kw[1]
+        self.cdu_pump_kw = kw[2] * (1.0 - 0.5 * eq.cdu_flow_loss)
+        self.crah_fan_kw = kw[3:]
+        self.tower_kw = _f(tower.fan_power(c.tower_fan_kw, self.tower_fan)) if self.tower_fan > 0.01 else 0.0
+
+        # -- power chain (losses heat the hall)
+        self.pdu_loss_kw = _f(power.pdu_loss(self.it_kw, c.pdu_rated_kw, 1.0)) * c.pdu_loss_fraction
+        fans_on_ups = sum(self.crah_fan_kw) if eq.utility_lost else 0.0
+        self.ups_out = self.it_kw + self.pdu_loss_kw + self.cdu_pump_kw + fans_on_ups
+        self.ups_loss_kw = _f(power.ups_loss(self.ups_out, c.ups_capacity_kw))
+
+        # -- water at the CDU exchanger and CRAH coils: the loop's supply while it flows;
+        # without flow it heats up with the load it can no longer carry away
+        short = ph.clamp(1.0 - chw_flow / (0.3 * c.chw_pump_flow_ls), 0.0, 1.0)
+        local = ph.lag(self.chw_local, self.chw_supply, dt, TAU_CHILLER)
+        self.chw_local = min(local + short * self.q_chw / C_LOCAL_KJ_K * dt, 70.0)
+
+        self._cdu(dt, cmd, cdu_flow, cdu_frac)
+        self._air(dt, cmd)
+
+        # -- chilled water loop and chillers
+        self.q_chw = self.q_liquid + self.cdu_pump_kw + sum(self.crah_q) + self.chw_pump_kw
+        self._chillers(dt, cmd, eq, chw_flow, cw_flow, mech)
+        self._tower(dt, cw_flow)
+
+        # -- totals
+        mech_kw = sum(self.chiller_p) + self.tower_kw + self.chw_pump_kw + self.cw_pump_kw
+        self.cooling_kw = mech_kw + sum(self.crah_fan_kw) + self.cdu_pump_kw
+        self.utility_lost = eq.utility_lost
+        if eq.utility_lost:
+            self.battery_kw = self.ups_out + self.ups_loss_kw
+            self.soc = max(0.0, self.soc - self.battery_kw / c.battery_kwh * 100.0 * dt / 3600.0)
+            self.ups_in = 0.0
+            self.tx_load = 0.0
+        else:
+            charge = 0.05 * c.battery_kwh if self.soc < 100.0 else 0.0
+            self.soc = min(100.0, self.soc + charge / c.battery_kwh * 100.0 * dt / 3600.0)
+            self.battery_kw = -charge
+            self.ups_in = self.ups_out + self.ups_loss_kw + charge
+            self.tx_load = self.ups_in + mech_kw + sum(self.crah_fan_kw)
+        kva = self.tx_load / c.power_factor
+        self.tx_loss_kw = _f(power.transformer_loss(kva, c.tx_rated_kva, c.tx_nl_kw, c.tx_ll_kw)) if mech else 0.0
+        hot = ph.winding_hotspot(self.tx_load, c.tx_rated_kva, self.t_db + 5.0, c.power_factor)
+        self.winding = ph.lag(self.winding, hot, dt, TAU_WINDING)
+        self.facility_kw = self.tx_load + self.tx_loss_kw
+
+        # -- safety devices
+        self.leak_zone = eq.leak_zone
+        self.smoke = ph.lag(self.smoke, max(eq.smoke, 0.005), dt, TAU_SMOKE)
+
+    def _it(self, dt: float, cmd: Commands, eq: EquipmentFaults) -> None:
+        """Cluster power: work-driven demand under the DVFS cap and the thermal throttle."""
+        c = self.cfg
+        activity = ph.clamp(self.training * 0.95 + self.inference * 0.6 + eq.it_surge, 0.0, 1.0)
+        self.demand_kw = c.gpu_rated_kw * (c.gpu_idle_share + (1.0 - c.gpu_idle_share) * activity)
+        cap_kw = min(cmd.gpu_cap, self.throttle_cap) * c.gpu_rated_kw
+        target = min(self.demand_kw, max(cap_kw, c.gpu_idle_share * c.gpu_rated_kw))
+        if self.soc <= 0.0 or self.shutdown:  # battery exhausted / thermal trip: load dropped
+            target = 0.0
+        self.it_kw = ph.lag(self.it_kw, target, dt, TAU_GPU)
+        if target > 0:
+            f = liquid.clock_for_power_cap(np.array([target, self.demand_kw]), c.gpu_rated_kw, c.gpu_idle_share)
+            self.slowdown = float(f[0] / f[1]) if f[1] > 0 else 1.0
+        else:
+            self.slowdown = 0.0
+        self.q_liquid = c.liquid_fraction * self.it_kw
+
+    def _cdu(self, dt: float, cmd: Commands, cdu_flow: float, cdu_frac: float) -> None:
+        """CDU coolant loop and the GPU thermal chain (perfmodel.liquid)."""
+        c = self.cfg
+        heat = self.q_liquid + self.cdu_pump_kw  # pump work ends up in the coolant
+        sup_target = max(cmd.cdu_setpoint, self.chw_local + c.cdu_approach_c)
+        self.cdu_supply = ph.lag(self.cdu_supply, sup_target, dt, TAU_COOLANT)
+        ret = min(_f(liquid.coolant_return_temp(self.cdu_supply, heat, max(cdu_flow, 0.05))), 95.0)
+        self.cdu_return = ph.lag(self.cdu_return, ret, dt, TAU_COOLANT_RETURN)
+        heat_w = self.q_liquid * 1000.0 / c.gpus
+        m_gpu = max(cdu_flow, 0.05) * liquid.RHO_WATER / 1000.0 / c.gpus
+        half = 0.5 * c.r_th_k_per_w
+        r_th = _f(liquid.thermal_resistance(max(cdu_frac, 0.05), half, half))
+        die = min(_f(liquid.die_temperature(self.cdu_supply, heat_w, m_gpu, r_th)), 130.0)
+        self.die_avg = ph.lag(self.die_avg, die, dt, TAU_DIE)
+        self.die_max = ph.lag(self.die_max, min(die + HOTSPOT_K, 130.0), dt, TAU_DIE)
+        plate = die - heat_w * half  # cold-plate surface: die minus the conduction drop
+        self.cold_plate = ph.lag(self.cold_plate, plate, dt, TAU_DIE)
+        if self.die_max > c.throttle_temp_c + SHUTDOWN_MARGIN_C:  # hardware protection trips
+            self.shutdown = True
+        elif self.shutdown and self.die_max < c.throttle_temp_c - 10.0:
+            self.shutdown = False
+        if self.die_max > c.throttle_temp_c:  # firmware clock-down, ~2 % of rated per second
+            self.throttle_cap = max(0.3, self.throttle_cap - 0.02 * dt)
+        elif self.die_max < c.throttle_temp_c - 3.0:
+            self.throttle_cap = min(1.0, self.throttle_cap + 0.005 * dt)
+
+    def _air(self, dt: float, cmd: Commands) -> None:
+        """CRAHs, zones and rack inlets (perfmodel.air). A zone gets 70 % of its own CRAH's
+        air and 10 % of each other CRAH's; shortfall against the racks' airflow recirculates."""
+        c = self.cfg
+        flows = [c.crah_airflow_m3s * s for s in self.crah_fan]
+        v_tot = max(sum(flows), 0.05)
+        air_it = self.it_kw - self.q_liquid
+        self.q_air = air_it + self.pdu_loss_kw + self.ups_loss_kw + sum(self.crah_fan_kw)
+        room_dt = min(self.q_air / (RHO_CP_AIR * v_tot), 30.0)
+        sat = air.supply_air_temp(
+            np.array(cmd.crah_supply_setpoint), self.chw_local, c.crah_coil_approach_c
+        ).tolist()
+        for i in range(N_CRAHS):
+            tgt = sat[i] if flows[i] > 0.05 else self.crah_return[i]
+            self.crah_supply[i] = ph.lag(self.crah_supply[i], tgt, dt, TAU_CRAH_SUPPLY)
+        mean_supply = sum(flows[i] * self.crah_supply[i] for i in range(N_CRAHS)) / v_tot
+        # racks' airflow (perfmodel: IT air heat + fan heat over the server ΔT)
+        demand = (air_it + sum(self.crah_fan_kw)) / (RHO_CP_AIR * c.server_dt_k) / N_CRAHS
+        v_eff, t_seen = [], []
+        for i in range(N_CRAHS):
+            self.crah_q[i] = self.q_air * flows[i] / v_tot
+            self.crah_return[i] = ph.lag(self.crah_return[i], mean_supply + room_dt, dt, TAU_CRAH_SUPPLY)
+            cap_now = 90.0 * max(self.crah_return[i] - self.chw_local, 0.5) / 15.0
+            self.crah_valve[i] = ph.clamp(self.crah_q[i] / cap_now, 0.0, 1.0) if flows[i] > 0.05 else 0.0
+            others = [j for j in range(N_CRAHS) if j != i]
+            v = 0.7 * flows[i] + 0.1 * sum(flows[j] for j in others)
+            v_eff.append(v)
+            t_seen.append(
+                (0.7 * flows[i] * self.crah_supply[i] + 0.1 * sum(flows[j] * self.crah_supply[j] for j in others)) / v
+                if v > 1e-6
+                else mean_supply
+            )
+        r = air.recirculation_share(np.array(v_eff), demand, c.recirculation_base)
+        inlet = air.rack_inlet_temp(np.array(t_seen), c.server_dt_k, r).tolist()
+        for i in range(N_CRAHS):
+            self.rack_inlet[i] = ph.lag(self.rack_inlet[i], min(inlet[i], 60.0), dt, TAU_RACK)
+
+    def _chillers(
+        self, dt: float, cmd: Commands, eq: EquipmentFaults, chw_flow: float, cw_flow: float, mech: bool
+    ) -> None:
+        """Chillers (perfmodel.chiller EIR model) on a headered chilled-water loop."""
+        c = self.cfg
+        can_run = [cmd.chiller_on[i] and i not in eq.chiller_tripped and mech for i in range(N_CHILLERS)]
+        n_req = sum(can_run)
+        # flow switches: a chiller without enough evaporator/condenser flow stays off
+        if n_req and (
+            chw_flow / n_req < 0.3 * c.chiller_chw_flow_ls or cw_flow / n_req < 0.3 * c.chiller_cw_flow_ls
+        ):
+            can_run = [False] * N_CHILLERS
+            n_req = 0
+        for i in range(N_CHILLERS):
+            if can_run[i] and not self.chiller_running[i]:
+                self.chiller_ramp[i] = 0.0
+            self.chiller_running[i] = can_run[i]
+            self.chiller_ramp[i] = min(1.0, self.chiller_ramp[i] + dt / CHILLER_RAMP_S) if can_run[i] else 0.0
+            self.chiller_chw_flow[i] = chw_flow / n_req if can_run[i] else 0.0
+            self.chiller_cw_flow[i] = cw_flow / n_req if can_run[i] else 0.0
+        # return header: supply + load / (flow · cp), lagged by the loop's water volume
+        ret_target = min(self.chw_supply + self.q_chw / (RHO_CP_WATER * max(chw_flow, 1.0)), 60.0)
+        self.chw_return = ph.lag(self.chw_return, ret_target, dt, TAU_CHW_RETURN)
+        q = [0.0] * N_CHILLERS
+        for i in range(N_CHILLERS):
+            if can_run[i]:
+                f = self.chiller_chw_flow[i]
+                cap = self.chiller_cap[i] * self.chiller_ramp[i]
+                tgt = max(cmd.chw_setpoint[i], self.chw_return - cap / (RHO_CP_WATER * f))
+                self.chiller_leave[i] = ph.lag(self.chiller_leave[i], tgt, dt, TAU_CHILLER)
+                q[i] = max(0.0, f * RHO_CP_WATER * (self.chw_return - self.chiller_leave[i]))
+            else:
+                self.chiller_leave[i] = ph.lag(self.chiller_leave[i], self.chw_return, dt, TAU_CHILLER_OFF)
+        # a fouled condenser runs warmer than the water entering it: the chiller sees a higher lift
+        t_cw = [self.tower_leave + c.fouling_approach_k * eq.fouling.get(i, 0.0) for i in range(N_CHILLERS)]
+        res = chiller.chiller_performance(
+            DEFAULT_CHILLER, np.array(q), np.array(self.chiller_leave), np.array(t_cw),
+            capacity_kw=c.chiller_cap_kw, cop=c.chiller_cop,
+        )  # fmt: skip
+        self.chiller_cap = res.capacity_kw.tolist()
+        self.chiller_q = [q[i] if can_run[i] else 0.0 for i in range(N_CHILLERS)]
+        self.chiller_p = [float(res.power_kw[i]) if can_run[i] else 0.0 for i in range(N_CHILLERS)]
+        if n_req:
+            self.chw_supply = sum(
+                self.chiller_chw_flow[i] * self.chiller_leave[i] for i in range(N_CHILLERS)
+            ) / max(sum(self.chiller_chw_flow), 1e-6)
+        else:  # no chiller: the loop only mixes
+            self.chw_supply = ph.lag(self.chw_supply, self.chw_return, dt, TAU_CHW_RETURN)
+
+    def _tower(self, dt: float, cw_flow: float) -> None:
+        """Condenser water and the tower (perfmodel.tower, CoolTools correlation)."""
+        self.q_rej = sum(self.chiller_q[i] + self.chiller_p[i] for i in range(N_CHILLERS))
+        rng = self.q_rej / (RHO_CP_WATER * cw_flow) if cw_flow > 0.5 else 0.0
+        fr_w = max(cw_flow / self._tower_ref_flow, 0.05)
+        fr_air = max(self.tower_fan, FREE_CONVECTION)
+        target = _f(tower.leaving_water_temp(self.wb, rng, fr_w, fr_air)) if rng > 0 else self.wb + 1.0
+        self.tower_leave = ph.lag(self.tower_leave, max(target, self.wb), dt, TAU_TOWER)
+        for i in range(N_CHILLERS):
+            g = self.chiller_cw_flow[i]
+            rise = (self.chiller_q[i] + self.chiller_p[i]) / (RHO_CP_WATER * g) if g > 0.5 else 0.0
+            self.chiller_cw_leave[i] = ph.lag(self.chiller_cw_leave[i], min(self.tower_leave + rise, 60.0), dt, TAU_CW)
+        g_tot = sum(self.chiller_cw_flow)
+        self.cw_return = (
+            sum(self.chiller_cw_flow[i] * self.chiller_cw_leave[i] for i in range(N_CHILLERS)) / g_tot
+            if g_tot > 0.5
+            else self.tower_leave
+        )
+
+    # ------------------------------------------------------------ read-out
+    def tags(self) -> dict[str, float]:
+        """True value of every point of the twin's site (agent points excluded)."""
+        c = self.cfg
+        b = float
+        v: dict[str, float] = {}
+        v["gpu.it_power"] = self.it_kw
+        v["gpu.training_util"] = self.training * 100.0
+        v["gpu.inference_util"] = self.inference * 100.0
+        v["gpu.throughput"] = self.slowdown * 100.0
+        v["gpu.gpu_temp_avg"] = self.die_avg
+        v["gpu.gpu_temp_max"] = self.die_max
+        v["gpu.throttling"] = b(self.throttle_cap < 0.999 or self.die_max > c.throttle_temp_c)
+        v["ups_1.input_power"] = self.ups_in
+        v["ups_1.output_power"] = self.ups_out
+        v["ups_1.load_pct"] = self.ups_out / c.ups_capacity_kw * 100.0
+        v["ups_1.efficiency"] = (
+            self.ups_out / (self.ups_out + self.ups_loss_kw) * 100.0 if self.ups_out > 0 else 0.0
+        )
+        v["ups_1.soc"] = self.soc
+        amps = power.battery_current(max(self.ups_out, 1.0), c.battery_bus_v)
+        ah = c.battery_kwh * 1000.0 / c.battery_bus_v
+        full = _f(power.peukert_runtime_h(amps, ah, c.battery_rated_hours, c.battery_peukert))
+        v["ups_1.runtime"] = min(60.0 * full * self.soc / 100.0, 600.0)
+        v["ups_1.on_battery"] = b(self.utility_lost)
+        v["tx_1.load"] = self.tx_load
+        v["tx_1.load_pct"] = self.tx_load / c.power_factor / c.tx_rated_kva * 100.0
+        v["tx_1.winding_temp"] = self.winding
+        v["tx_1.losses"] = self.tx_loss_kw
+        for k in (1, 2):
+            p = self.it_kw / 2.0
+            v[f"pdu_{k}.power"] = p
+            v[f"pdu_{k}.current"] = p * 1000.0 / (math.sqrt(3.0) * 415.0 * c.power_factor)
+            v[f"pdu_{k}.load_pct"] = p / 800.0 * 100.0
+        for i in range(N_CHILLERS):
+            e = f"chiller_{i + 1}"
+            v[f"{e}.chw_supply_temp"] = self.chiller_leave[i]
+            v[f"{e}.chw_return_temp"] = self.chw_return
+            v[f"{e}.cw_entering_temp"] = self.tower_leave
+            v[f"{e}.cw_leaving_temp"] = self.chiller_cw_leave[i]
+            v[f"{e}.chw_flow"] = self.chiller_chw_flow[i]
+            v[f"{e}.cw_flow"] = self.chiller_cw_flow[i]
+            v[f"{e}.power"] = self.chiller_p[i]
+            v[f"{e}.load"] = self.chiller_q[i] / c.chiller_cap_kw * 100.0
+            v[f"{e}.running"] = b(self.chiller_running[i])
+            v[f"{e}.tripped"] = b(i in self.faults.chiller_tripped)
+        v["ct_1.cw_supply_temp"] = self.tower_leave
+        v["ct_1.cw_return_temp"] = self.cw_return
+        v["ct_1.fan_speed"] = self.tower_fan * 100.0
+        v["ct_1.fan_power"] = self.tower_kw
+        v["ct_1.approach"] = self.tower_leave - self.wb
+        v["ct_1.fan_running"] = b(self.tower_fan > 0.05)
+        for eid, speed, flow, kw, key in (
+            ("chw_pump_1", self.chw_pump, c.chw_pump_flow_ls * self.chw_pump, self.chw_pump_kw, "chw"),
+            ("cw_pump_1", self.cw_pump, c.cw_pump_flow_ls * self.cw_pump, self.cw_pump_kw, "cw"),
+        ):
+            v[f"{eid}.speed"] = speed * 100.0
+            v[f"{eid}.flow"] = flow
+            v[f"{eid}.power"] = kw
+            v[f"{eid}.running"] = b(speed > 0.05)
+            v[f"{eid}.fault"] = b(key in self.faults.pump_failed)
+        for i in range(N_CRAHS):
+            e = f"crah_{i + 1}"
+            v[f"{e}.supply_air_temp"] = self.crah_supply[i]
+            v[f"{e}.return_air_temp"] = self.crah_return[i]
+            v[f"{e}.rack_inlet_temp"] = self.rack_inlet[i]
+            v[f"{e}.fan_speed"] = self.crah_fan[i] * 100.0
+            v[f"{e}.fan_power"] = self.crah_fan_kw[i]
+            v[f"{e}.valve"] = self.crah_valve[i] * 100.0
+            v[f"{e}.fan_running"] = b(self.crah_fan[i] > 0.05)
+            v[f"{e}.fan_fault"] = b(i in self.faults.crah_fan_failed)
+        flow_frac = self.cdu_pump * (1.0 - self.faults.cdu_flow_loss)
+        v["cdu_1.coolant_supply_temp"] = self.cdu_supply
+        v["cdu_1.coolant_return_temp"] = self.cdu_return
+        v["cdu_1.coolant_flow"] = c.cdu_flow_ls * flow_frac
+        v["cdu_1.pump_speed"] = self.cdu_pump * 100.0
+        v["cdu_1.pump_power"] = self.cdu_pump_kw
+        v["cdu_1.heat_load"] = self.q_liquid
+        v["cdu_1.cold_plate_temp"] = self.cold_plate
+        v["cdu_1.pump_fault"] = b("cdu" in self.faults.pump_failed or self.faults.cdu_flow_loss > 0.0)
+        v["leak_1.leak_detected"] = b(self.leak_zone > 0)
+        v["leak_1.leak_zone"] = float(self.leak_zone)
+        v["leak_1.cable_fault"] = 0.0
+        level = sum(self.smoke >= x for x in (0.05, 0.1, 0.2, 0.4))
+        v["vesda_1.smoke_obscuration"] = self.smoke
+        v["vesda_1.alarm_level"] = float(level)
+        v["vesda_1.alarm"] = b(level >= 3)
+        v["vesda_1.fault"] = 0.0
+        v["weather.outdoor_temp"] = self.t_db
+        v["weather.outdoor_rh"] = self.rh
+        v["weather.wet_bulb"] = self.wb
+        v["plant.facility_power"] = self.facility_kw
+        v["plant.it_power"] = self.it_kw
+        v["plant.cooling_power"] = self.cooling_kw
+        total = self.facility_kw + max(self.battery_kw, 0.0)
+        v["plant.pue"] = ph.clamp(total / self.it_kw, 1.0, 3.0) if self.it_kw > 1.0 else 1.0
+        v["plant.cooling_load"] = self.q_chw
+        return v
