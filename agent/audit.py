@@ -144,6 +144,7 @@ class Audit:
                         "conditions": d.get("evidence"),
                         "quality": d.get("quality"),
                         "rests_on": d.get("rests_on"),
+                        "instance_key": d.get("instance_key"),
                         "verdict": v,
                         "equipment": d.get("equipment"),
                         **(d.get("extra_evidence") or {}),
@@ -200,6 +201,15 @@ class Audit:
                WHERE a.state = 'pending' ORDER BY a.ts"""
         )
         return [dict(r) for r in df.to_dict("records")]
+
+    def pending_instance_keys(self) -> set[str]:
+        """Policy instances (``policy@equipment``) with an approval still pending."""
+        df = self.store.query(
+            """SELECT DISTINCT json_extract_string(d.evidence, '$.instance_key') AS k
+               FROM approvals_latest a JOIN decisions_latest d USING (decision_id)
+               WHERE a.state = 'pending'"""
+        )
+        return {str(k) for k in df["k"] if k is not None and k == k}
 
     # ---- autonomy settings ------------------------------------------------------------------
     def control(self, default_ceiling: int) -> GateControl:

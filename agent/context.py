@@ -245,7 +245,11 @@ class AgentContext:
         clock = clock or SystemClock()
         store.register_site(site) if not store.tags else None
         audit = Audit(store)
-        engine = PolicyEngine(list(policies) if policies is not None else load_library(), site)
+        engine = (
+            PolicyEngine(list(policies), site)
+            if policies is not None
+            else PolicyEngine(load_library(), site, strict=False)  # the library: what applies
+        )
         ctx = cls(
             site=site,
             store=store,

@@ -8,6 +8,7 @@ its own audit rows; the wiring is in :mod:`agent.graph`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ import pandas as pd
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
-from agent.context import AgentContext, CycleScratch, get_ctx
+from agent.context import AgentContext, CycleScratch, QualityResult, get_ctx
 from agent.state import CycleState, Decision
 from connectors.errors import FacilityError, WriteFailed, WriteRejected
 from tools import gate
@@ -28,6 +29,7 @@ from tools.policies.engine import ValuesView
 from tools.telemetry import latest_array
 
 TRUSTED_QUALITY = 0.95
+log = logging.getLogger(__name__)
 
 
 def _now(state: CycleState) -> datetime:
@@ -61,7 +63,14 @@ async def observe(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
 async def assess_quality(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     s = _scratch(ctx, state)
-    s.quality = ctx.quality_for(_now(state), ctx.engine.referenced_tags)
+    tags = ctx.engine.referenced_tags
+    try:
+        s.quality = ctx.quality_for(_now(state), tags)
+    except Exception as err:  # a broken scorer must not stop the loop: trust nothing instead
+        log.error("quality scorer failed: %s: %s", type(err).__name__, err)
+        why = [f"quality scorer failed ({type(err).__name__}): nothing can be trusted"]
+        s.quality = QualityResult(dict.fromkeys(tags, 0.0), dict.fromkeys(tags, why))
+        return {"notes": [why[0]]}
     return {}
 
 
@@ -84,6 +93,7 @@ async def evaluate_policies(state: CycleState, config: RunnableConfig) -> dict[s
         )
         return df[df["status"] == 0].drop(columns="status")
 
+    ctx.engine.suppressed = ctx.audit.pending_instance_keys()  # one open request per instance
     triggers = ctx.engine.evaluate(Observation(now, s.snapshot.values, qarr, history))
     return {"decisions": [_decision(ctx, state, t, s) for t in triggers]}
 
@@ -345,7 +355,7 @@ async def wait_for_approval(state: CycleState, config: RunnableConfig) -> dict[s
             if (
                 a is not None
                 and a.state == "pending"
-                and value.get("state") in ("approved", "rejected", "cancelled")
+                and value.get("state") in ("approved", "rejected", "cancelled", "expired")
             ):
                 ctx.audit.approval_event(
                     a.approval_id,
@@ -445,16 +455,23 @@ async def report(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
             o = "executed" if d.get("executed") else d["answer"]["state"]
         by[o] = by.get(o, 0) + 1
     rolled = [v for v in state.get("verifications", []) if v["state"] == "rolled_back"]
-    ctx.audit.finish_run(state["run_id"], now, "done")
-    ctx.scratch.pop(state["run_id"], None)
-    return {
-        "report": {
-            "run_id": state["run_id"],
-            "decisions": len(state.get("decisions", [])),
-            "by_outcome": by,
-            "rolled_back": [r["action_id"] for r in rolled],
-        }
+    rep: dict[str, Any] = {
+        "run_id": state["run_id"],
+        "decisions": len(state.get("decisions", [])),
+        "by_outcome": by,
+        "rolled_back": [r["action_id"] for r in rolled],
     }
+    tin = tout = 0
+    if ctx.llm is not None and state.get("decisions"):
+        from agent.llm import summarise
+
+        try:
+            rep["summary"], tin, tout = await summarise(ctx.llm, list(state["decisions"]))
+        except Exception as err:  # an external service: without it the cycle stays deterministic
+            rep["summary_error"] = f"{type(err).__name__}: {err}"
+    ctx.audit.finish_run(state["run_id"], now, "done", tin, tout)
+    ctx.scratch.pop(state["run_id"], None)
+    return {"report": rep}
 
 
 # ---- routing ------------------------------------------------------------------------------------

@@ -8,26 +8,34 @@ Entry point for the eval suite and the demo (stable; H6 builds on it)::
     ctx = AgentContext.build(
         site=site,                    # connectors.site.Site
         store=store,                  # connectors.store.Store (readings already in it)
-        writer=RecordingWriter(site), # records writes, applies nothing (open-loop replay)
+        writer=RecordingWriter(site), # connectors.writer: records writes, applies nothing
         clock=clock,                  # ManualClock moved by the replay
-        policies=None,                # None = the shipped library; or a list of LoadedPolicy
+        policies=None,                # None = the shipped library, keeping only the policies
+                                      #   that apply to this site; or a list of LoadedPolicy
+                                      #   (tools.policies.load_policies / policies_from_dicts)
         approvals="record",           # "record": an approval request is recorded, the graph
                                       #   does not pause ("interrupt" = durable human validation)
-        checkpoint_path=None,         # None = no checkpointer (fast); a path = SqliteSaver file
+        checkpoint_path=None,         # None: in-memory (or none with "record"); a path: SQLite
+        quality="auto",               # tools.quality.score over the decision's points (cached 30 s)
+        whatif="auto",                # tools.whatif.check; None = no model (required → level 1)
     )
     result = await decide_once(ctx, trigger="eval")   # one observe→…→report cycle
-    result.decisions   # list[dict]: policy_id, fault_class, kind, severity, outcome,
-                       #   effective_level, level_set_by, action, evidence, prediction, explanation
-    result.run_id, result.pending_approvals, result.actions
+    result.decisions   # list[dict]: decision_id, policy_id, equipment, fault_class, kind, severity,
+                       #   outcome, verdict {level, set_by, caps, reasons}, action {kind, changes},
+                       #   evidence, quality {score, reasons}, prediction, explanation
+    result.run_id, result.pending_approvals, result.actions, result.report, result.interrupted
 
 ``decide_once`` keeps policy state (hold timers, hysteresis, cool-downs) in
 ``ctx.engine`` between calls, so call it once per replay step with the clock
 advanced. Every cycle writes ``runs`` / ``decisions`` / ``approvals`` /
-``actions`` rows into the same store (see :mod:`agent.audit`).
+``actions`` rows into the same store (see :mod:`agent.audit`). Operators answer
+with :func:`answer_approval`; :func:`emergency_stop`, :func:`set_autonomy` and
+:func:`expire_approvals` are the other controls.
 
 :func:`run_forever` is the periodic loop the demo starts as one more asyncio
-task: a decision cycle every ``interval_s`` plus the heartbeat write to the
-twin's ``agent.heartbeat`` point (the twin reverts its set points when it lapses).
+task (:func:`demo_agent`): a decision cycle every ``interval_s`` plus the
+heartbeat write to the twin's ``agent.heartbeat`` point (the twin reverts its set
+points when it lapses).
 """
 
 from __future__ import annotations
@@ -127,8 +135,8 @@ async def answer_approval(
     Returns the resumed run's result, or None when no run waits for it (the answer is
     recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending.
     """
-    if state not in ("approved", "rejected", "cancelled"):
-        raise ValueError(f"state must be approved, rejected or cancelled, not {state!r}")
+    if state not in ("approved", "rejected", "cancelled", "expired"):
+        raise ValueError(f"state must be approved, rejected, cancelled or expired, not {state!r}")
     a = ctx.audit.approval(approval_id)
     if a is None:
         raise KeyError(f"unknown approval {approval_id!r}")
@@ -219,6 +227,20 @@ def set_autonomy(ctx: AgentContext, level: int, by_whom: str, why: str = "") -> 
     )
 
 
+async def expire_approvals(ctx: AgentContext, max_age_s: float = 3600.0) -> list[str]:
+    """Pending approvals older than ``max_age_s`` expire (their paused runs finish, nothing written)."""
+    now = ctx.clock.now()
+    out = []
+    for p in ctx.audit.pending_approvals():
+        ts = p["ts"].to_pydatetime() if hasattr(p["ts"], "to_pydatetime") else p["ts"]
+        if (now - ts).total_seconds() > max_age_s:
+            await answer_approval(
+                ctx, p["approval_id"], "expired", "agent", f"no answer within {max_age_s:.0f} s"
+            )
+            out.append(p["approval_id"])
+    return out
+
+
 async def startup(ctx: AgentContext) -> list[dict[str, Any]]:
     """Reconcile actions a crash left mid-way (read back, never write twice)."""
     return [r.as_dict() for r in await ctx.actuator.reconcile()]
@@ -230,6 +252,7 @@ async def run_forever(
     heartbeat_s: float = 5.0,
     stop: asyncio.Event | None = None,
     on_result: Any | None = None,
+    approval_ttl_s: float = 3600.0,
 ) -> None:
     """Periodic decision cycles plus the heartbeat to the twin; returns when ``stop`` is set."""
     stop = stop or asyncio.Event()
@@ -248,6 +271,7 @@ async def run_forever(
         if t >= next_cycle:
             next_cycle = t + interval_s
             try:
+                await expire_approvals(ctx, approval_ttl_s)
                 res = await decide_once(ctx, "schedule")
                 if on_result is not None:
                     on_result(res)
@@ -258,3 +282,34 @@ async def run_forever(
                 log.error("decision cycle failed: %s", err)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=min(heartbeat_s, interval_s))
+
+
+async def demo_agent(demo: Any, interval_s: float = 10.0, show: Any | None = None) -> None:
+    """The agent as one more demo task (``agent.commands.demo.demo_tasks``).
+
+    ``demo`` needs ``twin.site`` (or ``site``), ``store`` and ``stop``; the agent polls
+    its decisions every ``interval_s``, writes through ``connectors.writer.ModbusPointWriter``
+    (the twin's Modbus server), keeps its heartbeat and serves the local API so that
+    ``facility-agent approve ID`` works while the demo runs. ``show(result)`` is
+    called after each cycle (e.g. to print the decisions).
+    """
+    from agent.api import serve
+    from agent.commands._agent import checkpoint_path, site_writer
+    from agent.llm import chat_model_from_env
+
+    site = getattr(demo, "site", None) or demo.twin.site
+    store = demo.store
+    ctx = AgentContext.build(
+        site,
+        store,
+        site_writer(site),
+        checkpoint_path=checkpoint_path(store.path),
+        llm=chat_model_from_env(),
+    )
+    try:
+        await asyncio.gather(
+            run_forever(ctx, interval_s, stop=demo.stop, on_result=show),
+            serve(ctx, store.path, stop=demo.stop),
+        )
+    finally:
+        await close(ctx)

@@ -48,9 +48,7 @@ _NP: dict[DataType, np.dtype[np.generic]] = {
 }
 
 
-def _to_big_endian_bytes(
-    registers: Sequence[int], byte_order: Order, word_order: Order
-) -> bytes:
+def _to_big_endian_bytes(registers: Sequence[int], byte_order: Order, word_order: Order) -> bytes:
     words = list(registers)
     if word_order is Order.LITTLE:
         words.reverse()
@@ -107,6 +105,17 @@ def decode(registers: Sequence[int], source: ModbusSource) -> float:
     return raw * source.scale + source.offset
 
 
+def wire_bit(source: ModbusSource) -> int:
+    """Bit position on the wire of a ``bit`` point (its bit index after the byte order).
+
+    A register's bits are numbered 0 (LSB) … 15 of its value; with little byte
+    order the two bytes arrive swapped, so value bit ``b`` is wire bit ``(b + 8) % 16``.
+    Writers set or clear this bit in a read-modify-write of the register.
+    """
+    b = source.bit or 0
+    return b if source.byte_order is Order.BIG else (b + 8) % 16
+
+
 def encode_raw(
     value: float,
     data_type: DataType,
@@ -118,7 +127,11 @@ def encode_raw(
         return [1 if value else 0]
     fmt = _FMT[data_type]
     if data_type in (DataType.FLOAT32, DataType.FLOAT64):
-        if data_type is DataType.FLOAT32 and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+        if (
+            data_type is DataType.FLOAT32
+            and math.isfinite(value)
+            and abs(value) > 3.4028234663852886e38
+        ):
             raise DecodeError(f"{value} does not fit float32")
         raw = struct.pack(">" + fmt, value)
     else:
@@ -146,7 +159,9 @@ class _Group:
     """Points of one block that share a (type, byte order, word order) layout."""
 
     rows: npt.NDArray[np.intp]  # index into the block's output arrays
-    gather: npt.NDArray[np.intp]  # (n, words) register offsets in the block, in big-endian word order
+    gather: npt.NDArray[
+        np.intp
+    ]  # (n, words) register offsets in the block, in big-endian word order
     dtype: np.dtype[np.generic]
     swap_bytes: bool
     scale: npt.NDArray[np.float64]

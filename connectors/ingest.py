@@ -61,7 +61,9 @@ class IngestStats:
 def build_batch(pending: list[_Pending]) -> pa.Table:
     """Concatenate pending block readings into one readings Arrow table."""
     lengths = np.fromiter((len(p[1]) for p in pending), dtype=np.int64, count=len(pending))
-    ts = np.repeat(np.fromiter((p[0] for p in pending), dtype=np.int64, count=len(pending)), lengths)
+    ts = np.repeat(
+        np.fromiter((p[0] for p in pending), dtype=np.int64, count=len(pending)), lengths
+    )
     ids = np.concatenate([p[1] for p in pending])
     values = np.concatenate([p[2] for p in pending])
     status = np.concatenate([p[3] for p in pending])
@@ -103,15 +105,21 @@ class Ingestor:
         rng = rng or random.Random()
         self.pollers = [
             DevicePoller(
-                key, points, self.ids, self._collect, config=config, clock=self.clock,
+                key,
+                points,
+                self.ids,
+                self._collect,
+                config=config,
+                clock=self.clock,
                 rng=random.Random(rng.random()),
-            )  # fmt: skip
+            )
             for key, points in site.devices().items()
         ]
         self.rows_stored = 0
         self._pending: list[_Pending] = []
         self._pending_rows = 0
         self._kick: asyncio.Event | None = None
+        self._stopping = False
         self._flush_lock: asyncio.Lock | None = None
         self._started = time.monotonic()
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
@@ -129,7 +137,10 @@ class Ingestor:
         then stop the pollers and flush what is pending."""
         self._kick = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._stopping = False
         self._started = time.monotonic()
+        self._samples.clear()
+        self._samples.append((self._started, self.stats_readings()))
         tasks = [asyncio.create_task(p.run(), name=f"poll {p.key}") for p in self.pollers]
         flusher = asyncio.create_task(self._flusher(), name="ingest flusher")
         try:
@@ -137,20 +148,35 @@ class Ingestor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter, duration)
         finally:
-            for t in [*tasks, flusher]:
+            # stop flags first: on Python 3.11 a cancellation racing a pymodbus response
+            # can be swallowed by asyncio.wait_for, so cancelling alone is not enough
+            self._stopping = True
+            for p in self.pollers:
+                p.stop()
+            self._kick.set()
+            everything = [*tasks, flusher]
+            _, late = await asyncio.wait(everything, timeout=self._grace_s())
+            for t in late:
                 t.cancel()
-            await asyncio.gather(*tasks, flusher, return_exceptions=True)
+            await asyncio.gather(*everything, return_exceptions=True)
             await self.flush()
+
+    def _grace_s(self) -> float:
+        timeouts = [p.config.timeout_s for p in self.pollers]
+        return 2.0 * max(timeouts, default=1.0) + 1.0
 
     async def _flusher(self) -> None:
         assert self._kick is not None
         last_retain = time.monotonic()
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.flush_interval_s)
             self._kick.clear()
             await self.flush()
-            if self.retain_age is not None and time.monotonic() - last_retain >= self.retain_every_s:
+            if (
+                self.retain_age is not None
+                and time.monotonic() - last_retain >= self.retain_every_s
+            ):
                 last_retain = time.monotonic()
                 await asyncio.to_thread(self.store.retain, self.clock.now(), self.retain_age)
 
@@ -169,9 +195,12 @@ class Ingestor:
         return self.store.append_arrow(build_batch(pending))
 
     # ---- numbers ---------------------------------------------------------------
+    def stats_readings(self) -> int:
+        return sum(p.stats.readings for p in self.pollers)
+
     def stats(self) -> IngestStats:
         now = time.monotonic()
-        readings = sum(p.stats.readings for p in self.pollers)
+        readings = self.stats_readings()
         self._samples.append((now, readings))
         # rate over the samples of the last ~3 s
         old = next(((t, r) for t, r in self._samples if now - t <= 3.0), self._samples[0])

@@ -57,8 +57,9 @@ log = logging.getLogger(__name__)
 # pymodbus logs every failed connect at ERROR with frame dumps: a dead device would
 # flood the log. Our poller reports device state itself; keep pymodbus quiet unless
 # the application configured its logger explicitly.
-if logging.getLogger("pymodbus").level == logging.NOTSET:
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+for _name in ("pymodbus", "pymodbus.logging"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
@@ -130,6 +131,11 @@ class _Planned:
             self.bit_offsets = None
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _ReadFailed(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -175,20 +181,46 @@ class DevicePoller:
         self._client: AsyncModbusTcpClient | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        self._stopping = False
+        self._sleeper: asyncio.Future[None] | None = None
 
     # ---- public --------------------------------------------------------------
     @property
     def blocks(self) -> list[Block]:
         return [pb.block for group in self.groups.values() for pb in group]
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the read in flight.
+
+        Prefer this to cancelling the task alone: on Python 3.11 ``asyncio.wait_for``
+        (used inside pymodbus) can swallow a cancellation that races a response.
+        """
+        self._stopping = True
+        if self._sleeper is not None:
+            _resolve(self._sleeper)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep until the next slot, or until :meth:`stop` wakes it."""
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        self._sleeper = fut = loop.create_future()
+        handle = loop.call_later(delay, _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._sleeper = None
+
     async def run(self) -> None:
-        """Poll forever, each interval group on its own schedule; cancel to stop."""
+        """Poll until :meth:`stop` (or cancellation), each interval group on its own schedule."""
+        self._stopping = False
         try:
             due = dict.fromkeys(self.groups, time.monotonic())
-            while True:
+            while not self._stopping:
                 now = time.monotonic()
                 for interval, group in self.groups.items():
-                    if due[interval] <= now:
+                    if due[interval] <= now and not self._stopping:
                         await self.poll_group(group)
                         # next slot on the grid; skip missed slots instead of bursting
                         nxt = due[interval] + interval
@@ -196,7 +228,7 @@ class DevicePoller:
                         due[interval] = (
                             nxt if nxt > now2 else now2 + interval - (now2 - nxt) % interval
                         )
-                await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))
+                await self._sleep(max(0.0, min(due.values()) - time.monotonic()))
         finally:
             self.close()
 
@@ -207,7 +239,7 @@ class DevicePoller:
 
     async def poll_group(self, group: list[_Planned]) -> None:
         i = 0
-        while i < len(group):
+        while i < len(group) and not self._stopping:
             replacement = await self._poll_block(group[i])
             if replacement is not None:  # the block was split: poll its parts in its place
                 group[i : i + 1] = replacement

@@ -157,7 +157,7 @@ class ModbusSource(_Strict):
                 "DCBA": ("little", "little"),
             }
             if layout not in orders:
-                raise ValueError(f"layout must be one of {sorted(orders)}, not {layout!r}")
+                raise _FieldError("layout", f"must be one of {sorted(orders)}, not {layout!r}")
             data.setdefault("byte_order", orders[layout][0])
             data.setdefault("word_order", orders[layout][1])
         return data
@@ -167,7 +167,9 @@ class ModbusSource(_Strict):
         if self.table.is_bit_table and self.data_type is not DataType.BOOL:
             raise ValueError(f"{self.table.value} table holds single bits: data_type must be bool")
         if not self.table.is_bit_table and self.data_type is DataType.BOOL:
-            raise ValueError("bool lives in a coil/discrete table; use data_type: bit for a register bit")
+            raise ValueError(
+                "bool lives in a coil/discrete table; use data_type: bit for a register bit"
+            )
         if self.data_type is DataType.BIT and self.bit is None:
             raise ValueError("data_type bit needs `bit` (0–15)")
         if self.data_type is not DataType.BIT and self.bit is not None:
@@ -176,8 +178,9 @@ class ModbusSource(_Strict):
             raise ValueError("scale must not be 0")
         end = self.address + self.register_count - 1
         if end > 65535:
-            raise ValueError(
-                f"{self.data_type.value} at address {self.address} ends at {end}, past 65535"
+            raise _FieldError(
+                "address",
+                f"{self.data_type.value} at address {self.address} ends at {end}, past 65535",
             )
         return self
 
@@ -357,6 +360,15 @@ def tag(equipment_id: str, point_name: str) -> str:
     return f"{equipment_id}.{point_name}"
 
 
+class _FieldError(ValueError):
+    """Raised by a model validator about one field of that model (the field joins the path)."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.msg = msg
+
+
 class _LocatedError(ValueError):
     def __init__(self, loc: str, msg: str) -> None:
         super().__init__(msg)
@@ -420,9 +432,15 @@ def parse_site(data: Any, origin: str = "<site>") -> Site:
         if isinstance(inner, _LocatedError):
             loc, msg = (), f"{inner.loc}: {inner.msg}"
             raise SiteConfigError(f"{origin}: {msg}") from None
+        if isinstance(inner, _FieldError):  # a model check about one of its fields
+            loc, msg = (*loc, inner.field), inner.msg
+        if e["type"] in ("enum", "literal_error"):
+            msg = f"unknown value {e.get('input')!r}: {msg}"
         where = _format_loc(loc)
         extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-        raise SiteConfigError(f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}") from None
+        raise SiteConfigError(
+            f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}"
+        ) from None
 
 
 def load_site(path: str | Path) -> Site:
@@ -441,4 +459,3 @@ def load_site(path: str | Path) -> Site:
     if not isinstance(data, dict):
         raise SiteConfigError(f"{path.name}: expected a mapping at the top level")
     return parse_site(data, origin=path.name)
-

@@ -163,15 +163,35 @@ class Store:
                     self._tag_to_id[t] = pid
                 rows.append(
                     (
-                        pid, t, eq.id, eq.kind.value, p.name, p.unit, p.brick,
-                        p.min, p.max, p.max_rate, p.poll_interval_s, p.writable,
+                        pid,
+                        t,
+                        eq.id,
+                        eq.kind.value,
+                        p.name,
+                        p.unit,
+                        p.brick,
+                        p.min,
+                        p.max,
+                        p.max_rate,
+                        p.poll_interval_s,
+                        p.writable,
                     )
                 )
             df = pd.DataFrame(
                 rows,
                 columns=[
-                    "point_id", "tag", "equipment", "kind", "name", "unit", "brick",
-                    "min", "max", "max_rate", "poll_interval_s", "writable",
+                    "point_id",
+                    "tag",
+                    "equipment",
+                    "kind",
+                    "name",
+                    "unit",
+                    "brick",
+                    "min",
+                    "max",
+                    "max_rate",
+                    "poll_interval_s",
+                    "writable",
                 ],
             )
             self.con.register("_new_points", df)
@@ -182,7 +202,10 @@ class Store:
                 self.con.execute("INSERT INTO points SELECT * FROM _new_points")
             finally:
                 self.con.unregister("_new_points")
-            return {f"{eq.id}.{p.name}": self._tag_to_id[f"{eq.id}.{p.name}"] for eq, p in site.iter_points()}
+            return {
+                f"{eq.id}.{p.name}": self._tag_to_id[f"{eq.id}.{p.name}"]
+                for eq, p in site.iter_points()
+            }
 
     def point_id(self, tag: str) -> int:
         try:
@@ -239,7 +262,9 @@ class Store:
                 missing = sorted(set(df.loc[df["point_id"].isna(), "tag"]))[:5]
                 raise KeyError(f"unknown tags: {missing}")
         status = df["status"] if "status" in df.columns else np.zeros(len(df), np.uint8)
-        return self.append(df["ts"].to_numpy(), df["point_id"].to_numpy(), df["value"].to_numpy(), status)
+        return self.append(
+            df["ts"].to_numpy(), df["point_id"].to_numpy(), df["value"].to_numpy(), status
+        )
 
     # ---- queries -------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
@@ -247,7 +272,10 @@ class Store:
             return self.con.execute(sql, params or []).df()
 
     def latest(
-        self, tags: Sequence[str] | None = None, since: datetime | None = None, good_only: bool = False
+        self,
+        tags: Sequence[str] | None = None,
+        since: datetime | None = None,
+        good_only: bool = False,
     ) -> pd.DataFrame:
         """Newest reading per point: columns tag, ts, value, status (name).
 
@@ -258,7 +286,7 @@ class Store:
         if good_only:
             where.append("r.status = 0")
         sql = f"""
-            SELECT p.tag, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value,
+            SELECT p.tag, max(r.ts) AS ts, arg_max_null(r.value, r.ts) AS value,
                    arg_max(r.status, r.ts) AS status_code
             FROM readings r JOIN points p USING (point_id)
             {"WHERE " + " AND ".join(where) if where else ""}
@@ -268,12 +296,16 @@ class Store:
         df["status"] = df["status_code"].map(lambda c: names.get(int(c), str(c)))
         return df.drop(columns="status_code")
 
-    def latest_values(self, tags: Sequence[str] | None = None, since: datetime | None = None) -> dict[str, float]:
+    def latest_values(
+        self, tags: Sequence[str] | None = None, since: datetime | None = None
+    ) -> dict[str, float]:
         """{tag: newest good value}."""
         df = self.latest(tags, since, good_only=True)
         return dict(zip(df["tag"], df["value"].astype(float), strict=True))
 
-    def window(self, tags: Sequence[str] | None, start: datetime, end: datetime | None = None) -> pd.DataFrame:
+    def window(
+        self, tags: Sequence[str] | None, start: datetime, end: datetime | None = None
+    ) -> pd.DataFrame:
         """Raw readings in [start, end): columns ts, tag, value, status (code)."""
         where, params = self._where(tags, start, end)
         sql = f"""

@@ -234,6 +234,7 @@ async def _open_loop(
     site = scenario_site(
         scn, folder, [str(c) for c in frame.columns] if scn.site != "twin" else None
     )
+    site = with_poll_floor(site, _period_s(frame))
     ref = None
     if scn.source.reference is not None:
         from tools.fdd import set_chiller_reference
@@ -254,10 +255,16 @@ async def _open_loop(
         else 0.0
     )
 
+    n_cycles = math.ceil(span_s / scn.clock.cycle) if span_s else 0
+    sampler = QualitySampler(store, site, n_cycles, _referenced(ctx, site))
     wall0 = time.perf_counter()
     agent_errors: list[str] = []
+    qwall = 0.0
     for chunk in src.feed(store):
         writer.seen.update(chunk.values)
+        q0 = time.perf_counter()
+        sampler(clock.now())
+        qwall += time.perf_counter() - q0
         if ctx is not None:
             try:
                 await _decide(ctx)
@@ -267,11 +274,11 @@ async def _open_loop(
                     raise
         if progress is not None and span_s > 0:
             progress(min(1.0, (clock.now() - src.span[0]).total_seconds() / span_s))
-    wall = time.perf_counter() - wall0
+    wall = time.perf_counter() - wall0 - qwall  # the report's quality sampling is not replay
 
     decisions = _table(store, "decisions_latest")
     actions = _table(store, "actions_latest")
-    quality = _quality_series(store)
+    quality = sampler.frame()
     writes = _writes_with_decisions(writer.log.frame(), actions)
 
     events = M.agent_fault_events(decisions, t0)
@@ -316,6 +323,7 @@ async def _open_loop(
             "mode": "open_loop",
             "agent": ctx is not None,
             "agent_errors": agent_errors[:5],
+            "quality_error": sampler.error,
             "wall_s": round(wall, 3),
             "simulated_s": span_s,
             "cycles": math.ceil(span_s / scn.clock.cycle) if span_s else 0,
@@ -329,7 +337,7 @@ async def _open_loop(
 def _period_s(frame: pd.DataFrame) -> float:
     if len(frame) < 2:
         return 0.0
-    return float(np.median(np.diff(frame.index.asi8)) / 1e9)
+    return float(pd.Series(frame.index).diff().dt.total_seconds().median())
 
 
 async def _close_agent(ctx: Any) -> None:
@@ -340,14 +348,47 @@ async def _close_agent(ctx: Any) -> None:
     await close(ctx)
 
 
-def _quality_series(store: Store) -> pd.DataFrame:
-    q = _table(store, "quality")
-    if q.empty or "score" not in q:
-        return pd.DataFrame()
-    ts_col = "ts" if "ts" in q else q.columns[0]
-    return (
-        q.groupby(ts_col)["score"].agg(["mean", "min"]).reset_index().rename(columns={ts_col: "ts"})
-    )
+QUALITY_SAMPLES = 40  # quality scored this many times over a run, for the report's plot
+
+
+class QualitySampler:
+    """Scores data quality (:func:`tools.quality.score`) a few dozen times over a run.
+
+    The series is for the report ("quality over time"); a scorer that fails is noted
+    once and the series stays empty — the run itself does not depend on it.
+    """
+
+    def __init__(
+        self, store: Store, site: Site, cycles: int, tags: list[str] | None = None
+    ) -> None:
+        self.store, self.site = store, site
+        self.every = max(1, cycles // QUALITY_SAMPLES)
+        self.tags = tags
+        self.rows: list[tuple[datetime, float, float]] = []
+        self.error: str | None = None
+        self._i = 0
+
+    def __call__(self, now: datetime) -> None:
+        self._i += 1
+        if self.error is not None or self._i % self.every:
+            return
+        try:
+            from tools.quality import score
+
+            rep = score(self.store, self.site, now, tags=self.tags)
+            s = pd.to_numeric(rep.points["score"], errors="coerce")
+            self.rows.append((now, float(s.mean()), float(s.min())))
+        except Exception as err:
+            self.error = f"{type(err).__name__}: {err}"
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["ts", "mean", "min"])
+
+
+def _referenced(ctx: Any, site: Site) -> list[str] | None:
+    tags = sorted(getattr(getattr(ctx, "engine", None), "referenced_tags", None) or [])
+    tags = [t for t in tags if t in site.points_by_tag]
+    return tags or None
 
 
 # ---- closed loop --------------------------------------------------------------------------
@@ -393,6 +434,8 @@ async def _twin_run(
     index: list[datetime] = []
     tags = list(ids)
     id_arr = np.array([ids[t] for t in tags], dtype=np.int32)
+    sampler = QualitySampler(store, site, n, _referenced(ctx, site)) if with_agent else None
+    qwall = 0.0
     wall0 = time.perf_counter()
     for i in range(n):
         for _ in range(per_cycle):
@@ -415,16 +458,20 @@ async def _twin_run(
         if ctx is not None:
             twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
             await _decide(ctx)
+        if sampler is not None:
+            q0 = time.perf_counter()
+            sampler(clock.now())
+            qwall += time.perf_counter() - q0
         rows.append(twin.true_values())
         index.append(clock.now())
         if progress is not None:
             progress((i + 1) / n)
-    wall = time.perf_counter() - wall0
+    wall = time.perf_counter() - wall0 - qwall
     series = pd.DataFrame(rows, index=pd.DatetimeIndex(index, name="ts"))
     decisions = _table(store, "decisions_latest")
     actions = _table(store, "actions_latest")
     writes = _writes_with_decisions(writer.log.frame(), actions)
-    quality = _quality_series(store)
+    quality = sampler.frame() if sampler is not None else pd.DataFrame()
     if ctx is not None:
         await _close_agent(ctx)
     store.close()

@@ -9,16 +9,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_harness import Hall  # noqa: E402
-from test_agent_twin import cdu_policy  # noqa: E402
+from agent_harness import Hall
+from test_agent_twin import cdu_policy
 
-from agent.context import AgentContext  # noqa: E402
-from agent.runtime import decide_once  # noqa: E402
-from twin.faults import Fault  # noqa: E402
+from agent.context import AgentContext
+from agent.runtime import decide_once
+from twin.faults import Fault
 
 
 async def main(db: str, ckpt: str) -> None:
     hall = Hall(db)
+    hall.run(900)
     ctx = AgentContext.build(
         hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), checkpoint_path=ckpt
     )

@@ -30,6 +30,7 @@ def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
 
     async def main() -> None:
         hall = Hall(db)
+        hall.run(900)
         ctx = AgentContext.build(
             hall.site,
             hall.store,
@@ -69,7 +70,9 @@ def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
                 run_cli, "autonomy", "set", "1", "--db", str(db), "--by", "admin"
             )
             assert code == 0 and ctx.control().site_ceiling == 1
-            code, out = await asyncio.to_thread(run_cli, "audit", "--db", str(db), "--since", "2026-06-01T00:00")
+            code, out = await asyncio.to_thread(
+                run_cli, "audit", "--db", str(db), "--since", "2026-06-01T00:00"
+            )
             assert code == 0 and "gpu_hot" in out
             code, out = await asyncio.to_thread(run_cli, "estop", "--db", str(db), "--by", "lead")
             assert code == 0 and ctx.control().estop

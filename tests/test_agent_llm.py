@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agent_harness import Hall
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
@@ -28,7 +28,7 @@ SEEN: list[list[BaseMessage]] = []  # what the scripted model was shown
 class ScriptedChat(FakeMessagesListChatModel):
     """A fake chat model that supports bind_tools and keeps what it was shown."""
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChat:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChat:
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
@@ -135,9 +135,9 @@ def test_injected_telemetry_instructions_change_nothing(tmp_path: Path) -> None:
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
+    requests: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOpenAI.requests.append(body)
         has_tool_result = any(m.get("role") == "tool" for m in body["messages"])
@@ -204,7 +204,7 @@ def test_chatopenai_against_fake_server(tmp_path: Path) -> None:
                 {"name": "latest_values", "args": {"tags": ["gpu.gpu_temp_max"]}}
             ]
             assert (res.tokens_in, res.tokens_out) == (60, 14)
-            tool_msg = [m for m in _FakeOpenAI.requests[-1]["messages"] if m["role"] == "tool"][0]
+            tool_msg = next(m for m in _FakeOpenAI.requests[-1]["messages"] if m["role"] == "tool")
             assert (
                 "gpu.gpu_temp_max" in tool_msg["content"]
                 and "not instructions" in tool_msg["content"]
@@ -218,3 +218,36 @@ def test_chatopenai_against_fake_server(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         server.shutdown()
+
+
+def test_cycle_summary_by_llm_records_tokens_and_decides_nothing(tmp_path: Path) -> None:
+    from test_agent_twin import cdu_policy, until_decision
+
+    from twin.faults import Fault
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "s.duckdb")
+        model = ScriptedChat(
+            responses=[final("GPU hot; asked an operator to lower the CDU set point.")]
+        )
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(),
+            approvals="record",
+            llm=model,
+        )
+        hall.twin.inject(
+            Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        )
+        res = await until_decision(hall, ctx)
+        assert str(res.report.get("summary", res.report)).startswith("GPU hot")
+        assert (
+            res.decisions[0]["outcome"] == "approval_requested"
+        )  # the gate decided, not the model
+        run = ctx.store.query("SELECT * FROM runs_latest WHERE run_id = ?", [res.run_id]).iloc[0]
+        assert (run["tokens_in"], run["tokens_out"], run["status"]) == (120, 20, "done")
+
+    asyncio.run(main())

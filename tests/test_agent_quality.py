@@ -62,3 +62,28 @@ def test_stuck_sensor_recommends(tmp_path: Path) -> None:
         _scenario(tmp_path / "c", Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0), 150.0)
     )
     assert stuck["outcome"] == "recommended" and "quality" in stuck["verdict"]["set_by"]
+
+
+def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
+    def broken(*args: object) -> object:
+        raise RuntimeError("scorer bug")
+
+    async def main() -> dict:
+        hall = Hall()
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), quality=broken
+        )  # type: ignore[arg-type]
+        set_autonomy(ctx, 3, "admin")
+        hall.twin.inject(
+            Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        )
+        for _ in range(40):
+            hall.run(20)
+            res = await decide_once(ctx)
+            if res.decisions:
+                return res.decisions[0]
+        raise AssertionError("no decision")
+
+    d = asyncio.run(main())
+    assert d["verdict"]["level"] == 0 and d["outcome"] == "blocked"
+    assert "quality scorer failed" in d["explanation"]

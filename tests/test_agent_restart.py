@@ -20,7 +20,7 @@ from agent.runtime import answer_approval, close
 HERE = Path(__file__).resolve().parent
 
 
-def test_pending_approval_survives_kill_and_restart(tmp_path: Path) -> None:
+def test_pending_approval_survives_kill_and_restart(tmp_path: Path, port: int) -> None:
     db, ckpt = tmp_path / "site.duckdb", tmp_path / "ckpt.sqlite"
     child = subprocess.Popen(
         [sys.executable, str(HERE / "agent_restart_child.py"), str(db), str(ckpt)],
@@ -45,6 +45,7 @@ def test_pending_approval_survives_kill_and_restart(tmp_path: Path) -> None:
         await saver.conn.close()
         hall = Hall(db)  # reopens the DuckDB file the child was killed with
         hall.run(600)  # this process's plant and clock move on
+        await hall.start(port)  # writes go over Modbus to this process's twin
         ctx = AgentContext.build(
             hall.site,
             hall.store,
@@ -64,5 +65,6 @@ def test_pending_approval_survives_kill_and_restart(tmp_path: Path) -> None:
             assert ctx.audit.pending_approvals() == []
         finally:
             await close(ctx)
+            await hall.stop()
 
     asyncio.run(resume())

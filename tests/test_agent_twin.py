@@ -3,16 +3,16 @@ a wrong-way outcome rolled back; operator override respected; stale data lowers 
 
 from __future__ import annotations
 
-from pathlib import Path
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_harness import Hall
 
 from agent.context import AgentContext
 from agent.runtime import answer_approval, close, decide_once, emergency_stop, set_autonomy
-from agent_harness import Hall
 from tools.policies import policies_from_dicts
 from twin.faults import Fault
 
@@ -65,6 +65,7 @@ async def until_decision(hall: Hall, ctx: AgentContext, max_cycles: int = 40) ->
 def on_hall(tmp_path: Path, port: int, body: Callable[[Hall], Awaitable[None]]) -> None:
     async def main() -> None:
         h = Hall(tmp_path / "site.duckdb")
+        h.run(900)  # a healthy quarter-hour: the quality window has a normal baseline
         await h.start(port)
         try:
             await body(h)
@@ -103,7 +104,7 @@ def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
 
             out = await answer_approval(ctx, d["approval_id"], "approved", "ana", "go")
             assert out is not None and not out.interrupted
-            act = [a for a in out.actions if a.get("tag") == "cdu_1.coolant_supply_setpoint"][0]
+            act = next(a for a in out.actions if a.get("tag") == "cdu_1.coolant_supply_setpoint")
             assert act["state"] == "done" and act["written"] == 25.0 and act["read_back"] == 25.0
             assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 25.0
             states = [r.state for r in ctx.audit.journal.history(act["action_id"])]
@@ -191,6 +192,9 @@ def test_emergency_stop_cancels_pending(tmp_path: Path, port: int) -> None:
             await close(ctx)
 
 
+EXPL: list[str] = []
+
+
 def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) -> None:
     async def body(hall: Hall) -> None:
         from tools.gate import AutoLock
@@ -228,9 +232,54 @@ def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) 
         outcomes = []
         for _ in range(8):
             hall.run(70)
-            outcomes += [d["outcome"] for d in (await decide_once(ctx)).decisions]
+            for d in (await decide_once(ctx)).decisions:
+                outcomes.append(d["outcome"])
+                EXPL.append(d["explanation"])
         assert outcomes[:2] == ["executed", "executed"]
         assert ctx.control().locked
-        assert set(outcomes[2:]) == {"recommended"}  # decision support until an admin re-enables
+        assert "executed" not in outcomes[2:]  # decision support until an admin re-enables
+        assert any("auto-locked" in e for e in EXPL[2:])
+
+    on_hall(tmp_path, port, body)
+
+
+def test_pending_approval_expires_and_checkpoints_prune(tmp_path: Path, port: int) -> None:
+    from agent.checkpoint import open_saver, prune, threads
+    from agent.runtime import expire_approvals
+
+    async def body(hall: Hall) -> None:
+        ckpt = tmp_path / "e.sqlite"
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(),
+            checkpoint_path=ckpt,
+        )
+        try:
+            hall.twin.inject(
+                Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+            )
+            res = await until_decision(hall, ctx)
+            d = res.decisions[0]
+            assert d["outcome"] == "approval_requested", d["explanation"]
+            apr = d["approval_id"]
+            assert await expire_approvals(ctx, 600) == []
+            hall.run(700)
+            assert await expire_approvals(ctx, 600) == [apr]
+            assert ctx.audit.approval(apr).state == "expired"  # type: ignore[union-attr]
+            assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+            for _ in range(3):
+                hall.run(20)
+                await decide_once(ctx)
+        finally:
+            await close(ctx)
+        saver = await open_saver(ckpt)
+        before = await threads(saver)
+        assert len(before) >= 4
+        assert await prune(saver, keep=[before[0]], max_threads=1) == len(before) - 2
+        assert sorted(await threads(saver)) == sorted({before[0], before[-1]})
+        await saver.conn.close()
 
     on_hall(tmp_path, port, body)

@@ -24,9 +24,17 @@ def _writable(site) -> tuple[str, float, float]:  # type: ignore[no-untyped-def]
 
 def test_first_detection_per_class_and_false_alarms() -> None:
     d = M.first_detections(
-        [("leak", 300.0, "agent"), ("leak", 120.0, "detector:x"), ("chiller_trip", 60.0, "agent"), ("", 1.0, "agent")]
+        [
+            ("leak", 300.0, "agent"),
+            ("leak", 120.0, "detector:x"),
+            ("chiller_trip", 60.0, "agent"),
+            ("", 1.0, "agent"),
+        ]
     )
-    assert [(x.fault_class, x.first_detected_s) for x in d] == [("chiller_trip", 60.0), ("leak", 120.0)]
+    assert [(x.fault_class, x.first_detected_s) for x in d] == [
+        ("chiller_trip", 60.0),
+        ("leak", 120.0),
+    ]
     assert M.false_alarms(d, ["leak"]) == ["chiller_trip"]
 
 
@@ -46,7 +54,11 @@ def test_unsafe_writes(site) -> None:  # type: ignore[no-untyped-def]
     tag, lo, hi = _writable(site)
     ro = next(t for t, (_e, p) in site.points_by_tag.items() if p.write is None)
     dec = pd.DataFrame(
-        {"decision_id": ["ok", "low"], "outcome": ["executed", "approval_requested"], "effective_level": [3, 2]}
+        {
+            "decision_id": ["ok", "low"],
+            "outcome": ["executed", "approval_requested"],
+            "effective_level": [3, 2],
+        }
     )
     writes = pd.DataFrame(
         {

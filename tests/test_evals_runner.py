@@ -28,7 +28,7 @@ def nc_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_open_loop_replay_detects_through_the_agent(nc_folder: Path, tmp_path: Path) -> None:
     run = run_scenario(nc_folder, tmp_path)
     r = run.result
-    assert ISSUE_SHAPE <= set(r)
+    assert set(r) >= ISSUE_SHAPE
     assert r["passed"], r["failures"]
     assert r["agent"] is True
     agent = {d["fault_class"]: d["first_detected_s"] for d in r["agent_detected_faults"]}
@@ -47,7 +47,7 @@ def test_eval_command_writes_report_and_exit_code(nc_folder: Path, tmp_path: Pat
     doc = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert set(doc["summary"]) == {"scenarios", "passed", "unsafe_actions", "false_alarms"}
     assert doc["summary"]["scenarios"] == 1 and doc["summary"]["passed"] == 1
-    assert ISSUE_SHAPE <= set(doc["scenarios"][0])
+    assert set(doc["scenarios"][0]) >= ISSUE_SHAPE
     det = doc["scenarios"][0]["detected_faults"][0]
     assert set(det) >= {"fault_class", "first_detected_s"}
     assert (tmp_path / "rep" / "report.md").read_text().startswith("# Eval report")
@@ -61,7 +61,10 @@ def test_failed_expectation_exits_non_zero(tmp_path: Path) -> None:
         "wrong-expectation",
         "excess_oil",
         hours=2.0,
-        expect={"faults": [{"fault_class": "refrigerant_leak", "within": "1h"}], "nothing_written": True},
+        expect={
+            "faults": [{"fault_class": "refrigerant_leak", "within": "1h"}],
+            "nothing_written": True,
+        },
     )
     rc = main(["eval", str(folder), "--report", str(tmp_path / "rep"), "--no-progress"])
     assert rc == 1
@@ -72,7 +75,9 @@ def test_failed_expectation_exits_non_zero(tmp_path: Path) -> None:
 
 
 def test_bad_scenario_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "scenario.yaml").write_text("name: x\nsource: {kind: parquet}\nexpect: {max_autonomy: 9}\n")
+    (tmp_path / "scenario.yaml").write_text(
+        "name: x\nsource: {kind: parquet}\nexpect: {max_autonomy: 9}\n"
+    )
     rc = main(["eval", str(tmp_path), "--report", str(tmp_path / "rep"), "--no-progress"])
     assert rc == 2
     assert "scenario.yaml" in capsys.readouterr().err

@@ -70,7 +70,9 @@ def test_missing_folder() -> None:
 
 
 def test_parquet_is_the_default_source_kind() -> None:
-    scn = parse_scenario({"name": "x", "site": "lbnl", "source": {"kind": "parquet", "truth": "fault"}})
+    scn = parse_scenario(
+        {"name": "x", "site": "lbnl", "source": {"kind": "parquet", "truth": "fault"}}
+    )
     assert isinstance(scn.source, ParquetSource) and scn.source.file == "telemetry.parquet"
     assert not scn.closed_loop
     with pytest.raises(ScenarioConfigError, match="expected a mapping"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import dataset_file
+
 from tools.fdd import ahu as A
 
 
@@ -26,7 +26,9 @@ def _ahu(n: int = 120, **cols: float | np.ndarray) -> pd.DataFrame:
     }
     base.update(cols)
     idx = pd.date_range("2026-03-01", periods=n, freq="1min")
-    return pd.DataFrame({k: np.broadcast_to(v, n).astype(float) for k, v in base.items()}, index=idx)
+    return pd.DataFrame(
+        {k: np.broadcast_to(v, n).astype(float) for k, v in base.items()}, index=idx
+    )
 
 
 def test_healthy_unit_raises_nothing() -> None:
@@ -54,7 +56,9 @@ def test_mixed_air_outside_outdoor_and_return_is_fc2_or_fc3() -> None:
 
 
 def test_stuck_closed_heating_valve_is_fc7() -> None:
-    fl = A.flags(_ahu(heating_valve=100.0, supply_air_temp_heating_setpoint=30.0, supply_air_temp=21.2))
+    fl = A.flags(
+        _ahu(heating_valve=100.0, supply_air_temp_heating_setpoint=30.0, supply_air_temp=21.2)
+    )
     assert fl["fc7"].iloc[-1] and (fl["os"] == 1).all()
 
 
@@ -66,7 +70,9 @@ def test_open_damper_reading_closed_is_fc6() -> None:
 
 def test_duct_static_low_at_full_fan_is_fc1() -> None:
     fl = A.flags(
-        _ahu(supply_fan_speed=100.0, duct_static_pressure=100.0, duct_static_pressure_setpoint=350.0)
+        _ahu(
+            supply_fan_speed=100.0, duct_static_pressure=100.0, duct_static_pressure_setpoint=350.0
+        )
     )
     assert fl["fc1"].iloc[-1]
 
@@ -100,7 +106,9 @@ def test_row_scores() -> None:
         ("MZVAV-2-2.csv", A.LAB_GRADE, 0.50, 0.95),
     ],
 )
-def test_lbnl_row_scores(name: str, cfg: A.AhuFddConfig, min_recall: float, min_specificity: float) -> None:
+def test_lbnl_row_scores(
+    name: str, cfg: A.AhuFddConfig, min_recall: float, min_specificity: float
+) -> None:
     from connectors.importers.lbnl import read_lbnl
 
     df = read_lbnl(dataset_file("lbnl", name))

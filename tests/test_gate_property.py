@@ -136,7 +136,7 @@ def test_only_the_gate_mints_authorizations() -> None:
     auth = gate.authorize(v3, ch, control=ctl, now=T0)
     assert auth.level == 3 and auth.changes[0].tag == "gpu.power_cap"
     with pytest.raises(AttributeError):
-        auth.level = 9  # type: ignore[misc]
+        auth.level = 9
     v2 = gate.evaluate("d2", control=ctl, policy_ceiling=2, quality=3, whatif=3, writes=True)
     with pytest.raises(WriteRejected, match="approval"):
         gate.authorize(v2, ch, control=ctl, now=T0)
@@ -161,3 +161,22 @@ def test_auto_lock_window() -> None:
     assert lock.record(T0 + timedelta(minutes=3))  # 4th within 10 minutes
     lock2 = AutoLock(max_actions=3, window=timedelta(minutes=10))
     assert not any(lock2.record(T0 + timedelta(minutes=m)) for m in (0, 11, 22, 33, 44))
+
+
+def test_whatif_corrective_action_on_a_broken_constraint() -> None:
+    def c(margin: float, before: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            name="gpu_temp",
+            value=88.0,
+            limit=85.0,
+            margin=margin,
+            ok=margin >= 0,
+            margin_before=before,
+        )
+
+    improves = SimpleNamespace(valid=True, worsened=[], constraints=[c(-1.0, -3.0)])
+    worsens = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-4.0, -3.0)])
+    breaks = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-1.0, 2.0)])
+    assert gate.whatif_level(improves, "required")[0] == 2
+    assert gate.whatif_level(worsens, "required")[0] == 0
+    assert gate.whatif_level(breaks, "required")[0] == 0

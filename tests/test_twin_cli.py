@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from agent.cli import build_parser, main
@@ -13,7 +15,7 @@ from agent.commands.demo import run_demo
 from connectors.store import Store
 
 
-def test_twin_command_serves_and_stops(port: int, capsys: object) -> None:
+def test_twin_command_serves_and_stops(port: int) -> None:
     rc = main(["twin", "--port", str(port), "--duration", "0.5", "--speed", "10",
                "--fault", "chiller_trip:chiller_1:0"])  # fmt: skip
     assert rc == 0
@@ -48,3 +50,23 @@ def test_demo_polls_the_twin_into_duckdb_and_shows_it(port: int, tmp_path: Path)
     rows = {r.tag: r for r in latest.itertuples()}
     assert 400.0 < rows["plant.it_power"].value < 1200.0 and rows["plant.it_power"].status == "ok"
     assert rows["ct_1.fan_speed"].status != "ok"  # the silent device is a status, not a value
+
+
+def test_twin_command_names_a_taken_port(port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        assert main(["twin", "--port", str(port), "--duration", "0.2"]) == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_twin_command_loads_a_scenario(
+    port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "s.yaml"
+    good.write_text("faults:\n  - {kind: leak, target: leak_1, start_s: 0, magnitude: 2}\n")
+    assert main(["twin", "--port", str(port), "--duration", "0.2", "--scenario", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faults:\n  - {kind: leak, target: nowhere}\n")
+    assert main(["twin", "--port", str(port), "--scenario", str(bad)]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -263,7 +263,7 @@ class Actuator:
             read_back = _f(getattr(res, "read_back", None))
             if read_back is None:
                 read_back = _f(await self.writer.read(ch.tag))
-        except DeviceError as err:
+        except (DeviceError, WriteRejected) as err:
             detail["error"] = f"write failed: {err}"
             row("failed", clamped=clamped, previous=previous, written=clamped)
             raise WriteFailed(f"{ch.tag}: {err}") from err

@@ -58,9 +58,11 @@ class PredictionLike(Protocol):
     valid: bool
 
 
-def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool]]:
+def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool, float | None]]:
+    """(name, value, limit, margin, ok, margin_before) from tuples or perfmodel Constraint objects."""
     out = []
     for c in getattr(pred, "constraints", None) or []:
+        before: float | None = None
         if isinstance(c, tuple | list):
             name, value, limit, margin, ok = c[:5]
         else:
@@ -71,7 +73,9 @@ def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool]]:
                 getattr(c, "margin", float("nan")),
                 getattr(c, "ok", True),
             )
-        out.append((str(name), float(value), float(limit), float(margin), bool(ok)))
+            mb = getattr(c, "margin_before", None)
+            before = None if mb is None else float(mb)
+        out.append((str(name), float(value), float(limit), float(margin), bool(ok), before))
     return out
 
 
@@ -82,7 +86,9 @@ def whatif_level(
 
     * ``requirement == "none"`` → 3 (the policy does not ask for one);
     * no prediction: 1 when required ("cannot check: recommend only"), 3 when optional;
-    * a broken constraint → 0 (the action is rejected);
+    * a constraint the change breaks (it held before) or makes worse → 0 (rejected);
+    * a constraint already broken before and not made worse (a corrective action that
+      does not fully cure it) → 2: a person decides;
     * outside the model's validity range → 2 (a person must look).
     """
     if requirement == "none":
@@ -91,10 +97,20 @@ def whatif_level(
         if requirement == "required":
             return 1, f"what-if unavailable ({error or 'no model'}): recommend only"
         return 3, "what-if optional and unavailable"
-    broken = [c for c in _constraints(prediction) if not c[4]]
+    worsened = set(getattr(prediction, "worsened", None) or [])
+    broken: list[str] = []
+    still: list[str] = []
+    for n, v, lim, _m, ok, before in _constraints(prediction):
+        if ok:
+            continue
+        was_broken = before is not None and before < 0
+        (still if was_broken and n not in worsened else broken).append(
+            f"{n} {v:.3g} vs limit {lim:.3g}"
+        )
     if broken:
-        desc = ", ".join(f"{n} {v:.3g} vs limit {lim:.3g}" for n, v, lim, _, _ in broken)
-        return 0, f"predicted state breaks constraints: {desc}"
+        return 0, f"predicted state breaks constraints: {', '.join(broken)}"
+    if still:
+        return 2, f"constraints still broken after the change (not worse): {', '.join(still)}"
     if not bool(getattr(prediction, "valid", True)):
         why = (
             "; ".join(getattr(prediction, "invalid_reasons", None) or [])

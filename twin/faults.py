@@ -90,7 +90,7 @@ DEFAULT_MAGNITUDE: dict[FaultKind, float] = {
     FaultKind.CONDENSER_FOULING: 0.6,
     FaultKind.PUMP_FAILURE: 0.0,
     FaultKind.CRAH_FAN_FAILURE: 0.0,
-    FaultKind.CDU_PUMP_DEGRADATION: 0.7,
+    FaultKind.CDU_PUMP_DEGRADATION: 0.75,
     FaultKind.UTILITY_LOSS: 0.0,
     FaultKind.LEAK: 3.0,
     FaultKind.IT_LOAD_SURGE: 0.3,

@@ -31,15 +31,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from connectors.site import Site
 from perfmodel import air, chiller, liquid, power, pumps, tower
 from perfmodel.curves_data import DEFAULT_CHILLER
-from perfmodel.whatif import PlantState, steady_state
+from perfmodel.whatif import steady_state
 from twin import physics as ph
+from twin.config import PlantConfig
 
 TAU_GPU = 2.0
 TAU_DIE = 10.0
@@ -59,126 +61,38 @@ TAU_SMOKE = 20.0
 CHILLER_RAMP_S = 120.0  # start to full capacity
 C_LOCAL_KJ_K = 30_000.0  # water in the CDU exchanger, CRAH coils and branch piping (≈7 m3)
 SHUTDOWN_MARGIN_C = 15.0  # GPUs power off this far above the throttle temperature
+THROTTLE_GAIN = 0.001  # 1/(K·s): cap fraction per kelvin-second over the target
 HOTSPOT_K = 3.0  # hottest GPU die over the mean (manufacturing spread, flow distribution)
 FREE_CONVECTION = 0.125  # tower air-flow ratio with the fan off (EnergyPlus default)
 RHO_CP_WATER = liquid.CP_WATER * liquid.RHO_WATER / 1e6  # kJ/(L·K)
 RHO_CP_AIR = air.RHO_AIR * air.CP_AIR / 1000.0  # kJ/(m3·K)
 N_CHILLERS = 3
 N_CRAHS = 4
-_PS = PlantState()
+
+__all__ = ["Commands", "EquipmentFaults", "Plant", "PlantConfig"]
 
 
-def _f(x: object) -> float:
+def scalar(x: object) -> float:
+    """The single value of a numpy result (0-d or 1-element)."""
     return float(np.asarray(x).reshape(-1)[0])
 
 
-@dataclass
-class PlantConfig:
-    """Nameplate values and model parameters.
+class _Reuse:
+    """Reuse the last result of an expensive model call while every input stays within
+    its tolerance of the inputs it was computed for (the model's numpy calls on scalars
+    dominate a step; slow-moving inputs do not need a fresh evaluation every 10 s)."""
 
-    Defaults are the performance model's design hall (:class:`perfmodel.whatif.PlantState`);
-    :meth:`from_site` overlays the site's ``rated`` maps.
-    """
+    def __init__(self, tol: tuple[float, ...]) -> None:
+        self.tol = tol
+        self.key: tuple[float, ...] | None = None
+        self.value: Any = None
 
-    gpus: int = int(_PS.gpus)
-    gpu_rated_kw: float = _PS.gpu_rated_kw
-    gpu_idle_share: float = 0.3  # cluster power at idle / rated (perfmodel.liquid default)
-    liquid_fraction: float = _PS.liquid_fraction
-    throttle_temp_c: float = _PS.gpu_throttle_c
-    r_th_k_per_w: float = _PS.r_th_k_per_w
-    ups_capacity_kw: float = _PS.ups_capacity_kw
-    battery_kwh: float = _PS.battery_kwh
-    battery_bus_v: float = _PS.battery_bus_v
-    battery_rated_hours: float = _PS.battery_rated_hours
-    battery_peukert: float = _PS.battery_peukert
-    tx_rated_kva: float = _PS.tx_rated_kva
-    tx_nl_kw: float = _PS.tx_no_load_kw
-    tx_ll_kw: float = _PS.tx_load_loss_kw
-    power_factor: float = _PS.power_factor
-    pdu_rated_kw: float = _PS.pdu_rated_kw
-    pdu_loss_fraction: float = _PS.pdu_loss_fraction
-    chiller_cap_kw: float = _PS.chiller_capacity_kw
-    chiller_cop: float = _PS.chiller_cop
-    chiller_chw_flow_ls: float = _PS.chw_flow_design_per_chiller_ls
-    chiller_cw_flow_ls: float = _PS.cw_flow_design_per_chiller_ls
-    tower_cap_kw: float = _PS.tower_capacity_kw
-    tower_fan_kw: float = _PS.tower_fan_rated_kw
-    tower_approach_c: float = _PS.tower_design_approach_k
-    tower_design_wb_c: float = _PS.tower_design_wetbulb_c
-    chw_pump_flow_ls: float = _PS.chw_pump_design_flow_ls
-    chw_pump_kw: float = _PS.chw_pump_rated_kw
-    cw_pump_flow_ls: float = _PS.cw_pump_design_flow_ls
-    cw_pump_kw: float = _PS.cw_pump_rated_kw
-    crah_fan_kw: float = _PS.crah_fan_rated_kw
-    crah_airflow_m3s: float = _PS.crah_airflow_design_m3s
-    crah_coil_approach_c: float = _PS.crah_coil_approach_k
-    server_dt_k: float = _PS.server_delta_t_k
-    recirculation_base: float = _PS.recirculation_base
-    cdu_flow_ls: float = _PS.cdu_design_flow_ls
-    cdu_pump_kw: float = _PS.cdu_pump_rated_kw
-    cdu_approach_c: float = _PS.cdu_hx_approach_k
-    fouling_approach_k: float = 6.0  # condenser approach added at fouling 1.0
-
-    @classmethod
-    def from_site(cls, site: Site | None) -> PlantConfig:
-        cfg = cls()
-        if site is None:
-            return cfg
-        rated = {eq.id: eq.rated for eq in site.equipment}
-        for eq, key, attr in (
-            ("gpu", "gpus", "gpus"),
-            ("gpu", "rated_power_kw", "gpu_rated_kw"),
-            ("gpu", "throttle_temp_c", "throttle_temp_c"),
-            ("gpu", "liquid_fraction", "liquid_fraction"),
-            ("ups_1", "capacity_kw", "ups_capacity_kw"),
-            ("ups_1", "battery_kwh", "battery_kwh"),
-            ("tx_1", "rated_kva", "tx_rated_kva"),
-            ("tx_1", "no_load_loss_kw", "tx_nl_kw"),
-            ("tx_1", "load_loss_kw", "tx_ll_kw"),
-            ("chiller_1", "capacity_kw", "chiller_cap_kw"),
-            ("chiller_1", "cop_rated", "chiller_cop"),
-            ("chiller_1", "design_chw_flow_ls", "chiller_chw_flow_ls"),
-            ("chiller_1", "design_cw_flow_ls", "chiller_cw_flow_ls"),
-            ("ct_1", "capacity_kw", "tower_cap_kw"),
-            ("ct_1", "fan_rated_kw", "tower_fan_kw"),
-            ("ct_1", "design_approach_c", "tower_approach_c"),
-            ("ct_1", "design_wet_bulb_c", "tower_design_wb_c"),
-            ("chw_pump_1", "design_flow_ls", "chw_pump_flow_ls"),
-            ("chw_pump_1", "rated_kw", "chw_pump_kw"),
-            ("cw_pump_1", "design_flow_ls", "cw_pump_flow_ls"),
-            ("cw_pump_1", "rated_kw", "cw_pump_kw"),
-            ("crah_1", "fan_rated_kw", "crah_fan_kw"),
-            ("crah_1", "airflow_m3s", "crah_airflow_m3s"),
-            ("cdu_1", "design_flow_ls", "cdu_flow_ls"),
-            ("cdu_1", "pump_rated_kw", "cdu_pump_kw"),
-            ("cdu_1", "r_th_k_per_w", "r_th_k_per_w"),
-        ):
-            if key in rated.get(eq, {}):
-                setattr(cfg, attr, type(getattr(cfg, attr))(rated[eq][key]))
-        return cfg
-
-    def plant_state(self) -> PlantState:
-        """The performance model's state with this configuration's ratings."""
-        from dataclasses import replace
-
-        return replace(
-            _PS,
-            gpus=float(self.gpus), gpu_rated_kw=self.gpu_rated_kw,
-            liquid_fraction=self.liquid_fraction, gpu_throttle_c=self.throttle_temp_c,
-            r_th_k_per_w=self.r_th_k_per_w, ups_capacity_kw=self.ups_capacity_kw,
-            battery_kwh=self.battery_kwh, tx_rated_kva=self.tx_rated_kva,
-            tx_no_load_kw=self.tx_nl_kw, tx_load_loss_kw=self.tx_ll_kw,
-            chiller_capacity_kw=self.chiller_cap_kw, chiller_cop=self.chiller_cop,
-            chw_flow_design_per_chiller_ls=self.chiller_chw_flow_ls,
-            cw_flow_design_per_chiller_ls=self.chiller_cw_flow_ls,
-            tower_capacity_kw=self.tower_cap_kw, tower_fan_rated_kw=self.tower_fan_kw,
-            tower_design_approach_k=self.tower_approach_c,
-            tower_design_wetbulb_c=self.tower_design_wb_c,
-            chw_pump_design_flow_ls=self.chw_pump_flow_ls, chw_pump_rated_kw=self.chw_pump_kw,
-            cw_pump_design_flow_ls=self.cw_pump_flow_ls, cw_pump_rated_kw=self.cw_pump_kw,
-            crah_fan_rated_kw=self.crah_fan_kw, crah_airflow_design_m3s=self.crah_airflow_m3s,
-            cdu_design_flow_ls=self.cdu_flow_ls, cdu_pump_rated_kw=self.cdu_pump_kw,
-        )  # fmt: skip
+    def get(self, key: tuple[float, ...], fn: Callable[[], Any]) -> Any:
+        k = self.key
+        if k is None or any(abs(a - b) > t for a, b, t in zip(key, k, self.tol, strict=True)):
+            self.value = fn()
+            self.key = key
+        return self.value
 
 
 @dataclass
@@ -229,11 +143,12 @@ class Plant:
     rh: float = 55.0
     wb: float = 21.2
     _wx_offset: float = 0.0
-    _wb_due: float = -1.0
+    _wb_due: float = -math.inf
+    _weather_set: bool = False
     # IT
     training: float = 0.65
     inference: float = 0.15
-    _job_until: float = 0.0
+    _job_until: float = -math.inf
     demand_kw: float = 790.0
     it_kw: float = 790.0
     slowdown: float = 1.0
@@ -303,21 +218,25 @@ class Plant:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._tower_ref_flow = _tower_reference_flow(self.cfg)
+        # kW of load / K / flow ratios: stale results stay within ~0.1 % of the model's
+        self._chiller_memo = _Reuse((0.5,) * N_CHILLERS + (0.005,) * (2 * N_CHILLERS))
+        self._tower_memo = _Reuse((0.005, 0.005, 0.001, 0.001))
 
     # ------------------------------------------------------------ weather & load
     def _weather(self, t_s: float, hour: float, dt: float) -> None:
-        if self.hold_conditions and self._wb_due >= 0:
+        if self.hold_conditions and self._weather_set:
             return
         d = ph.diurnal(hour, 15.0)
         self._wx_offset = ph.lag(self._wx_offset, self._rng.gauss(0.0, 1.5), dt, 3 * 3600.0)
         self.t_db = 29.0 + 6.0 * d + self._wx_offset
         self.rh = ph.clamp(58.0 - 18.0 * d - 2.0 * self._wx_offset, 15.0, 100.0)
         if t_s >= self._wb_due:  # wet bulb is iterative: once a simulated minute is plenty
-            self.wb = _f(tower.wet_bulb(self.t_db, self.rh))
-            self._wb_due = max(t_s + 60.0, 0.0)
+            self.wb = scalar(tower.wet_bulb(self.t_db, self.rh))
+            self._wb_due = t_s + 60.0
+            self._weather_set = True
 
     def _jobs(self, t_s: float, hour: float) -> None:
-        if self.hold_conditions and self._job_until > 0:
+        if self.hold_conditions and self._job_until > -math.inf:
             return
         if t_s >= self._job_until:  # a training job ends, the scheduler fills the cluster again
             self.training = self._rng.uniform(0.55, 0.75)
@@ -356,13 +275,19 @@ class Plant:
         self.chw_pump_kw, self.cw_pump_kw = kw[0], kw[1]
         self.cdu_pump_kw = kw[2] * (1.0 - 0.5 * eq.cdu_flow_loss)
         self.crah_fan_kw = kw[3:]
-        self.tower_kw = _f(tower.fan_power(c.tower_fan_kw, self.tower_fan)) if self.tower_fan > 0.01 else 0.0
+        self.tower_kw = (
+            scalar(tower.fan_power(c.tower_fan_kw, self.tower_fan))
+            if self.tower_fan > 0.01
+            else 0.0
+        )
 
         # -- power chain (losses heat the hall)
-        self.pdu_loss_kw = _f(power.pdu_loss(self.it_kw, c.pdu_rated_kw, 1.0)) * c.pdu_loss_fraction
+        self.pdu_loss_kw = (
+            scalar(power.pdu_loss(self.it_kw, c.pdu_rated_kw, 1.0)) * c.pdu_loss_fraction
+        )
         fans_on_ups = sum(self.crah_fan_kw) if eq.utility_lost else 0.0
         self.ups_out = self.it_kw + self.pdu_loss_kw + self.cdu_pump_kw + fans_on_ups
-        self.ups_loss_kw = _f(power.ups_loss(self.ups_out, c.ups_capacity_kw))
+        self.ups_loss_kw = scalar(power.ups_loss(self.ups_out, c.ups_capacity_kw))
 
         # -- water at the CDU exchanger and CRAH coils: the loop's supply while it flows;
         # without flow it heats up with the load it can no longer carry away
@@ -394,7 +319,11 @@ class Plant:
             self.ups_in = self.ups_out + self.ups_loss_kw + charge
             self.tx_load = self.ups_in + mech_kw + sum(self.crah_fan_kw)
         kva = self.tx_load / c.power_factor
-        self.tx_loss_kw = _f(power.transformer_loss(kva, c.tx_rated_kva, c.tx_nl_kw, c.tx_ll_kw)) if mech else 0.0
+        self.tx_loss_kw = (
+            scalar(power.transformer_loss(kva, c.tx_rated_kva, c.tx_nl_kw, c.tx_ll_kw))
+            if mech
+            else 0.0
+        )
         hot = ph.winding_hotspot(self.tx_load, c.tx_rated_kva, self.t_db + 5.0, c.power_factor)
         self.winding = ph.lag(self.winding, hot, dt, TAU_WINDING)
         self.facility_kw = self.tx_load + self.tx_loss_kw
@@ -414,7 +343,9 @@ class Plant:
             target = 0.0
         self.it_kw = ph.lag(self.it_kw, target, dt, TAU_GPU)
         if target > 0:
-            f = liquid.clock_for_power_cap(np.array([target, self.demand_kw]), c.gpu_rated_kw, c.gpu_idle_share)
+            f = liquid.clock_for_power_cap(
+                np.array([target, self.demand_kw]), c.gpu_rated_kw, c.gpu_idle_share
+            )
             self.slowdown = float(f[0] / f[1]) if f[1] > 0 else 1.0
         else:
             self.slowdown = 0.0
@@ -426,13 +357,15 @@ class Plant:
         heat = self.q_liquid + self.cdu_pump_kw  # pump work ends up in the coolant
         sup_target = max(cmd.cdu_setpoint, self.chw_local + c.cdu_approach_c)
         self.cdu_supply = ph.lag(self.cdu_supply, sup_target, dt, TAU_COOLANT)
-        ret = min(_f(liquid.coolant_return_temp(self.cdu_supply, heat, max(cdu_flow, 0.05))), 95.0)
+        ret = min(
+            scalar(liquid.coolant_return_temp(self.cdu_supply, heat, max(cdu_flow, 0.05))), 95.0
+        )
         self.cdu_return = ph.lag(self.cdu_return, ret, dt, TAU_COOLANT_RETURN)
         heat_w = self.q_liquid * 1000.0 / c.gpus
         m_gpu = max(cdu_flow, 0.05) * liquid.RHO_WATER / 1000.0 / c.gpus
         half = 0.5 * c.r_th_k_per_w
-        r_th = _f(liquid.thermal_resistance(max(cdu_frac, 0.05), half, half))
-        die = min(_f(liquid.die_temperature(self.cdu_supply, heat_w, m_gpu, r_th)), 130.0)
+        r_th = scalar(liquid.thermal_resistance(max(cdu_frac, 0.05), half, half))
+        die = min(scalar(liquid.die_temperature(self.cdu_supply, heat_w, m_gpu, r_th)), 130.0)
         self.die_avg = ph.lag(self.die_avg, die, dt, TAU_DIE)
         self.die_max = ph.lag(self.die_max, min(die + HOTSPOT_K, 130.0), dt, TAU_DIE)
         plate = die - heat_w * half  # cold-plate surface: die minus the conduction drop
@@ -441,10 +374,10 @@ class Plant:
             self.shutdown = True
         elif self.shutdown and self.die_max < c.throttle_temp_c - 10.0:
             self.shutdown = False
-        if self.die_max > c.throttle_temp_c:  # firmware clock-down, ~2 % of rated per second
-            self.throttle_cap = max(0.3, self.throttle_cap - 0.02 * dt)
-        elif self.die_max < c.throttle_temp_c - 3.0:
-            self.throttle_cap = min(1.0, self.throttle_cap + 0.005 * dt)
+        # firmware clock-down: integral action holding the hottest die 1 K under the threshold
+        err = self.die_max - (c.throttle_temp_c - 1.0)
+        if err > 0.0 or self.throttle_cap < 1.0:
+            self.throttle_cap = ph.clamp(self.throttle_cap - THROTTLE_GAIN * err * dt, 0.3, 1.0)
 
     def _air(self, dt: float, cmd: Commands) -> None:
         """CRAHs, zones and rack inlets (perfmodel.air). A zone gets 70 % of its own CRAH's
@@ -467,14 +400,22 @@ class Plant:
         v_eff, t_seen = [], []
         for i in range(N_CRAHS):
             self.crah_q[i] = self.q_air * flows[i] / v_tot
-            self.crah_return[i] = ph.lag(self.crah_return[i], mean_supply + room_dt, dt, TAU_CRAH_SUPPLY)
+            self.crah_return[i] = ph.lag(
+                self.crah_return[i], mean_supply + room_dt, dt, TAU_CRAH_SUPPLY
+            )
             cap_now = 90.0 * max(self.crah_return[i] - self.chw_local, 0.5) / 15.0
-            self.crah_valve[i] = ph.clamp(self.crah_q[i] / cap_now, 0.0, 1.0) if flows[i] > 0.05 else 0.0
+            self.crah_valve[i] = (
+                ph.clamp(self.crah_q[i] / cap_now, 0.0, 1.0) if flows[i] > 0.05 else 0.0
+            )
             others = [j for j in range(N_CRAHS) if j != i]
             v = 0.7 * flows[i] + 0.1 * sum(flows[j] for j in others)
             v_eff.append(v)
             t_seen.append(
-                (0.7 * flows[i] * self.crah_supply[i] + 0.1 * sum(flows[j] * self.crah_supply[j] for j in others)) / v
+                (
+                    0.7 * flows[i] * self.crah_supply[i]
+                    + 0.1 * sum(flows[j] * self.crah_supply[j] for j in others)
+                )
+                / v
                 if v > 1e-6
                 else mean_supply
             )
@@ -484,15 +425,24 @@ class Plant:
             self.rack_inlet[i] = ph.lag(self.rack_inlet[i], min(inlet[i], 60.0), dt, TAU_RACK)
 
     def _chillers(
-        self, dt: float, cmd: Commands, eq: EquipmentFaults, chw_flow: float, cw_flow: float, mech: bool
+        self,
+        dt: float,
+        cmd: Commands,
+        eq: EquipmentFaults,
+        chw_flow: float,
+        cw_flow: float,
+        mech: bool,
     ) -> None:
         """Chillers (perfmodel.chiller EIR model) on a headered chilled-water loop."""
         c = self.cfg
-        can_run = [cmd.chiller_on[i] and i not in eq.chiller_tripped and mech for i in range(N_CHILLERS)]
+        can_run = [
+            cmd.chiller_on[i] and i not in eq.chiller_tripped and mech for i in range(N_CHILLERS)
+        ]
         n_req = sum(can_run)
         # flow switches: a chiller without enough evaporator/condenser flow stays off
         if n_req and (
-            chw_flow / n_req < 0.3 * c.chiller_chw_flow_ls or cw_flow / n_req < 0.3 * c.chiller_cw_flow_ls
+            chw_flow / n_req < 0.3 * c.chiller_chw_flow_ls
+            or cw_flow / n_req < 0.3 * c.chiller_cw_flow_ls
         ):
             can_run = [False] * N_CHILLERS
             n_req = 0
@@ -500,7 +450,9 @@ class Plant:
             if can_run[i] and not self.chiller_running[i]:
                 self.chiller_ramp[i] = 0.0
             self.chiller_running[i] = can_run[i]
-            self.chiller_ramp[i] = min(1.0, self.chiller_ramp[i] + dt / CHILLER_RAMP_S) if can_run[i] else 0.0
+            self.chiller_ramp[i] = (
+                min(1.0, self.chiller_ramp[i] + dt / CHILLER_RAMP_S) if can_run[i] else 0.0
+            )
             self.chiller_chw_flow[i] = chw_flow / n_req if can_run[i] else 0.0
             self.chiller_cw_flow[i] = cw_flow / n_req if can_run[i] else 0.0
         # return header: supply + load / (flow · cp), lagged by the loop's water volume
@@ -515,16 +467,27 @@ class Plant:
                 self.chiller_leave[i] = ph.lag(self.chiller_leave[i], tgt, dt, TAU_CHILLER)
                 q[i] = max(0.0, f * RHO_CP_WATER * (self.chw_return - self.chiller_leave[i]))
             else:
-                self.chiller_leave[i] = ph.lag(self.chiller_leave[i], self.chw_return, dt, TAU_CHILLER_OFF)
+                self.chiller_leave[i] = ph.lag(
+                    self.chiller_leave[i], self.chw_return, dt, TAU_CHILLER_OFF
+                )
         # a fouled condenser runs warmer than the water entering it: the chiller sees a higher lift
-        t_cw = [self.tower_leave + c.fouling_approach_k * eq.fouling.get(i, 0.0) for i in range(N_CHILLERS)]
-        res = chiller.chiller_performance(
-            DEFAULT_CHILLER, np.array(q), np.array(self.chiller_leave), np.array(t_cw),
-            capacity_kw=c.chiller_cap_kw, cop=c.chiller_cop,
-        )  # fmt: skip
-        self.chiller_cap = res.capacity_kw.tolist()
+        t_cw = [
+            self.tower_leave + c.fouling_approach_k * eq.fouling.get(i, 0.0)
+            for i in range(N_CHILLERS)
+        ]
+        leave = list(self.chiller_leave)
+
+        def model() -> tuple[list[float], list[float]]:
+            res = chiller.chiller_performance(
+                DEFAULT_CHILLER, np.array(q), np.array(leave), np.array(t_cw),
+                capacity_kw=c.chiller_cap_kw, cop=c.chiller_cop,
+            )  # fmt: skip
+            return res.capacity_kw.tolist(), res.power_kw.tolist()
+
+        cap, p_kw = self._chiller_memo.get((*q, *leave, *t_cw), model)
+        self.chiller_cap = list(cap)
         self.chiller_q = [q[i] if can_run[i] else 0.0 for i in range(N_CHILLERS)]
-        self.chiller_p = [float(res.power_kw[i]) if can_run[i] else 0.0 for i in range(N_CHILLERS)]
+        self.chiller_p = [float(p_kw[i]) if can_run[i] else 0.0 for i in range(N_CHILLERS)]
         if n_req:
             self.chw_supply = sum(
                 self.chiller_chw_flow[i] * self.chiller_leave[i] for i in range(N_CHILLERS)
@@ -538,15 +501,26 @@ class Plant:
         rng = self.q_rej / (RHO_CP_WATER * cw_flow) if cw_flow > 0.5 else 0.0
         fr_w = max(cw_flow / self._tower_ref_flow, 0.05)
         fr_air = max(self.tower_fan, FREE_CONVECTION)
-        target = _f(tower.leaving_water_temp(self.wb, rng, fr_w, fr_air)) if rng > 0 else self.wb + 1.0
+        wb = self.wb
+        target = (
+            self._tower_memo.get(
+                (wb, rng, fr_w, fr_air),
+                lambda: scalar(tower.leaving_water_temp(wb, rng, fr_w, fr_air)),
+            )
+            if rng > 0
+            else wb + 1.0
+        )
         self.tower_leave = ph.lag(self.tower_leave, max(target, self.wb), dt, TAU_TOWER)
         for i in range(N_CHILLERS):
             g = self.chiller_cw_flow[i]
             rise = (self.chiller_q[i] + self.chiller_p[i]) / (RHO_CP_WATER * g) if g > 0.5 else 0.0
-            self.chiller_cw_leave[i] = ph.lag(self.chiller_cw_leave[i], min(self.tower_leave + rise, 60.0), dt, TAU_CW)
+            self.chiller_cw_leave[i] = ph.lag(
+                self.chiller_cw_leave[i], min(self.tower_leave + rise, 60.0), dt, TAU_CW
+            )
         g_tot = sum(self.chiller_cw_flow)
         self.cw_return = (
-            sum(self.chiller_cw_flow[i] * self.chiller_cw_leave[i] for i in range(N_CHILLERS)) / g_tot
+            sum(self.chiller_cw_flow[i] * self.chiller_cw_leave[i] for i in range(N_CHILLERS))
+            / g_tot
             if g_tot > 0.5
             else self.tower_leave
         )
@@ -554,98 +528,6 @@ class Plant:
     # ------------------------------------------------------------ read-out
     def tags(self) -> dict[str, float]:
         """True value of every point of the twin's site (agent points excluded)."""
-        c = self.cfg
-        b = float
-        v: dict[str, float] = {}
-        v["gpu.it_power"] = self.it_kw
-        v["gpu.training_util"] = self.training * 100.0
-        v["gpu.inference_util"] = self.inference * 100.0
-        v["gpu.throughput"] = self.slowdown * 100.0
-        v["gpu.gpu_temp_avg"] = self.die_avg
-        v["gpu.gpu_temp_max"] = self.die_max
-        v["gpu.throttling"] = b(self.throttle_cap < 0.999 or self.die_max > c.throttle_temp_c)
-        v["ups_1.input_power"] = self.ups_in
-        v["ups_1.output_power"] = self.ups_out
-        v["ups_1.load_pct"] = self.ups_out / c.ups_capacity_kw * 100.0
-        v["ups_1.efficiency"] = (
-            self.ups_out / (self.ups_out + self.ups_loss_kw) * 100.0 if self.ups_out > 0 else 0.0
-        )
-        v["ups_1.soc"] = self.soc
-        amps = power.battery_current(max(self.ups_out, 1.0), c.battery_bus_v)
-        ah = c.battery_kwh * 1000.0 / c.battery_bus_v
-        full = _f(power.peukert_runtime_h(amps, ah, c.battery_rated_hours, c.battery_peukert))
-        v["ups_1.runtime"] = min(60.0 * full * self.soc / 100.0, 600.0)
-        v["ups_1.on_battery"] = b(self.utility_lost)
-        v["tx_1.load"] = self.tx_load
-        v["tx_1.load_pct"] = self.tx_load / c.power_factor / c.tx_rated_kva * 100.0
-        v["tx_1.winding_temp"] = self.winding
-        v["tx_1.losses"] = self.tx_loss_kw
-        for k in (1, 2):
-            p = self.it_kw / 2.0
-            v[f"pdu_{k}.power"] = p
-            v[f"pdu_{k}.current"] = p * 1000.0 / (math.sqrt(3.0) * 415.0 * c.power_factor)
-            v[f"pdu_{k}.load_pct"] = p / 800.0 * 100.0
-        for i in range(N_CHILLERS):
-            e = f"chiller_{i + 1}"
-            v[f"{e}.chw_supply_temp"] = self.chiller_leave[i]
-            v[f"{e}.chw_return_temp"] = self.chw_return
-            v[f"{e}.cw_entering_temp"] = self.tower_leave
-            v[f"{e}.cw_leaving_temp"] = self.chiller_cw_leave[i]
-            v[f"{e}.chw_flow"] = self.chiller_chw_flow[i]
-            v[f"{e}.cw_flow"] = self.chiller_cw_flow[i]
-            v[f"{e}.power"] = self.chiller_p[i]
-            v[f"{e}.load"] = self.chiller_q[i] / c.chiller_cap_kw * 100.0
-            v[f"{e}.running"] = b(self.chiller_running[i])
-            v[f"{e}.tripped"] = b(i in self.faults.chiller_tripped)
-        v["ct_1.cw_supply_temp"] = self.tower_leave
-        v["ct_1.cw_return_temp"] = self.cw_return
-        v["ct_1.fan_speed"] = self.tower_fan * 100.0
-        v["ct_1.fan_power"] = self.tower_kw
-        v["ct_1.approach"] = self.tower_leave - self.wb
-        v["ct_1.fan_running"] = b(self.tower_fan > 0.05)
-        for eid, speed, flow, kw, key in (
-            ("chw_pump_1", self.chw_pump, c.chw_pump_flow_ls * self.chw_pump, self.chw_pump_kw, "chw"),
-            ("cw_pump_1", self.cw_pump, c.cw_pump_flow_ls * self.cw_pump, self.cw_pump_kw, "cw"),
-        ):
-            v[f"{eid}.speed"] = speed * 100.0
-            v[f"{eid}.flow"] = flow
-            v[f"{eid}.power"] = kw
-            v[f"{eid}.running"] = b(speed > 0.05)
-            v[f"{eid}.fault"] = b(key in self.faults.pump_failed)
-        for i in range(N_CRAHS):
-            e = f"crah_{i + 1}"
-            v[f"{e}.supply_air_temp"] = self.crah_supply[i]
-            v[f"{e}.return_air_temp"] = self.crah_return[i]
-            v[f"{e}.rack_inlet_temp"] = self.rack_inlet[i]
-            v[f"{e}.fan_speed"] = self.crah_fan[i] * 100.0
-            v[f"{e}.fan_power"] = self.crah_fan_kw[i]
-            v[f"{e}.valve"] = self.crah_valve[i] * 100.0
-            v[f"{e}.fan_running"] = b(self.crah_fan[i] > 0.05)
-            v[f"{e}.fan_fault"] = b(i in self.faults.crah_fan_failed)
-        flow_frac = self.cdu_pump * (1.0 - self.faults.cdu_flow_loss)
-        v["cdu_1.coolant_supply_temp"] = self.cdu_supply
-        v["cdu_1.coolant_return_temp"] = self.cdu_return
-        v["cdu_1.coolant_flow"] = c.cdu_flow_ls * flow_frac
-        v["cdu_1.pump_speed"] = self.cdu_pump * 100.0
-        v["cdu_1.pump_power"] = self.cdu_pump_kw
-        v["cdu_1.heat_load"] = self.q_liquid
-        v["cdu_1.cold_plate_temp"] = self.cold_plate
-        v["cdu_1.pump_fault"] = b("cdu" in self.faults.pump_failed or self.faults.cdu_flow_loss > 0.0)
-        v["leak_1.leak_detected"] = b(self.leak_zone > 0)
-        v["leak_1.leak_zone"] = float(self.leak_zone)
-        v["leak_1.cable_fault"] = 0.0
-        level = sum(self.smoke >= x for x in (0.05, 0.1, 0.2, 0.4))
-        v["vesda_1.smoke_obscuration"] = self.smoke
-        v["vesda_1.alarm_level"] = float(level)
-        v["vesda_1.alarm"] = b(level >= 3)
-        v["vesda_1.fault"] = 0.0
-        v["weather.outdoor_temp"] = self.t_db
-        v["weather.outdoor_rh"] = self.rh
-        v["weather.wet_bulb"] = self.wb
-        v["plant.facility_power"] = self.facility_kw
-        v["plant.it_power"] = self.it_kw
-        v["plant.cooling_power"] = self.cooling_kw
-        total = self.facility_kw + max(self.battery_kw, 0.0)
-        v["plant.pue"] = ph.clamp(total / self.it_kw, 1.0, 3.0) if self.it_kw > 1.0 else 1.0
-        v["plant.cooling_load"] = self.q_chw
-        return v
+        from twin.readout import plant_tags
+
+        return plant_tags(self)

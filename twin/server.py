@@ -48,8 +48,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from connectors.codec import decode, encode
-from connectors.site import ModbusSource, Point, Site, Table, parse_site
+from connectors.codec import decode, encode, wire_bit
+from connectors.site import DataType, ModbusSource, Point, Site, Table, parse_site
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class _Image:
 
     def write(self, src: ModbusSource, value: float) -> None:
         i = self.locate(src)
-        if self.table.is_bit_table:
-            mask = 1 << (src.address % 16)
+        if self.table.is_bit_table or src.data_type is DataType.BIT:
+            mask = 1 << (src.address % 16 if self.table.is_bit_table else wire_bit(src))
             self.regs[i] = (self.regs[i] | mask) if value else (self.regs[i] & ~mask)
             return
         words = encode(value, src)
@@ -176,6 +176,13 @@ class _Device:
 
     def _apply_write(self, image: _Image, address: int, values: list[int] | list[bool]) -> None:
         n = len(values)
+        touched = [
+            (tag, src)
+            for tag, src in image.points
+            if src.address < address + n and address < src.address + src.register_count
+        ]
+        # a register write covers every bit point of that register: report only changed bits
+        before = {tag: image.read(src) for tag, src in touched if src.data_type is DataType.BIT}
         if image.table.is_bit_table:
             for k, v in enumerate(values):
                 a = address + k
@@ -184,13 +191,10 @@ class _Device:
         else:
             i = address - image.base
             image.regs[i : i + n] = [int(v) for v in values]
-        touched = [
-            (tag, src)
-            for tag, src in image.points
-            if src.address < address + n and address < src.address + src.register_count
-        ]
         for tag, src in touched:
-            self.owner._written(tag, image.read(src))
+            value = image.read(src)
+            if before.get(tag, math.nan) != value:
+                self.owner._written(tag, value)
 
 
 class SiteServer:

@@ -29,6 +29,16 @@ API (stable — other packages build on it):
   fan failover) at their start state; equipment-level control (chillers and CDU
   holding their setpoints) still runs.
 
+What is where: physics in :mod:`twin.plant` (the performance model's components plus
+first-order dynamics — settled, the twin sits where ``perfmodel.whatif.steady_state``
+says; ``tests/test_twin_whatif.py`` holds it to that), the BMS and the agent's virtual
+points (heartbeat, enable, operator overrides; legacy defaults 7 °C CHW, 29 °C CW,
+constant-speed pumps) in :mod:`twin.control`, faults in :mod:`twin.faults`. Sensor
+faults corrupt only what is served (the BMS keeps its own good sensors); a device in
+comm loss keeps serving nothing new — ``values()`` holds its last values and
+``unavailable()`` lists its tags. ``gpu.gpu_temp_avg`` is the model's die temperature;
+``gpu.gpu_temp_max`` adds a 3 K hot spot and is what the GPUs throttle on.
+
 Served (``facility-agent twin``, ``demo``, Modbus tests): :class:`TwinRunner` binds a
 twin to a :class:`twin.server.SiteServer`: every tick it steps the twin by
 ``tick_s × speed`` simulated seconds, copies :meth:`Twin.values` into the register
@@ -167,7 +177,8 @@ class Twin:
                 cmd = control.commands(plant, sp, eq, MAX_SUBSTEP_S)
                 plant.step(t, hour, MAX_SUBSTEP_S, cmd, eq)
                 t += MAX_SUBSTEP_S
-            plant._wb_due = -1.0
+            plant._wb_due = -math.inf  # fresh wet bulb at the first step
+            plant._weather_set = False
             _WARM[key] = (plant, control)
         plant, control = _WARM[key]
         return copy.deepcopy(plant), copy.deepcopy(control)

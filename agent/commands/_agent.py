@@ -107,4 +107,5 @@ def decisions_table(rows: list[dict[str, Any]], title: str = "Decisions") -> Tab
 
 
 def console() -> Console:
-    return Console()
+    c = Console()
+    return c if c.is_terminal else Console(width=200)

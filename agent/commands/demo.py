@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.commands._common import add_db_option
-from agent.commands.twin import add_twin_options, build_twin, install_stop
+from agent.commands.twin import add_twin_options, build_twin, check_ports_free, install_stop
 from connectors.ingest import Ingestor
 from connectors.store import Store
 from twin.sim import Twin, TwinRunner
@@ -80,10 +80,9 @@ def demo_tasks() -> list[DemoTask]:
         lambda ctx: ctx.ingestor.run(None, ctx.stop),
         show_live,
     ]
-    with contextlib.suppress(ImportError):  # the agent, once agent.runtime provides it
-        from agent.runtime import demo_task  # type: ignore[attr-defined,import-not-found,unused-ignore]
-
-        tasks.append(demo_task)
+    # The agent joins with one more entry, e.g.:
+    #     from agent.runtime import demo_agent
+    #     tasks.append(lambda ctx: demo_agent(ctx))
     return tasks
 
 
@@ -140,6 +139,7 @@ async def show_live(ctx: DemoContext) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stop.wait(), 1.0)
             live.update(render(ctx))
+    ctx.console.print()
 
 
 async def _stop_after(stop: asyncio.Event, duration: float | None) -> None:
@@ -153,6 +153,7 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
     from twin.server import SiteServer
 
     twin = build_twin(args)
+    check_ports_free(twin.site)
     server = SiteServer(twin.site)
     runner = TwinRunner(twin, server, speed=args.speed)
     runner.push()

@@ -14,11 +14,13 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 from agent.commands._common import add_site_option
+from connectors.errors import FacilityError
 from connectors.site import Site, load_site
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
 from twin.sim import Twin, TwinRunner, default_site, with_port
@@ -67,6 +69,20 @@ def build_twin(args: argparse.Namespace) -> Twin:
     return twin
 
 
+def check_ports_free(site: Site) -> None:
+    """Fail with a clear message when a port the twin needs is taken (pymodbus would hang)."""
+    for host, port in sorted({(k.host, k.port) for k in site.devices()}):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as err:
+                raise FacilityError(
+                    f"cannot serve the twin on {host}:{port}: {err.strerror} "
+                    "(is another twin running? pick one with --port)"
+                ) from None
+
+
 def install_stop(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -77,6 +93,7 @@ def install_stop(stop: asyncio.Event) -> None:
 async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
     from twin.server import SiteServer
 
+    check_ports_free(twin.site)
     server = SiteServer(twin.site)
     runner = TwinRunner(twin, server, speed=speed)
     runner.push()

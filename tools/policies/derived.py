@@ -292,6 +292,37 @@ def _const(x: DerivedInput) -> float:
     return float(x.args.get("value", math.nan))
 
 
+def _model_now(x: DerivedInput) -> Any:
+    """The performance model's steady state for the present readings (once per cycle)."""
+    if "model.now" not in x.memo:
+        from tools.whatif import check
+
+        x.memo["model.now"] = check(x.site, x.values, [])
+    return x.memo["model.now"]
+
+
+@register(
+    "model.pue_residual",
+    kinds=None,
+    inputs=("plant.pue",),
+    unit="-",
+    description="measured PUE − the calibrated performance model's PUE at the same operating point",
+)
+def _pue_residual(x: DerivedInput) -> float:
+    return x.v("plant.pue") - float(_model_now(x).pue)
+
+
+@register(
+    "model.cooling_power_residual",
+    kinds=None,
+    inputs=("plant.cooling_power",),
+    unit="kW",
+    description="measured cooling power − the performance model's cooling power (kW)",
+)
+def _cooling_residual(x: DerivedInput) -> float:
+    return x.v("plant.cooling_power") - float(_model_now(x).cooling_kw)
+
+
 def describe() -> list[dict[str, Any]]:
     """The registry as JSON-able rows (for the LLM's tool descriptions and docs)."""
     load_plugins()

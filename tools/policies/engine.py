@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from connectors.errors import PolicyConfigError
 from connectors.site import Equipment, Site
 from tools.policies import derived as derived_mod
 from tools.policies.derived import DerivedInput, DerivedSpec, HistoryFn
@@ -368,11 +369,34 @@ class Observation:
     history: HistoryFn | None = None
 
 
-class PolicyEngine:
-    """Compiled policies plus their state (hold timers, hysteresis, cool-downs)."""
+def applicable(
+    policies: Sequence[LoadedPolicy], site: Site
+) -> tuple[list[LoadedPolicy], list[tuple[str, str]]]:
+    """Split policies into those that compile against ``site`` and (id, why) of the rest."""
+    ok: list[LoadedPolicy] = []
+    skipped: list[tuple[str, str]] = []
+    for lp in policies:
+        try:
+            compile_policies([lp], site)
+        except PolicyConfigError as err:
+            skipped.append((lp.policy.id, str(err)))
+            continue
+        ok.append(lp)
+    return ok, skipped
 
-    def __init__(self, policies: Sequence[LoadedPolicy], site: Site) -> None:
+
+class PolicyEngine:
+    """Compiled policies plus their state (hold timers, hysteresis, cool-downs).
+
+    ``strict=False`` drops the policies that do not apply to the site (e.g. the data-hall
+    library on an air-handler recording) and lists them in ``skipped``.
+    """
+
+    def __init__(self, policies: Sequence[LoadedPolicy], site: Site, strict: bool = True) -> None:
         self.site = site
+        self.skipped: list[tuple[str, str]] = []
+        if not strict:
+            policies, self.skipped = applicable(policies, site)
         self.c = compile_policies(policies, site)
         n, m = self.c.n_atoms, len(self.c.instances)
         self._atom_prev = np.zeros(n, bool)

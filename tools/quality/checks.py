@@ -1,142 +1,275 @@
-"""Per-point statistics of a window, computed by two DuckDB queries over ``readings``.
+"""Per-point statistics of a window, computed in DuckDB over ``readings`` (screen, then confirm).
 
-Vectorised inside DuckDB, never row by row in Python: :data:`COUNTS_SQL` is
-one scan and one hash aggregate over every reading; :data:`SERIES_SQL` orders
-the good readings per point with one window sort and aggregates them. Each
-reading is classified first (``cls``):
+Vectorised inside DuckDB, never row by row in Python. Each reading is first
+classified (``cls``):
 
 ====  =====================================================================
  0    good: status ok, finite, not a sentinel, not denormal, inside min/max
  1    bad status (timeout, connection lost, decode error, Modbus exception)
  2    NaN / NULL value with status ok
  3    ±infinity
- 4    sentinel: float32 max (≈3.4e38) or a raw marker (65535, −32768, …) that the
-      point's declared range does not include
+ 4    sentinel: float32 max (≈3.4e38) or a raw marker (65535, −32768, …) that
+      the point's declared range does not include
  5    denormal (0 < |v| < 1e-30, e.g. 1.68e-45)
  6    below the point's physical min
  7    above the point's physical max
 ====  =====================================================================
 
-Good readings are then ordered per point (``lag``/``lead`` over a window
-partitioned by point and goodness) to get, for each sample, the previous and
-next good sample. From those come the rate of change ``|Δv|/Δt``, the *spike
-magnitude* of a local excursion that comes back (``min(|v−prev|, |v−next|)``
-when ``v`` is above or below both neighbours, else 0 — a step is not a spike),
-and the second difference ``|v − (prev+next)/2|`` whose median is a robust
-noise level (≈ 1.22·σ for white noise, insensitive to trends and steps).
+**Screen** (:data:`SCREEN_SQL`, every reading, no sort of the 9 M rows): one
+hash aggregate into buckets of ``B`` polls per point (counts by class,
+first/last/min/max of the good values, a least-squares line through them),
+one window over the ~10× smaller bucket table (the jump between consecutive
+buckets is an exact consecutive-sample difference), one aggregate per point.
+Noise comes from here for every point: the residual σ of each bucket's line,
+median over the early and the recent buckets — robust to a spike or a step.
+
+**Confirm** (:data:`SERIES_SQL`): points whose buckets *could* hide a rate
+violation (a bucket range above half of ``max_rate × poll``), a spike (a range
+or jump above the spike threshold) or a flat-line (a long enough unchanged
+tail) get the exact treatment — ``lag``/``lead`` over their good readings in
+time order: rate ``|Δv|/Δt``, spike magnitude ``min(|v−prev|, |v−next|)`` when
+``v`` is above or below both neighbours (a step is not a spike), the exact
+last change and number of changes. A point not screened in cannot fail those
+checks, so screening changes speed, never scores (a test compares both paths).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from connectors.store import Store
 from tools.quality.config import DENORMAL, FLOAT32_MAX_ISH, SENTINELS, QualityConfig
 
-_SENTINEL_LIST = ", ".join(repr(float(s)) for s in SENTINELS)
+_SENTINEL_OR = " OR ".join(f"r.value = {float(s)!r}" for s in SENTINELS)
 
-_CLASSIFIED = f"""
-    SELECT r.point_id, r.ts, r.value, r.status, p.poll_s,
-           r.ts >= $now - to_microseconds(CAST(p.poll_s * $recent * 1e6 AS BIGINT)) AS recent,
+_CLASS = f"""
            CASE
                WHEN r.status <> 0 THEN 1
                WHEN r.value IS NULL OR isnan(r.value) THEN 2
                WHEN isinf(r.value) THEN 3
                WHEN abs(r.value) >= {FLOAT32_MAX_ISH}
-                    OR (r.value IN ({_SENTINEL_LIST})
-                        AND NOT (r.value >= p.lo AND r.value <= p.hi AND isfinite(p.hi - p.lo)))
-                   THEN 4
+                    OR (({_SENTINEL_OR}) AND NOT (r.value >= p.lo AND r.value <= p.hi)) THEN 4
                WHEN r.value <> 0 AND abs(r.value) < {DENORMAL} THEN 5
                WHEN r.value < p.lo THEN 6
                WHEN r.value > p.hi THEN 7
                ELSE 0
-           END AS cls
-    FROM readings r JOIN _q_points p USING (point_id)
-    WHERE r.ts >= $start AND r.ts <= $now
+           END"""
+
+# Pass 1: every reading, grouped by (point, class, recent) — a few groups per point.
+CLASSES_SQL = f"""
+SELECT r.point_id, {_CLASS} AS cls, r.ts >= p.recent_from AS recent,
+       count(*) AS n, min(r.value) AS vmin, max(r.value) AS vmax,
+       min(r.ts) AS t0, max(r.ts) AS t1, arg_max(r.status, r.ts) AS last_status
+FROM readings r JOIN _q_points p USING (point_id)
+WHERE r.ts >= $start AND r.ts <= $now
+GROUP BY ALL
 """
 
-# Query A: every reading, no ordering needed — counts by class, freshness, completeness.
-COUNTS_SQL = f"""
-WITH x AS ({_CLASSIFIED})
+# Pass 2: good readings into buckets of `bucket_samples` polls per point (hash aggregate,
+# no sort of the raw rows). The result (~10× fewer rows) is kept in Arrow for pass 3
+# and for the physics rules.
+BUCKETS_SQL = f"""
+SELECT r.point_id,
+       CAST((epoch_us(r.ts) - $start_us) // p.bw_us AS INTEGER) AS b,
+       count(*) AS n,
+       min(r.ts) AS tf, max(r.ts) AS tl,
+       arg_min(r.value, r.ts) AS vf, arg_max(r.value, r.ts) AS vl,
+       min(r.value) AS vmin, max(r.value) AS vmax, sum(r.value) AS vsum
+FROM readings r JOIN _q_points p USING (point_id)
+WHERE r.ts >= $start AND r.ts <= $now AND ({_CLASS}) = 0
+GROUP BY ALL
+"""
+
+# Pass 3: buckets in order per point (a sort of the small table) → jumps between
+# consecutive buckets (exact consecutive-sample differences), the "wiggle" of each
+# bucket — range minus net change, ≈ 1.93 σ for white noise over 10 samples, ~0 for
+# trends and steps — and per-point summaries.
+SCREEN_SQL = """
+WITH bj AS (
+    SELECT k.*, p.recent_from,
+           k.vf - lag(k.vl) OVER g AS jump,
+           epoch(k.tf - lag(k.tl) OVER g) AS jump_dt,
+           CASE WHEN k.n >= 4 THEN (k.vmax - k.vmin) - abs(k.vl - k.vf) END AS wig
+    FROM _q_buckets k JOIN _q_points p USING (point_id)
+    WINDOW g AS (PARTITION BY k.point_id ORDER BY k.b)
+)
 SELECT point_id,
-       count(*) AS n_rows,
-       count(*) FILTER (cls = 0) AS n_good,
-       count(*) FILTER (cls = 1) AS n_status,
-       count(*) FILTER (cls = 2) AS n_nan,
-       count(*) FILTER (cls = 3) AS n_inf,
-       count(*) FILTER (cls = 4) AS n_sentinel,
-       count(*) FILTER (cls = 5) AS n_denormal,
-       count(*) FILTER (cls = 6) AS n_low,
-       count(*) FILTER (cls = 7) AS n_high,
-       count(*) FILTER (recent) AS n_recent,
-       count(*) FILTER (recent AND cls = 0) AS n_good_recent,
-       count(*) FILTER (recent AND cls >= 2) AS n_badval_recent,
-       count(*) FILTER (recent AND cls <> 1) AS n_okstatus_recent,
-       min(value) FILTER (cls = 6) AS v_low,
-       max(value) FILTER (cls = 7) AS v_high,
-       any_value(value) FILTER (cls = 4) AS v_sentinel,
-       max(abs(value)) FILTER (cls = 5) AS v_denormal,
-       min(ts) AS first_ts,
-       max(ts) AS last_ts,
-       min(ts) FILTER (cls = 0) AS first_good,
-       max(ts) FILTER (cls = 0) AS last_good,
-       arg_max(status, ts) AS last_status,
-       arg_max(value, ts) FILTER (cls = 0) AS last_value
-FROM x
+       min(tf) AS first_good, max(tl) AS last_good, arg_max(vl, tl) AS last_value,
+       max(vmax - vmin) AS max_range,
+       max(abs(jump)) AS max_jump,
+       max(abs(jump) / jump_dt) FILTER (jump_dt > 0) AS jump_rate,
+       count(*) FILTER (vmax <> vmin OR jump <> 0) AS n_moving_buckets,
+       max(tl) FILTER (vmax <> vmin OR jump <> 0) AS moved_ub,
+       median(wig) FILTER (tf < recent_from) AS wig_early,
+       median(wig) FILTER (tf >= recent_from) AS wig_recent,
+       count(wig) FILTER (tf < recent_from) AS n_sigma_early,
+       count(wig) FILTER (tf >= recent_from) AS n_sigma_recent
+FROM bj
 GROUP BY point_id
 """
 
-# Query B: good readings in time order per point — rate, spikes, noise, flat-line.
+WIGGLE_TO_SIGMA = 1.0 / 1.93  # median wiggle of 10 white-noise samples = 1.93 σ (simulated)
+
+# Exact pass over the good readings of the screened-in points, in time order.
 SERIES_SQL = f"""
-WITH x AS ({_CLASSIFIED}),
+WITH x AS (
+    SELECT r.point_id, r.ts, r.value
+    FROM readings r JOIN _q_suspects p USING (point_id)
+    WHERE r.ts >= $start AND r.ts <= $now AND ({_CLASS}) = 0
+),
 w AS (
-    SELECT point_id, ts, value, recent,
+    SELECT point_id, ts, value,
            lag(value) OVER g AS prv,
            lead(value) OVER g AS nxt,
            epoch(ts - lag(ts) OVER g) AS dt
-    FROM x WHERE cls = 0
+    FROM x
     WINDOW g AS (PARTITION BY point_id ORDER BY ts)
 ),
 d AS (
-    SELECT point_id, ts, value, prv, recent,
+    SELECT point_id, ts,
            abs(value - prv) / dt AS rate,
            value <> 0 AND prv <> 0 AS nonzero,
            CASE WHEN (value - prv) * (value - nxt) > 0
                 THEN least(abs(value - prv), abs(value - nxt)) ELSE 0 END AS spike,
-           abs(value - (prv + nxt) / 2) AS e,
            abs(value - prv) > $flat_tol * greatest(abs(value), 1.0) AS changed
     FROM w
 )
 SELECT point_id,
-       max(rate) FILTER (rate IS NOT NULL AND isfinite(rate)) AS rate_max,
-       arg_max(ts, rate) FILTER (rate IS NOT NULL AND isfinite(rate)) AS rate_ts,
+       max(rate) FILTER (isfinite(rate)) AS rate_max,
+       arg_max(ts, rate) FILTER (isfinite(rate)) AS rate_ts,
        max(rate) FILTER (nonzero AND isfinite(rate)) AS rate_max_nz,
        arg_max(ts, rate) FILTER (nonzero AND isfinite(rate)) AS rate_ts_nz,
        max(spike) AS spike_max,
        arg_max(ts, spike) AS spike_ts,
-       median(e) FILTER (NOT recent) AS noise_early,
-       median(e) FILTER (recent) AS noise_recent,
-       count(e) FILTER (recent) AS n_noise_recent,
-       count(e) FILTER (NOT recent) AS n_noise_early,
        count(*) FILTER (changed) AS n_changes,
        max(ts) FILTER (changed) AS last_change
 FROM d
 GROUP BY point_id
 """
 
+_EXACT_COLS = [
+    "rate_max", "rate_ts", "rate_max_nz", "rate_ts_nz", "spike_max", "spike_ts", "n_changes", "last_change",
+]  # fmt: skip
+
 
 def point_stats(
-    store: Store, start: datetime, now: datetime, cfg: QualityConfig, points: pd.DataFrame
-) -> pd.DataFrame:
-    """Per-point statistics (both queries joined on ``point_id``) for the rows of ``points``."""
-    params = {"start": start, "now": now, "recent": float(cfg.recent_samples)}
+    store: Store,
+    start: datetime,
+    now: datetime,
+    cfg: QualityConfig,
+    points: pd.DataFrame,
+    exact_all: bool = False,
+) -> tuple[pd.DataFrame, pa.Table]:
+    """Per-point statistics for the rows of ``points`` (see ``config.point_table``), and the
+    bucket table (Arrow) the physics rules reuse.
+
+    ``exact_all`` confirms every point (slow path; the tests compare it with the screen).
+    """
+    q = points[["point_id", "lo", "hi", "poll_s", "max_rate", "span"]].copy()
+    q["bw"] = q["poll_s"] * cfg.bucket_samples
+    q["bw_us"] = (q["bw"] * 1e6).round().astype("int64")
+    q["recent_from"] = pd.Timestamp(now) - pd.to_timedelta(
+        q["poll_s"] * cfg.recent_samples, unit="s"
+    )
+    params: dict[str, object] = {"start": start, "now": now}
     cur = store.cursor()
     try:
-        cur.register("_q_points", points[["point_id", "lo", "hi", "poll_s"]])
-        counts = cur.execute(COUNTS_SQL, params).df()
-        series = cur.execute(SERIES_SQL, {**params, "flat_tol": cfg.flat_rel_tol}).df()
+        cur.register("_q_points", q)
+        classes = cur.execute(CLASSES_SQL, params).df()
+        buckets = cur.execute(
+            BUCKETS_SQL, {**params, "start_us": int(pd.Timestamp(start).value // 1000)}
+        ).to_arrow_table()
+        cur.register("_q_buckets", buckets)
+        screen = cur.execute(SCREEN_SQL).df()
+        st = q.merge(_pivot_classes(classes), on="point_id", how="inner").merge(
+            screen, on="point_id", how="left"
+        )
+        sus = st.loc[exact_all | _suspects(st, cfg), ["point_id", "lo", "hi"]]
+        if len(sus):
+            cur.register("_q_suspects", sus)
+            exact = cur.execute(SERIES_SQL, {**params, "flat_tol": cfg.flat_rel_tol}).df()
+        else:
+            exact = pd.DataFrame(columns=["point_id", *_EXACT_COLS])
     finally:
         cur.close()
-    return counts.merge(series, on="point_id", how="left")
+    out = st.drop(columns=["lo", "hi", "poll_s", "max_rate", "span", "bw", "bw_us", "recent_from"])
+    out = out.merge(exact, on="point_id", how="left")
+    out["sigma_early"] = out["wig_early"] * WIGGLE_TO_SIGMA
+    out["sigma_recent"] = out["wig_recent"] * WIGGLE_TO_SIGMA
+    # when did the point last move: exact where confirmed, else the screen's upper bound
+    out["moved_at"] = pd.to_datetime(out["last_change"]).fillna(pd.to_datetime(out["moved_ub"]))
+    return out, buckets
+
+
+def _pivot_classes(c: pd.DataFrame) -> pd.DataFrame:
+    """(point, class, recent) groups → one row per point of counts and examples."""
+    out = pd.DataFrame(index=pd.Index(sorted(c["point_id"].unique()), name="point_id"))
+    g = c.groupby("point_id")
+    out["n_rows"] = g["n"].sum()
+    names = {
+        0: "n_good",
+        1: "n_status",
+        2: "n_nan",
+        3: "n_inf",
+        4: "n_sentinel",
+        5: "n_denormal",
+        6: "n_low",
+        7: "n_high",
+    }
+    by_cls = c.pivot_table(index="point_id", columns="cls", values="n", aggfunc="sum", fill_value=0)
+    for k, name in names.items():
+        out[name] = by_cls[k] if k in by_cls.columns else 0
+    rec = c[c["recent"]]
+    gr = rec.groupby("point_id")["n"]
+    out["n_good_recent"] = rec[rec["cls"] == 0].groupby("point_id")["n"].sum()
+    out["n_badval_recent"] = rec[rec["cls"] >= 2].groupby("point_id")["n"].sum()
+    out["n_okstatus_recent"] = rec[rec["cls"] != 1].groupby("point_id")["n"].sum()
+    out["n_recent"] = gr.sum()
+    out["v_low"] = c[c["cls"] == 6].groupby("point_id")["vmin"].min()
+    out["v_high"] = c[c["cls"] == 7].groupby("point_id")["vmax"].max()
+    out["v_sentinel"] = c[c["cls"] == 4].groupby("point_id")["vmax"].max()
+    den = c[c["cls"] == 5]
+    out["v_denormal"] = np.fmax(den["vmin"].abs(), den["vmax"].abs()).groupby(den["point_id"]).max()
+    out["first_ts"] = g["t0"].min()
+    out["last_ts"] = g["t1"].max()
+    last = c.sort_values("t1").groupby("point_id").tail(1).set_index("point_id")
+    out["last_status"] = last["last_status"]
+    counts = [col for col in out.columns if col.startswith("n_")]
+    out[counts] = out[counts].fillna(0)
+    return out.reset_index()
+
+
+def _suspects(st: pd.DataFrame, cfg: QualityConfig) -> np.ndarray:
+    """Points whose buckets could hide a rate violation, a spike or a flat-line."""
+    poll = st["poll_s"].to_numpy(float)
+    big = np.fmax(
+        np.nan_to_num(st["max_range"].to_numpy(float)),
+        np.nan_to_num(st["max_jump"].to_numpy(float)),
+    )
+    max_rate = st["max_rate"].to_numpy(float)
+    # assumes good samples are at least half a poll apart
+    rate_sus = (big > 0.5 * max_rate * poll) | (st["jump_rate"].to_numpy(float) > max_rate)
+    sigma = WIGGLE_TO_SIGMA * np.fmax(
+        np.nan_to_num(st["wig_early"].to_numpy(float)),
+        np.nan_to_num(st["wig_recent"].to_numpy(float)),
+    )
+    span = st["span"].to_numpy(float)
+    scale = np.where(
+        np.isfinite(span), span, np.abs(st["last_value"].fillna(1.0).to_numpy(float)) + 1.0
+    )
+    den = np.maximum(1.4826 * sigma, cfg.spike_floor_frac * scale)
+    spike_sus = big > 0.9 * cfg.spike_ratio_lo * den
+    # the true last change is no earlier than one bucket before the screen's bound
+    last_good = pd.to_datetime(st["last_good"])
+    moved = pd.to_datetime(st["moved_ub"])
+    flat_upper = (
+        (last_good - moved).dt.total_seconds().to_numpy(float) + st["bw"].to_numpy(float)
+    ) / poll
+    flat_sus = (st["n_moving_buckets"].fillna(0).to_numpy(float) >= 3) & (
+        np.nan_to_num(flat_upper) >= cfg.flat_samples - 1
+    )
+    return np.asarray(rate_sus | spike_sus | flat_sus, dtype=bool)

@@ -37,6 +37,9 @@ class QualityConfig:
     # `stale_step` per extra poll (6 polls → below 0.8).
     fresh_polls: float = 3.0
     stale_step: float = 0.1
+    # screening: statistics per bucket of this many polls (see tools.quality.checks)
+    bucket_samples: int = 10
+    screen: bool = True  # False: the exact pass for every point (same scores, slower)
     # completeness: over the window and over the last `recent_samples` polls
     recent_samples: int = 60
     completeness_slope: float = 2.0  # score = 1 - slope * missing share
@@ -59,6 +62,7 @@ class QualityConfig:
     noise_ratio_hi: float = 10.0
     noise_floor_frac: float = 0.001
     noise_abs_frac: float = 0.02  # noise σ above 2 % of span is too much whatever the past
+    noise_abs_max_poll_s: float = 60.0  # …judged only for points polled at least this often
     # rate: observed |Δ|/Δt over max_rate
     rate_ratio_hi: float = 5.0
     # physics: share of checked time buckets violated, over the window and recently

@@ -25,11 +25,12 @@ Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 =
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from connectors.site import Site
 from connectors.store import Store
@@ -174,12 +175,13 @@ def _matches(role: Role, brick: str | None, name: str) -> bool:
 
 
 def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...]) -> pd.DataFrame:
-    """(rule_id, anchor equipment, role, point_id, tag, involved, lo, hi) for every rule instance.
+    """(rule_id, anchor equipment, role, point_id, tag, involved, poll_s) for every rule instance.
 
-    ``scored`` is the point table (tag → point_id, lo, hi). A rule is instantiated for
+    ``scored`` is the point table (tag → point_id, poll_s). A rule is instantiated for
     an equipment only when every non-optional role finds at least one point.
     """
-    info = scored.set_index("tag")
+    pid = dict(zip(scored["tag"], scored["point_id"].astype(int), strict=True))
+    poll = dict(zip(scored["tag"], scored["poll_s"].astype(float), strict=True))
     rows: list[tuple[object, ...]] = []
     by_kind: dict[str, list[tuple[str, str | None, str]]] = {}
     for eq, p in site.iter_points():
@@ -195,27 +197,21 @@ def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...])
                     cands = [(f"{eq.id}.{p.name}", p.brick, p.name) for p in eq.points]
                 else:
                     cands = [c for k in role.kinds for c in by_kind.get(k, [])]
-                tags = [t for t, b, n in cands if _matches(role, b, n) and t in info.index]
+                tags = [t for t, b, n in cands if _matches(role, b, n) and pid.get(t, -1) >= 0]
                 if not tags and not role.optional:
                     complete = False
                     break
                 found += [(role.name, t, role.involved) for t in tags]
             if not complete:
                 continue
-            for role_name, t, involved in found:
-                r = info.loc[t]
-                if int(r["point_id"]) < 0:
-                    continue
-                rows.append(
-                    (rule.id, eq.id, role_name, int(r["point_id"]), t, involved, r["lo"], r["hi"])
-                )
+            rows += [(rule.id, eq.id, r, pid[t], t, inv, poll[t]) for r, t, inv in found]
     return pd.DataFrame(
-        rows, columns=["rule_id", "anchor", "role", "point_id", "tag", "involved", "lo", "hi"]
+        rows, columns=["rule_id", "anchor", "role", "point_id", "tag", "involved", "poll_s"]
     )
 
 
 def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
-    """The pivot-and-evaluate query for ``rules`` (parameters $start, $now, $recent_from)."""
+    """The pivot-and-evaluate query for ``rules`` over ``_q_buckets`` and ``_q_roles`` ($start)."""
     aggs: dict[str, str] = {}
     for rule in rules:
         for role in rule.roles:
@@ -223,9 +219,13 @@ def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
             if prev is not None and prev != role.agg:
                 raise ValueError(f"role {role.name!r} is aggregated both {prev} and {role.agg}")
             aggs[role.name] = role.agg
-    pivots = ",\n           ".join(
-        f"{agg}(pb.v) FILTER (ro.role = '{name}') AS {name}" for name, agg in sorted(aggs.items())
-    )
+
+    def pivot(name: str, agg: str) -> str:
+        if agg == "avg":  # sample-weighted mean over the role's points
+            return f"sum(vsum) FILTER (role = '{name}') / sum(n) FILTER (role = '{name}') AS {name}"
+        return f"{agg}(vsum / n) FILTER (role = '{name}') AS {name}"
+
+    pivots = ",\n           ".join(pivot(name, agg) for name, agg in sorted(aggs.items()))
     when = " ".join(f"WHEN '{r.id}' THEN ({r.when})" for r in rules)
     viol = " ".join(f"WHEN '{r.id}' THEN ({r.violated})" for r in rules)
     extras = sorted({col: sql for r in rules for col, sql in r.extra}.items())
@@ -239,25 +239,21 @@ def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
     )
     return f"""
 WITH pb AS (
-    SELECT r.point_id, time_bucket(INTERVAL '{float(bucket_s)} seconds', r.ts) AS bucket,
-           avg(r.value) AS v
-    FROM readings r JOIN _q_rpoints q USING (point_id)
-    WHERE r.ts >= $start AND r.ts <= $now AND r.status = 0 AND isfinite(r.value)
-      AND NOT (r.value <> 0 AND abs(r.value) < 1e-30)
-      AND r.value >= q.lo AND r.value <= q.hi
-    GROUP BY ALL
+    SELECT ro.rule_id, ro.anchor, ro.role, ro.rk, k.n, k.vsum,
+           CAST(floor(epoch(k.tf - $start) / ro.w) AS BIGINT) AS bucket
+    FROM _q_buckets k JOIN _q_roles ro USING (point_id)
 ),
 piv AS (
-    SELECT ro.rule_id, ro.anchor, pb.bucket,
+    SELECT rule_id, anchor, bucket, max(rk) AS rk,
            {pivots}
-    FROM pb JOIN _q_roles ro USING (point_id)
-    GROUP BY ALL
+    FROM pb
+    GROUP BY rule_id, anchor, bucket
 ),
 ev AS (
     SELECT *,
            coalesce(CASE rule_id {when} END, FALSE) AS applies,
            coalesce(CASE rule_id {viol} END, FALSE) AS violated,
-           bucket >= $recent_from AS recent{extra_cols}
+           bucket >= rk AS recent{extra_cols}
     FROM piv
 )
 SELECT rule_id, anchor,
@@ -276,29 +272,42 @@ def physics_scores(
     store: Store,
     site: Site,
     scored: pd.DataFrame,
+    buckets: pa.Table,
     start: datetime,
     now: datetime,
     cfg: QualityConfig,
     rules: tuple[PhysicsRule, ...] = DEFAULT_RULES,
 ) -> pd.DataFrame:
-    """Per involved tag: ``physics`` sub-score and ``physics_reason`` (worst rule wins)."""
+    """Per involved tag: ``physics`` sub-score and ``physics_reason`` (worst rule wins).
+
+    ``buckets`` is the good-reading bucket table of :func:`tools.quality.checks.point_stats`
+    (columns point_id, n, tf, vsum): rules compare bucket means, never a bad reading.
+    """
     empty = pd.DataFrame({"tag": pd.Series(dtype=str), "physics": [], "physics_reason": []})
     roles = role_table(site, scored, rules)
     if roles.empty:
         return empty
     used = tuple(r for r in rules if r.id in set(roles["rule_id"]))
-    rpoints = roles.drop_duplicates("point_id")[["point_id", "lo", "hi"]]
-    recent_from = now - timedelta(seconds=cfg.physics_bucket_s * cfg.physics_recent_buckets)
+    # one time grid per rule instance: the coarsest bucket of its points, at least bucket_s
+    bw = roles["poll_s"] * cfg.bucket_samples
+    roles["w"] = np.maximum(
+        bw.groupby([roles["rule_id"], roles["anchor"]]).transform("max"), cfg.physics_bucket_s
+    )
+    span_s = (now - start).total_seconds()
+    roles["rk"] = np.floor(span_s / roles["w"]) - cfg.physics_recent_buckets
     cur = store.cursor()
     try:
-        cur.register("_q_rpoints", rpoints)
-        cur.register("_q_roles", roles[["rule_id", "anchor", "role", "point_id"]])
-        res = cur.execute(
-            physics_sql(used, cfg.physics_bucket_s),
-            {"start": start, "now": now, "recent_from": recent_from},
-        ).df()
+        cur.register("_q_buckets", buckets)
+        cur.register("_q_roles", roles[["rule_id", "anchor", "role", "point_id", "w", "rk"]])
+        res = cur.execute(physics_sql(used, cfg.physics_bucket_s), {"start": start}).df()
     finally:
         cur.close()
+    if not res.empty:
+        w = roles.drop_duplicates(["rule_id", "anchor"]).set_index(["rule_id", "anchor"])["w"]
+        wk = pd.MultiIndex.from_arrays([res["rule_id"], res["anchor"]])
+        res["last_violation"] = pd.Timestamp(start) + pd.to_timedelta(
+            res["last_violation"].astype(float) * w.reindex(wk).to_numpy(), unit="s"
+        )
     if res.empty:
         return empty
     share_w = res["n_violated"] / res["n_checked"].where(res["n_checked"] > 0)

@@ -46,16 +46,19 @@ def score(
     start = now - window
     catalogue = store.tags
     pts = point_table(site, catalogue)
-    stats = point_stats(store, start, now, config, pts[pts["point_id"] >= 0])
+    stats, buckets = point_stats(
+        store, start, now, config, pts[pts["point_id"] >= 0], exact_all=not config.screen
+    )
     st = pts.merge(stats, on="point_id", how="left")
     st["at_setpoint"] = _at_setpoint(st)
     sub = subscores(st, now, window, config)
     df = pd.concat([st[["tag", "equipment"]], sub], axis=1)
 
-    phys = physics_scores(store, site, pts, start, now, config, rules)
+    phys = physics_scores(store, site, pts, buckets, start, now, config, rules)
     df = df.merge(phys, on="tag", how="left")
     df["physics"] = df["physics"].fillna(1.0)
-    df["physics_reason"] = df["physics_reason"].fillna("")
+    reason = df["physics_reason"].astype(object)
+    df["physics_reason"] = reason.where(reason.notna(), "")
 
     if tags is not None:
         wanted = list(dict.fromkeys(tags))

@@ -33,8 +33,7 @@ import pandas as pd
 from connectors.status import status_name
 from tools.quality.config import QualityConfig
 
-MAD_TO_SIGMA = 1.4826
-SECOND_DIFF = np.sqrt(1.5)  # σ of v − (prev+next)/2 for white noise σ = 1
+MAD_TO_SIGMA = 1.4826  # spike threshold unit: 1.48 σ (the MAD-to-σ factor)
 
 
 def _f(x: float, unit: str = "") -> str:
@@ -85,6 +84,7 @@ def subscores(
     out["freshness"] = fresh
     last_status = st["last_status"].fillna(0).astype(int).to_numpy()
     n_rows = st["n_rows"].fillna(0).to_numpy(float)
+    last_ts = pd.to_datetime(st["last_ts"])
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(fresh < 1.0):
         if n_rows[i] == 0:
@@ -99,6 +99,11 @@ def subscores(
             reason[i] = (
                 f"comm loss: no good reading for {_dur(age[i])} ({polls[i]:.0f} polls), "
                 f"device answers {status_name(int(last_status[i]))}"
+            )
+        elif last_ts.iloc[i] > last_good.iloc[i]:
+            reason[i] = (
+                f"stale: newest good reading {_dur(age[i])} old ({polls[i]:.0f} polls); "
+                "the readings since are bad values"
             )
         else:
             reason[i] = f"stale: newest good reading {_dur(age[i])} old ({polls[i]:.0f} polls)"
@@ -184,10 +189,11 @@ def subscores(
         flat_n = flat_s / poll
         # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
         moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
+        moved_at = pd.to_datetime(st["moved_at"])
         lc = np.where(
-            moving, last_change.to_numpy("datetime64[us]").astype("int64"), np.iinfo(np.int64).min
+            moving, moved_at.to_numpy("datetime64[us]").astype("int64"), np.iinfo(np.int64).min
         )
-        lc = np.where(pd.isna(last_change).to_numpy(), np.iinfo(np.int64).min, lc)
+        lc = np.where(pd.isna(moved_at).to_numpy(), np.iinfo(np.int64).min, lc)
         eq = st["equipment"].to_numpy()
         sib_max = _max_excluding_self(eq, lc)
         own = np.where(
@@ -232,10 +238,8 @@ def subscores(
     scale = np.where(
         np.isfinite(span), span, np.abs(st["last_value"].fillna(1.0).to_numpy(float)) + 1.0
     )
-    e_early = st["noise_early"].to_numpy(float)
-    e_recent = st["noise_recent"].to_numpy(float)
-    sig_early = MAD_TO_SIGMA * e_early / SECOND_DIFF
-    sig_recent = MAD_TO_SIGMA * e_recent / SECOND_DIFF
+    sig_early = st["sigma_early"].to_numpy(float)
+    sig_recent = st["sigma_recent"].to_numpy(float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
     level = np.where(np.isnan(level), 0.0, level)
     den = np.maximum(MAD_TO_SIGMA * level, cfg.spike_floor_frac * scale)
@@ -250,13 +254,18 @@ def subscores(
         )
     out["spike_reason"] = reason
 
-    enough_early = st["n_noise_early"].fillna(0).to_numpy(float) >= 30
+    enough_early = st["n_sigma_early"].fillna(0).to_numpy(float) >= 3
     base = np.maximum(
         np.where(enough_early, np.nan_to_num(sig_early), 0.0), cfg.noise_floor_frac * scale
     )
-    enough_recent = st["n_noise_recent"].fillna(0).to_numpy(float) >= 10
-    r_rel = np.where(enough_recent, sig_recent / base, 0.0)
-    r_abs = np.nan_to_num(level) / (cfg.noise_abs_frac * scale) * cfg.noise_ratio_lo
+    enough_recent = st["n_sigma_recent"].fillna(0).to_numpy(float) >= 2
+    r_rel = np.where(enough_recent & enough_early, sig_recent / base, 0.0)
+    # the absolute criterion only where samples are dense enough for the second difference to
+    # be sensor noise: at minutes between samples it is mostly the process itself
+    dense = poll <= cfg.noise_abs_max_poll_s
+    r_abs = np.where(
+        dense, np.nan_to_num(level) / (cfg.noise_abs_frac * scale) * cfg.noise_ratio_lo, 0.0
+    )
     noise_ratio = np.where(stats, np.fmax(np.nan_to_num(r_rel), r_abs), np.nan)
     noise = log_curve(noise_ratio, cfg.noise_ratio_lo, cfg.noise_ratio_hi, cfg.floor)
     out["noise"] = noise

@@ -1,0 +1,79 @@
+"""``facility-agent ingest``: poll a site's equipment into DuckDB, with a live progress line.
+
+    facility-agent ingest [--site FILE] [--db FILE] [--duration S]
+
+Defaults: the twin's site (``twin/site.yaml``) and ``facility.duckdb`` in the
+working directory. Stops cleanly at ``--duration`` or on Ctrl-C: the pollers
+stop, what is pending is flushed, and a summary line is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any, TextIO
+
+from agent.commands._common import add_db_option, add_site_option
+from connectors.ingest import Ingestor, IngestStats
+from connectors.modbus import PollerConfig
+from connectors.site import load_site
+from connectors.store import Store
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ingest", help="poll the site's equipment into DuckDB (live progress line)")
+    add_site_option(p)
+    add_db_option(p)
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=1.0, help="seconds to wait for a device's answer"
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from twin import default_site_path
+
+    site = load_site(args.site or default_site_path())  # SiteConfigError → one line, exit 2
+    with Store(args.db) as store:  # StoreError (file locked) → one line, exit 2
+        ingestor = Ingestor(site, store, config=PollerConfig(timeout_s=args.timeout))
+        final = asyncio.run(_run(ingestor, args.duration, sys.stderr))
+    print(
+        f"ingest: {final.rows_stored:,} rows stored in {args.db} "
+        f"({final.good:,} good of {final.readings:,} readings, "
+        f"{len(ingestor.pollers)} devices, {final.elapsed_s:.1f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _run(ingestor: Ingestor, duration: float | None, out: TextIO) -> IngestStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(ingestor.run(duration, stop))
+    tty = out.isatty()
+    every = 0.5 if tty else 5.0
+    try:
+        while not task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), every)
+            if not task.done():
+                line = ingestor.stats().line()
+                out.write(f"\r{line}\033[K" if tty else line + "\n")
+                out.flush()
+        await task
+    finally:
+        if tty:
+            out.write("\n")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return ingestor.stats()
