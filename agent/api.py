@@ -54,12 +54,10 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     for r in df.to_dict("records"):
         clean: dict[str, Any] = {}
         for k, v in r.items():
-            if isinstance(v, float) and math.isnan(v):
+            if v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
                 v = None
             elif isinstance(v, pd.Timestamp | datetime):
                 v = v.isoformat()
-            elif v is pd.NaT:
-                v = None
             clean[str(k)] = v
         out.append(clean)
     return out

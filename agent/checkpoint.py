@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -28,12 +29,15 @@ async def close_saver(saver: AsyncSqliteSaver) -> None:
     await saver.conn.close()
 
 
-async def threads(saver: AsyncSqliteSaver) -> list[str]:
-    async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cur:
-        return [str(r[0]) async for r in cur]
+async def threads(saver: Any) -> list[str]:
+    """Thread ids held by a SQLite saver (or an in-memory one)."""
+    if isinstance(saver, AsyncSqliteSaver):
+        async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cur:
+            return [str(r[0]) async for r in cur]
+    return [str(t) for t in getattr(saver, "storage", {})]
 
 
-async def prune(saver: AsyncSqliteSaver, keep: Iterable[str], max_threads: int = 200) -> int:
+async def prune(saver: Any, keep: Iterable[str], max_threads: int = 200) -> int:
     """Delete finished threads beyond the newest ``max_threads``; threads in ``keep`` stay.
 
     Thread ids are run ids, which sort by creation (``run-<utc stamp>-<hex>``).

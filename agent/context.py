@@ -243,7 +243,8 @@ class AgentContext:
         autolock: AutoLock | None = None,
     ) -> AgentContext:
         clock = clock or SystemClock()
-        store.register_site(site) if not store.tags else None
+        if not all(t in store.tags for t in site.point_ids):
+            store.register_site(site)
         audit = Audit(store)
         engine = (
             PolicyEngine(list(policies), site)

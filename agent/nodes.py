@@ -28,7 +28,6 @@ from tools.policies import Observation, Trigger
 from tools.policies.engine import ValuesView
 from tools.telemetry import latest_array
 
-TRUSTED_QUALITY = 0.95
 log = logging.getLogger(__name__)
 
 
@@ -197,6 +196,29 @@ async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
         )
         out.append(d)
     return {"decisions": out}
+
+
+#: point name → the performance model output that predicts it (for verification)
+MODEL_OUTPUTS = {
+    "coolant_supply_temp": "cdu_supply_c",
+    "gpu_temp_max": "gpu_die_c",
+    "rack_inlet_temp": "rack_inlet_c",
+    "chw_supply_temp": "chw_supply_c",
+    "cw_supply_temp": "cw_supply_c",
+    "facility_power": "facility_kw",
+    "cooling_power": "cooling_kw",
+    "pue": "pue",
+}
+
+
+def predicted_value(prediction: dict[str, Any] | None, tag: str) -> float | None:
+    """What the what-if predicted for ``tag`` after the change (None when it says nothing)."""
+    if not prediction:
+        return None
+    key = MODEL_OUTPUTS.get(tag.split(".", 1)[-1])
+    after = prediction.get("after") or {}
+    v = after.get(key) if key else None
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
 # ---- gate ---------------------------------------------------------------------------------------
@@ -393,18 +415,23 @@ async def act(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
         if d.get("verify"):
             vf = d["verify"]
             verify = VerifySpec(
-                vf["tag"], vf["expect"], float(vf["window_s"]), float(vf["tolerance"])
+                vf["tag"],
+                vf["expect"],
+                float(vf["window_s"]),
+                float(vf["tolerance"]),
+                predicted_value(d.get("prediction"), vf["tag"]),
             )
             snap = latest_array(ctx.store, ctx.site, now, ctx.lookback)
             baseline = _num(snap.get(ctx.site, vf["tag"]))
         try:
             auth = gate.authorize(
-                _verdict_obj(d), changes, control=ctx.control(), now=now, approval=approval
+                _recheck(ctx, d, now), changes, control=ctx.control(), now=now, approval=approval
             )
             rows = await ctx.actuator.execute(auth, verify, baseline)
         except (WriteRejected, WriteFailed) as err:
             d["executed"] = False
-            d["explanation"] = f"{d['explanation']} Not carried out: {err}"
+            extra = f" ({d['recheck']})" if d.get("recheck") else ""
+            d["explanation"] = f"{d['explanation']} Not carried out: {err}{extra}"
             ctx.audit.record_decision(d, now, outcome="blocked", explanation=d["explanation"])
             actions.append({"decision_id": d["decision_id"], "error": str(err)})
             continue
@@ -428,6 +455,21 @@ async def act(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
                 gate.GateControl(c.site_ceiling, True, reason, c.estop), "auto-lock", reason
             )
     return {"decisions": decisions, "actions": actions}
+
+
+def _recheck(ctx: AgentContext, d: Decision, now: datetime) -> gate.GateVerdict:
+    """An approval may come long after the decision: the data quality must still allow it."""
+    v = _verdict_obj(d)
+    if not d.get("approval_id") or not d.get("rests_on"):
+        return v
+    q = ctx.quality_for(now, d["rests_on"])
+    score, why = q.decision(d["rests_on"])
+    ql = gate.quality_level(score, ctx.site.quality, float(d.get("min_quality") or 0.0))
+    if ql >= v.level:
+        return v
+    reason = f"at approval time the data quality is {score:.2f} (level {ql}): {'; '.join(why[:2])}"
+    d["recheck"] = reason
+    return gate.downgrade(v, "quality", ql, reason)
 
 
 async def verify(state: CycleState, config: RunnableConfig) -> dict[str, Any]:

@@ -89,12 +89,17 @@ async def _graph(ctx: AgentContext) -> Any:
     return ctx._graph
 
 
-async def close(ctx: AgentContext) -> None:
-    """Release the checkpointer (the SQLite file stays)."""
+async def close(ctx: AgentContext, close_writer: bool = False) -> None:
+    """Release the checkpointer (the SQLite file stays) and, if asked, the writer's connections."""
     if ctx._saver is not None and not isinstance(ctx._saver, InMemorySaver):
         await close_saver(ctx._saver)
     ctx._saver = None
     ctx._graph = None
+    closer = getattr(ctx.writer, "close", None) if close_writer else None
+    if closer is not None:
+        res = closer()
+        if asyncio.iscoroutine(res):
+            await res
 
 
 def _config(ctx: AgentContext, run_id: str) -> dict[str, Any]:
@@ -275,7 +280,7 @@ async def run_forever(
                 res = await decide_once(ctx, "schedule")
                 if on_result is not None:
                     on_result(res)
-                if ctx._saver is not None and not isinstance(ctx._saver, InMemorySaver):
+                if ctx._saver is not None:
                     keep = {str(p.get("run_id")) for p in ctx.audit.pending_approvals()}
                     await prune(ctx._saver, keep)
             except FacilityError as err:
@@ -312,4 +317,4 @@ async def demo_agent(demo: Any, interval_s: float = 10.0, show: Any | None = Non
             serve(ctx, store.path, stop=demo.stop),
         )
     finally:
-        await close(ctx)
+        await close(ctx, close_writer=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -154,76 +153,87 @@ def encode(value: float, source: ModbusSource) -> list[int]:
 # --------------------------------------------------------------------------- vectorised
 
 
-@dataclass(frozen=True)
-class _Group:
-    """Points of one block that share a (type, byte order, word order) layout."""
-
-    rows: npt.NDArray[np.intp]  # index into the block's output arrays
-    gather: npt.NDArray[
-        np.intp
-    ]  # (n, words) register offsets in the block, in big-endian word order
-    dtype: np.dtype[np.generic]
-    swap_bytes: bool
-    scale: npt.NDArray[np.float64]
-    offset: npt.NDArray[np.float64]
-    bit: npt.NDArray[np.intp] | None
-
-
 class BlockDecoder:
     """Decodes every point of one block read with a few numpy operations.
 
-    Built once per block (start address, points); :meth:`decode` then takes the
-    block's registers and returns values in point order. Values that decode to
-    NaN or infinity are returned as they are: judging them is the quality
-    scorer's job, not the decoder's.
+    Built once per block (start address, points): each point's bytes are located
+    in the block's big-endian byte string, with its byte and word order folded
+    into a precomputed gather index, so :meth:`decode` does one fancy-index and
+    one view per numpy dtype in the block, then one affine step for all points.
+    It accepts one block (``count`` registers → ``n`` values) or ``K`` reads of
+    the same block stacked as ``(K, count)`` (→ ``(K, n)``), which amortises the
+    numpy call overhead when many polls are decoded at once.
+
+    Values that decode to NaN or infinity are returned as they are: judging
+    them is the caller's job (the poller flags them ``decode_error``).
     """
 
     def __init__(self, start: int, sources: Sequence[ModbusSource]) -> None:
         self.start = start
         self.n = len(sources)
-        groups: dict[tuple[DataType, Order, Order], list[int]] = {}
+        by_dtype: dict[DataType, list[int]] = {}
+        bits: list[int] = []
         for i, s in enumerate(sources):
-            key = (s.data_type, s.byte_order, s.word_order)
-            groups.setdefault(key, []).append(i)
-        self._groups: list[_Group] = []
-        for (dt, bo, wo), idx in groups.items():
-            words = dt.registers
-            offs = np.array([sources[i].address - start for i in idx], dtype=np.intp)
-            order = np.arange(words, dtype=np.intp)
-            if wo is Order.LITTLE:
-                order = order[::-1]
-            gather = offs[:, None] + order[None, :]
-            bits = (
-                np.array([sources[i].bit for i in idx], dtype=np.intp)
-                if dt is DataType.BIT
-                else None
-            )
+            if s.data_type in (DataType.BIT, DataType.BOOL):
+                bits.append(i)
+            else:
+                by_dtype.setdefault(s.data_type, []).append(i)
+        self._groups: list[tuple[npt.NDArray[np.intp], np.dtype[np.generic]]] = []
+        order: list[int] = []
+        for dt, idx in by_dtype.items():
             self._groups.append(
-                _Group(
-                    rows=np.array(idx, dtype=np.intp),
-                    gather=gather,
-                    dtype=_NP.get(dt, np.dtype(">u2")),
-                    swap_bytes=bo is Order.LITTLE,
-                    scale=np.array([sources[i].scale for i in idx], dtype=np.float64),
-                    offset=np.array([sources[i].offset for i in idx], dtype=np.float64),
-                    bit=bits,
+                (
+                    np.array([b for i in idx for b in _byte_index(sources[i], start)], np.intp),
+                    _NP[dt],
                 )
             )
+            order += idx
+        self._bit_regs = np.array([sources[i].address - start for i in bits], dtype=np.intp)
+        self._bit_shift = np.array([wire_bit(sources[i]) for i in bits], dtype=np.uint16)
+        order += bits
+        perm = np.array(order, dtype=np.intp)
+        self._perm: npt.NDArray[np.intp] | None = None
+        if not np.array_equal(perm, np.arange(self.n)):
+            self._perm = np.empty(self.n, dtype=np.intp)
+            self._perm[perm] = np.arange(self.n)  # concatenated position of each point
+        scale = np.array([1.0 if i in bits else sources[i].scale for i in range(self.n)])
+        offset = np.array([0.0 if i in bits else sources[i].offset for i in range(self.n)])
+        self._scale = scale if not np.all(scale == 1.0) else None
+        self._offset = offset if np.any(offset != 0.0) else None
+        self.has_float = DataType.FLOAT32 in by_dtype or DataType.FLOAT64 in by_dtype
 
-    def decode(self, registers: Sequence[int] | npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
-        regs = np.asarray(registers, dtype=np.uint16)
-        out = np.empty(self.n, dtype=np.float64)
-        for g in self._groups:
-            words = regs[g.gather]  # (n, k) uint16 in big-endian word order
-            if g.swap_bytes:
-                words = words.byteswap()
-            if g.bit is not None:
-                out[g.rows] = (words[:, 0].astype(np.intp) >> g.bit) & 1
-                continue
-            be = words.astype(">u2")
-            vals = np.ascontiguousarray(be).view(g.dtype).reshape(len(g.rows))
-            out[g.rows] = vals.astype(np.float64) * g.scale + g.offset
-        return out
+    def decode(
+        self, registers: Sequence[int] | npt.NDArray[np.uint16] | npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        regs = np.asarray(registers, dtype=">u2")
+        stacked = regs.ndim == 2
+        if not stacked:
+            regs = regs[None, :]
+        raw = np.ascontiguousarray(regs).view(np.uint8)  # (K, 2 * count) big-endian bytes
+        parts = [
+            np.ascontiguousarray(raw[:, idx]).view(dt).astype(np.float64)
+            for idx, dt in self._groups
+        ]
+        if len(self._bit_regs):
+            parts.append(((regs[:, self._bit_regs] >> self._bit_shift) & 1).astype(np.float64))
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        if self._perm is not None:
+            out = out[:, self._perm]
+        if self._scale is not None:
+            out = out * self._scale
+        if self._offset is not None:
+            out = out + self._offset
+        return out if stacked else out[0]
+
+
+def _byte_index(s: ModbusSource, start: int) -> list[int]:
+    """Positions of the point's value bytes, most significant first, in the block's bytes."""
+    words = s.data_type.registers
+    out: list[int] = []
+    for j in range(words):
+        r = s.address - start + (j if s.word_order is Order.BIG else words - 1 - j)
+        out += [2 * r, 2 * r + 1] if s.byte_order is Order.BIG else [2 * r + 1, 2 * r]
+    return out
 
 
 def decode_bits(bits: Sequence[bool]) -> npt.NDArray[np.float64]:

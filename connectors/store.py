@@ -245,13 +245,16 @@ class Store:
         if table.num_rows == 0:
             return 0
         with self._lock:
-            self.con.register("_batch", table)
             try:
-                self.con.execute(
-                    "INSERT INTO readings SELECT ts, point_id, value, status FROM _batch"
-                )
-            finally:
-                self.con.unregister("_batch")
+                self.con.register("_batch", table)
+                try:
+                    self.con.execute(
+                        "INSERT INTO readings SELECT ts, point_id, value, status FROM _batch"
+                    )
+                finally:
+                    self.con.unregister("_batch")
+            except duckdb.Error as err:
+                raise StoreError(f"{self.path}: cannot append readings: {err}") from err
         return int(table.num_rows)
 
     def append_frame(self, df: pd.DataFrame) -> int:

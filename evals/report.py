@@ -216,5 +216,10 @@ def write_report(
             plot_energy(run, out / f"{name}-energy.png"),
         ]
         plots[name] = [p.name for p in made if p is not None]
+        if (
+            not run.baseline.empty
+        ):  # closed loop: keep both twin series for analysis (report dir only)
+            run.telemetry.to_parquet(out / f"{name}-agent-series.parquet", compression="zstd")
+            run.baseline.to_parquet(out / f"{name}-baseline-series.parquet", compression="zstd")
     (out / "report.md").write_text(markdown(doc, plots))
     return doc

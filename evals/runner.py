@@ -603,6 +603,7 @@ def _score(
             "pue": _r(agent_tot.pue),
             "baseline_pue": _r(base_tot.pue) if base_tot else None,
             "throttle_minutes": throttle,
+            "baseline_envelope_minutes": base_tot.envelope_minutes if base_tot else None,
             "on_battery_minutes": agent_tot.on_battery_minutes,
         }
         if exp.energy_saving_min is not None and (saving is None or saving < exp.energy_saving_min):
@@ -610,6 +611,15 @@ def _score(
         if exp.envelope_minutes_max is not None and envelope > exp.envelope_minutes_max:
             failures.append(
                 f"{envelope:.0f} min outside the thermal envelope > {exp.envelope_minutes_max}"
+            )
+        if (
+            exp.envelope_not_worse_than_baseline
+            and base_tot is not None
+            and envelope > base_tot.envelope_minutes
+        ):
+            failures.append(
+                f"{envelope:.0f} min outside the thermal envelope, the native control had "
+                f"{base_tot.envelope_minutes:.0f}"
             )
         if exp.throttle_minutes_max is not None and throttle > exp.throttle_minutes_max:
             failures.append(f"{throttle:.0f} GPU throttle minutes > {exp.throttle_minutes_max}")

@@ -144,6 +144,9 @@ class Expect(_Strict):
     row_specificity_min: float | None = Field(None, ge=0, le=1)
     energy_saving_min: float | None = None
     envelope_minutes_max: float | None = Field(None, ge=0)
+    envelope_not_worse_than_baseline: bool = Field(
+        False, description="closed loop: no more envelope minutes than the native control had"
+    )
     throttle_minutes_max: float | None = Field(None, ge=0)
 
 

@@ -242,9 +242,23 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
         {
             "name": "twin-day",
             "description": (
-                "closed loop, one simulated summer day in full autonomy against the native control "
-                "(7 °C CHW, 29 °C CW, constant-speed pumps), with a chiller trip, a CRAH fan failure and "
-                "a 5-minute utility loss: target ≥ 20 % less cooling energy, no envelope or throttle minutes"
+                "closed loop, one simulated summer day (no equipment faults) in full autonomy against the "
+                "native control (7 °C CHW, 29 °C CW, constant-speed pumps): target ≥ 20 % less cooling "
+                "energy with no minutes outside the 18–27 °C envelope and no GPU throttling"
+            ),
+            "site": "twin",
+            "source": {"kind": "twin", "duration": "24h", "seed": 1},
+            "clock": {"cycle": "1m"},
+            "agent": {"autonomy": 3},
+            "expect": {"energy_saving_min": 0.2, "envelope_minutes_max": 0, "throttle_minutes_max": 0},
+            "tags": ["closed_loop", "day"],
+        },
+        {
+            "name": "twin-day-faults",
+            "description": (
+                "closed loop, one simulated day in full autonomy with a chiller trip (6 h), a CRAH fan "
+                "failure (12 h) and a 5-minute utility loss (18 h): every fault detected within 10 minutes, "
+                "no more envelope minutes than the native control, no throttling, no unsafe action"
             ),
             "site": "twin",
             "source": {
@@ -263,7 +277,7 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
                     {"fault_class": "crah_fan_failure", "within": 43800},
                     {"fault_class": "utility_loss", "within": 65400},
                 ],
-                "energy_saving_min": 0.2, "envelope_minutes_max": 0, "throttle_minutes_max": 0,
+                "envelope_not_worse_than_baseline": True, "throttle_minutes_max": 0,
             },
             "tags": ["closed_loop", "day"],
         },

@@ -82,6 +82,7 @@ class Hall:
         self.server: Any = None
         self.runner: Any = None
         self.writer: Any = TwinDirectWriter(self.twin)
+        self.served: Site = self.site
         self.record()
 
     async def start(self, port: int) -> None:
@@ -92,6 +93,7 @@ class Hall:
         from twin.sim import TwinRunner
 
         served = with_port(self.site, port)
+        self.served = served
         self.server = SiteServer(served)
         await self.server.start()
         self.runner = TwinRunner(self.twin, self.server)

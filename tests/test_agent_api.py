@@ -79,6 +79,8 @@ def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=url) as c:
                 assert (await c.get("/autonomy")).json()["estop"] is True
                 assert (await c.post("/decide")).status_code == 200
+                chat = (await c.post("/chat", json={"message": "status?"})).json()
+                assert "No language model" in chat["text"]
         finally:
             stop.set()
             await task
@@ -94,4 +96,4 @@ def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
     code, out = run_cli("audit", "--db", str(db), "--table", "actions")
     assert code == 0 and "cdu_1.coolant_supply_setpoint" in out
     code, out = run_cli("decide", "--once", "--db", str(db))
-    assert code == 0 and "Decisions" in out
+    assert code == 0 and ("Decisions" in out or "no policy fired" in out)

@@ -4,14 +4,18 @@ decision support when the sensors it rests on are stale or stuck."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from agent_harness import Hall
 from test_agent_twin import cdu_policy
 
-from agent.context import AgentContext
+from agent.context import AgentContext, QualityResult
 from agent.runtime import decide_once, set_autonomy
+from connectors.site import Site
+from connectors.store import Store
 from twin.faults import Fault
 
 
@@ -65,14 +69,14 @@ def test_stuck_sensor_recommends(tmp_path: Path) -> None:
 
 
 def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
-    def broken(*args: object) -> object:
+    def broken(store: Store, site: Site, now: datetime, tags: Sequence[str]) -> QualityResult:
         raise RuntimeError("scorer bug")
 
     async def main() -> dict:
         hall = Hall()
         ctx = AgentContext.build(
             hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), quality=broken
-        )  # type: ignore[arg-type]
+        )
         set_autonomy(ctx, 3, "admin")
         hall.twin.inject(
             Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
@@ -87,3 +91,39 @@ def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
     d = asyncio.run(main())
     assert d["verdict"]["level"] == 0 and d["outcome"] == "blocked"
     assert "quality scorer failed" in d["explanation"]
+
+
+def test_approval_after_quality_dropped_is_not_carried_out(tmp_path: Path) -> None:
+    from agent.runtime import answer_approval, close
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "r.duckdb", poll_s=2.0)
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
+        )
+        try:
+            hall.run(900)
+            hall.twin.inject(
+                Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+            )
+            d = None
+            for _ in range(60):
+                hall.run(10)
+                res = await decide_once(ctx)
+                if res.decisions:
+                    d = res.decisions[0]
+                    break
+            assert d is not None and d["outcome"] == "approval_requested"
+            # the GPU temperature sensor goes silent while the request waits
+            hall.twin.inject(Fault(kind="comm_loss", target="gpu", start_s=0, duration_s=900))
+            hall.run(100)
+            out = await answer_approval(ctx, d["approval_id"], "approved", "ana")
+            assert out is not None and out.actions and "error" in out.actions[0]
+            assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
+            row = ctx.audit.decision(d["decision_id"])
+            assert row is not None and row["outcome"] == "blocked"
+            assert "at approval time the data quality" in row["explanation"]
+        finally:
+            await close(ctx)
+
+    asyncio.run(main())

@@ -17,7 +17,9 @@ from tools.policies import policies_from_dicts
 from twin.faults import Fault
 
 
-def cdu_policy(delta: float = -2.0, expect: str = "decrease", ceiling: int = 3) -> list[Any]:
+def cdu_policy(
+    delta: float = -2.0, expect: str = "decrease", ceiling: int = 3, cooldown: str = "30m"
+) -> list[Any]:
     return policies_from_dicts(
         [
             {
@@ -30,7 +32,7 @@ def cdu_policy(delta: float = -2.0, expect: str = "decrease", ceiling: int = 3) 
                     ]
                 },
                 "for": "30s",
-                "cooldown": "30m",
+                "cooldown": cooldown,
                 "then": {
                     "action": "write_setpoint",
                     "target": "cdu_1.coolant_supply_setpoint",
@@ -115,6 +117,8 @@ def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
             await decide_once(ctx)
             final = ctx.audit.journal.latest(act["action_id"])[0]
             assert final.state == "done" and final.detail["verify"]["status"] == "ok"
+            vf = final.detail["verify"]  # checked against the what-if's own prediction too
+            assert vf["predicted"] is not None and abs(vf["prediction_error"]) < 1.0
             latest = ctx.audit.decision(d["decision_id"])
             assert latest is not None and latest["outcome"] == "executed"
         finally:
@@ -281,5 +285,87 @@ def test_pending_approval_expires_and_checkpoints_prune(tmp_path: Path, port: in
         assert await prune(saver, keep=[before[0]], max_threads=1) == len(before) - 2
         assert sorted(await threads(saver)) == sorted({before[0], before[-1]})
         await saver.conn.close()
+
+    on_hall(tmp_path, port, body)
+
+
+def test_run_forever_cycles_and_heartbeat(tmp_path: Path, port: int) -> None:
+    from agent.runtime import run_forever
+
+    async def body(hall: Hall) -> None:
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(),
+            approvals="record",
+        )
+        stop = asyncio.Event()
+        results: list[Any] = []
+        task = asyncio.create_task(
+            run_forever(ctx, interval_s=0.05, heartbeat_s=0.02, stop=stop, on_result=results.append)
+        )
+        beats: set[float] = set()
+        for _ in range(500):  # wait on observable state: several cycles and heartbeat changes
+            beats.add(hall.twin.values()["agent.heartbeat"])
+            if len(results) >= 3 and len(beats) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert len(results) >= 3 and len(beats) >= 3
+        runs = ctx.store.query(
+            "SELECT count(DISTINCT run_id) AS n FROM runs WHERE trigger = 'schedule'"
+        )
+        assert int(runs["n"].iloc[0]) == len(results)
+
+    on_hall(tmp_path, port, body)
+
+
+def test_demo_agent_task_serves_api_and_beats(tmp_path: Path, port: int) -> None:
+    from types import SimpleNamespace
+
+    from agent.api import find_api, state_file
+    from agent.runtime import demo_agent
+
+    async def body(hall: Hall) -> None:
+        stop = asyncio.Event()
+        demo = SimpleNamespace(site=hall.served, store=hall.store, stop=stop)
+        task = asyncio.create_task(demo_agent(demo, interval_s=0.05))
+        db = hall.store.path
+        for _ in range(500):
+            if state_file(db).exists() and hall.twin.values()["agent.heartbeat"] > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(find_api, db) is not None
+        assert hall.twin.values()["agent.heartbeat"] > 0
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert not state_file(db).exists()
+
+    on_hall(tmp_path, port, body)
+
+
+def test_one_open_approval_per_policy_instance(tmp_path: Path, port: int) -> None:
+    async def body(hall: Hall) -> None:
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=cdu_policy(cooldown="30s"),
+            approvals="record",
+        )
+        hall.twin.inject(
+            Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        )
+        await until_decision(hall, ctx)
+        for _ in range(
+            15
+        ):  # five minutes: cool-down long past, the temperature still high at times
+            hall.run(20)
+            await decide_once(ctx)
+        assert len(ctx.audit.pending_approvals()) == 1
 
     on_hall(tmp_path, port, body)

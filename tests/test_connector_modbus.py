@@ -13,16 +13,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from conftest import free_port, wait_until
 
 from connectors.blocks import MAX_BITS, MAX_REGISTERS, plan_blocks, split
-from connectors.errors import DeviceUnreachable, ModbusExceptionResponse, WriteRejected
+from connectors.errors import (
+    DeviceUnreachable,
+    ModbusExceptionResponse,
+    StoreError,
+    WriteRejected,
+)
 from connectors.ingest import Ingestor
 from connectors.modbus import DevicePoller, PollerConfig
 from connectors.site import ModbusSource, Site, parse_site
 from connectors.status import Status
 from connectors.store import Store
 from connectors.writer import ModbusPointWriter, RecordingWriter
-from conftest import free_port, wait_until
 from twin.server import SiteServer
 
 T = TypeVar("T")
@@ -59,7 +64,9 @@ def lt() -> Iterator[LoopThread]:
     t.close()
 
 
-def _src(port: int, dev: int, table: str, address: int, data_type: str, **kw: Any) -> dict[str, Any]:
+def _src(
+    port: int, dev: int, table: str, address: int, data_type: str, **kw: Any
+) -> dict[str, Any]:
     return {"port": port, "device_id": dev, "table": table, "address": address,
             "data_type": data_type, **kw}  # fmt: skip
 
@@ -113,18 +120,20 @@ def served_values(site: Site) -> dict[str, float]:
 # ---- block planning (pure) --------------------------------------------------------------------
 
 
-def _pts(addresses: list[int], table: str = "holding", data_type: str = "uint16") -> list[tuple[str, ModbusSource]]:
-    return [
-        (f"p{a}", ModbusSource(table=table, address=a, data_type=data_type))  # type: ignore[arg-type]
-        for a in addresses
-    ]
+def _pts(
+    addresses: list[int], table: str = "holding", data_type: str = "uint16"
+) -> list[tuple[str, ModbusSource]]:
+    return [(f"p{a}", ModbusSource(table=table, address=a, data_type=data_type)) for a in addresses]
 
 
 def test_blocks_merge_small_gaps_and_respect_limits() -> None:
     blocks = plan_blocks(_pts([0, 1, 2, 10, 30, 31]), max_gap=8)
     assert [(b.start, b.count) for b in blocks] == [(0, 11), (30, 2)]
     assert blocks[0].tags == ("p0", "p1", "p2", "p10")
-    assert [(b.start, b.count) for b in plan_blocks(_pts([0, 1, 2, 10]), max_gap=0)] == [(0, 3), (10, 1)]
+    assert [(b.start, b.count) for b in plan_blocks(_pts([0, 1, 2, 10]), max_gap=0)] == [
+        (0, 3),
+        (10, 1),
+    ]
     many = plan_blocks(_pts(list(range(0, 600, 2)), data_type="float32"))
     assert all(b.count <= MAX_REGISTERS for b in many)
     assert sum(len(b) for b in many) == 300 and len(many) == 5
@@ -136,7 +145,7 @@ def test_blocks_merge_small_gaps_and_respect_limits() -> None:
 def test_blocks_keep_tables_apart_and_refuse_mixed_devices() -> None:
     mixed = _pts([0, 1]) + _pts([2, 3], table="input")
     assert {(b.table.value, b.start) for b in plan_blocks(mixed)} == {("holding", 0), ("input", 2)}
-    other = [("x", ModbusSource(table="holding", address=5, device_id=9))]  # type: ignore[arg-type]
+    other = [("x", ModbusSource(table="holding", address=5, device_id=9))]
     with pytest.raises(ValueError, match="several devices"):
         plan_blocks(_pts([0]) + other)
 
@@ -206,7 +215,6 @@ def test_dead_device_is_a_status_others_keep_rate_and_it_recovers(
 
         lt.run(server.stop_port(ports[0]))
         wait_until(lambda: not dead.stats.up, 10, what="the dead device noticed")
-        t_down = store.query("SELECT now()::TIMESTAMP AS t")["t"][0]  # noqa: F841 (debug aid)
         attempts0, cpu0, wall0 = dead.stats.connect_attempts, time.process_time(), time.monotonic()
         live0 = [p.stats.good for p in live]
         dead_rows0 = dead.stats.readings
@@ -223,12 +231,13 @@ def test_dead_device_is_a_status_others_keep_rate_and_it_recovers(
         assert 2 <= attempts <= 3 + wall / (FAST.backoff_max_s * (1 - FAST.jitter)), attempts
         assert cpu / wall < 0.6, f"CPU {cpu / wall:.0%} while one device is down"
         assert dead.stats.readings - dead_rows0 <= 2 * expected + 5  # one row per poll, no spin
-        assert dead.stats.good == dead.stats.good  # (unchanged below)
         good_before = dead.stats.good
 
         # the dead one's rows carry a failure status and no value
         pid = store.point_id("eq.v0")
-        wait_until(lambda: ingestor.rows_stored > 0 and _statuses(store, pid, 0) > 0, 5, what="rows")
+        wait_until(
+            lambda: ingestor.rows_stored > 0 and _statuses(store, pid, 0) > 0, 5, what="rows"
+        )
         rows = store.query(
             "SELECT value, status FROM readings WHERE point_id = ? ORDER BY ts DESC LIMIT 5", [pid]
         )
@@ -243,7 +252,9 @@ def test_dead_device_is_a_status_others_keep_rate_and_it_recovers(
         lt.run(server.start_port(ports[0]))
         wait_until(lambda: dead.stats.up and dead.stats.good > good_before, 10, what="recovery")
         wait_until(lambda: store.latest_values(["eq.v0"]).get("eq.v0") == 42.0, 5, what="new value")
-        infos = [r for r in caplog.records if r.levelno == logging.INFO and "is back" in r.getMessage()]
+        infos = [
+            r for r in caplog.records if r.levelno == logging.INFO and "is back" in r.getMessage()
+        ]
         assert len(infos) == 1
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     finally:
@@ -276,7 +287,7 @@ def test_modbus_exception_status_and_block_split(lt: LoopThread) -> None:
     server.set_many({"eq.a": 1.5, "eq.b": -2.5})
     got: dict[int, tuple[float, int]] = {}
 
-    def sink(ts: int, ids: Any, values: Any, status: Any) -> None:
+    def sink(ts: Any, ids: Any, values: Any, status: Any) -> None:
         for i, v, s in zip(ids.tolist(), values.tolist(), status.tolist(), strict=True):
             got[i] = (v, s)
 
@@ -371,3 +382,17 @@ def test_recording_writer_applies_nothing() -> None:
     assert [w.tag for w in rec.writes] == ["eq.sp"]
     echo = RecordingWriter(site)
     assert asyncio.run(echo.write("eq.sp", 9.0)).verified
+
+
+def test_a_store_that_cannot_write_stops_the_ingest(tmp_path: Path) -> None:
+    """A failing store is an error, not a status: run() raises instead of buffering forever."""
+    port = free_port()  # nothing listens: every poll yields failure rows to write
+    site = parse_site({"name": "s", "equipment": [{"id": "eq", "kind": "other", "points": [
+        {"name": "v", "unit": "1", "poll_interval_s": 0.05,
+         "source": _src(port, 1, "holding", 0, "uint16")},
+    ]}]})  # fmt: skip
+    store = Store(tmp_path / "f.duckdb")
+    ingestor = Ingestor(site, store, config=FAST, flush_interval_s=0.05)
+    store.close()
+    with pytest.raises(StoreError, match="cannot append readings"):
+        asyncio.run(ingestor.run(duration=10))

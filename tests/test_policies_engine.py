@@ -340,3 +340,23 @@ def test_non_strict_keeps_what_applies(site: Site) -> None:
     eng = PolicyEngine(load_library(), one_crah, strict=False)
     assert {i.lp.policy.id for i in eng.c.instances} == {"rack_inlet_high", "rack_inlet_envelope"}
     assert any(pid == "leak_detected" for pid, _ in eng.skipped)
+
+
+def test_invalid_yaml_duplicate_ids_and_durations(tmp_path: Path) -> None:
+    from tools.policies import load_policies
+
+    with pytest.raises(PolicyConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
+        parse_policies("policies:\n  - id: a\n    when: [unclosed\n", "broken.yaml")
+    one = "policies:\n  - id: same\n    description: x\n    when: {all: [{point: gpu.gpu_temp_max, op: '>', value: 1}]}\n    then: {action: alarm}\n"
+    (tmp_path / "a.yaml").write_text(one)
+    (tmp_path / "b.yaml").write_text(one)
+    with pytest.raises(
+        PolicyConfigError, match=r"b\.yaml:2: .*duplicate policy id 'same' \(also in a\.yaml:2\)"
+    ):
+        load_policies([tmp_path])
+    bad = one.replace("then:", "for: 5 minutes\n    then:")
+    with pytest.raises(PolicyConfigError, match=r"c\.yaml:5: policies\[0\]\.for: .*not a duration"):
+        parse_policies(bad, "c.yaml")
+    typo = one.replace("then:", "cooldwn: 5m\n    then:")
+    with pytest.raises(PolicyConfigError, match=r"d\.yaml:5: policies\[0\]\.cooldwn: Extra inputs"):
+        parse_policies(typo, "d.yaml")

@@ -55,3 +55,38 @@ def test_library_detects(fault: str, target: str, policy: str, fault_class: str 
 def ctx_free(d: dict) -> bool:
     """Every decision carries its evidence and an explanation."""
     return bool(d["evidence"]) and bool(d["explanation"]) and "verdict" in d
+
+
+def test_efficiency_reset_through_the_optimiser() -> None:
+    from agent.runtime import set_autonomy
+    from tools.policies import load_library
+
+    async def main() -> list[dict]:
+        hall = Hall()
+        hall.run(900)
+        ctx = AgentContext.build(
+            hall.site,
+            hall.store,
+            hall.writer,
+            hall.clock,
+            policies=load_library(["efficiency"]),
+            approvals="record",
+        )
+        set_autonomy(ctx, 3, "admin")
+        for _ in range(40):
+            hall.run(20)
+            found = (await decide_once(ctx, "eval")).decisions
+            if found:
+                return found
+        return []
+
+    found = {d["policy_id"]: d for d in asyncio.run(main())}
+    d = found["chw_reset"]
+    assert (
+        d["prediction"] is not None and d["prediction"]["delta_kw"] < 0
+    )  # the optimiser saves power
+    assert d["outcome"] == "executed" and d["verdict"]["level"] == 3
+    assert {c["tag"] for c in d["action"]["changes"]} >= {"chiller_1.chw_supply_setpoint"}
+    assert all(
+        c["value"] > 7.0 for c in d["action"]["changes"]
+    )  # a reset upward from the legacy 7 °C

@@ -138,6 +138,13 @@ def test_dropout_of_rows_lowers_completeness(site: Site, tmp_path: Path) -> None
     assert "dropout" in p.at[T, "worst_reason"]
 
 
+def test_empty_store_scores_zero(site: Site) -> None:
+    with Store(":memory:") as store:
+        rep = score(store, site, make_frame(1).index[0].to_pydatetime())
+    assert (rep.points["score"] == 0).all()
+    assert rep.level(["gpu.it_power"]) == 0
+
+
 def test_no_readings_scores_zero(site: Site, tmp_path: Path) -> None:
     fr = make_frame(900)
     with Store(tmp_path / "q.duckdb") as store:
@@ -235,3 +242,39 @@ def test_save_appends_to_quality_table(site: Site, tmp_path: Path) -> None:
     assert set(df["level"]) <= {0, 1, 2, 3}
     assert df["window_s"].iloc[0] == 300
     assert isinstance(list(df["reasons"].iloc[0]), list)
+
+
+@pytest.mark.parametrize("defect", ["none", "stuck", "spike", "rate", "noise"])
+def test_screening_never_changes_a_score(site: Site, tmp_path: Path, defect: str) -> None:
+    """The screen only decides which points get the exact pass; scores must be identical."""
+    from dataclasses import replace
+
+    from tools.quality import DEFAULT_CONFIG
+
+    rng = np.random.default_rng(7)
+    fr = make_frame(900)
+    if defect == "stuck":
+        fr.iloc[-90:, 1] = fr.iloc[-91, 1]
+    elif defect == "spike":
+        fr.iloc[rng.choice(900, 4, replace=False), [0, 2, 13]] += 8.0
+    elif defect == "rate":
+        fr.iloc[-30:, 3] += 4.0
+    elif defect == "noise":
+        fr.iloc[-60:, 15] += rng.normal(0, 0.4, 60)
+    with Store(tmp_path / "q.duckdb") as store:
+        replay_frame(store, fr, site)
+        fast = score(store, site, end_of(fr)).points
+        exact = score(store, site, end_of(fr), config=replace(DEFAULT_CONFIG, screen=False)).points
+    cols = [
+        "score",
+        "freshness",
+        "completeness",
+        "range",
+        "flatline",
+        "noise",
+        "spike",
+        "rate",
+        "physics",
+    ]
+    pd.testing.assert_frame_equal(fast[["tag", *cols]], exact[["tag", *cols]])
+    assert list(fast["worst_reason"]) == list(exact["worst_reason"])

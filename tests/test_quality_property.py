@@ -84,14 +84,14 @@ def _score(samples: list[tuple[int, float, int]]) -> dict[str, float]:
     return {k: float(row[k]) for k in SUBS}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(sample, min_size=0, max_size=60))
 def test_scores_are_within_unit_interval(samples: list[tuple[int, float, int]]) -> None:
     for k, v in _score(samples).items():
         assert 0.0 <= v <= 1.0, (k, v)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(sample, min_size=1, max_size=60), bad_sample)
 def test_adding_a_bad_sample_never_raises_the_score(
     samples: list[tuple[int, float, int]], bad: tuple[int, float, int]

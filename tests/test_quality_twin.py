@@ -1,7 +1,7 @@
 """The scorer on the twin: injected sensor faults are caught within a stated number of samples.
 
-The twin is stepped offline at 1 s; every step its served values (``values()``) are
-appended to a real DuckDB store, and tags of a device in comm loss
+The twin is stepped offline at 1 s; its served values (``values()``) are appended to
+a real DuckDB store as a poller would, each point at its own poll interval, and tags of a device in comm loss
 (``unavailable()``) as status-timeout rows with no value — what the poller writes.
 Time comes from a :class:`ManualClock` that follows the twin.
 
@@ -9,10 +9,11 @@ Bounds (samples at 1 s after the fault starts; measured values in brackets):
 
 =========  =====  ==========================================================
 stuck       70    flat-line after ``flat_samples`` = 60 unchanged samples [61]
-drift      120    return temperature drifting 60 K/h breaks the heat balance [~60]
-spike      200    spikes arrive at 3 %/read; caught the sample after the first
-dropout     60    NaN reads (30 %) fail the range check [~26]
+drift      120    return temperature drifting 60 K/h breaks the heat balance [71]
+spike      200    spikes arrive at 3 %/read; caught the sample after the first [25]
+dropout     60    NaN reads (30 %) fail the range check [26]
 comm loss    6    no good reading for > 5 polls [6]
+noise       60    σ = 0.5 K on a return temperature, against its earlier σ [38]
 =========  =====  ==========================================================
 """
 
@@ -42,6 +43,7 @@ class Rig:
         ids = self.store.register_site(self.site)
         self.tags = list(ids)
         self.pid = np.asarray([ids[t] for t in self.tags])
+        self.poll = np.asarray([self.site.point(t).poll_interval_s for t in self.tags])
         self.clock = ManualClock(self.twin.now.replace(tzinfo=None))
 
     def step(self, n: int = 1) -> None:
@@ -125,11 +127,21 @@ def test_fault_free_twin_has_no_false_alarms(rig: Rig) -> None:
             "cdu_1.coolant_return_temp",
             200,
             0,
-            1,
+            3,
             "spike",
         ),
-        ("dropout", "gpu.gpu_temp_avg", None, "gpu.gpu_temp_avg", 60, 0, 2, "dropout"),
+        ("dropout", "gpu.gpu_temp_avg", None, "gpu.gpu_temp_avg", 60, 0, 4, "dropout"),
         ("comm_loss", "chiller_1", None, "chiller_1.chw_return_temp", 6, 0, 1, "comm loss"),
+        (
+            "noise",
+            "chiller_1.chw_return_temp",
+            None,
+            "chiller_1.chw_return_temp",
+            60,
+            20,
+            2,
+            "noise",
+        ),
     ],
 )
 def test_sensor_fault_is_caught_within_bound(

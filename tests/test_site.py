@@ -157,6 +157,8 @@ def test_ingest_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("facility-agent: error: bad.yaml: equipment[0].points[1].source.data_type:")
+    assert lines[0].startswith(
+        "facility-agent: error: bad.yaml: equipment[0].points[1].source.data_type:"
+    )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "x.duckdb").exists()  # failed before touching the store

@@ -73,7 +73,9 @@ def test_append_latest_window_buckets(store: Store) -> None:
 def test_retention_rolls_up_whole_minutes(store: Store) -> None:
     ids = store.register_site(_site(["a", "b"]))
     _fill(store, ids)  # 12:00:00 … 12:02:59
-    removed = store.retain(now=T0 + timedelta(minutes=3, seconds=30), max_age=timedelta(minutes=1, seconds=15))
+    removed = store.retain(
+        now=T0 + timedelta(minutes=3, seconds=30), max_age=timedelta(minutes=1, seconds=15)
+    )
     # cutoff 12:02:15 → whole minutes before 12:02:00 are rolled up: 2 min × 60 s × 2 points
     assert removed == 240
     assert store.row_count() == 120
@@ -87,7 +89,12 @@ def test_retention_rolls_up_whole_minutes(store: Store) -> None:
     assert (a0.vmin, a0.vmean, a0.vmax, a0.n, a0.n_bad) == (0.0, 29.5, 59.0, 60, 0)
     # the newest minute is untouched and still queryable raw
     assert store.window(None, T0)["ts"].min() == T0 + timedelta(minutes=2)
-    assert store.retain(now=T0 + timedelta(minutes=3, seconds=30), max_age=timedelta(minutes=1, seconds=15)) == 0
+    assert (
+        store.retain(
+            now=T0 + timedelta(minutes=3, seconds=30), max_age=timedelta(minutes=1, seconds=15)
+        )
+        == 0
+    )
 
 
 def test_ids_are_stable_across_reopen_and_site_changes(tmp_path: Path) -> None:
@@ -118,6 +125,8 @@ def test_second_writer_process_gets_store_error(tmp_path: Path) -> None:
     )
     with Store(db) as s:
         s.register_site(_site(["a"]))
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
     assert proc.returncode == 3, proc.stderr
     assert "another process" in proc.stdout and str(db) in proc.stdout

@@ -173,3 +173,47 @@ def test_raising_chw_setpoint_saves_chiller_power() -> None:
     kw = lambda v: sum(v[f"chiller_{c}.power"] for c in (1, 2, 3))  # noqa: E731
     assert kw(after) < kw(before) * 0.95
     assert after["crah_1.rack_inlet_temp"] <= 27.0
+
+
+def test_served_readings_carry_a_sensor_noise_floor() -> None:
+    twin = Twin(seed=8, hold_conditions=True)
+    served, true = [], []
+    for _ in range(200):
+        twin.step(1)
+        served.append(twin.values())
+        true.append(twin.true_values())
+    sup = [v["chiller_1.chw_supply_temp"] for v in served]
+    assert len(set(sup)) > 150  # a live signal is never perfectly flat
+    err = [
+        s["chiller_1.chw_supply_temp"] - t["chiller_1.chw_supply_temp"]
+        for s, t in zip(served, true, strict=True)
+    ]
+    sd = math.sqrt(sum(e * e for e in err) / len(err))
+    assert 0.01 < sd < 0.03
+    last = served[-1]
+    assert last["chiller_3.power"] == 0.0  # an exact zero stays zero
+    assert last["chiller_1.chw_supply_setpoint"] == 7.0  # setpoints are not measured
+    assert last["gpu.throughput"] == 100.0
+
+
+def test_native_staging_adds_and_sheds_chillers_on_load() -> None:
+    from twin.control import NATIVE_DEFAULTS, NativeControl
+    from twin.plant import EquipmentFaults, Plant, PlantConfig
+
+    plant, bms = Plant(PlantConfig()), NativeControl()
+    sp, eq = dict(NATIVE_DEFAULTS), EquipmentFaults()
+    plant.q_chw = 1350.0  # above 90 % of two chillers
+    for _ in range(29):
+        bms.commands(plant, sp, eq, 10.0)
+    assert bms.chiller_on == [True, True, False]  # not before 5 minutes
+    bms.commands(plant, sp, eq, 10.0)
+    assert bms.chiller_on == [True, True, True]
+    plant.q_chw = 400.0  # fits in one chiller fewer below 70 %
+    for _ in range(89):
+        bms.commands(plant, sp, eq, 10.0)
+    assert sum(bms.chiller_on) == 3  # not before 15 minutes
+    bms.commands(plant, sp, eq, 10.0)
+    assert bms.chiller_on == [True, True, False]
+    sp["chiller_1.enable"] = 0.0  # the agent (or operator) takes chiller 1 out
+    bms.commands(plant, sp, eq, 10.0)
+    assert bms.chiller_on == [False, True, True]

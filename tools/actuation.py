@@ -337,7 +337,17 @@ class Actuator:
                 v["expect"],
                 float(v.get("tolerance") or 0.0),
             )
-            detail = {**r.detail, "verify": {**v, "status": verdict, "observed": _f(observed)}}
+            pred = v.get("predicted")
+            err = None if pred is None or _f(observed) is None else float(observed) - float(pred)
+            detail = {
+                **r.detail,
+                "verify": {
+                    **v,
+                    "status": verdict,
+                    "observed": _f(observed),
+                    "prediction_error": err,
+                },
+            }
             if verdict == "wrong_way" and r.previous is not None:
                 out.append(await self.rollback(r, detail))
             else:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         except (KeyError, ValueError) as err:
             raise FacilityError(str(err).strip("'\"")) from None
         finally:
-            await runtime.close(ctx)
+            await runtime.close(ctx, close_writer=True)
             ctx.store.close()
 
     asyncio.run(main())

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             for r in res.refused:
                 out.print(f"[yellow]refused[/] {r['name']}: {r['error']}")
         finally:
-            await runtime.close(ctx)
+            await runtime.close(ctx, close_writer=True)
             ctx.store.close()
 
     asyncio.run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 from agent import runtime
@@ -31,11 +32,12 @@ def run(args: argparse.Namespace) -> int:
         i = 0
         while n is None or i < n:
             res = client.call("POST", "/decide")
-            out.print(decisions_table(res["decisions"], f"Decisions — {res['run_id']}"))
+            if res["decisions"]:
+                out.print(decisions_table(res["decisions"], f"Decisions — {res['run_id']}"))
+            else:
+                out.print(f"{res['run_id']}: no policy fired")
             i += 1
             if n is None or i < n:
-                import time
-
                 time.sleep(args.interval)
         return 0
 
@@ -46,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
             i = 0
             while n is None or i < n:
                 res = await runtime.decide_once(ctx, "cli")
-                out.print(decisions_table(res.decisions, f"Decisions — {res.run_id}"))
+                if res.decisions:
+                    out.print(decisions_table(res.decisions, f"Decisions — {res.run_id}"))
+                else:
+                    out.print(f"{res.run_id}: no policy fired")
                 for p in res.pending_approvals:
                     out.print(
                         f"approval requested: [bold]{p['approval_id']}[/] — facility-agent approve {p['approval_id']}"
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 if n is None or i < n:
                     await asyncio.sleep(args.interval)
         finally:
-            await runtime.close(ctx)
+            await runtime.close(ctx, close_writer=True)
             ctx.store.close()
 
     asyncio.run(main())

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             cancelled = await runtime.emergency_stop(ctx, args.by, args.why)
             out.print(f"[bold red]emergency stop engaged[/]; cancelled: {cancelled}")
         finally:
-            await runtime.close(ctx)
+            await runtime.close(ctx, close_writer=True)
             ctx.store.close()
 
     asyncio.run(main())

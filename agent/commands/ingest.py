@@ -33,6 +33,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, default=1.0, help="seconds to wait for a device's answer"
     )
+    p.add_argument(
+        "--progress-every", type=float, default=None, metavar="S",
+        help="seconds between progress lines (default: 0.5 on a terminal, else 5)",
+    )  # fmt: skip
     p.set_defaults(func=main)
 
 
@@ -42,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     site = load_site(args.site or default_site_path())  # SiteConfigError → one line, exit 2
     with Store(args.db) as store:  # StoreError (file locked) → one line, exit 2
         ingestor = Ingestor(site, store, config=PollerConfig(timeout_s=args.timeout))
-        final = asyncio.run(_run(ingestor, args.duration, sys.stderr))
+        final = asyncio.run(_run(ingestor, args.duration, sys.stderr, args.progress_every))
     print(
         f"ingest: {final.rows_stored:,} rows stored in {args.db} "
         f"({final.good:,} good of {final.readings:,} readings, "
@@ -52,7 +56,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(ingestor: Ingestor, duration: float | None, out: TextIO) -> IngestStats:
+async def _run(
+    ingestor: Ingestor, duration: float | None, out: TextIO, every: float | None = None
+) -> IngestStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,7 +66,7 @@ async def _run(ingestor: Ingestor, duration: float | None, out: TextIO) -> Inges
             loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(ingestor.run(duration, stop))
     tty = out.isatty()
-    every = 0.5 if tty else 5.0
+    every = every or (0.5 if tty else 5.0)
     try:
         while not task.done():
             with contextlib.suppress(TimeoutError):

@@ -83,7 +83,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
             stop.set()
         await asyncio.gather(*tasks)
     finally:
-        await runtime.close(ctx)
+        await runtime.close(ctx, close_writer=True)
         store.close()
 
 

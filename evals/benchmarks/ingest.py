@@ -10,6 +10,9 @@ in ANOTHER process. In one run, alternating phases of ``--seconds`` each:
   (read, vectorised decode, status stamping, Arrow batches into a real DuckDB
   file); its rate counts rows actually in the file, final flush included.
 
+Phases alternate (default 5 pairs of 2 s) so that both rates see the same
+background load; on a shared 2-core box a single long pair is noisy.
+
 Result: ``{"bench": "ingest", "points", "devices", "raw_points_per_s",
 "pipeline_points_per_s", "ratio", ...}``.
 """
@@ -42,8 +45,8 @@ TARGET_RATE = 100_000.0
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=10_000)
     p.add_argument("--devices", type=int, default=10)
-    p.add_argument("--seconds", type=float, default=4.0, help="length of each phase")
-    p.add_argument("--rounds", type=int, default=2, help="raw/pipeline phase pairs")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of each phase")
+    p.add_argument("--rounds", type=int, default=5, help="raw/pipeline phase pairs (alternated)")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: a temp file)")
 

@@ -38,7 +38,7 @@ class QualityConfig:
     fresh_polls: float = 3.0
     stale_step: float = 0.1
     # screening: statistics per bucket of this many polls (see tools.quality.checks)
-    bucket_samples: int = 10
+    bucket_samples: int = 20
     screen: bool = True  # False: the exact pass for every point (same scores, slower)
     # completeness: over the window and over the last `recent_samples` polls
     recent_samples: int = 60
@@ -66,7 +66,7 @@ class QualityConfig:
     # rate: observed |Δ|/Δt over max_rate
     rate_ratio_hi: float = 5.0
     # physics: share of checked time buckets violated, over the window and recently
-    physics_bucket_s: float = 10.0
+    physics_bucket_s: float = 20.0
     physics_recent_buckets: int = 6
     physics_window_share: float = 0.2
     physics_recent_share: float = 0.5

@@ -16,11 +16,14 @@ Curves (``floor`` = :attr:`QualityConfig.floor`, 0.3 by default):
   ``1 − 2 × bad share`` (window), ``1 − 3 × bad share`` (recent);
 * flat-line — 0.75 once a point that changed on most samples earlier in the window
   (a live analog signal) has been exactly unchanged for ``flat_samples`` polls while a sibling moved, falling to ``floor`` at 4×;
-* spike — ratio of the largest come-back excursion to the noise level: 1 up to
-  10×, ``floor`` at 50× (log-linear);
-* noise — recent robust noise over the earlier level (or 2 % of span): 1 up to
-  3×, ``floor`` at 10× (log-linear);
-* rate — 1 within ``max_rate``; any faster change 0.75, down to ``floor`` at 5×.
+* spike — ratio of the largest come-back excursion to 1.48 × the noise σ (at
+  least 0.5 % of span): 1 up to 10×, ``floor`` at 50× (log-linear);
+* noise — recent σ over the earlier σ (at least 0.1 % of span), or σ against
+  2 % of span for densely polled points: 1 up to 3×, ``floor`` at 10×
+  (log-linear); σ from bucket wiggles, confirmed by second differences;
+* rate — 1 within ``max_rate`` (+ 6 σ of the point's noise per poll); any faster
+  change 0.75, down to ``floor`` at 5×
+  (a jump into a spike, or within 4 σ of a noise rise, is reported as that).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from connectors.status import status_name
 from tools.quality.config import QualityConfig
 
 MAD_TO_SIGMA = 1.4826  # spike threshold unit: 1.48 σ (the MAD-to-σ factor)
+# median |v − (prev+next)/2| of white noise σ = 0.6745 · √1.5 σ
+E_TO_SIGMA = 1.0 / (0.6745 * np.sqrt(1.5))
 
 
 def _f(x: float, unit: str = "") -> str:
@@ -255,25 +260,35 @@ def subscores(
     out["spike_reason"] = reason
 
     enough_early = st["n_sigma_early"].fillna(0).to_numpy(float) >= 3
-    base = np.maximum(
-        np.where(enough_early, np.nan_to_num(sig_early), 0.0), cfg.noise_floor_frac * scale
-    )
     enough_recent = st["n_sigma_recent"].fillna(0).to_numpy(float) >= 2
-    r_rel = np.where(enough_recent & enough_early, sig_recent / base, 0.0)
-    # the absolute criterion only where samples are dense enough for the second difference to
-    # be sensor noise: at minutes between samples it is mostly the process itself
-    dense = poll <= cfg.noise_abs_max_poll_s
-    r_abs = np.where(
-        dense, np.nan_to_num(level) / (cfg.noise_abs_frac * scale) * cfg.noise_ratio_lo, 0.0
+    ratio_b, base_b = noise_ratio(
+        sig_early, sig_recent, enough_early, enough_recent, scale, poll, cfg
     )
-    noise_ratio = np.where(stats, np.fmax(np.nan_to_num(r_rel), r_abs), np.nan)
-    noise = log_curve(noise_ratio, cfg.noise_ratio_lo, cfg.noise_ratio_hi, cfg.floor)
+    # confirmed points also have the exact high-frequency noise (second differences):
+    # a process that merely moves more (a load step, a control loop hunting slowly) has
+    # a large bucket wiggle but small second differences — the smaller ratio wins
+    e_sig_early = (
+        st["e_early"].to_numpy(float) * E_TO_SIGMA if "e_early" in st else np.full(n, np.nan)
+    )
+    e_sig_recent = (
+        st["e_recent"].to_numpy(float) * E_TO_SIGMA if "e_recent" in st else np.full(n, np.nan)
+    )
+    ratio_e, base_e = noise_ratio(
+        e_sig_early, e_sig_recent, enough_early, enough_recent, scale, poll, cfg
+    )
+    has_e = ~np.isnan(e_sig_recent)
+    use_e = has_e & (ratio_e < ratio_b)
+    ratio = np.where(use_e, ratio_e, ratio_b)
+    base = np.where(use_e, base_e, base_b)
+    shown = np.where(use_e, e_sig_recent, sig_recent)
+    ratio = np.where(stats, ratio, np.nan)
+    noise = log_curve(ratio, cfg.noise_ratio_lo, cfg.noise_ratio_hi, cfg.floor)
     out["noise"] = noise
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(noise < 1.0):
         reason[i] = (
-            f"noise: σ ≈ {_f(sig_recent[i], unit[i])} recently vs {_f(base[i], unit[i])} normal "
-            f"({noise_ratio[i]:.0f}×)"
+            f"noise: σ ≈ {_f(shown[i], unit[i])} recently vs {_f(base[i], unit[i])} normal "
+            f"({ratio[i]:.0f}×)"
         )
     out["noise_reason"] = reason
 
@@ -282,7 +297,10 @@ def subscores(
     rate_obs = np.where(onoff, st["rate_max_nz"].to_numpy(float), st["rate_max"].to_numpy(float))
     rate_ts = np.where(onoff, st["rate_ts_nz"], st["rate_ts"])
     max_rate = st["max_rate"].to_numpy(float)
-    ratio = rate_obs / max_rate
+    # physics bounds the process; the sensor's own noise (up to ~6 σ between two samples)
+    # comes on top of it
+    allowed = max_rate + 6.0 * level / poll
+    ratio = rate_obs / allowed
     viol = np.isfinite(ratio) & (ratio > 1.0)
     t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
     rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
@@ -302,10 +320,38 @@ def subscores(
     for i in np.flatnonzero(viol):
         reason[i] = (
             f"rate: jumped {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S}, "
-            f"faster than physics allows ({_f(max_rate[i], unit[i] + '/s')})"
+            f"faster than physics allows ({_f(max_rate[i], unit[i] + '/s')}"
+            + (
+                f" + noise: {_f(allowed[i], unit[i] + '/s')})"
+                if allowed[i] > 1.01 * max_rate[i]
+                else ")"
+            )
         )
     out["rate_reason"] = reason
     return out
+
+
+def noise_ratio(
+    sig_early: np.ndarray,
+    sig_recent: np.ndarray,
+    enough_early: np.ndarray,
+    enough_recent: np.ndarray,
+    scale: np.ndarray,
+    poll: np.ndarray,
+    cfg: QualityConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(noise ratio, normal level): recent σ over the earlier σ (floored at a fraction of the
+    span), or overall σ over ``noise_abs_frac`` of the span scaled so that that much is the
+    threshold — the absolute part only for densely polled points, where sample-to-sample
+    variation is sensor noise rather than the process itself."""
+    base = np.maximum(
+        np.where(enough_early, np.nan_to_num(sig_early), 0.0), cfg.noise_floor_frac * scale
+    )
+    r_rel = np.where(enough_recent & enough_early, np.nan_to_num(sig_recent) / base, 0.0)
+    level = np.nan_to_num(np.fmax(sig_early, sig_recent))
+    dense = poll <= cfg.noise_abs_max_poll_s
+    r_abs = np.where(dense, level / (cfg.noise_abs_frac * scale) * cfg.noise_ratio_lo, 0.0)
+    return np.fmax(r_rel, r_abs), base
 
 
 def _max_excluding_self(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
