@@ -91,7 +91,10 @@ class ModbusPointWriter:
         if not math.isfinite(value):
             raise WriteRejected(f"{tag}: refusing to write non-finite value {value}")
         src = point.source
-        written = quantise(value, src)
+        try:
+            written = quantise(value, src)
+        except DecodeError as err:  # e.g. 5000.0 into an int16 at scale 0.1
+            raise WriteRejected(f"{tag}: {err}") from err
         key = src.device_key
         async with self._lock(key):
             client = await self._client(key)

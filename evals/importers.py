@@ -99,7 +99,7 @@ def import_lbnl(
     csv_file: str | Path,
     out: str | Path,
     *,
-    cycle: str = "15m",
+    cycle: str = "1h",
     recall_min: float | None = 0.8,
     specificity_min: float | None = 0.9,
 ) -> Path:
@@ -141,7 +141,7 @@ def import_lbnl(
     return folder
 
 
-def import_esb(csv_file: str | Path, out: str | Path, *, cycle: str = "15m") -> Path:
+def import_esb(csv_file: str | Path, out: str | Path, *, cycle: str = "1h") -> Path:
     """Build the ESB chiller scenario folder (normal operation, no labels); returns it."""
     from connectors.importers.esb import read_esb
 

@@ -3,7 +3,8 @@
 Open loop: the scenario's Parquet telemetry is fed by
 :class:`connectors.replay.ReplaySource` into a real DuckDB store in chunks of one
 agent cycle, the :class:`~connectors.clock.ManualClock` moving with it; after each
-chunk the agent runs one decision cycle (:func:`agent.runtime.decide_once`) with a
+chunk the agent runs one decision cycle (:func:`agent.runtime.decide_once`) — skipped for a chunk
+with no rows, a gap between recorded days — with a
 :class:`~evals.writers.RecordingWriter` — actions are recorded, not applied. The
 offline detectors named by the scenario (``tools.fdd``) also run on the whole
 recording. ``replay_speedup`` = simulated span / wall time of the replay loop.
@@ -262,16 +263,18 @@ async def _open_loop(
     qwall = 0.0
     for chunk in src.feed(store):
         writer.seen.update(chunk.values)
-        q0 = time.perf_counter()
-        sampler(clock.now())
-        qwall += time.perf_counter() - q0
-        if ctx is not None:
+        # a chunk with no rows is a gap between recorded days: no telemetry, no cycle
+        if ctx is not None and chunk.rows:
             try:
                 await _decide(ctx)
             except FacilityError as err:
                 agent_errors.append(f"{clock.now()}: {err}")
                 if len(agent_errors) > 20:
                     raise
+        if ctx is None or not sampler.from_agent(ctx):
+            q0 = time.perf_counter()
+            sampler(clock.now())
+            qwall += time.perf_counter() - q0
         if progress is not None and span_s > 0:
             progress(min(1.0, (clock.now() - src.span[0]).total_seconds() / span_s))
     wall = time.perf_counter() - wall0 - qwall  # the report's quality sampling is not replay
@@ -368,6 +371,17 @@ class QualitySampler:
         self.error: str | None = None
         self._i = 0
 
+    def from_agent(self, ctx: Any) -> bool:
+        """Take the score the agent computed this cycle (its short cache), at no extra cost."""
+        cached = getattr(ctx, "_quality_cache", None)
+        if not cached:
+            return False
+        ts, res = cached
+        vals = [float(v) for v in getattr(res, "scores", {}).values()]
+        if vals and (not self.rows or self.rows[-1][0] != ts):
+            self.rows.append((ts, float(np.mean(vals)), float(np.min(vals))))
+        return True
+
     def __call__(self, now: datetime) -> None:
         self._i += 1
         if self.error is not None or self._i % self.every:
@@ -458,7 +472,7 @@ async def _twin_run(
         if ctx is not None:
             twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
             await _decide(ctx)
-        if sampler is not None:
+        if sampler is not None and not sampler.from_agent(ctx):
             q0 = time.perf_counter()
             sampler(clock.now())
             qwall += time.perf_counter() - q0

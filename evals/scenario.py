@@ -239,7 +239,7 @@ def dump_scenario(scn: Scenario, folder: str | Path) -> Path:
     f = Path(folder)
     f.mkdir(parents=True, exist_ok=True)
     path = f / SCENARIO_FILE
-    data = scn.model_dump(mode="json", exclude_defaults=True)
+    data = scn.model_dump(mode="json", exclude_unset=True)
     data.setdefault("source", {})["kind"] = scn.source.kind
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path

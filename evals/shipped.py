@@ -248,7 +248,7 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
             ),
             "site": "twin",
             "source": {"kind": "twin", "duration": "24h", "seed": 1},
-            "clock": {"cycle": "1m"},
+            "clock": {"cycle": "5m"},
             "agent": {"autonomy": 3},
             "expect": {"energy_saving_min": 0.2, "envelope_minutes_max": 0, "throttle_minutes_max": 0},
             "tags": ["closed_loop", "day"],
@@ -269,7 +269,7 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
                     {"kind": "utility_loss", "target": "ups_1", "start_s": "18h", "duration_s": "5m"},
                 ],
             },
-            "clock": {"cycle": "1m"},
+            "clock": {"cycle": "2m"},
             "agent": {"autonomy": 3},
             "expect": {
                 "faults": [

@@ -51,8 +51,10 @@ def coolant_return_temp(
 ) -> F:
     """Return temperature (°C) of a loop carrying ``heat_kw`` at ``flow_ls`` (L/s): T_s + Q/(ρ·V·c_p)."""
     m = np.asarray(flow_ls, dtype=float) * rho / 1000.0
-    with np.errstate(divide="ignore"):
-        rise = np.asarray(heat_kw, dtype=float) * 1000.0 / (m * cp)
+    q = np.asarray(heat_kw, dtype=float) * 1000.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # no heat, no rise — even at zero flow (0/0); heat with no flow rises without bound
+        rise = np.where(q == 0.0, 0.0, q / (m * cp))
     return np.asarray(np.asarray(supply_c, dtype=float) + rise)
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import pytest
 from conftest import free_port, wait_until
 
 from connectors.blocks import MAX_BITS, MAX_REGISTERS, plan_blocks, split
+from connectors.clock import ManualClock
 from connectors.errors import (
     DeviceUnreachable,
     ModbusExceptionResponse,
@@ -357,6 +359,8 @@ def test_writes_with_read_back(lt: LoopThread) -> None:
                 await writer.write("eq.temp", 1.0)  # input register: read-only
             with pytest.raises(WriteRejected):
                 await writer.write("eq.flag0", 1.0)  # no write limits: not writable
+            with pytest.raises(WriteRejected, match="does not fit int16"):
+                await writer.write("eq.scaled", 5000.0)  # 50000 raw: past int16
             with pytest.raises(ModbusExceptionResponse) as exc:
                 server.set_device_offline(4)
                 await writer.read("eq.temp")
@@ -396,3 +400,44 @@ def test_a_store_that_cannot_write_stops_the_ingest(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="cannot append readings"):
         asyncio.run(ingestor.run(duration=10))
+
+
+def test_ingest_retention_rolls_up_old_rows(lt: LoopThread, tmp_path: Path) -> None:
+    """With retain_age set, the ingest keeps the raw table bounded (1-minute roll-ups)."""
+    port = free_port()
+    site = parse_site({"name": "s", "equipment": [{"id": "eq", "kind": "other", "points": [
+        {"name": "v", "unit": "1", "poll_interval_s": 0.02,
+         "source": _src(port, 1, "holding", 0, "uint16")},
+    ]}]})  # fmt: skip
+    server = SiteServer(site)
+    server.set("eq.v", 7)
+    clock = ManualClock(datetime(2026, 1, 1, 12, 0, 10))
+    store = Store(tmp_path / "f.duckdb")
+    ingestor = Ingestor(
+        site, store, clock=clock, config=FAST, flush_interval_s=0.02,
+        retain_age=timedelta(minutes=1), retain_every_s=0.05,
+    )  # fmt: skip
+    lt.run(server.start())
+    stop = asyncio.Event()
+    run = lt.submit(ingestor.run(None, stop))
+    try:
+        wait_until(lambda: ingestor.rows_stored >= 5, 10, what="rows at 12:00:10")
+        clock.set(datetime(2026, 1, 1, 12, 2, 30))  # 12:00 is now older than a minute
+        rolled = "SELECT count(*) AS n FROM readings_1m"
+        raw_old = "SELECT count(*) AS n FROM readings WHERE ts < '2026-01-01 12:01:00'"
+        wait_until(
+            lambda: (
+                int(store.query(rolled)["n"][0]) >= 1 and int(store.query(raw_old)["n"][0]) == 0
+            ),
+            10,
+            what="12:00 rolled up and removed from the raw table",
+        )
+    finally:
+        lt.loop.call_soon_threadsafe(stop.set)
+        run.result(10)
+        lt.run(server.stop())
+    agg = store.query("SELECT * FROM readings_1m")
+    assert set(agg.bucket) == {datetime(2026, 1, 1, 12, 0)}
+    assert (agg.vmean == 7.0).all() and agg.n.sum() >= 5 and (agg.n_bad == 0).all()
+    assert store.row_count() > 0  # the recent minute stays raw
+    store.close()

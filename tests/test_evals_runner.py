@@ -21,7 +21,7 @@ ISSUE_SHAPE = {
 @pytest.fixture(scope="module")
 def nc_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return chiller_scenario(
-        tmp_path_factory.mktemp("scn") / "nc", "nc-test", "non_condensables", "test", hours=3.0
+        tmp_path_factory.mktemp("scn") / "nc", "nc-test", "non_condensables", "test", hours=2.0
     )
 
 
@@ -36,7 +36,7 @@ def test_open_loop_replay_detects_through_the_agent(nc_folder: Path, tmp_path: P
     assert 3600 <= agent["non_condensables"] <= 2 * 3600  # fault imposed at 1 h
     assert r["unsafe_actions"] == 0 and r["writes"] == 0
     assert r["max_effective_autonomy"] <= 1
-    assert r["replay_speedup"] > 0 and r["cycles"] == 36  # 3 h at a 5-min cycle
+    assert r["replay_speedup"] > 0 and r["cycles"] == 24  # 2 h at a 5-min cycle
     # the decision is in the real audit table with its evidence
     assert (run.decisions["fault_class"] == "non_condensables").any()
 

@@ -221,6 +221,7 @@ class Plant:
         # kW of load / K / flow ratios: stale results stay within ~0.1 % of the model's
         self._chiller_memo = _Reuse((0.5,) * N_CHILLERS + (0.005,) * (2 * N_CHILLERS))
         self._tower_memo = _Reuse((0.005, 0.005, 0.001, 0.001))
+        self._pump_memo = _Reuse((1e-4,) * (3 + N_CRAHS))
 
     # ------------------------------------------------------------ weather & load
     def _weather(self, t_s: float, hour: float, dt: float) -> None:
@@ -268,10 +269,11 @@ class Plant:
         self.crah_fan = [ph.lag(self.crah_fan[i], fans[i], dt, TAU_FAN) for i in range(N_CRAHS)]
         self.tower_fan = ph.lag(self.tower_fan, cmd.tower_fan if mech else 0.0, dt, TAU_FAN)
         # electric power of pumps and fans (affinity laws, VFD and motor efficiency)
-        kw = pumps.electric_power(
-            np.array([c.chw_pump_kw, c.cw_pump_kw, c.cdu_pump_kw] + [c.crah_fan_kw] * N_CRAHS),
-            np.array([self.chw_pump, self.cw_pump, self.cdu_pump, *self.crah_fan]),
-        ).tolist()
+        speeds = (self.chw_pump, self.cw_pump, self.cdu_pump, *self.crah_fan)
+        rated = [c.chw_pump_kw, c.cw_pump_kw, c.cdu_pump_kw] + [c.crah_fan_kw] * N_CRAHS
+        kw = self._pump_memo.get(
+            speeds, lambda: pumps.electric_power(np.array(rated), np.array(speeds)).tolist()
+        )
         self.chw_pump_kw, self.cw_pump_kw = kw[0], kw[1]
         self.cdu_pump_kw = kw[2] * (1.0 - 0.5 * eq.cdu_flow_loss)
         self.crah_fan_kw = kw[3:]
@@ -342,7 +344,9 @@ class Plant:
         if self.soc <= 0.0 or self.shutdown:  # battery exhausted / thermal trip: load dropped
             target = 0.0
         self.it_kw = ph.lag(self.it_kw, target, dt, TAU_GPU)
-        if target > 0:
+        if target >= self.demand_kw:
+            self.slowdown = 1.0
+        elif target > 0:
             f = liquid.clock_for_power_cap(
                 np.array([target, self.demand_kw]), c.gpu_rated_kw, c.gpu_idle_share
             )

@@ -12,7 +12,13 @@ Built on the current pymodbus server API (``SimDevice``/``SimData`` with an
 ``action`` hook; the classic ``ModbusServerContext`` datastore is deprecated in
 pymodbus 3.16). Each table serves the contiguous address span from its lowest
 to its highest configured point; reading outside it gives Modbus exception 2
-(illegal data address), as a real device does.
+(illegal data address), as a real device does. :meth:`SiteServer.set_device_offline`
+makes one device answer every request with exception 11 (gateway target failed
+to respond), the way a dead serial device behind a TCP gateway looks;
+:meth:`SiteServer.stop_port` drops a whole port (connections refused).
+
+``set``/``get`` are plain in-memory operations meant to be called from the
+event loop that runs the server (or while it is stopped).
 
 Usage::
 
@@ -26,7 +32,9 @@ Usage::
 Run it in another process (the ingest benchmark does)::
 
     python -m twin.server --synthetic-points 10000 --devices 10 --port 5020
-    python -m twin.server --site twin/site.yaml
+    python -m twin.server --site twin/site.yaml [--port P]   # values start at 0
+
+It prints ``READY …`` on stdout once listening and stops on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -43,13 +51,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from connectors.codec import decode, encode, wire_bit
-from connectors.site import DataType, ModbusSource, Point, Site, Table, parse_site
+from connectors.errors import FacilityError
+from connectors.site import DataType, ModbusSource, Point, Site, Table, load_site, parse_site
+from twin import default_site_path
 
 log = logging.getLogger(__name__)
 
@@ -413,21 +424,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m twin.server", description=__doc__.splitlines()[0])
     p.add_argument("--site", type=Path, help="serve this site file (all values start at 0)")
     p.add_argument("--synthetic-points", type=int, default=0, help="serve a synthetic site")
-    p.add_argument("--devices", type=int, default=10)
-    p.add_argument("--port", type=int, default=5020)
+    p.add_argument("--devices", type=int, default=10, help="devices of the synthetic site")
+    p.add_argument(
+        "--port", type=int, default=None,
+        help="port (synthetic site: default 5020; a site file: moves every point to it)",
+    )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if args.synthetic_points:
-        site = synthetic_site(args.synthetic_points, args.devices, args.port, args.host)
-    else:
-        from connectors.site import load_site
-        from twin import default_site_path
-
-        site = load_site(args.site or default_site_path())
+    try:
+        site = _site_from_args(args)
+    except (FacilityError, OSError, yaml.YAMLError) as err:
+        print(f"twin.server: error: {err}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(site, synthetic=bool(args.synthetic_points)))
     return 0
+
+
+def _site_from_args(args: argparse.Namespace) -> Site:
+    if args.synthetic_points:
+        return synthetic_site(args.synthetic_points, args.devices, args.port or 5020, args.host)
+    path: Path = args.site or default_site_path()
+    if args.port is None:
+        return load_site(path)
+    data = yaml.safe_load(path.read_text())
+    for eq in data.get("equipment", []):
+        for pt in eq.get("points", []):
+            pt.setdefault("source", {})["port"] = args.port
+    return parse_site(data, origin=path.name)
 
 
 if __name__ == "__main__":

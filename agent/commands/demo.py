@@ -1,8 +1,14 @@
-"""``facility-agent demo``: the twin, the ingest and a live view, in one process.
+"""``facility-agent demo``: the twin, the ingest, the agent and a live view, in one process.
 
 Starts the simulated data hall on Modbus TCP, polls it into DuckDB with the
-real ingest pipeline, and shows key plant values read back from the store in a
-table refreshed in place. Stops cleanly at ``--duration`` or on Ctrl-C.
+real ingest pipeline, runs the agent's decision cycles against the store, and
+shows key plant values and the agent's latest decisions in a table refreshed
+in place. Unless ``--fault`` or ``--scenario`` say otherwise, a utility loss is
+injected after a minute (:data:`DEFAULT_FAULT`): the UPS goes on battery, the
+agent proposes a GPU power cap, checks it with the what-if model and — the
+site's autonomy ceiling being human validation — asks for an approval that
+``facility-agent approve ID`` (another terminal) answers through the demo's
+local API. Stops cleanly at ``--duration`` or on Ctrl-C.
 
 Adding a component (the agent) is one more entry in :func:`demo_tasks`: a
 callable taking the :class:`DemoContext` and returning a coroutine that runs
@@ -15,8 +21,9 @@ import argparse
 import asyncio
 import contextlib
 import math
+from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +37,9 @@ from agent.commands.twin import add_twin_options, build_twin, check_ports_free, 
 from connectors.ingest import Ingestor
 from connectors.store import Store
 from twin.sim import Twin, TwinRunner
+
+# Injected when neither --fault nor --scenario is given: utility loss one minute in.
+DEFAULT_FAULT = "utility_loss:ups_1:60"
 
 # (label, tag, format) of the values shown; bools show as on/off
 SHOWN: tuple[tuple[str, str, str], ...] = (
@@ -68,6 +78,13 @@ class DemoContext:
     stop: asyncio.Event
     duration: float | None
     console: Console
+    decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=6))
+    with_agent: bool = True
+
+    def on_cycle(self, result: Any) -> None:
+        """Keep the agent's newest decisions for the live view."""
+        for d in result.decisions:
+            self.decisions.appendleft(d)
 
 
 DemoTask = Callable[[DemoContext], Coroutine[Any, Any, None]]
@@ -79,11 +96,16 @@ def demo_tasks() -> list[DemoTask]:
         lambda ctx: ctx.runner.run(None, ctx.stop),
         lambda ctx: ctx.ingestor.run(None, ctx.stop),
         show_live,
+        _agent_task,
     ]
-    # The agent joins with one more entry, e.g.:
-    #     from agent.runtime import demo_agent
-    #     tasks.append(lambda ctx: demo_agent(ctx))
     return tasks
+
+
+async def _agent_task(ctx: DemoContext) -> None:
+    if ctx.with_agent:
+        from agent.runtime import demo_agent
+
+        await demo_agent(ctx, show=ctx.on_cycle)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,6 +117,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--duration", type=float, default=None, help="stop after S seconds (default: Ctrl-C)"
     )
+    p.add_argument("--no-agent", action="store_true", help="twin and ingest only")
+    p.add_argument(
+        "--no-fault", action="store_true",
+        help=f"do not inject the default fault ({DEFAULT_FAULT}) when no --fault is given",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -130,7 +157,43 @@ def render(ctx: DemoContext) -> Group:
         + f" | {st.points_per_s:,.0f} points/s | rows stored {st.rows_stored:,}"
         + f"\nactive faults: {faults}"
     )
-    return Group(table, lines)
+    parts: list[Any] = [table, lines]
+    if ctx.with_agent:
+        parts.append(_agent_table(ctx))
+    return Group(*parts)
+
+
+def _agent_table(ctx: DemoContext) -> Table:
+    """The agent's newest decisions: policy, outcome, effective level and why, what-if."""
+    t = Table(title="agent — newest decisions (approve with: facility-agent approve ID)")
+    for col in ("policy", "outcome", "level (set by)", "what-if", "approval"):
+        t.add_column(col)
+    from agent.audit import Audit
+
+    open_ = Audit(ctx.store).pending_approvals()
+    pending = {str(p["decision_id"]): str(p["approval_id"]) for p in open_}
+    for d in ctx.decisions:
+        verdict = d.get("verdict") or {}
+        t.add_row(
+            str(d.get("policy_id", "")),
+            str(d.get("outcome", "")),
+            f"{verdict.get('level', '')} ({verdict.get('set_by', '')})",
+            _whatif_summary(d),
+            pending.get(str(d.get("decision_id")), ""),
+        )
+    if not ctx.decisions:
+        t.add_row("(no decision yet)", "", "", "", "")
+    return t
+
+
+def _whatif_summary(d: dict[str, Any]) -> str:
+    pred = d.get("prediction")
+    if not isinstance(pred, dict) or not pred:
+        return str(d.get("whatif_reason") or "—")
+    dkw = pred.get("delta_kw")
+    head = f"{dkw:+.0f} kW, " if isinstance(dkw, int | float) else ""
+    worse = pred.get("worsened") or []
+    return head + ("constraints ok" if not worse else "breaks " + ", ".join(map(str, worse)))
 
 
 async def show_live(ctx: DemoContext) -> None:
@@ -152,6 +215,8 @@ async def _stop_after(stop: asyncio.Event, duration: float | None) -> None:
 async def run_demo(args: argparse.Namespace, console: Console | None = None) -> int:
     from twin.server import SiteServer
 
+    if not args.fault and args.scenario is None and not args.no_fault:
+        args.fault = [DEFAULT_FAULT]
     twin = build_twin(args)
     check_ports_free(twin.site)
     server = SiteServer(twin.site)
@@ -164,8 +229,9 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
         stop = asyncio.Event()
         install_stop(stop)
         ctx = DemoContext(
-            twin, server, runner, store, ingestor, stop, args.duration, console or Console()
-        )
+            twin, server, runner, store, ingestor, stop, args.duration, console or Console(),
+            with_agent=not args.no_agent,
+        )  # fmt: skip
         tasks = [asyncio.create_task(make(ctx)) for make in demo_tasks()]
         tasks.append(asyncio.create_task(_stop_after(stop, args.duration)))
         try:

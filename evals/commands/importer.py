@@ -23,12 +23,12 @@ def register(sub: Any) -> None:
     lb = isub.add_parser("lbnl", help="LBNL AHU CSV with per-row ground truth")
     lb.add_argument("file", type=Path)
     lb.add_argument("--out", type=Path, required=True)
-    lb.add_argument("--cycle", default="15m")
+    lb.add_argument("--cycle", default="1h")
     lb.set_defaults(func=_lbnl)
     es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")
     es.add_argument("file", type=Path)
     es.add_argument("--out", type=Path, required=True)
-    es.add_argument("--cycle", default="15m")
+    es.add_argument("--cycle", default="1h")
     es.set_defaults(func=_esb)
 
 

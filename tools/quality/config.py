@@ -109,7 +109,7 @@ def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = No
                 span,
                 np.nan if p.max_rate is None else float(p.max_rate),
                 float(p.poll_interval_s),
-                not discrete,  # statistics (spike/noise) apply
+                not discrete and not still,  # statistics (spike/noise) apply to measurements
                 not discrete and not still and (brick == "" or brick.endswith("Sensor")),
                 any(w in brick for w in ONOFF_BRICK_WORDS),
                 p.writable,
