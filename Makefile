@@ -30,10 +30,10 @@ eval: $(STAMP)
 	$(BIN)/facility-agent eval --suite --report eval-report
 
 bench: $(STAMP)
-	$(BIN)/facility-agent bench ingest
-	$(BIN)/facility-agent bench quality
-	$(BIN)/facility-agent bench whatif
-	$(BIN)/facility-agent bench decide
+	-$(BIN)/facility-agent bench ingest
+	-$(BIN)/facility-agent bench quality
+	-$(BIN)/facility-agent bench whatif
+	-$(BIN)/facility-agent bench decide
 
 clean:
 	rm -rf $(VENV) eval-report .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,7 @@ from connectors.modbus import (
     IntArray,
     PollerConfig,
     StatusArray,
+    Taken,
     TsArray,
 )
 from connectors.site import Site
@@ -133,7 +134,6 @@ class Ingestor:
         self.write_in_thread = write_in_thread
         self._pending: list[_Pending] = []
         self._pending_rows = 0
-        self._draining = False
         self._kick: asyncio.Event | None = None
         self._stopping = False
         self._flush_lock: asyncio.Lock | None = None
@@ -149,8 +149,6 @@ class Ingestor:
 
     def _collect(self, ts: TsArray, ids: IntArray, values: FloatArray, status: StatusArray) -> None:
         self._pending.append((ts, ids, values, status))
-        if self._draining:  # decoded during a flush: already counted by _buffered
-            return
         self._pending_rows += len(ids)
         if self._pending_rows >= self.flush_rows and self._kick is not None:
             self._kick.set()
@@ -209,27 +207,32 @@ class Ingestor:
                 await asyncio.to_thread(self.store.retain, self.clock.now(), self.retain_age)
 
     async def flush(self) -> int:
-        """Decode buffered reads and write everything pending to the store. Returns rows written."""
+        """Decode buffered reads and write everything pending to the store. Returns rows written.
+
+        On the event loop only the buffers are swapped; decoding (stacked per
+        block) and the Arrow append run in the writer thread (or inline with
+        ``write_in_thread=False``).
+        """
         lock = self._flush_lock or asyncio.Lock()
         async with lock:
-            self._draining = True
-            try:  # decode buffered reads: one stacked numpy pass per block
-                for p in self.pollers:
-                    p.drain()
-            finally:
-                self._draining = False
-            if not self._pending:
-                return 0
+            taken = [(p, p.take_pending()) for p in self.pollers]
             pending, self._pending, self._pending_rows = self._pending, [], 0
+            if not pending and not any(t for _, t in taken):
+                return 0
             if self.write_in_thread:
-                n = await asyncio.to_thread(self._write, pending)
+                n = await asyncio.to_thread(self._write, pending, taken)
             else:
-                n = self._write(pending)
+                n = self._write(pending, taken)
             self.rows_stored += n
             return n
 
-    def _write(self, pending: list[_Pending]) -> int:
-        return self.store.append_arrow(build_batch(pending))
+    def _write(self, pending: list[_Pending], taken: list[tuple[DevicePoller, Taken]]) -> int:
+        rows = list(pending)
+        for poller, t in taken:
+            poller.decode_taken(t, lambda *cols: rows.append(cols))
+        if not rows:
+            return 0
+        return self.store.append_arrow(build_batch(rows))
 
     # ---- numbers ---------------------------------------------------------------
     def stats_readings(self) -> int:

@@ -150,12 +150,21 @@ class _Planned:
             self.decoder = BlockDecoder(block.start, block.sources)
             self.bit_offsets = None
 
-    def decode_pending(self) -> tuple[TsArray, IntArray, FloatArray, StatusArray] | None:
-        """Decode every pending read of this block at once (stacked, one numpy pass)."""
-        if not self.raw:
-            return None
+    def take(self) -> tuple[list[Sequence[int] | Sequence[bool]], list[int]]:
+        """Hand over the buffered reads (cheap: swaps two lists)."""
         raw, ts = self.raw, self.raw_ts
         self.raw, self.raw_ts = [], []
+        return raw, ts
+
+    def decode(
+        self, raw: list[Sequence[int] | Sequence[bool]], ts: list[int]
+    ) -> tuple[TsArray, IntArray, FloatArray, StatusArray] | None:
+        """Decode taken reads of this block at once (stacked, one numpy pass).
+
+        Touches no mutable state of the block, so it may run in a worker thread.
+        """
+        if not raw:
+            return None
         k, n = len(raw), len(self.block)
         if self.decoder is None:
             values = np.array(raw, dtype=np.float64)[:, self.bit_offsets].ravel()
@@ -168,6 +177,9 @@ class _Planned:
                 status[bad] = Status.DECODE_ERROR
                 values[bad] = np.nan
         return np.repeat(np.array(ts, dtype=np.int64), n), np.tile(self.ids, k), values, status
+
+
+Taken = list[tuple[_Planned, list[Sequence[int] | Sequence[bool]], list[int]]]
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -394,25 +406,43 @@ class DevicePoller:
     def drain(self) -> int:
         """Decode all buffered reads (stacked per block) and hand them to the sink.
 
-        With ``defer_decode`` the ingest flusher calls this before each write, so
-        decoding costs one numpy pass per block per flush instead of one per read,
+        With ``defer_decode`` the ingest flusher does this (as :meth:`take_pending`
+        on the event loop, then :meth:`decode_taken` in its writer thread), so
+        decoding costs one numpy pass per block per flush instead of one per read
         and stays off the request/response path. Returns readings handed over.
         """
-        return sum(self._drain_block(pb) for group in self.groups.values() for pb in group)
+        return self.decode_taken(self.take_pending())
+
+    def take_pending(self) -> Taken:
+        """Swap out every block's buffered reads (cheap; call on the event loop)."""
+        out: Taken = []
+        for group in self.groups.values():
+            for pb in group:
+                if pb.raw:
+                    out.append((pb, *pb.take()))
+        return out
+
+    def decode_taken(self, taken: Taken, sink: ReadingSink | None = None) -> int:
+        """Decode reads from :meth:`take_pending` and pass them to ``sink`` (default: the
+        poller's). Safe in a worker thread: it only adds to ``stats.good``."""
+        sink = sink or self.sink
+        total = 0
+        for pb, raw, ts in taken:
+            out = pb.decode(raw, ts)
+            if out is None:
+                continue
+            bad = int(np.count_nonzero(out[3]))
+            self.stats.good += len(out[1]) - bad
+            if bad:
+                self.stats.statuses[Status.DECODE_ERROR] = (
+                    self.stats.statuses.get(Status.DECODE_ERROR, 0) + bad
+                )
+            sink(*out)
+            total += len(out[1])
+        return total
 
     def _drain_block(self, pb: _Planned) -> int:
-        out = pb.decode_pending()
-        if out is None:
-            return 0
-        ts, ids, values, status = out
-        bad = int(np.count_nonzero(status))
-        self.stats.good += len(ids) - bad
-        if bad:
-            self.stats.statuses[Status.DECODE_ERROR] = (
-                self.stats.statuses.get(Status.DECODE_ERROR, 0) + bad
-            )
-        self.sink(ts, ids, values, status)
-        return len(ids)
+        return self.decode_taken([(pb, *pb.take())])
 
     def _now_us(self) -> int:
         if type(self.clock) is SystemClock:

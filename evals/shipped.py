@@ -248,7 +248,7 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
             ),
             "site": "twin",
             "source": {"kind": "twin", "duration": "24h", "seed": 1},
-            "clock": {"cycle": "5m"},
+            "clock": {"cycle": "1m"},
             "agent": {"autonomy": 3},
             "expect": {"energy_saving_min": 0.2, "envelope_minutes_max": 0, "throttle_minutes_max": 0},
             "tags": ["closed_loop", "day"],

@@ -38,7 +38,9 @@ def dataset_file(*parts: str) -> Path:
     return p
 
 
-def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> None:
+def wait_until(
+    pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
+) -> None:
     """Wait on observable state, never on a bare sleep: fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -441,3 +441,45 @@ def test_ingest_retention_rolls_up_old_rows(lt: LoopThread, tmp_path: Path) -> N
     assert (agg.vmean == 7.0).all() and agg.n.sum() >= 5 and (agg.n_bad == 0).all()
     assert store.row_count() > 0  # the recent minute stays raw
     store.close()
+
+
+def test_slow_device_times_out_without_stalling_the_others(lt: LoopThread, tmp_path: Path) -> None:
+    interval = 0.05
+    port = free_port()
+    pts = [
+        {"name": f"v{d}", "unit": "kW", "poll_interval_s": interval,
+         "source": _src(port, d, "holding", 0, "float32")}
+        for d in (1, 2, 3)
+    ]  # fmt: skip
+    site = parse_site({"name": "t", "equipment": [{"id": "eq", "kind": "other", "points": pts}]})
+    server = SiteServer(site)
+    server.set_many({"eq.v1": 1.0, "eq.v2": 2.0, "eq.v3": 3.0})
+    lt.run(server.start())
+    store = Store(tmp_path / "f.duckdb")
+    config = PollerConfig(timeout_s=0.2, backoff_initial_s=0.05, backoff_max_s=0.2)
+    ingestor = Ingestor(site, store, config=config, flush_interval_s=0.05)
+    by_id = {p.key.device_id: p for p in ingestor.pollers}
+    slow, others = by_id[2], [by_id[1], by_id[3]]
+    stop = asyncio.Event()
+    run = lt.submit(ingestor.run(None, stop))
+    try:
+        wait_until(lambda: all(p.stats.up for p in ingestor.pollers), 10, what="all up")
+        server.set_device_delay(2, 1.0)  # answers 1 s late: past the 0.2 s timeout
+        wait_until(lambda: slow.stats.statuses.get(Status.TIMEOUT, 0) >= 2, 10, what="timeouts")
+        good0, t0 = [p.stats.good for p in others], time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 >= 1.0, 5, what="1 s with a slow device")
+        expected = (time.monotonic() - t0) / interval
+        assert all(p.stats.good - g >= 0.5 * expected for p, g in zip(others, good0, strict=True))
+        good_slow = slow.stats.good
+        server.set_device_delay(2, 0.0)
+        wait_until(lambda: slow.stats.up and slow.stats.good > good_slow, 10, what="recovery")
+    finally:
+        lt.loop.call_soon_threadsafe(stop.set)
+        run.result(10)
+        lt.run(server.stop())
+    pid = store.point_id("eq.v2")
+    codes = set(
+        store.query("SELECT DISTINCT status FROM readings WHERE point_id = ?", [pid])["status"]
+    )
+    assert Status.TIMEOUT in codes and Status.OK in codes
+    store.close()

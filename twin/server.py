@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -144,6 +145,7 @@ class _Device:
         self.device_id = device_id
         self.owner = owner
         self.offline = False
+        self.delay_s = 0.0
         by_table: dict[Table, list[tuple[str, ModbusSource]]] = {t: [] for t in _TABLES}
         for tag, p in points:
             by_table[p.source.table].append((tag, p.source))
@@ -172,6 +174,8 @@ class _Device:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         """pymodbus hook, called with the datastore's registers before every access."""
+        if self.delay_s > 0:  # a slow device: answers, but late
+            await asyncio.sleep(self.delay_s)
         if self.offline:
             return ExcCodes.GATEWAY_NO_RESPONSE
         table = _FC_TABLE.get(function_code)
@@ -312,13 +316,23 @@ class SiteServer:
         """Make one device stop answering, as a serial device behind a gateway does:
         every request to it gets Modbus exception 11 (gateway target failed to respond)
         until it is set back online. ``port`` narrows it when ids repeat across ports."""
-        found = False
-        for (_, p, d), dev in self._devices.items():
-            if d == device_id and (port is None or p == port):
-                dev.offline = offline
-                found = True
+        for dev in self._select(device_id, port):
+            dev.offline = offline
+
+    def set_device_delay(self, device_id: int, delay_s: float, port: int | None = None) -> None:
+        """Make one device answer every request ``delay_s`` seconds late (0 = prompt)."""
+        for dev in self._select(device_id, port):
+            dev.delay_s = max(0.0, delay_s)
+
+    def _select(self, device_id: int, port: int | None) -> list[_Device]:
+        found = [
+            dev
+            for (_, p, d), dev in self._devices.items()
+            if d == device_id and (port is None or p == port)
+        ]
         if not found:
             raise KeyError(f"no device {device_id} on {'any port' if port is None else port}")
+        return found
 
     def _written(self, tag: str, value: float) -> None:
         for cb in self._callbacks:
@@ -404,7 +418,7 @@ def fill_synthetic(server: SiteServer) -> dict[str, float]:
 # --------------------------------------------------------------------------- another process
 
 
-async def _serve(site: Site, synthetic: bool) -> None:
+async def _serve(site: Site, synthetic: bool, stdin_eof_stops: bool = False) -> None:
     server = SiteServer(site)
     if synthetic:
         fill_synthetic(server)
@@ -414,6 +428,13 @@ async def _serve(site: Site, synthetic: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if stdin_eof_stops:  # the parent holds our stdin: when it dies, we stop too
+
+        def _on_stdin() -> None:
+            if not os.read(sys.stdin.fileno(), 4096):
+                stop.set()
+
+        loop.add_reader(sys.stdin.fileno(), _on_stdin)
     n = len(site.point_ids)
     print(f"READY {n} points on ports {','.join(map(str, server.ports))}", flush=True)
     await stop.wait()
@@ -430,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="port (synthetic site: default 5020; a site file: moves every point to it)",
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--stdin-eof-stops", action="store_true",
+        help="stop when stdin closes (a parent process holds it; used by the benchmark)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -438,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"twin.server: error: {err}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(site, synthetic=bool(args.synthetic_points)))
+        asyncio.run(_serve(site, bool(args.synthetic_points), args.stdin_eof_stops))
     return 0
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from agent.api import find_api
 from agent.commands._common import add_db_option, add_site_option
-from agent.context import AgentContext
 from connectors.errors import DeviceUnreachable, FacilityError
 from connectors.site import Site, load_site
 from connectors.store import Store
 from twin import default_site_path
+
+if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, not at start-up
+    from agent.context import AgentContext
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -56,6 +57,8 @@ def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentC
     """Open the store file directly (no site process is running)."""
     site = load(args)
     store = Store(args.db)
+    from agent.context import AgentContext
+
     return AgentContext.build(
         site,
         store,
@@ -84,6 +87,8 @@ class Api:
 
 
 def api(args: argparse.Namespace) -> Api | None:
+    from agent.api import find_api
+
     url = find_api(args.db)
     return Api(url) if url else None
 

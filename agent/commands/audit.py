@@ -9,7 +9,6 @@ from typing import Any
 
 from rich.table import Table
 
-from agent.api import records
 from agent.commands._agent import add_options, api, console, decisions_table
 from connectors.clock import utcnow
 from connectors.errors import ConfigError
@@ -62,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
         store = Store(args.db)
         try:
+            from agent.api import records
+
             rows = records(Audit(store).table(args.table, since, args.limit))
         finally:
             store.close()

@@ -10,7 +10,6 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from agent import runtime
 from agent.commands._agent import add_options, api, console, direct_ctx
 from tools.gate import LEVEL_NAMES
 
@@ -37,6 +36,8 @@ def _print(c: dict[str, Any]) -> None:
 
 
 def run_set(args: argparse.Namespace) -> int:
+    from agent import runtime
+
     client = api(args)
     if client is not None:
         _print(

@@ -7,7 +7,6 @@ import asyncio
 import time
 from typing import Any
 
-from agent import runtime
 from agent.commands._agent import add_options, api, console, decisions_table, direct_ctx
 
 
@@ -25,6 +24,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent import runtime
+
     out = console()
     n = 1 if args.once else args.cycles
     client = api(args)

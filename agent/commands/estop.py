@@ -9,7 +9,6 @@ import argparse
 import asyncio
 from typing import Any
 
-from agent import runtime
 from agent.commands._agent import add_options, api, console, direct_ctx
 
 
@@ -21,6 +20,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent import runtime
+
     out = console()
     client = api(args)
     if client is not None:

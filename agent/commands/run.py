@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from agent import llm, runtime
-from agent.api import serve
 from agent.commands._agent import (
     add_options,
     checkpoint_path,
@@ -23,7 +21,6 @@ from agent.commands._agent import (
     load,
     site_writer,
 )
-from agent.context import AgentContext
 from connectors.store import Store
 
 
@@ -42,7 +39,10 @@ def register(sub: Any) -> None:
 
 
 async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    from agent import llm, runtime
+    from agent.api import serve
     from agent.commands.twin import install_stop
+    from agent.context import AgentContext
 
     site = load(args)
     store = Store(args.db)

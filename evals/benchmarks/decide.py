@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from agent.context import AgentContext
-from agent.runtime import decide_once
 from connectors.clock import ManualClock
 from connectors.site import Site, parse_site
 from connectors.store import Store
@@ -178,6 +176,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     except ImportError:
         scorer = "freshness"
     quality: Any = "auto"
+    from agent.context import AgentContext
+    from agent.runtime import decide_once
+
     ctx = AgentContext.build(
         site,
         store,

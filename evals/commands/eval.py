@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, ScenarioConfigError
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
                 try:
                     runs.append(run_scenario(f, work / "db", advance))
-                except ConfigError:
+                except ScenarioConfigError:
                     raise
                 except Exception as err:  # one broken scenario must not hide the others
                     errors.append(error_result(names[f], err))
