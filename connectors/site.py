@@ -40,9 +40,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.config import describe_validation_error, read_yaml_mapping
 from connectors.errors import SiteConfigError
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
@@ -409,53 +409,19 @@ def _check_overlaps(site: Site) -> None:
                 claims[key] = (f"{eq.id}.{p.name}", p)
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def parse_site(data: Any, origin: str = "<site>") -> Site:
     """Validate a site from already-parsed YAML/JSON data; errors name ``origin``."""
     try:
         return Site.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
-        ctx = e.get("ctx", {})
-        inner = ctx.get("error") if isinstance(ctx, dict) else None
-        if isinstance(inner, _LocatedError):
-            loc, msg = (), f"{inner.loc}: {inner.msg}"
-            raise SiteConfigError(f"{origin}: {msg}") from None
-        if isinstance(inner, _FieldError):  # a model check about one of its fields
-            loc, msg = (*loc, inner.field), inner.msg
-        if e["type"] in ("enum", "literal_error"):
-            msg = f"unknown value {e.get('input')!r}: {msg}"
-        where = _format_loc(loc)
-        extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-        raise SiteConfigError(
-            f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}"
-        ) from None
+        inner = err.errors()[0].get("ctx", {}).get("error")
+        if isinstance(inner, _LocatedError):  # a site-wide check that knows its field
+            raise SiteConfigError(f"{origin}: {inner.loc}: {inner.msg}") from None
+        extra = (inner.field,) if isinstance(inner, _FieldError) else ()
+        raise SiteConfigError(describe_validation_error(err, origin, extra_loc=extra)) from None
 
 
 def load_site(path: str | Path) -> Site:
     """Load and validate a site file. Raises :class:`SiteConfigError` naming file and field."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SiteConfigError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SiteConfigError(f"{path.name}:{where}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise SiteConfigError(f"{path.name}: expected a mapping at the top level")
-    return parse_site(data, origin=path.name)
+    data, origin = read_yaml_mapping(path, SiteConfigError)
+    return parse_site(data, origin=origin)

@@ -37,13 +37,13 @@ the field, e.g. ``scenario.yaml: expect.faults[0].within: 'soon' is not a durati
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from connectors.config import Seconds, describe_validation_error, read_yaml_mapping
 from connectors.errors import ScenarioConfigError
 
 SCENARIO_FILE = "scenario.yaml"
@@ -53,27 +53,6 @@ CHILLER_FAULTS = (
     "condenser_fouling", "reduced_condenser_flow", "reduced_evaporator_flow", "refrigerant_leak",
     "refrigerant_overcharge", "excess_oil", "non_condensables",
 )  # fmt: skip
-
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
-_UNIT = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(v: Any) -> float:
-    """``"5m"`` → 300.0 s; a number is seconds."""
-    if isinstance(v, bool):
-        raise ValueError(f"{v!r} is not a duration (e.g. 30s, 5m, 2h)")
-    if isinstance(v, int | float):
-        if v < 0:
-            raise ValueError("a duration must not be negative")
-        return float(v)
-    if isinstance(v, str):
-        m = _DUR.match(v)
-        if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
-    raise ValueError(f"{v!r} is not a duration (e.g. 30s, 5m, 2h)")
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Strict(BaseModel):
@@ -181,18 +160,6 @@ class Scenario(_Strict):
         return isinstance(self.source, TwinSource)
 
 
-def _loc(parts: tuple[int | str, ...]) -> str:
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p in ("parquet", "twin") and out == "source":
-            continue  # the discriminated union's branch name is noise for the user
-        else:
-            out += ("." if out else "") + str(p)
-    return out
-
-
 def parse_scenario(data: Any, origin: str = SCENARIO_FILE) -> Scenario:
     """Validate scenario data; errors name ``origin`` and the field."""
     if not isinstance(data, dict):
@@ -200,12 +167,9 @@ def parse_scenario(data: Any, origin: str = SCENARIO_FILE) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        where = _loc(tuple(e["loc"]))
-        extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        # the discriminated union's branch names (source.parquet / source.twin) are noise
         raise ScenarioConfigError(
-            f"{origin}: {where}: {msg}{extra}" if where else f"{origin}: {msg}{extra}"
+            describe_validation_error(err, origin, skip=("parquet", "twin"))
         ) from None
 
 
@@ -213,16 +177,7 @@ def load_scenario(folder: str | Path) -> tuple[Scenario, Path]:
     """Load ``folder/scenario.yaml`` (or a path to the file itself). Returns (scenario, folder)."""
     p = Path(folder)
     path = p if p.is_file() else p / SCENARIO_FILE
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ScenarioConfigError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ScenarioConfigError(f"{path}:{where}: invalid YAML") from None
+    data, _ = read_yaml_mapping(path, ScenarioConfigError, origin=str(path))
     scn = parse_scenario(data, origin=str(path))
     folder_path = path.parent
     if isinstance(scn.source, ParquetSource):

@@ -45,9 +45,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.config import describe_validation_error, read_yaml_mapping
 from connectors.errors import ScenarioConfigError
 from connectors.site import DataType, Site
 from twin.plant import EquipmentFaults
@@ -178,34 +178,20 @@ def parse_fault_spec(spec: str) -> Fault:
     try:
         return Fault.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        where = ".".join(str(p) for p in e["loc"])
-        raise ScenarioConfigError(f"--fault {spec!r}: {where}: {e['msg']}") from None
+        raise ScenarioConfigError(describe_validation_error(err, f"--fault {spec!r}")) from None
 
 
 def parse_scenario(data: Any, origin: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-        raise ScenarioConfigError(f"{origin}: {where}: {e['msg']}") from None
+        raise ScenarioConfigError(describe_validation_error(err, origin)) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load a scenario YAML file; errors name the file and the field."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ScenarioConfigError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ScenarioConfigError(f"{path.name}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ScenarioConfigError(f"{path.name}: expected a mapping with `faults:`")
-    return parse_scenario(data, origin=path.name)
+    data, origin = read_yaml_mapping(path, ScenarioConfigError)
+    return parse_scenario(data, origin=origin)
 
 
 # --------------------------------------------------------------------------- runtime

@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
 def esb_report(path: Path, train_days: float) -> dict[str, Any]:
     """Fit on the first ``train_days`` of hourly means, score on the rest (see module doc)."""
     from perfmodel.calibrate import fit_chiller, fit_regression, fit_tower, metrics  # scipy: lazy
+
     d = read_esb(path)
     h = d.resample("1h").mean().dropna()
     h = h[(h["PowChi"] > 1.0) & (h["Tons"] > 1.0)]

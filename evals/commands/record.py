@@ -25,10 +25,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from connectors.config import parse_duration
     from connectors.site import load_site
     from connectors.store import Store
     from evals.importers import record
-    from evals.scenario import parse_duration
     from twin import default_site_path
 
     try:

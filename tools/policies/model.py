@@ -40,31 +40,11 @@ point). Durations are ``30s``, ``5m``, ``2h`` or a number of seconds.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(v: Any) -> float:
-    """``"5m"`` → 300.0 seconds; numbers are seconds."""
-    if isinstance(v, bool):
-        raise ValueError("a duration is a number of seconds or text like 30s, 5m, 2h")
-    if isinstance(v, int | float):
-        if v < 0:
-            raise ValueError("a duration must not be negative")
-        return float(v)
-    if isinstance(v, str):
-        m = _DUR.match(v)
-        if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2)]
-    raise ValueError(f"{v!r} is not a duration (e.g. 30s, 5m, 2h)")
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
+from connectors.config import Seconds
 
 Op = Literal[">", ">=", "<", "<=", "==", "!=", "outside", "inside"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
