@@ -183,20 +183,28 @@ def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...])
     pid = dict(zip(scored["tag"], scored["point_id"].astype(int), strict=True))
     poll = dict(zip(scored["tag"], scored["poll_s"].astype(float), strict=True))
     rows: list[tuple[object, ...]] = []
+    # candidates (tag, brick, name) per equipment, only for the kinds the rules look at
+    kinds = {r.kind for r in rules} | {k for r in rules for ro in r.roles for k in ro.kinds}
+    per_eq: dict[str, list[tuple[str, str | None, str]]] = {}
     by_kind: dict[str, list[tuple[str, str | None, str]]] = {}
-    for eq, p in site.iter_points():
-        by_kind.setdefault(eq.kind.value, []).append((f"{eq.id}.{p.name}", p.brick, p.name))
+    for eq in site.equipment:
+        if eq.kind.value in kinds:
+            cands = [(f"{eq.id}.{p.name}", p.brick, p.name) for p in eq.points]
+            per_eq[eq.id] = cands
+            by_kind.setdefault(eq.kind.value, []).extend(cands)
     for rule in rules:
+        site_cands = {
+            role.name: [c for k in role.kinds for c in by_kind.get(k, [])]
+            for role in rule.roles
+            if role.scope != "equipment"
+        }
         for eq in site.equipment:
             if eq.kind.value != rule.kind:
                 continue
             found: list[tuple[str, str, bool]] = []
             complete = True
             for role in rule.roles:
-                if role.scope == "equipment":
-                    cands = [(f"{eq.id}.{p.name}", p.brick, p.name) for p in eq.points]
-                else:
-                    cands = [c for k in role.kinds for c in by_kind.get(k, [])]
+                cands = per_eq[eq.id] if role.scope == "equipment" else site_cands[role.name]
                 tags = [t for t, b, n in cands if _matches(role, b, n) and pid.get(t, -1) >= 0]
                 if not tags and not role.optional:
                     complete = False
@@ -210,8 +218,8 @@ def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...])
     )
 
 
-def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
-    """The pivot-and-evaluate query for ``rules`` over ``_q_buckets`` and ``_q_roles`` ($start)."""
+def _role_aggs(rules: tuple[PhysicsRule, ...]) -> dict[str, str]:
+    """Role name → how its points combine per bucket; one way per name across the rules."""
     aggs: dict[str, str] = {}
     for rule in rules:
         for role in rule.roles:
@@ -219,52 +227,74 @@ def physics_sql(rules: tuple[PhysicsRule, ...], bucket_s: float) -> str:
             if prev is not None and prev != role.agg:
                 raise ValueError(f"role {role.name!r} is aggregated both {prev} and {role.agg}")
             aggs[role.name] = role.agg
+    return aggs
+
+
+def physics_sql(rules: tuple[PhysicsRule, ...]) -> str:
+    """The pivot-and-evaluate query for ``rules`` over ``_q_buckets`` and ``_q_roles`` ($start).
+
+    ``_q_roles`` has one row per (rule instance ``inst``, point): ``ri`` the rule's index
+    in ``rules``, ``role_i`` the role's index in :func:`role_names`, ``w`` the bucket
+    width and ``rk`` the first recent bucket. Readings buckets are joined to their roles
+    once; then each rule pivots only its own roles (integer keys, one narrow aggregate per
+    rule) and the per-rule results are stacked. Output: one row per instance with its
+    counts, last violated bucket and the role/extra values of that bucket (NULL for the
+    columns of other rules).
+    """
+    aggs = _role_aggs(rules)
+    names = sorted(aggs)
+    role_i = {name: i for i, name in enumerate(names)}
+    extras = sorted({col for r in rules for col, _ in r.extra})
+    cols = names + extras
 
     def pivot(name: str, agg: str) -> str:
+        f = f"FILTER (role_i = {role_i[name]})"
         if agg == "avg":  # sample-weighted mean over the role's points
-            return f"sum(vsum) FILTER (role = '{name}') / sum(n) FILTER (role = '{name}') AS {name}"
-        return f"{agg}(vsum / n) FILTER (role = '{name}') AS {name}"
+            return f"sum(vsum) {f} / sum(n) {f} AS {name}"
+        return f"{agg}(vsum / n) {f} AS {name}"
 
-    pivots = ",\n           ".join(pivot(name, agg) for name, agg in sorted(aggs.items()))
-    when = " ".join(f"WHEN '{r.id}' THEN ({r.when})" for r in rules)
-    viol = " ".join(f"WHEN '{r.id}' THEN ({r.violated})" for r in rules)
-    extras = sorted({col: sql for r in rules for col, sql in r.extra}.items())
-    extra_cols = "".join(
-        f",\n           CASE rule_id {' '.join(f'''WHEN '{r.id}' THEN ({dict(r.extra)[col]})''' for r in rules if col in dict(r.extra))} END AS {col}"
-        for col, _ in extras
-    )
-    cols = sorted(aggs) + [c for c, _ in extras]
-    last_vals = ",\n       ".join(
-        f"arg_max({c}, bucket) FILTER (applies AND violated) AS {c}" for c in cols
-    )
-    return f"""
-WITH pb AS (
-    SELECT ro.rule_id, ro.anchor, ro.role, ro.rk, k.n, k.vsum,
-           CAST(floor(epoch(k.tf - $start) / ro.w) AS BIGINT) AS bucket
-    FROM _q_buckets k JOIN _q_roles ro USING (point_id)
-),
-piv AS (
-    SELECT rule_id, anchor, bucket, max(rk) AS rk,
-           {pivots}
-    FROM pb
-    GROUP BY rule_id, anchor, bucket
-),
-ev AS (
-    SELECT *,
-           coalesce(CASE rule_id {when} END, FALSE) AS applies,
-           coalesce(CASE rule_id {viol} END, FALSE) AS violated,
-           bucket >= rk AS recent{extra_cols}
-    FROM piv
-)
-SELECT rule_id, anchor,
+    parts = []
+    for ri, rule in enumerate(rules):
+        own = {role.name for role in rule.roles}
+        extra = dict(rule.extra)
+        pivots = ",\n               ".join(
+            pivot(n, aggs[n]) if n in own else f"NULL::DOUBLE AS {n}" for n in names
+        )
+        extra_cols = "".join(f",\n               ({extra[c]}) AS {c}" for c in extras if c in extra)
+        last_vals = ",\n       ".join(
+            f"arg_max({c}, bucket) FILTER (applies AND violated) AS {c}"
+            if c in own or c in extra
+            else f"NULL::DOUBLE AS {c}"
+            for c in cols
+        )
+        parts.append(f"""
+SELECT inst,
        count(*) FILTER (applies) AS n_checked,
        count(*) FILTER (applies AND violated) AS n_violated,
        count(*) FILTER (applies AND recent) AS n_checked_recent,
        count(*) FILTER (applies AND violated AND recent) AS n_violated_recent,
        max(bucket) FILTER (applies AND violated) AS last_violation,
        {last_vals}
-FROM ev
-GROUP BY rule_id, anchor
+FROM (
+    SELECT *,
+           coalesce(({rule.when}), FALSE) AS applies,
+           coalesce(({rule.violated}), FALSE) AS violated,
+           bucket >= rk AS recent{extra_cols}
+    FROM (
+        SELECT inst, bucket, max(rk) AS rk,
+               {pivots}
+        FROM pb WHERE ri = {ri}
+        GROUP BY inst, bucket
+    )
+)
+GROUP BY inst""")
+    union = "\nUNION ALL".join(parts)
+    return f"""
+WITH pb AS MATERIALIZED (
+    SELECT ro.inst, ro.ri, ro.role_i, ro.rk, k.n, k.vsum,
+           CAST(floor(epoch(k.tf - $start) / ro.w) AS BIGINT) AS bucket
+    FROM _q_buckets k JOIN _q_roles ro USING (point_id)
+){union}
 """
 
 
@@ -295,18 +325,24 @@ def physics_scores(
     )
     span_s = (now - start).total_seconds()
     roles["rk"] = np.floor(span_s / roles["w"]) - cfg.physics_recent_buckets
+    # integer keys for the SQL: rule instance, rule, role
+    roles["inst"] = roles.groupby(["rule_id", "anchor"], sort=False).ngroup()
+    roles["ri"] = roles["rule_id"].map({r.id: i for i, r in enumerate(used)})
+    roles["role_i"] = roles["role"].map({n: i for i, n in enumerate(sorted(_role_aggs(used)))})
     cur = store.cursor()
     try:
         cur.register("_q_buckets", buckets)
-        cur.register("_q_roles", roles[["rule_id", "anchor", "role", "point_id", "w", "rk"]])
-        res = cur.execute(physics_sql(used, cfg.physics_bucket_s), {"start": start}).df()
+        cur.register("_q_roles", roles[["inst", "ri", "role_i", "point_id", "w", "rk"]])
+        res = cur.execute(physics_sql(used), {"start": start}).df()
     finally:
         cur.close()
     if not res.empty:
-        w = roles.drop_duplicates(["rule_id", "anchor"]).set_index(["rule_id", "anchor"])["w"]
-        wk = pd.MultiIndex.from_arrays([res["rule_id"], res["anchor"]])
+        inst = roles.drop_duplicates("inst").set_index("inst").loc[res["inst"]]
+        res.insert(0, "rule_id", inst["rule_id"].to_numpy())
+        res.insert(1, "anchor", inst["anchor"].to_numpy())
+        res = res.drop(columns=["inst"])
         res["last_violation"] = pd.Timestamp(start) + pd.to_timedelta(
-            res["last_violation"].astype(float) * w.reindex(wk).to_numpy(), unit="s"
+            res["last_violation"].astype(float) * inst["w"].to_numpy(), unit="s"
         )
     if res.empty:
         return empty
