@@ -130,6 +130,7 @@ OPTIMISER_FIELDS = {
     "cdu_supply_setpoint": "cdu_supply_setpoint_c",
     "chw_pump_speed": "chw_pump_speed_pct",
     "cw_pump_speed": "cw_pump_speed_pct",
+    "crah_fan_speed": "crah_fan_speed_pct",
 }
 
 
@@ -153,6 +154,8 @@ def field_changes_to_tags(
             out += [
                 (f"{p}.speed_setpoint", v) for p in kinds.get("pump", []) if p.startswith(prefix)
             ]
+        elif f == "crah_fan_speed_pct":
+            out += [(f"{c}.fan_speed_setpoint", v) for c in kinds.get("crah", [])]
         elif f == "chillers_running":
             chillers = kinds.get("chiller", [])
             running = [c for c in chillers if values.get(f"{c}.running", 0.0) >= 0.5]

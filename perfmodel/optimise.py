@@ -56,7 +56,8 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
     the tower fan on automatic — each CW setpoint is one fan speed, so this
     searches the fan speed too, through the point operators can write; enough
     chillers for the load up to all available; CDU supply at, 2 K below or 2 K
-    above its setpoint; CHW pump 60–100 %, CW pump 70–100 %. For sites that
+    above its setpoint; CHW pump 60–100 %, CW pump 70–100 %; CRAH fans 60–100 %
+    (the airflow and rack-inlet constraints decide how low they may go). For sites that
     expose a tower fan speed setpoint, add :func:`fixed_fan_grid`:
     ``optimise(state, [default_grid(state), fixed_fan_grid(state)])``.
     """
@@ -76,6 +77,7 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
         ],
         "chw_pump_speed_pct": [60.0, 70.0, 80.0, 90.0, 100.0],
         "cw_pump_speed_pct": [70.0, 85.0, 100.0],
+        "crah_fan_speed_pct": [60.0, 70.0, 80.0, 90.0, 100.0],
         "tower_fan_speed_pct": [math.nan],
         "cw_supply_setpoint_c": [float(v) for v in np.arange(20.0, 32.01, 1.0)],
     }

@@ -14,12 +14,16 @@ Phases alternate (default 5 pairs of 2 s) so that both rates see the same
 background load; on a shared 2-core box a single long pair is noisy.
 
 What bounds the ratio (measured on the 2-core box): the poller's own request
-path is at parity with the raw loop (0.99); the gap is the extra work the
-pipeline must do in the same Python process — stacked decode (≈0.15 µs a
-reading) and the Arrow append to DuckDB (≈0.3 µs) against pymodbus's own
-≈0.7 µs a reading. When the box is busy the loop is latency-bound and that work
-hides in the gaps (ratio 0.95–1.2); when it is idle the client is CPU/GIL-bound
-and the ratio falls to ≈0.75–0.8, at 0.6–1.0 million readings a second.
+path is at parity with the raw loop (0.95–1.01 with decode and store stubbed
+out); in the raw phase the server process takes ≈0.72 µs of CPU a reading and
+the client ≈0.63, i.e. both cores are nearly full. The gap is the extra CPU the
+pipeline spends in the client process: stacked decode + Arrow batch
+(≈0.07 µs a reading) and the DuckDB append (≈0.085 µs of CPU a row when a flush
+is at least one 122,880-row group, ≈0.13 µs for 100,000-row flushes, which go
+through the WAL). Pipeline rows are flushed in whole row groups for that
+reason. DuckDB's ``threads`` setting, appending on the loop instead of a thread
+and gc.freeze()/thresholds (GC is ≈1.5 % of a phase) made no measurable
+difference.
 
 Result: ``{"bench": "ingest", "points", "devices", "raw_points_per_s",
 "pipeline_points_per_s", "ratio", ...}``.
@@ -40,7 +44,7 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 
 from connectors.blocks import Block
-from connectors.ingest import Ingestor
+from connectors.ingest import DUCKDB_ROW_GROUP, Ingestor
 from connectors.modbus import DevicePoller, PollerConfig
 from connectors.site import DeviceKey, Site, Table
 from connectors.store import Store
@@ -118,7 +122,11 @@ async def _raw_phase(site: Site, seconds: float) -> tuple[int, float]:
 
 async def _pipeline_phase(site: Site, store: Store, seconds: float) -> tuple[int, float]:
     ingestor = Ingestor(
-        site, store, config=PollerConfig(timeout_s=2.0), flush_rows=100_000, flush_interval_s=0.5
+        site,
+        store,
+        config=PollerConfig(timeout_s=2.0),
+        flush_rows=2 * DUCKDB_ROW_GROUP,  # whole row groups: written straight to the file
+        flush_interval_s=0.5,
     )
     t0 = time.monotonic()
     await ingestor.run(duration=seconds)

@@ -85,36 +85,43 @@ def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = No
     """
     rows = []
     wanted = set(tags) if tags is not None else None
-    for eq, p in site.iter_points():
-        t = f"{eq.id}.{p.name}"
-        if wanted is not None and t not in wanted:
-            continue
-        brick = p.brick or ""
-        discrete = p.unit in DISCRETE_UNITS
-        still = p.writable or any(w in brick for w in STILL_BRICK_WORDS)
-        lo = -np.inf if p.min is None else float(p.min)
-        hi = np.inf if p.max is None else float(p.max)
-        span = hi - lo if np.isfinite(hi - lo) and hi > lo else np.nan
-        rows.append(
-            (
-                tag_ids.get(t, -1),
-                t,
-                eq.id,
-                eq.kind.value,
-                p.name,
-                p.unit,
-                brick,
-                lo,
-                hi,
-                span,
-                np.nan if p.max_rate is None else float(p.max_rate),
-                float(p.poll_interval_s),
-                not discrete and not still,  # statistics (spike/noise) apply to measurements
-                not discrete and not still and (brick == "" or brick.endswith("Sensor")),
-                any(w in brick for w in ONOFF_BRICK_WORDS),
-                p.writable,
+    # (brick, unit, writable) → (stats, flat_check, onoff): a site has few distinct classes
+    flags: dict[tuple[str, str, bool], tuple[bool, bool, bool]] = {}
+    for eq in site.equipment:
+        eq_id, kind = eq.id, eq.kind.value
+        for p in eq.points:
+            t = f"{eq_id}.{p.name}"
+            if wanted is not None and t not in wanted:
+                continue
+            brick = p.brick or ""
+            writable = p.writable
+            key = (brick, p.unit, writable)
+            f = flags.get(key)
+            if f is None:
+                discrete = p.unit in DISCRETE_UNITS
+                still = writable or any(w in brick for w in STILL_BRICK_WORDS)
+                f = flags[key] = (
+                    not discrete and not still,  # statistics (spike/noise) apply to measurements
+                    not discrete and not still and (brick == "" or brick.endswith("Sensor")),
+                    any(w in brick for w in ONOFF_BRICK_WORDS),
+                )
+            rows.append(
+                (
+                    tag_ids.get(t, -1),
+                    t,
+                    eq_id,
+                    kind,
+                    p.name,
+                    p.unit,
+                    brick,
+                    -np.inf if p.min is None else float(p.min),
+                    np.inf if p.max is None else float(p.max),
+                    np.nan if p.max_rate is None else float(p.max_rate),
+                    float(p.poll_interval_s),
+                    *f,
+                    writable,
+                )
             )
-        )
     df = pd.DataFrame(
         rows,
         columns=[
@@ -127,7 +134,6 @@ def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = No
             "brick",
             "lo",
             "hi",
-            "span",
             "max_rate",
             "poll_s",
             "stats",
@@ -136,6 +142,10 @@ def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = No
             "writable",
         ],
     )
+    lo, hi = df["lo"].to_numpy(float), df["hi"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        width = hi - lo
+    df.insert(9, "span", np.where(np.isfinite(width) & (hi > lo), width, np.nan))
     if wanted is not None:
         unknown = sorted(wanted - set(df["tag"]))
         if unknown:

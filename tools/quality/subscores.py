@@ -160,26 +160,27 @@ def subscores(
     out["range"] = rng
     reason = np.full(n, "", dtype=object)
     lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
+    n_nan, n_inf, n_sentinel, n_denormal, n_low, n_high = counts.T
+    v_sentinel, v_denormal, v_low, v_high = (
+        st[c].to_numpy(float) for c in ("v_sentinel", "v_denormal", "v_low", "v_high")
+    )
     for i in np.flatnonzero(n_bad > 0):
-        r = st.iloc[i]
         parts = []
-        if r["n_nan"]:
-            parts.append(f"no value (NaN) ×{r['n_nan']:.0f} — sensor dropout")
-        if r["n_inf"]:
-            parts.append(f"infinite ×{r['n_inf']:.0f}")
-        if r["n_sentinel"]:
-            parts.append(f"no-value marker {_f(r['v_sentinel'])} ×{r['n_sentinel']:.0f}")
-        if r["n_denormal"]:
-            parts.append(f"denormal {r['v_denormal']:.3g} ×{r['n_denormal']:.0f} (corrupt float)")
-        if r["n_high"]:
+        if n_nan[i]:
+            parts.append(f"no value (NaN) ×{n_nan[i]:.0f} — sensor dropout")
+        if n_inf[i]:
+            parts.append(f"infinite ×{n_inf[i]:.0f}")
+        if n_sentinel[i]:
+            parts.append(f"no-value marker {_f(v_sentinel[i])} ×{n_sentinel[i]:.0f}")
+        if n_denormal[i]:
+            parts.append(f"denormal {v_denormal[i]:.3g} ×{n_denormal[i]:.0f} (corrupt float)")
+        if n_high[i]:
             parts.append(
-                f"above max {_f(hi[i], unit[i])}: {_f(r['v_high'], unit[i])} ×{r['n_high']:.0f}"
-                + (" (corrupt)" if abs(r["v_high"]) > 1e3 * max(abs(hi[i]), 1.0) else "")
+                f"above max {_f(hi[i], unit[i])}: {_f(v_high[i], unit[i])} ×{n_high[i]:.0f}"
+                + (" (corrupt)" if abs(v_high[i]) > 1e3 * max(abs(hi[i]), 1.0) else "")
             )
-        if r["n_low"]:
-            parts.append(
-                f"below min {_f(lo[i], unit[i])}: {_f(r['v_low'], unit[i])} ×{r['n_low']:.0f}"
-            )
+        if n_low[i]:
+            parts.append(f"below min {_f(lo[i], unit[i])}: {_f(v_low[i], unit[i])} ×{n_low[i]:.0f}")
         reason[i] = f"range: {frac_w[i]:.1%} of readings bad — " + "; ".join(parts)
     out["range_reason"] = reason
 
