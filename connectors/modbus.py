@@ -31,11 +31,12 @@ a dead or slow device never stalls the others.
 
 Throughput: a poll is a strict request/response round trip per connection, so
 anything done between one answer and the next request adds to every round trip.
-With ``defer_decode`` (the Ingestor's mode) a good answer's registers are only
-appended to a buffer; :meth:`DevicePoller.drain` decodes all buffered reads of a
-block at once as a ``(K, count)`` stack — one numpy pass per block per flush
-instead of one per read. That is what keeps the pipeline near the raw pymodbus
-read rate (``facility-agent bench ingest``).
+The client's register answers keep their wire bytes (:mod:`connectors.modbus_pdu`)
+instead of pymodbus's word-by-word list. With ``defer_decode`` (the Ingestor's
+mode) a good answer's bytes are only appended to a buffer; :meth:`DevicePoller.drain`
+decodes all buffered reads of a block at once as a ``(K, count)`` stack — one
+numpy pass per block per flush instead of one per read. That is what keeps the
+pipeline near the raw read rate (``facility-agent bench ingest``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from pymodbus.pdu import ModbusPDU
 from connectors.blocks import Block, plan_blocks, split
 from connectors.clock import Clock, SystemClock
 from connectors.codec import BlockDecoder
+from connectors.modbus_pdu import answer_bytes, lean_client
 from connectors.site import DeviceKey, Point, Table
 from connectors.status import Status, status_name
 
@@ -139,7 +141,7 @@ class _Planned:
         self.ids = np.array([ids[t] for t in block.tags], dtype=np.int32)
         self.failed_values = np.full(len(block), np.nan)
         self.split = split
-        self.raw: list[Sequence[int] | Sequence[bool]] = []  # successful reads, not yet decoded
+        self.raw: list[bytes | Sequence[bool]] = []  # successful reads, not yet decoded
         self.raw_ts: list[int] = []
         if block.table.is_bit_table:
             self.decoder = None
@@ -150,14 +152,14 @@ class _Planned:
             self.decoder = BlockDecoder(block.start, block.sources)
             self.bit_offsets = None
 
-    def take(self) -> tuple[list[Sequence[int] | Sequence[bool]], list[int]]:
+    def take(self) -> tuple[list[bytes | Sequence[bool]], list[int]]:
         """Hand over the buffered reads (cheap: swaps two lists)."""
         raw, ts = self.raw, self.raw_ts
         self.raw, self.raw_ts = [], []
         return raw, ts
 
     def decode(
-        self, raw: list[Sequence[int] | Sequence[bool]], ts: list[int]
+        self, raw: list[bytes | Sequence[bool]], ts: list[int]
     ) -> tuple[TsArray, IntArray, FloatArray, StatusArray] | None:
         """Decode taken reads of this block at once (stacked, one numpy pass).
 
@@ -169,7 +171,9 @@ class _Planned:
         if self.decoder is None:
             values = np.array(raw, dtype=np.float64)[:, self.bit_offsets].ravel()
         else:
-            values = self.decoder.decode(np.array(raw, dtype=">u2")).ravel()
+            # register answers are kept as their wire bytes: stack them without a copy per word
+            regs = np.frombuffer(b"".join(raw), dtype=">u2").reshape(k, self.block.count)  # type: ignore[arg-type]
+            values = self.decoder.decode(regs).ravel()
         status = np.zeros(k * n, dtype=np.uint8)
         if self.decoder is not None and self.decoder.has_float:
             bad = ~np.isfinite(values)
@@ -179,12 +183,17 @@ class _Planned:
         return np.repeat(np.array(ts, dtype=np.int64), n), np.tile(self.ids, k), values, status
 
 
-Taken = list[tuple[_Planned, list[Sequence[int] | Sequence[bool]], list[int]]]
+Taken = list[tuple[_Planned, list[bytes | Sequence[bool]], list[int]]]
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+GATEWAY_CODES = frozenset({10, 11})
+"""Modbus exceptions a TCP gateway answers for a device behind it that is unreachable
+(path unavailable, target failed to respond): the device is down, the link is not."""
 
 
 class _ReadFailed(Exception):
@@ -340,9 +349,18 @@ class DevicePoller:
                 self._went_down(again.status, str(again))
                 self._emit_failure(pb, again.status)
                 return None
-        self._came_up()
         if rr.isError():
             code = int(getattr(rr, "exception_code", 4) or 4)
+            if code in GATEWAY_CODES:
+                # the gateway answers but the device behind it does not: the device is
+                # down (for the operator and the progress line), the connection is fine
+                self._went_down(
+                    Status.modbus_exception(code), "the gateway reports the device unreachable",
+                    keep_connection=True,
+                )  # fmt: skip
+                self._emit_failure(pb, Status.modbus_exception(code))
+                return None
+            self._came_up()
             if code == 2 and len(pb.block) > 1 and not pb.split:
                 ids = dict(zip(pb.block.tags, pb.ids.tolist(), strict=True))
                 log.info(
@@ -352,6 +370,7 @@ class DevicePoller:
                 return [_Planned(b, ids, split=True) for b in split(pb.block)]
             self._emit_failure(pb, Status.modbus_exception(code))
             return None
+        self._came_up()
         self._emit_values(pb, rr)
         return None
 
@@ -382,7 +401,7 @@ class DevicePoller:
     def _emit_values(self, pb: _Planned, rr: ModbusPDU) -> None:
         """Keep the registers of a good answer; they are decoded in :meth:`drain`."""
         ts = self._now_us()
-        data: Sequence[int] | Sequence[bool]
+        data: bytes | Sequence[bool]
         if pb.decoder is None:
             data = rr.bits
             if len(data) < pb.block.count:
@@ -390,8 +409,8 @@ class DevicePoller:
                 return
             data = data[: pb.block.count]
         else:
-            data = rr.registers
-            if len(data) != pb.block.count:
+            data = answer_bytes(rr)
+            if len(data) != 2 * pb.block.count:
                 self._emit_failure(pb, Status.DECODE_ERROR, ts)
                 return
         pb.raw.append(data)
@@ -464,9 +483,9 @@ class DevicePoller:
 
     # ---- connection state ----------------------------------------------------
     def _new_client(self) -> AsyncModbusTcpClient:
-        return AsyncModbusTcpClient(
+        return lean_client(
             self.key.host,
-            port=self.key.port,
+            self.key.port,
             timeout=self.config.timeout_s,
             retries=0,
             reconnect_delay=0,  # reconnects are ours, with back-off
@@ -498,18 +517,25 @@ class DevicePoller:
         self._went_down(Status.CONNECTION_LOST, f"cannot connect: {detail}")
         return False
 
-    def _went_down(self, status: int, detail: str) -> None:
-        self.close()
-        self._failures += 1
-        self._next_attempt = time.monotonic() + self.config.backoff(self._failures, self.rng)
+    def _went_down(self, status: int, detail: str, *, keep_connection: bool = False) -> None:
+        """Mark the device down (logged once). Unless the connection itself is fine (a
+        gateway answering for a dead device behind it), drop it and back off."""
+        if not keep_connection:
+            self.close()
+            self._failures += 1
+            self._next_attempt = time.monotonic() + self.config.backoff(self._failures, self.rng)
         st = self.stats
         st.last_error = detail
         if st.up or st.down_since is None:
             st.down_since = time.monotonic()
+            how = (
+                "polling continues on its interval"
+                if keep_connection
+                else f"polling continues with back-off up to {self.config.backoff_max_s:.0f} s"
+            )
             log.warning(
-                "device %s is down (%s: %s); polling continues with back-off up to %.0f s",
-                self.key, status_name(status), detail, self.config.backoff_max_s,
-            )  # fmt: skip
+                "device %s is down (%s: %s); %s", self.key, status_name(status), detail, how
+            )
         st.up = False
 
     def _came_up(self) -> None:

@@ -319,7 +319,45 @@ def test_modbus_exception_status_and_block_split(lt: LoopThread) -> None:
     # a device behind a gateway that stops answering: exception 11 for its points
     gateway = Status.modbus_exception(11)
     assert offline[ids["eq.a"]][1] == gateway and offline[ids["eq.b"]][1] == gateway
-    assert poller.stats.up  # it answered (with exceptions): the connection is fine
+
+
+def test_device_behind_a_gateway_that_stops_answering_is_down(lt: LoopThread) -> None:
+    """Exception 11 from a gateway: the device is down for the operator, but the
+    gateway's connection is kept (no reconnect, no back-off) and the device is up
+    again on its first good answer."""
+    port = free_port()
+    site = parse_site({"name": "s", "equipment": [{"id": "eq", "kind": "other", "points": [
+        {"name": "a", "unit": "1", "source": _src(port, 1, "holding", 0, "float32")},
+        {"name": "c", "unit": "1", "source": _src(port, 1, "coil", 0, "bool")},
+    ]}]})  # fmt: skip
+    server = SiteServer(site)
+    server.set_many({"eq.a": 1.5, "eq.c": 1})
+    got: dict[int, tuple[float, int]] = {}
+
+    def sink(ts: Any, ids: Any, values: Any, status: Any) -> None:
+        for i, v, s in zip(ids.tolist(), values.tolist(), status.tolist(), strict=True):
+            got[i] = (v, s)
+
+    key, points = next(iter(site.devices().items()))
+    poller = DevicePoller(key, points, site.point_ids, sink, config=FAST)
+    seen: list[tuple[bool, dict[int, tuple[float, int]]]] = []
+
+    async def main() -> None:
+        async with server:
+            for offline in (False, True, True, False):
+                server.set_device_offline(1, offline)
+                await poller.poll_once()
+                seen.append((poller.stats.up, dict(got)))
+            poller.close()
+
+    lt.run(main())
+    a, c = site.point_ids["eq.a"], site.point_ids["eq.c"]
+    gateway = Status.modbus_exception(11)
+    assert [up for up, _ in seen] == [True, False, False, True]
+    assert seen[1][1][a][1] == gateway and seen[1][1][c][1] == gateway
+    assert seen[3][1][a] == (1.5, Status.OK) and seen[3][1][c] == (1.0, Status.OK)
+    assert poller.stats.connect_attempts == 1  # one connection throughout
+    assert "unreachable" in poller.stats.last_error
 
 
 def test_writes_with_read_back(lt: LoopThread) -> None:

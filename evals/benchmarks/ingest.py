@@ -5,25 +5,30 @@ A synthetic site (default 10,000 holding-register points on 10 devices, a mix of
 in ANOTHER process. In one run, alternating phases of ``--seconds`` each:
 
 * raw — one task and connection per device reading the very blocks the
-  connector plans, as fast as it can; nothing decoded, nothing stored;
+  connector plans, as fast as it can, through the connector's pymodbus client
+  (:func:`connectors.modbus_pdu.lean_client`: answers keep their bytes);
+  nothing decoded, nothing stored;
 * pipeline — :class:`connectors.ingest.Ingestor` with free-running pollers
   (read, vectorised decode, status stamping, Arrow batches into a real DuckDB
-  file); its rate counts rows actually in the file, final flush included.
+  file); its rate counts rows actually in the file, final flush included;
+* stock — the raw phase again with pymodbus's own client as shipped, which
+  unpacks every answer word by word into a Python list (reported as
+  ``stock_pymodbus_points_per_s`` and ``ratio_vs_stock_pymodbus``).
 
-Phases alternate (default 5 pairs of 2 s) so that both rates see the same
+Phases alternate (default 5 rounds of 2 s each) so that all rates see the same
 background load; on a shared 2-core box a single long pair is noisy.
 
-What bounds the ratio (measured on the 2-core box): the poller's own request
-path is at parity with the raw loop (0.95–1.01 with decode and store stubbed
-out); in the raw phase the server process takes ≈0.72 µs of CPU a reading and
-the client ≈0.63, i.e. both cores are nearly full. The gap is the extra CPU the
-pipeline spends in the client process: stacked decode + Arrow batch
-(≈0.07 µs a reading) and the DuckDB append (≈0.085 µs of CPU a row when a flush
-is at least one 122,880-row group, ≈0.13 µs for 100,000-row flushes, which go
-through the WAL). Pipeline rows are flushed in whole row groups for that
-reason. DuckDB's ``threads`` setting, appending on the loop instead of a thread
-and gc.freeze()/thresholds (GC is ≈1.5 % of a phase) made no measurable
-difference.
+What bounds the ratio (measured on the 2-core box): the server process is the
+bottleneck of the raw phases (≈0.72 µs of CPU a reading, one core); the stock
+client costs ≈0.62 µs a reading, ~40 % of it in pymodbus's per-word register
+unpacking and its eager ``str(pdu)`` for a debug line. The connector's client
+skips both, which frees the client CPU that decode (≈0.07 µs a reading, stacked
+from the answer bytes) and the DuckDB append (≈0.085 µs a row in whole
+122,880-row groups, ≈0.13 µs for smaller flushes that go through the WAL) need.
+Before that change the pipeline was client-bound at 0.73–0.80 of raw on an idle
+machine; after it, 0.88–0.90 against either raw phase. DuckDB's ``threads``
+setting, appending on the loop instead of a thread and gc.freeze()/thresholds
+made no measurable difference.
 
 Result: ``{"bench": "ingest", "points", "devices", "raw_points_per_s",
 "pipeline_points_per_s", "ratio", ...}``.
@@ -46,6 +51,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from connectors.blocks import Block
 from connectors.ingest import DUCKDB_ROW_GROUP, Ingestor
 from connectors.modbus import DevicePoller, PollerConfig
+from connectors.modbus_pdu import lean_client
 from connectors.site import DeviceKey, Site, Table
 from connectors.store import Store
 from twin.server import synthetic_site
@@ -86,8 +92,11 @@ def _start_server(points: int, devices: int, port: int) -> subprocess.Popen[str]
     return proc
 
 
-async def _raw_device(key: DeviceKey, blocks: list[Block], until: float) -> int:
-    client = AsyncModbusTcpClient(key.host, port=key.port, timeout=2.0, retries=0)
+async def _raw_device(key: DeviceKey, blocks: list[Block], until: float, lean: bool) -> int:
+    if lean:  # the connector's client: answers keep their bytes, nothing decoded
+        client = lean_client(key.host, key.port, timeout=2.0, retries=0)
+    else:  # pymodbus as shipped: every answer unpacked word by word into a list
+        client = AsyncModbusTcpClient(key.host, port=key.port, timeout=2.0, retries=0)
     if not await client.connect():
         raise RuntimeError(f"cannot connect to {key}")
     points = 0
@@ -110,13 +119,15 @@ async def _raw_device(key: DeviceKey, blocks: list[Block], until: float) -> int:
     return points
 
 
-async def _raw_phase(site: Site, seconds: float) -> tuple[int, float]:
+async def _raw_phase(site: Site, seconds: float, lean: bool = True) -> tuple[int, float]:
     plans = {
         key: DevicePoller(key, pts, site.point_ids, lambda *a: None).blocks
         for key, pts in site.devices().items()
     }
     t0 = time.monotonic()
-    counts = await asyncio.gather(*(_raw_device(k, b, t0 + seconds) for k, b in plans.items()))
+    counts = await asyncio.gather(
+        *(_raw_device(k, b, t0 + seconds, lean) for k, b in plans.items())
+    )
     return sum(counts), time.monotonic() - t0
 
 
@@ -139,13 +150,20 @@ async def _pipeline_phase(site: Site, store: Store, seconds: float) -> tuple[int
 
 async def _measure(site: Site, store: Store, seconds: float, rounds: int) -> dict[str, float]:
     await _raw_phase(site, 0.5)  # warm up the server and the connections
-    raw_n = raw_t = pipe_n = pipe_t = 0.0
+    raw_n = raw_t = stock_n = stock_t = pipe_n = pipe_t = 0.0
     for _ in range(rounds):
         n, t = await _raw_phase(site, seconds)
         raw_n, raw_t = raw_n + n, raw_t + t
         n2, t2 = await _pipeline_phase(site, store, seconds)
         pipe_n, pipe_t = pipe_n + n2, pipe_t + t2
-    return {"raw": raw_n / raw_t, "pipeline": pipe_n / pipe_t, "rows": pipe_n}
+        n3, t3 = await _raw_phase(site, seconds, lean=False)
+        stock_n, stock_t = stock_n + n3, stock_t + t3
+    return {
+        "raw": raw_n / raw_t,
+        "stock": stock_n / stock_t,
+        "pipeline": pipe_n / pipe_t,
+        "rows": pipe_n,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,6 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if tmp is not None:
             tmp.cleanup()
     ratio = res["pipeline"] / res["raw"] if res["raw"] else 0.0
+    ratio_stock = res["pipeline"] / res["stock"] if res["stock"] else 0.0
     return {
         "bench": "ingest",
         "points": args.points,
@@ -179,6 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "raw_points_per_s": round(res["raw"]),
         "pipeline_points_per_s": round(res["pipeline"]),
         "ratio": round(ratio, 3),
+        "stock_pymodbus_points_per_s": round(res["stock"]),
+        "ratio_vs_stock_pymodbus": round(ratio_stock, 3),
         "rows_stored": stored,
         "seconds_per_phase": args.seconds,
         "rounds": args.rounds,
