@@ -425,3 +425,15 @@ def load_site(path: str | Path) -> Site:
     """Load and validate a site file. Raises :class:`SiteConfigError` naming file and field."""
     data, origin = read_yaml_mapping(path, SiteConfigError)
     return parse_site(data, origin=origin)
+
+
+def with_port(site: Site, port: int, host: str | None = None) -> Site:
+    """The same site with every Modbus source on ``port`` (and ``host``): e.g. the twin's
+    site when the twin was started with ``--port``."""
+    data = site.model_dump(mode="json")
+    for eq in data["equipment"]:
+        for p in eq["points"]:
+            p["source"]["port"] = port
+            if host is not None:
+                p["source"]["host"] = host
+    return parse_site(data, origin=f"{site.name}@{port}")

@@ -236,9 +236,13 @@ async def _open_loop(
         scn, folder, [str(c) for c in frame.columns] if scn.site != "twin" else None
     )
     site = with_poll_floor(site, _period_s(frame))
+    # what the agent's fault detection knows of this plant: nothing from the scenario before
+    from tools.fdd import clear_fdd_settings, set_ahu_config, set_chiller_reference
+
+    clear_fdd_settings()
+    set_ahu_config(scn.ahu.config())
     ref = None
     if scn.source.reference is not None:
-        from tools.fdd import set_chiller_reference
         from tools.fdd.chiller import ChillerReference
 
         ref = ChillerReference.load(folder / scn.source.reference)
@@ -301,7 +305,7 @@ async def _open_loop(
         elif det in ("ahu", "ahu_lab"):
             from tools.fdd import ahu
 
-            cfg = ahu.LAB_GRADE if det == "ahu_lab" else ahu.G36_DEFAULTS
+            cfg = scn.ahu.config("lab" if det == "ahu_lab" else "field")
             fl = ahu.flags(frame, cfg)
             if detector_rows is None or det == "ahu_lab":
                 detector_rows = fl["any"]
@@ -496,6 +500,10 @@ async def _closed_loop(
     scn: Scenario, folder: Path, workdir: Path, progress: Progress | None
 ) -> ScenarioRun:
     assert isinstance(scn.source, TwinSource)
+    from tools.fdd import clear_fdd_settings, set_ahu_config
+
+    clear_fdd_settings()  # nothing learnt on a recorded plant applies to the twin
+    set_ahu_config(scn.ahu.config())
     site = with_poll_floor(scenario_site(scn, folder), min(scn.clock.sample, scn.clock.cycle))
     base = pd.DataFrame()
     if scn.source.baseline:

@@ -38,13 +38,23 @@ the field, e.g. ``scenario.yaml: expect.faults[0].within: 'soon' is not a durati
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connectors.config import Seconds, describe_validation_error, read_yaml_mapping
 from connectors.errors import ScenarioConfigError
+
+if TYPE_CHECKING:
+    from tools.fdd.ahu import AhuFddConfig
 
 SCENARIO_FILE = "scenario.yaml"
 SITE_KINDS = ("twin", "rp1043", "lbnl", "esb")
@@ -105,6 +115,36 @@ class AgentSettings(_Strict):
     )
 
 
+class AhuSettings(_Strict):
+    """Air-handler fault detection (:mod:`tools.fdd.ahu`) for the units of the scenario."""
+
+    grade: Literal["field", "lab"] = Field(
+        "field",
+        description="tolerances the agent judges AHUs with: field (G36 defaults) or lab "
+        "(calibrated sensors)",
+    )
+    settings: dict[str, float | int | bool] = Field(
+        default_factory=dict,
+        description="per-unit commissioning values (AhuFddConfig fields), e.g. fan_heat: 1.1; "
+        "applied to the agent and to the ahu/ahu_lab detectors",
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _known(cls, v: dict[str, float | int | bool]) -> dict[str, float | int | bool]:
+        from tools.fdd.ahu import G36_DEFAULTS, config_with
+
+        config_with(G36_DEFAULTS, v)  # ValueError naming the unknown setting
+        return v
+
+    def config(self, grade: str | None = None) -> AhuFddConfig:
+        """The detector configuration for ``grade`` (default: the agent's)."""
+        from tools.fdd.ahu import G36_DEFAULTS, LAB_GRADE, config_with
+
+        base = LAB_GRADE if (grade or self.grade) == "lab" else G36_DEFAULTS
+        return config_with(base, self.settings)
+
+
 class ExpectedFault(_Strict):
     fault_class: str
     within: Seconds | None = Field(None, description="seconds from the start of the telemetry")
@@ -137,6 +177,7 @@ class Scenario(_Strict):
     clock: Clock = Field(default_factory=Clock)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     detectors: list[str] = Field(default_factory=list)
+    ahu: AhuSettings = Field(default_factory=AhuSettings)
     expect: Expect = Field(default_factory=Expect)
     tags: list[str] = Field(default_factory=list, description="e.g. fast (part of make test)")
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from connectors.clock import ManualClock
-from connectors.site import Site
+from connectors.site import Site, with_port
 from connectors.status import Status
 from connectors.store import Store
-from twin.sim import Twin, default_site, with_port
+from twin.sim import Twin, default_site
 
 
 def naive(t: datetime) -> datetime:

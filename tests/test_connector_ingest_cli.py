@@ -92,3 +92,23 @@ def test_ingest_stops_cleanly_on_ctrl_c(served: tuple[Path, SiteServer], tmp_pat
     wait_until(lambda: db.exists(), 5, what="database file")
     with Store(db, read_only=True) as store:
         assert len(store.latest_values()) == 6
+
+
+def test_ingest_reaches_a_site_on_another_port_with_device_port(
+    served: tuple[Path, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The site file names one port, the devices answer on another (a twin started
+    with --port): --device-port points every source there."""
+    site_file, server = served
+    (served_port,) = server.ports
+    moved = yaml.safe_load(site_file.read_text())
+    for p in moved["equipment"][0]["points"]:
+        p["source"]["port"] = 1  # nothing listens there
+    other = tmp_path / "moved.yaml"
+    other.write_text(yaml.safe_dump(moved))
+    db = tmp_path / "f.duckdb"
+    rc = main(["ingest", "--site", str(other), "--device-port", str(served_port),
+               "--db", str(db), "--duration", "0.6"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    with Store(db, read_only=True) as store:
+        assert store.latest_values() == {f"eq.t{i}": 20.0 + i for i in range(6)}

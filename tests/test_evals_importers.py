@@ -52,6 +52,10 @@ def test_import_lbnl_keeps_ground_truth(tmp_path: Path) -> None:
     frame = read_telemetry(folder / "telemetry.parquet")
     assert frame["fault"].dtype == bool and 0.9 < frame["fault"].mean() < 0.95
     assert (folder / "fault_types.json").read_text().count("2017-") >= 10
+    # judged with lab-grade tolerances; a commissioned fan heat is carried into the scenario
+    assert scn.ahu.grade == "lab" and scn.ahu.settings == {}
+    scn2, _ = load_scenario(import_lbnl(f, tmp_path / "t", fan_heat=1.1))
+    assert scn2.ahu.config().fan_heat == 1.1
 
 
 def test_record_captures_a_live_run(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ def test_good_scenario_parses_durations(tmp_path: Path) -> None:
         (GOOD.replace("kind: twin,", "kind: modbus,"), "source"),
         (GOOD + "detectors: [magic]\n", "detectors[0]"),
         (GOOD.replace("name: demo", "name: 'has space'"), "name"),
+        (GOOD + "ahu: {settings: {fan_hot: 1.0}}\n", "ahu.settings"),
+        (GOOD + "ahu: {grade: perfect}\n", "ahu.grade"),
     ],
 )
 def test_bad_field_is_named(tmp_path: Path, text: str, where: str) -> None:
@@ -77,3 +79,15 @@ def test_parquet_is_the_default_source_kind() -> None:
     assert not scn.closed_loop
     with pytest.raises(ScenarioConfigError, match="expected a mapping"):
         parse_scenario(["not", "a", "mapping"])
+
+
+def test_ahu_settings_reach_the_detector_configuration(tmp_path: Path) -> None:
+    from tools.fdd.ahu import G36_DEFAULTS, LAB_GRADE
+
+    scn, _ = load_scenario(
+        _write(tmp_path, GOOD + "ahu: {grade: lab, settings: {fan_heat: 1.1}}\n")
+    )
+    assert scn.ahu.config().fan_heat == 1.1 and scn.ahu.config().eps_sat == LAB_GRADE.eps_sat
+    assert scn.ahu.config("field").eps_sat == G36_DEFAULTS.eps_sat
+    plain, _ = load_scenario(_write(tmp_path, GOOD))
+    assert plain.ahu.config() == G36_DEFAULTS

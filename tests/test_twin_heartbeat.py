@@ -13,10 +13,11 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from connectors.codec import decode, encode
+from connectors.site import with_port
 from twin.control import override_tag
 from twin.faults import Fault, FaultKind
 from twin.server import SiteServer
-from twin.sim import Twin, TwinRunner, default_site, with_port
+from twin.sim import Twin, TwinRunner, default_site
 
 SP = "chiller_1.chw_supply_setpoint"
 

@@ -63,7 +63,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.site import DataType, Point, Site, load_site, parse_site
+from connectors.site import DataType, Point, Site, load_site
 from twin import default_site_path
 from twin.control import AgentInterface, NativeControl
 from twin.faults import Fault, FaultBook
@@ -91,17 +91,6 @@ def default_site() -> Site:
     if _DEFAULT_SITE is None:
         _DEFAULT_SITE = load_site(default_site_path())
     return _DEFAULT_SITE
-
-
-def with_port(site: Site, port: int, host: str | None = None) -> Site:
-    """The same site with every Modbus source on ``port`` (and ``host``)."""
-    data = site.model_dump(mode="json")
-    for eq in data["equipment"]:
-        for p in eq["points"]:
-            p["source"]["port"] = port
-            if host is not None:
-                p["source"]["host"] = host
-    return parse_site(data, origin=f"{site.name}@{port}")
 
 
 def _quantiser(point: Point) -> Callable[[float], float]:

@@ -11,18 +11,17 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option
+from agent.commands._common import add_db_option, add_site_option, site_from_args
 from connectors.errors import DeviceUnreachable, FacilityError
-from connectors.site import Site, load_site
+from connectors.site import Site
 from connectors.store import Store
-from twin import default_site_path
 
 if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, not at start-up
     from agent.context import AgentContext
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
-    add_site_option(p)
+def add_options(p: argparse.ArgumentParser, *, device_port: bool = False) -> None:
+    add_site_option(p, device_port=device_port)
     add_db_option(p)
     p.add_argument("--by", default="operator", help="who is acting (recorded in the audit)")
 
@@ -32,7 +31,7 @@ def checkpoint_path(db: Path) -> Path:
 
 
 def load(args: argparse.Namespace) -> Site:
-    return load_site(args.site or default_site_path())
+    return site_from_args(args)
 
 
 class _Offline:

@@ -5,16 +5,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from connectors.site import Site, load_site, with_port
+
 DEFAULT_DB = "facility.duckdb"
 
 
-def add_site_option(p: argparse.ArgumentParser) -> None:
+def add_site_option(p: argparse.ArgumentParser, *, device_port: bool = False) -> None:
     p.add_argument(
         "--site",
         type=Path,
         default=None,
         help="site file (default: the twin's simulated data hall, twin/site.yaml)",
     )
+    if device_port:
+        p.add_argument(
+            "--device-port", type=int, default=None, metavar="P",
+            help="reach every Modbus device of the site on this port (a twin started with --port P)",
+        )  # fmt: skip
+
+
+def site_from_args(args: argparse.Namespace) -> Site:
+    """The ``--site`` file (default: the twin's), on ``--device-port`` when given.
+
+    A bad file raises :class:`~connectors.errors.SiteConfigError`: one line, exit 2."""
+    from twin import default_site_path
+
+    site = load_site(args.site or default_site_path())
+    port = getattr(args, "device_port", None)
+    return with_port(site, port) if port is not None else site
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:

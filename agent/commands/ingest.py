@@ -16,16 +16,15 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from agent.commands._common import add_db_option, add_site_option
+from agent.commands._common import add_db_option, add_site_option, site_from_args
 from connectors.ingest import Ingestor, IngestStats
 from connectors.modbus import PollerConfig
-from connectors.site import load_site
 from connectors.store import Store
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ingest", help="poll the site's equipment into DuckDB (live progress line)")
-    add_site_option(p)
+    add_site_option(p, device_port=True)
     add_db_option(p)
     p.add_argument(
         "--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)"
@@ -41,9 +40,7 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from twin import default_site_path
-
-    site = load_site(args.site or default_site_path())  # SiteConfigError → one line, exit 2
+    site = site_from_args(args)  # SiteConfigError → one line, exit 2
     with Store(args.db) as store:  # StoreError (file locked) → one line, exit 2
         ingestor = Ingestor(site, store, config=PollerConfig(timeout_s=args.timeout))
         final = asyncio.run(_run(ingestor, args.duration, sys.stderr, args.progress_every))

@@ -17,13 +17,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option
+from agent.commands._common import add_db_option, add_site_option, site_from_args
 from connectors.clock import utcnow
 from connectors.errors import ConfigError, StoreError
-from connectors.site import load_site
 from connectors.store import Store
 from tools.quality import score
-from twin import default_site_path
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -68,7 +66,7 @@ def _open(db: Path) -> Store:
 
 
 def run(args: argparse.Namespace) -> int:
-    site = load_site(args.site or default_site_path())
+    site = site_from_args(args)
     window = parse_window(args.window)
     out = Console()
     with _open(args.db) as store:

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run", help="run the agent against a site: ingest, decision cycles, local API"
     )
-    add_options(p)
+    add_options(p, device_port=True)
     p.add_argument("--interval", type=float, default=10.0, help="seconds between decision cycles")
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0 = any free port)")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from agent.commands._common import add_site_option
 from connectors.errors import FacilityError
-from connectors.site import Site, load_site
+from connectors.site import Site, load_site, with_port
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
-from twin.sim import Twin, TwinRunner, default_site, with_port
+from twin.sim import Twin, TwinRunner, default_site
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

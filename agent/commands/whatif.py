@@ -18,12 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option
+from agent.commands._common import add_db_option, add_site_option, site_from_args
 from connectors.errors import ConfigError
-from connectors.site import Site, load_site
+from connectors.site import Site
 from perfmodel.whatif import KEY_OUTPUTS, Prediction
 from tools.whatif import TagChange, check
-from twin import default_site_path
 
 
 def register(sub: Any) -> None:
@@ -111,7 +110,7 @@ def render(pred: Prediction, origin: str, console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    site = load_site(args.site or default_site_path())
+    site = site_from_args(args)
     changes = [parse_set(s) for s in args.sets]
     values, origin = _values(args, site)
     try:

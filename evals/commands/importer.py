@@ -24,6 +24,10 @@ def register(sub: Any) -> None:
     lb.add_argument("file", type=Path)
     lb.add_argument("--out", type=Path, required=True)
     lb.add_argument("--cycle", default="1h")
+    lb.add_argument(
+        "--fan-heat", type=float, default=None, metavar="K",
+        help="the unit's supply-fan temperature rise (commissioning value; default 0.35 K)",
+    )  # fmt: skip
     lb.set_defaults(func=_lbnl)
     es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")
     es.add_argument("file", type=Path)
@@ -42,7 +46,8 @@ def _rp1043(args: argparse.Namespace) -> int:
 def _lbnl(args: argparse.Namespace) -> int:
     from evals.importers import import_lbnl
 
-    print(import_lbnl(args.file, args.out, cycle=args.cycle) / "scenario.yaml")
+    folder = import_lbnl(args.file, args.out, cycle=args.cycle, fan_heat=args.fan_heat)
+    print(folder / "scenario.yaml")
     return 0
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "ahu",
     "chiller",
     "clear_chiller_references",
+    "clear_fdd_settings",
+    "set_ahu_config",
     "set_chiller_reference",
 ]
 
@@ -51,6 +53,12 @@ def set_chiller_reference(ref: ChillerReference, equipment_id: str = "*") -> Non
 
 def clear_chiller_references() -> None:
     _REFERENCES.clear()
+
+
+def clear_fdd_settings() -> None:
+    """Forget every chiller reference and AHU configuration (a new plant, a new scenario)."""
+    _REFERENCES.clear()
+    _AHU_CONFIG.clear()
 
 
 def chiller_reference(equipment_id: str) -> ChillerReference | None:
@@ -139,7 +147,12 @@ def _register() -> None:
             return cached
         acfg = _AHU_CONFIG.get(eq.id) or _AHU_CONFIG.get("*") or ahu.G36_DEFAULTS
         names = [p.name for p in eq.points if p.name in ahu_points]
-        seconds = 60.0 * (acfg.average_min + acfg.persistence_min + 1)
+        # enough history for the newest row's verdict: averaging, mode delay, persistence,
+        # and with latched faults the longest a raised fault can hold unjudged
+        minutes: float = acfg.average_min + acfg.mode_delay_min + acfg.persistence_min + 1
+        if acfg.latch:
+            minutes += acfg.hold_max_min
+        seconds = 60.0 * minutes
         wide = _wide(x.history([x.tag(n) for n in names], seconds), f"{eq.id}.")
         out: pd.Series | float = math.nan
         if len(wide) >= acfg.persistence_min:

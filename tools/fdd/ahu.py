@@ -25,19 +25,37 @@ FC8     (OS2) SAT ≠ MAT + ΔT_SF in free cooling: |SAT − ΔT_SF − MAT| > �
 FC10    (OS3) MAT ≠ OAT at 100 % outdoor air: |MAT − OAT| > √(ε_MAT² + ε_OAT²)
 FC12    (OS3, OS4) supply air not colder than mixed air while cooling: SAT − ε_SAT − ΔT_SF ≥ MAT + ε_MAT
 FC13    (OS3, OS4) supply air above setpoint with the cooling valve full open: SAT > SATSP + ε_SAT, CC ≥ 99 %
-FC14    (OS1, OS2) temperature drop across the inactive cooling coil: MAT + ΔT_SF − SAT ≥ √(ε_SAT² + ε_MAT²)
-FC15    (OS2–OS4) temperature rise across the inactive heating coil: SAT − ΔT_SF − MAT ≥ √(ε_SAT² + ε_MAT²)
+FC14    (both coils shut) temperature drop across the inactive cooling coil: MAT + ΔT_SF − SAT ≥ √(ε_SAT² + ε_MAT²)
+FC15    (both coils shut) temperature rise across the inactive heating coil: SAT − ΔT_SF − MAT ≥ √(ε_SAT² + ε_MAT²)
 ======  ==============================================================================
 
 FC4 (hunting) and FC9/FC11 (outdoor temperature vs economizer state) are about
-control sequences, not equipment faults, and are left out; FC14/FC15 use MAT as the
+control sequences, not equipment faults, and are left out. FC14/FC15 use MAT as the
 coil entering and SAT as the leaving temperature (the LBNL units have no coil
-air-temperature sensors between coils).
+air-temperature sensors between coils); since those straddle both coils, a coil's
+passing is judged only with both valves shut (G36 judges FC14 in OS1 and FC15 in
+OS3/OS4 with coil sensors, where the active coil does not mask the other). Nothing
+is judged for ``mode_delay_min`` after a change of operating state (G36's mode delay).
+
+Faults are states, not instants. A stuck damper does not mend itself when the
+economizer happens to open the damper anyway; its condition merely stops being
+observable. So, with ``latch`` (the default), a raised fault holds until it is
+cleared by ``clear_min`` samples of healthy evidence — the same condition judged
+and met, or for the conditions judged only at saturation (FC1, FC7, FC13) the loop
+modulating below it; FC5 (supply air colder than mixed air while heating: the
+cooling coil passes) is also cleared by a healthy FC14 — or until it has gone
+``hold_max_min`` unjudged (every state of a daily schedule recurs within a day),
+or the data has a gap. Everything is causal: a row's flags use only rows up to it,
+so the same function serves the live agent (over recent history) and the replay.
 
 Two tolerance sets: :data:`G36_DEFAULTS` (the guideline's defaults for
 field-grade sensors: ε_SAT = ε_RAT = ε_OAT = 2 °F, ε_MAT = 5 °F) and
 :data:`LAB_GRADE` for calibrated sensors (±0.3 K, as in LBNL's FLEXLAB), where
-much weaker faults are visible. The LBNL evaluation reports both.
+much weaker faults are visible. The LBNL evaluation reports both. The supply-fan
+heat ΔT_SF is a property of the unit, set at commissioning as G36 asks (a large
+VAV fan adds ~1 K, FLEXLAB's small one at 50 % ~0.35 K); a wrong one makes FC14/FC15
+fire on a healthy unit, so sites and scenarios can override any field
+(:func:`config_with`).
 
 Input: a wide frame with a DatetimeIndex and the names of
 :mod:`connectors.importers.lbnl` (``supply_air_temp``, ``mixed_air_temp``,
@@ -96,7 +114,11 @@ class AhuFddConfig:
     damper_min: float = 15.0  # % minimum outdoor-air damper position (site sequence)
     average_min: int = 5  # rolling average, samples (1-min data → 5 min)
     persistence_min: int = 30  # a condition must hold this many samples to flag
-    mode_delay_min: int = 0  # samples after an operating-state change with no evaluation
+    mode_delay_min: int = 15  # samples after an operating-state change (fan start…) not judged
+    latch: bool = True  # a raised fault holds until judged healthy (see _latch)
+    clear_min: int = 30  # healthy samples, with the condition judged, that clear a raised fault
+    hold_max_min: float = 24 * 60.0  # minutes a raised fault holds with its condition unjudged
+    gap_min: float = 10.0  # rows further apart start a new segment: no average or state across
 
 
 G36_DEFAULTS = AhuFddConfig()
@@ -110,8 +132,17 @@ LAB_GRADE = replace(
     fan_heat=0.35,
     eps_oa=0.04,
     dt_min=4.0,
-    persistence_min=15,
 )
+
+
+def config_with(base: AhuFddConfig, overrides: dict[str, float | int | bool]) -> AhuFddConfig:
+    """``base`` with some fields replaced (e.g. ``{"fan_heat": 1.1}``); unknown names raise
+    ``ValueError`` naming them."""
+    known = set(AhuFddConfig.__dataclass_fields__)
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ValueError(f"unknown AHU detector setting(s) {bad}; known: {sorted(known)}")
+    return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def _get(df: pd.DataFrame, *names: str) -> pd.Series | None:
@@ -139,14 +170,10 @@ def operating_state(avg: pd.DataFrame, cfg: AhuFddConfig) -> pd.Series:
     return os_
 
 
-def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
-    """Per-row boolean flag per fault condition (columns :data:`FC_NAMES`) plus ``os`` and ``any``.
-
-    A flag is set on a row when the condition held on the rolling averages for
-    ``persistence_min`` samples up to that row. Missing points make the FCs that
-    need them all-False (not evaluated), never an error.
-    """
-    n = len(df)
+def averaged(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
+    """The detector's inputs on short names (``sat``, ``mat``, ``oat``, ``rat``, valves,
+    damper, setpoints, static pressure, ``_fan_on``), as ``average_min``-sample rolling means.
+    Absent points are NaN (valves 0, fan on when neither status nor speed is known)."""
     idx = df.index
     sat = _get(df, "supply_air_temp")
     mat = _get(df, "mixed_air_temp")
@@ -188,50 +215,176 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
         },
         index=idx,
     )
-    avg = raw.rolling(cfg.average_min, min_periods=1).mean()
+    starts = segment_starts(_ts_ns(idx), cfg.gap_min)
+    if not starts[1:].any():
+        return raw.rolling(cfg.average_min, min_periods=1).mean()
+    # no average reaches across a gap in the data
+    seg = np.cumsum(starts)
+    return raw.groupby(seg).rolling(cfg.average_min, min_periods=1).mean().droplevel(0)
+
+
+def _ts_ns(idx: pd.Index) -> np.ndarray:
+    """Row times in nanoseconds whatever the index's unit (pandas may hold s, ms, µs or ns);
+    rows are taken as 1-minute samples when the frame has no time index."""
+    if isinstance(idx, pd.DatetimeIndex):
+        return np.asarray(idx.as_unit("ns").asi8)
+    return np.arange(len(idx), dtype=np.int64) * 60_000_000_000
+
+
+def segment_starts(ts_ns: np.ndarray, gap_min: float) -> np.ndarray:
+    """True on the first row and on every row more than ``gap_min`` minutes after the previous."""
+    starts = np.ones(len(ts_ns), dtype=bool)
+    starts[1:] = np.diff(ts_ns) > gap_min * 60e9
+    return starts
+
+
+def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
+    """Per-row boolean flag per fault condition (columns :data:`FC_NAMES`) plus ``os`` and ``any``.
+
+    A condition is raised on a row when it held on the rolling averages for
+    ``persistence_min`` samples up to that row. With ``cfg.latch`` (the default)
+    a raised fault then stays raised until it is cleared by ``clear_min`` samples
+    of healthy evidence, or goes stale after ``hold_max_min`` minutes unjudged
+    (see :func:`_latch`). Missing points make the FCs that need them all-False
+    (not evaluated), never an error. Causal: a row's flags use only rows up to it.
+    """
+    idx = df.index
+    avg = averaged(df, cfg)
     os_ = operating_state(avg, cfg)
+    ts = _ts_ns(idx)
+    starts = segment_starts(ts, cfg.gap_min)
+    # G36's mode delay: nothing is judged while the unit settles after a change of
+    # operating state (a fan start, heating to cooling): sensors in still air, coils
+    # and dampers still moving
+    change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
+    settled = _held(~change, cfg.mode_delay_min, starts) if cfg.mode_delay_min else ~change | True
+    cond, evaluable, healthy = _conditions(avg, os_.where(settled, 0), cfg)
+    out = pd.DataFrame(index=idx)
+    for name in FC_NAMES:
+        c = cond[name].fillna(False).to_numpy(dtype=bool)
+        held = _held(c, cfg.persistence_min, starts)
+        if cfg.latch:
+            ok = healthy[name].fillna(False).to_numpy(dtype=bool) & ~c
+            judged = evaluable[name].fillna(False).to_numpy(dtype=bool) | ok
+            cleared = _held(ok, cfg.clear_min, starts)
+            held = _latch(held, cleared, judged, starts, ts, cfg.hold_max_min)
+        out[name] = held
+    out["os"] = os_
+    out["any"] = out[list(FC_NAMES)].any(axis=1)
+    return out
+
+
+def _conditions(
+    a: pd.DataFrame, os_: pd.Series, cfg: AhuFddConfig
+) -> tuple[dict[str, pd.Series], dict[str, pd.Series], dict[str, pd.Series]]:
+    """Each fault condition on the rolling averages, where it can be judged, and what clears it.
+
+    ``evaluable[fc]`` is the operating state (and inputs) in which the condition
+    means something; ``cond[fc]`` is true where it is evaluable and violated.
+    ``healthy[fc]`` is evidence that the unit is sound in that respect. For most
+    conditions that is ``evaluable & ~cond``; for the three that are judged only
+    at saturation (FC1 fan at full speed, FC7/FC13 valve full open) a healthy loop
+    rarely stays there, so the evidence is the loop modulating below saturation —
+    it meets its load with capacity to spare.
+    """
     on = os_ > 0
     eps_sm = float(np.hypot(cfg.eps_sat, cfg.eps_mat))
-    closed_cc = avg["cooling_valve"] <= cfg.valve_closed
-    closed_hc = avg["heating_valve"] <= cfg.valve_closed
-    a = avg
-    cond: dict[str, pd.Series] = {}
-    cond["fc1"] = on & (a.dsp < a.dsp_sp - cfg.eps_dsp) & (a.fan_speed >= 99.0 - cfg.eps_vfd)
     em = cfg.eps_mat_mixing
-    cond["fc2"] = on & (a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat))
-    cond["fc3"] = on & (a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat))
-    cond["fc5"] = (
-        (os_ == 1) & ~closed_hc & (a.sat + cfg.eps_sat <= a.mat - cfg.eps_mat + cfg.fan_heat)
-    )
+    closed_cc = a.cooling_valve <= cfg.valve_closed
+    closed_hc = a.heating_valve <= cfg.valve_closed
+    temps = a.sat.notna() & a.mat.notna()
+    mixing = a.mat.notna() & a.rat.notna() & a.oat.notna()
     span = a.oat - a.rat
     frac = (a.mat - a.rat) / span.where(span.abs() >= cfg.dt_min)
     cmd = a.oa_damper / 100.0
     damper_closed = a.oa_damper <= cfg.valve_closed
-    # With the damper commanded closed the fraction must be ~0; at minimum, ~the minimum.
     off_by = (frac - cmd).abs()
-    cond["fc6"] = on & (
-        (damper_closed & (off_by > cfg.eps_oa))
-        | (~damper_closed & os_.isin([1, 4]) & (off_by > cfg.eps_oa_min))
-    )
-    cond["fc7"] = (os_ == 1) & (a.heating_valve >= cfg.valve_full) & (a.sat < a.sp_h - cfg.eps_sat)
-    cond["fc8"] = (os_ == 2) & (
-        (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(cfg.eps_sat, em))
-    )
-    cond["fc10"] = (os_ == 3) & ((a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)))
-    cond["fc12"] = os_.isin([3, 4]) & (a.sat - cfg.eps_sat - cfg.fan_heat >= a.mat + cfg.eps_mat)
-    cond["fc13"] = (
-        os_.isin([3, 4]) & (a.cooling_valve >= cfg.valve_full) & (a.sat > a.sp_c + cfg.eps_sat)
-    )
-    cond["fc14"] = on & closed_cc & (a.mat + cfg.fan_heat - a.sat >= eps_sm)
-    cond["fc15"] = on & closed_hc & (a.sat - cfg.fan_heat - a.mat >= eps_sm)
-    out = pd.DataFrame(index=idx)
-    for name in FC_NAMES:
-        c = cond[name].fillna(False).astype(bool)
-        held = c.astype(np.int8).rolling(cfg.persistence_min, min_periods=cfg.persistence_min).min()
-        out[name] = held.fillna(0).astype(bool).to_numpy() if n else c
-    out["os"] = os_
-    out["any"] = out[list(FC_NAMES)].any(axis=1)
-    return out
+    ev: dict[str, pd.Series] = {
+        "fc1": on & a.dsp.notna() & a.dsp_sp.notna() & (a.fan_speed >= 99.0 - cfg.eps_vfd),
+        "fc2": on & mixing,
+        "fc3": on & mixing,
+        "fc5": (os_ == 1) & ~closed_hc & temps,
+        # damper commanded closed: the fraction must be ~0; at minimum, ~the minimum
+        "fc6": on & frac.notna() & (damper_closed | os_.isin([1, 4])),
+        "fc7": (os_ == 1) & (a.heating_valve >= cfg.valve_full) & a.sat.notna() & a.sp_h.notna(),
+        "fc8": (os_ == 2) & temps,
+        "fc10": (os_ == 3) & a.mat.notna() & a.oat.notna(),
+        "fc12": os_.isin([3, 4]) & temps,
+        "fc13": os_.isin([3, 4]) & (a.cooling_valve >= cfg.valve_full) & a.sat.notna()
+        & a.sp_c.notna(),
+        # MAT and SAT straddle both coils: a coil's passing shows only with both shut
+        "fc14": on & closed_cc & closed_hc & temps,
+        "fc15": on & closed_hc & closed_cc & temps,
+    }  # fmt: skip
+    violated: dict[str, pd.Series] = {
+        "fc1": a.dsp < a.dsp_sp - cfg.eps_dsp,
+        "fc2": a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat),
+        "fc3": a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat),
+        "fc5": a.sat + cfg.eps_sat <= a.mat - cfg.eps_mat + cfg.fan_heat,
+        "fc6": (damper_closed & (off_by > cfg.eps_oa)) | (~damper_closed & (off_by > cfg.eps_oa_min)),
+        "fc7": a.sat < a.sp_h - cfg.eps_sat,
+        "fc8": (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(cfg.eps_sat, em)),
+        "fc10": (a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)),
+        "fc12": a.sat - cfg.eps_sat - cfg.fan_heat >= a.mat + cfg.eps_mat,
+        "fc13": a.sat > a.sp_c + cfg.eps_sat,
+        "fc14": a.mat + cfg.fan_heat - a.sat >= eps_sm,
+        "fc15": a.sat - cfg.fan_heat - a.mat >= eps_sm,
+    }  # fmt: skip
+    cond = {k: ev[k] & violated[k].fillna(False) for k in FC_NAMES}
+    healthy = {k: ev[k] & ~violated[k].fillna(True) for k in FC_NAMES}
+    # a loop that modulates (not saturated) is meeting its load: capacity is there
+    healthy["fc1"] |= on & a.fan_speed.notna() & (a.fan_speed < 99.0 - cfg.eps_vfd)
+    healthy["fc7"] |= (os_ == 1) & ~closed_hc & (a.heating_valve < cfg.valve_full)
+    healthy["fc13"] |= os_.isin([3, 4]) & ~closed_cc & (a.cooling_valve < cfg.valve_full)
+    # supply air colder than mixed air while heating (FC5) means the cooling coil passes
+    # water: disproved when, both coils shut, no drop shows across them (FC14 healthy).
+    # FC8 (free cooling) is the two inactive-coil tests at once.
+    healthy["fc5"] = healthy["fc5"] | healthy["fc14"]
+    healthy["fc8"] = healthy["fc8"] | (healthy["fc14"] & healthy["fc15"])
+    return cond, ev, healthy
+
+
+def _held(x: np.ndarray, samples: int, starts: np.ndarray | None = None) -> np.ndarray:
+    """True where ``x`` has been true for the last ``samples`` rows (itself included),
+    counting no row before the latest segment start (a gap in the data)."""
+    n = len(x)
+    if n == 0:
+        return x.copy()
+    i = np.arange(n)
+    run_from = np.maximum.accumulate(np.where(~x, i + 1, 0))  # first row of the current run
+    if starts is not None:
+        run_from = np.maximum(run_from, np.maximum.accumulate(np.where(starts, i, 0)))
+    return x & (i - run_from + 1 >= samples)
+
+
+def _latch(
+    raised: np.ndarray,
+    cleared: np.ndarray,
+    evaluable: np.ndarray,
+    starts: np.ndarray,
+    ts_ns: np.ndarray,
+    hold_min: float,
+) -> np.ndarray:
+    """A fault once raised stays raised until it is cleared by healthy evidence.
+
+    A stuck damper does not mend itself when the economizer opens the damper anyway: the
+    condition just stops being observable. So a raised fault holds while its condition cannot
+    be judged, and clears only when it has been judged healthy (``cleared``) or when it has not
+    been judged at all for ``hold_min`` minutes (a stale verdict). A gap in the data
+    (a segment start) voids every verdict: nobody knows what happened meanwhile.
+    """
+    n = len(raised)
+    if n == 0:
+        return raised.copy()
+    hold_ns = hold_min * 60e9
+    last_ev = np.where(evaluable, ts_ns, np.iinfo(np.int64).min)
+    last_ev = np.maximum.accumulate(last_ev)
+    stale = (ts_ns - last_ev) > hold_ns
+    stale |= starts
+    event = np.where(raised, 1, np.where(cleared | stale, -1, 0))
+    pos = np.where(event != 0, np.arange(n), -1)
+    pos = np.maximum.accumulate(pos)
+    return (pos >= 0) & (event[np.maximum(pos, 0)] == 1)
 
 
 @dataclass(frozen=True)
