@@ -57,7 +57,7 @@ from agent.context import AgentContext
 from agent.graph import compile_graph
 from connectors.errors import FacilityError
 from tools.actuation import write_heartbeat
-from tools.gate import GateControl
+from tools.gate import APPROVAL_TTL_S, GateControl
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def set_autonomy(ctx: AgentContext, level: int, by_whom: str, why: str = "") -> 
     )
 
 
-async def expire_approvals(ctx: AgentContext, max_age_s: float = 3600.0) -> list[str]:
+async def expire_approvals(ctx: AgentContext, max_age_s: float = APPROVAL_TTL_S) -> list[str]:
     """Pending approvals older than ``max_age_s`` expire (their paused runs finish, nothing written)."""
     now = ctx.clock.now()
     out = []
@@ -257,7 +257,7 @@ async def run_forever(
     heartbeat_s: float = 5.0,
     stop: asyncio.Event | None = None,
     on_result: Any | None = None,
-    approval_ttl_s: float = 3600.0,
+    approval_ttl_s: float = APPROVAL_TTL_S,
 ) -> None:
     """Periodic decision cycles plus the heartbeat to the twin; returns when ``stop`` is set."""
     stop = stop or asyncio.Event()

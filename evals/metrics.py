@@ -90,7 +90,11 @@ def approvals_requested(decisions: pd.DataFrame) -> int:
 
 
 def constraint_violations(decisions: pd.DataFrame) -> int:
-    """Decisions carried out although their what-if prediction broke a constraint."""
+    """Decisions carried out although their what-if prediction broke a constraint or made a
+    broken one worse. A corrective move that eases an already broken constraint without
+    curing it yet is not one (the gate's :func:`tools.gate.constraint_verdict`)."""
+    from tools.gate import constraint_verdict
+
     if decisions.empty or "prediction" not in decisions or "outcome" not in decisions:
         return 0
     n = 0
@@ -98,16 +102,8 @@ def constraint_violations(decisions: pd.DataFrame) -> int:
         if outcome != "executed" or pred is None or (isinstance(pred, float) and math.isnan(pred)):
             continue
         p = pred if isinstance(pred, Mapping) else _json(pred)
-        cons = p.get("constraints", []) if isinstance(p, Mapping) else []
-        for c in cons:
-            ok = (
-                c.get("ok", True)
-                if isinstance(c, Mapping)
-                else (c[-1] if isinstance(c, list | tuple) else True)
-            )
-            if not ok:
-                n += 1
-                break
+        if isinstance(p, Mapping) and constraint_verdict(p).broken:
+            n += 1
     return n
 
 

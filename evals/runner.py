@@ -168,9 +168,12 @@ def policy_path(ref: str, folder: Path) -> Path:
     return folder / ref
 
 
-async def _decide(ctx: Any) -> None:
-    from agent.runtime import decide_once
+async def _decide(ctx: Any, approval_ttl_s: float) -> None:
+    """One scheduled cycle, as ``agent.runtime.run_forever`` runs it: stale approval
+    requests expire (nobody answers them in an eval), then the agent decides."""
+    from agent.runtime import decide_once, expire_approvals
 
+    await expire_approvals(ctx, approval_ttl_s)
     await decide_once(ctx, trigger="eval")
 
 
@@ -270,7 +273,7 @@ async def _open_loop(
         # a chunk with no rows is a gap between recorded days: no telemetry, no cycle
         if ctx is not None and chunk.rows:
             try:
-                await _decide(ctx)
+                await _decide(ctx, scn.agent.approval_ttl)
             except FacilityError as err:
                 agent_errors.append(f"{clock.now()}: {err}")
                 if len(agent_errors) > 20:
@@ -475,7 +478,7 @@ async def _twin_run(
             store.append(np.full(len(tags), np.datetime64(clock.now(), "us")), id_arr, v, st)
         if ctx is not None:
             twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
-            await _decide(ctx)
+            await _decide(ctx, scn.agent.approval_ttl)
         if sampler is not None and not sampler.from_agent(ctx):
             q0 = time.perf_counter()
             sampler(clock.now())

@@ -52,6 +52,7 @@ from pydantic import (
 
 from connectors.config import Seconds, describe_validation_error, read_yaml_mapping
 from connectors.errors import ScenarioConfigError
+from tools.gate import APPROVAL_TTL_S
 
 if TYPE_CHECKING:
     from tools.fdd.ahu import AhuFddConfig
@@ -109,6 +110,11 @@ class Clock(_Strict):
 
 class AgentSettings(_Strict):
     enabled: bool = True
+    approval_ttl: Seconds = Field(
+        APPROVAL_TTL_S,
+        gt=0,
+        description="pending approvals expire after this (nobody answers in an eval)",
+    )
     autonomy: int | None = Field(None, ge=0, le=3, description="site ceiling for the run")
     policies: list[str] | None = Field(
         None, description="policy files in the folder; None = shipped"

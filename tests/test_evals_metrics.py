@@ -107,12 +107,18 @@ def test_row_scores_and_constraint_violations() -> None:
     assert (r.precision, r.recall, r.specificity) == (0.5, 1.0, 0.5)
     dec = pd.DataFrame(
         {
-            "outcome": ["executed", "executed", "recommended"],
+            "outcome": ["executed", "executed", "recommended", "executed", "executed"],
             "prediction": [
                 '{"constraints": [{"name": "inlet", "ok": false}]}',
                 '{"constraints": [{"name": "inlet", "ok": true}]}',
                 '{"constraints": [{"name": "inlet", "ok": false}]}',
+                # broken before, eased by the action (corrective): not against the constraint
+                '{"constraints": [{"name": "inlet", "ok": false, "margin": -0.1,'
+                ' "margin_before": -0.4}]}',
+                # broken before and made worse: against it
+                '{"worsened": ["inlet"], "constraints": [{"name": "inlet", "ok": false,'
+                ' "margin": -0.6, "margin_before": -0.4}]}',
             ],
         }
     )
-    assert M.constraint_violations(dec) == 1
+    assert M.constraint_violations(dec) == 2

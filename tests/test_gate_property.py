@@ -175,8 +175,17 @@ def test_whatif_corrective_action_on_a_broken_constraint() -> None:
         )
 
     improves = SimpleNamespace(valid=True, worsened=[], constraints=[c(-1.0, -3.0)])
+    unchanged = SimpleNamespace(valid=True, worsened=[], constraints=[c(-3.0, -3.0)])
+    partly = SimpleNamespace(valid=True, worsened=[], constraints=[c(-1.0, -3.0), c(-3.0, -3.0)])
     worsens = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-4.0, -3.0)])
     breaks = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-1.0, 2.0)])
-    assert gate.whatif_level(improves, "required")[0] == 2
+    lvl, why = gate.whatif_level(improves, "required")
+    assert lvl == 3 and why.startswith("corrective")  # straight toward safety: act
+    assert gate.whatif_level(unchanged, "required")[0] == 2  # not addressed: a person decides
+    assert gate.whatif_level(partly, "required")[0] == 2  # one addressed, one not
+    outside = SimpleNamespace(
+        valid=False, invalid_reasons=["x"], worsened=[], constraints=[c(-1.0, -3.0)]
+    )
+    assert gate.whatif_level(outside, "required")[0] == 2  # the model is not to be trusted there
     assert gate.whatif_level(worsens, "required")[0] == 0
     assert gate.whatif_level(breaks, "required")[0] == 0

@@ -90,3 +90,30 @@ def test_efficiency_reset_through_the_optimiser() -> None:
     assert all(
         c["value"] > 7.0 for c in d["action"]["changes"]
     )  # a reset upward from the legacy 7 °C
+
+
+def test_no_lower_crah_set_point_while_the_unit_cannot_meet_its_own() -> None:
+    """Utility loss: chilled water stops, rack inlets soar, the CRAHs fall far short of
+    their set points. Lowering those set points would cool nothing then and over-cool the
+    hall once the plant is back, so rack_inlet_high stays quiet; utility_loss fires."""
+
+    async def main() -> tuple[set[str], float, float]:
+        hall = Hall()
+        hall.run(120)
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, approvals="record", whatif=None
+        )
+        hall.twin.inject(Fault(kind="utility_loss", target="ups_1", start_s=0, duration_s=600))
+        fired: set[str] = set()
+        hottest = short = 0.0
+        for _ in range(30):
+            hall.run(20)
+            v = hall.twin.values()
+            hottest = max(hottest, max(v[f"crah_{i}.rack_inlet_temp"] for i in range(1, 5)))
+            short = max(short, v["crah_1.supply_air_temp"] - v["crah_1.supply_air_setpoint"])
+            fired |= {d["policy_id"] for d in (await decide_once(ctx, "eval")).decisions}
+        return fired, hottest, short
+
+    fired, hottest, short = asyncio.run(main())
+    assert hottest > 27.5 and short > 1.0  # the old rule would have fired
+    assert "utility_loss" in fired and "rack_inlet_high" not in fired, fired

@@ -25,13 +25,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from connectors.errors import WriteRejected
 from connectors.site import QualityThresholds
+
+APPROVAL_TTL_S = 900.0
+"""How long an approval request stays open. It was judged on the plant as it was then:
+after a quarter of an hour the plant has moved on, so the request expires (nothing is
+written) and the policy, if its condition persists, asks again on fresh data — and may
+then not need a person at all (the condition that capped it at human validation, e.g.
+a transient broken constraint, may have passed)."""
 
 LEVEL_NAMES = {0: "observe only", 1: "decision support", 2: "human validation", 3: "full autonomy"}
 Factor = Literal["site", "policy", "quality", "whatif", "override"]
@@ -58,25 +65,61 @@ class PredictionLike(Protocol):
     valid: bool
 
 
+def _field(c: Any, name: str, default: Any) -> Any:
+    return c.get(name, default) if isinstance(c, Mapping) else getattr(c, name, default)
+
+
 def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool, float | None]]:
-    """(name, value, limit, margin, ok, margin_before) from tuples or perfmodel Constraint objects."""
+    """(name, value, limit, margin, ok, margin_before) from perfmodel Constraint objects,
+    tuples, or their stored JSON form (mappings: a decision's ``prediction`` column)."""
     out = []
-    for c in getattr(pred, "constraints", None) or []:
+    for c in _field(pred, "constraints", None) or []:
         before: float | None = None
         if isinstance(c, tuple | list):
             name, value, limit, margin, ok = c[:5]
         else:
             name, value, limit, margin, ok = (
-                getattr(c, "name", "?"),
-                getattr(c, "value", float("nan")),
-                getattr(c, "limit", float("nan")),
-                getattr(c, "margin", float("nan")),
-                getattr(c, "ok", True),
+                _field(c, "name", "?"),
+                _field(c, "value", float("nan")),
+                _field(c, "limit", float("nan")),
+                _field(c, "margin", float("nan")),
+                _field(c, "ok", True),
             )
-            mb = getattr(c, "margin_before", None)
+            mb = _field(c, "margin_before", None)
             before = None if mb is None else float(mb)
         out.append((str(name), float(value), float(limit), float(margin), bool(ok), before))
     return out
+
+
+@dataclass(frozen=True)
+class ConstraintVerdict:
+    """What a predicted change does to the constraints it leaves broken (text per constraint).
+
+    ``broken``: broken by the change, or made worse; ``eased``: broken before and brought
+    measurably closer to the limit; ``still``: broken before and left as they were."""
+
+    broken: tuple[str, ...] = ()
+    eased: tuple[str, ...] = ()
+    still: tuple[str, ...] = ()
+
+
+def constraint_verdict(prediction: Any) -> ConstraintVerdict:
+    """Classify a prediction's violated constraints (pure; objects, tuples or stored JSON)."""
+    worsened = set(_field(prediction, "worsened", None) or [])
+    broken: list[str] = []
+    still: list[str] = []
+    eased: list[str] = []
+    for n, v, lim, m, ok, before in _constraints(prediction):
+        if ok:
+            continue
+        text = f"{n} {v:.3g} vs limit {lim:.3g}"
+        if before is None or before >= 0 or n in worsened:
+            broken.append(text)
+        elif m - before > max(1e-3, 0.01 * abs(before)):
+            eased.append(text)
+        else:
+            still.append(text)
+    return ConstraintVerdict(tuple(broken), tuple(eased), tuple(still))
 
 
 def whatif_level(
@@ -87,8 +130,12 @@ def whatif_level(
     * ``requirement == "none"`` → 3 (the policy does not ask for one);
     * no prediction: 1 when required ("cannot check: recommend only"), 3 when optional;
     * a constraint the change breaks (it held before) or makes worse → 0 (rejected);
-    * a constraint already broken before and not made worse (a corrective action that
-      does not fully cure it) → 2: a person decides;
+    * constraints already broken before, each brought measurably closer to its limit
+      and none made worse (a corrective move that does not fully cure them yet, e.g.
+      giving back one CRAH's over-cooling while the hall is still too cold) → 3: doing
+      nothing is the worse choice, and the move is exactly toward safety;
+    * a constraint already broken before that the change leaves as it is (the action
+      does not address what is wrong) → 2: a person decides;
     * outside the model's validity range → 2 (a person must look).
     """
     if requirement == "none":
@@ -97,20 +144,14 @@ def whatif_level(
         if requirement == "required":
             return 1, f"what-if unavailable ({error or 'no model'}): recommend only"
         return 3, "what-if optional and unavailable"
-    worsened = set(getattr(prediction, "worsened", None) or [])
-    broken: list[str] = []
-    still: list[str] = []
-    for n, v, lim, _m, ok, before in _constraints(prediction):
-        if ok:
-            continue
-        was_broken = before is not None and before < 0
-        (still if was_broken and n not in worsened else broken).append(
-            f"{n} {v:.3g} vs limit {lim:.3g}"
-        )
+    cv = constraint_verdict(prediction)
+    broken, still, eased = cv.broken, cv.still, cv.eased
     if broken:
         return 0, f"predicted state breaks constraints: {', '.join(broken)}"
     if still:
         return 2, f"constraints still broken after the change (not worse): {', '.join(still)}"
+    if eased and bool(getattr(prediction, "valid", True)):
+        return 3, f"corrective: every broken constraint moves toward its limit ({', '.join(eased)})"
     if not bool(getattr(prediction, "valid", True)):
         why = (
             "; ".join(getattr(prediction, "invalid_reasons", None) or [])

@@ -271,6 +271,18 @@ def _chw_supply_error(x: DerivedInput) -> float:
 
 
 @register(
+    "crah.supply_error",
+    kinds=("crah",),
+    inputs=("supply_air_temp", "supply_air_setpoint"),
+    unit="K",
+    description="CRAH supply air above its set point (supply − set point): how far the unit "
+    "falls short of the set point it has",
+)
+def _crah_supply_error(x: DerivedInput) -> float:
+    return x.v("supply_air_temp") - x.v("supply_air_setpoint")
+
+
+@register(
     "crah.delta_t",
     kinds=("crah",),
     inputs=("return_air_temp", "supply_air_temp"),
