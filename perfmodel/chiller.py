@@ -154,7 +154,13 @@ def chiller_performance(
     plr_op = np.maximum(plr_met, ch.min_unloading_ratio)
     cycling = np.minimum(1.0, plr_met / ch.min_plr) if ch.min_plr > 0 else np.ones_like(plr_met)
     power = (
-        cap / ref_cop * eirft(ch, t_chw_leaving_c, t_cw_entering_c) * eirfplr(ch, plr_op) * cycling
+        cap
+        / ref_cop
+        # curve inputs held inside their ranges, as EnergyPlus evaluates them: a biquadratic
+        # extrapolated past its data (a loop at 26 °C after a restart) can go negative
+        * eirft(ch, t_chw_leaving_c, t_cw_entering_c, clip=True)
+        * eirfplr(ch, plr_op)
+        * cycling
     )
     power = np.where(q > 0, power, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -73,6 +73,16 @@ def _src(
             "data_type": data_type, **kw}  # fmt: skip
 
 
+def latest_into(got: dict[int, tuple[float, int]]) -> Any:
+    """A reading sink that keeps the newest (value, status) of each point id in ``got``."""
+
+    def sink(ts: Any, ids: Any, values: Any, status: Any) -> None:
+        for i, v, s in zip(ids.tolist(), values.tolist(), status.tolist(), strict=True):
+            got[i] = (v, s)
+
+    return sink
+
+
 def every_type_site(port: int, interval: float = 0.05) -> Site:
     """Every data type × layout on holding and input registers, plus bits, bools and scaling."""
     pts: list[dict[str, Any]] = []
@@ -288,11 +298,7 @@ def test_modbus_exception_status_and_block_split(lt: LoopThread) -> None:
     server = SiteServer(served)
     server.set_many({"eq.a": 1.5, "eq.b": -2.5})
     got: dict[int, tuple[float, int]] = {}
-
-    def sink(ts: Any, ids: Any, values: Any, status: Any) -> None:
-        for i, v, s in zip(ids.tolist(), values.tolist(), status.tolist(), strict=True):
-            got[i] = (v, s)
-
+    sink = latest_into(got)
     key, points = next(iter(polled.devices().items()))
     poller = DevicePoller(key, points, polled.point_ids, sink, config=FAST)
     assert [(b.start, b.count) for b in poller.blocks] == [(0, 5), (500, 1)]
@@ -333,11 +339,7 @@ def test_device_behind_a_gateway_that_stops_answering_is_down(lt: LoopThread) ->
     server = SiteServer(site)
     server.set_many({"eq.a": 1.5, "eq.c": 1})
     got: dict[int, tuple[float, int]] = {}
-
-    def sink(ts: Any, ids: Any, values: Any, status: Any) -> None:
-        for i, v, s in zip(ids.tolist(), values.tolist(), status.tolist(), strict=True):
-            got[i] = (v, s)
-
+    sink = latest_into(got)
     key, points = next(iter(site.devices().items()))
     poller = DevicePoller(key, points, site.point_ids, sink, config=FAST)
     seen: list[tuple[bool, dict[int, tuple[float, int]]]] = []

@@ -123,6 +123,17 @@ def test_chiller_cycling_below_min_plr_and_validity() -> None:
     assert bool(chiller.chiller_performance(ch, 0.6 * cap, 7.0, 25.0).valid)
 
 
+def test_chiller_power_outside_the_curves_is_held_at_their_edge() -> None:
+    """A loop at 26 °C after a restart is far past the EIRFT data: the curve is evaluated
+    at its edge (as EnergyPlus does), never extrapolated to a negative power."""
+    ch = DEFAULT_CHILLER
+    leave = np.array([ch.eirft.x_max, 20.0, 26.0, 40.0])
+    r = chiller.chiller_performance(ch, 700.0, leave, 29.0)
+    assert np.all(r.power_kw > 0)
+    assert_allclose(r.power_kw, r.power_kw[0], rtol=1e-12)  # all clipped to the edge
+    assert not np.any(r.valid[1:])
+
+
 # ---- liquid cooling -------------------------------------------------------------------------
 def test_die_temperature_by_hand() -> None:
     # 30 + 700/(2·0.02·4180) + 700·0.04 = 30 + 4.18660 + 28 = 62.18660 °C
