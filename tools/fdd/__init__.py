@@ -154,6 +154,8 @@ def _register() -> None:
             minutes += acfg.hold_max_min
         seconds = 60.0 * minutes
         wide = _wide(x.history([x.tag(n) for n in names], seconds), f"{eq.id}.")
+        if len(wide):  # the detector counts 1-minute samples, whatever the poll rate
+            wide = wide.resample("1min").mean().dropna(how="all")
         out: pd.Series | float = math.nan
         if len(wide) >= acfg.persistence_min:
             out = ahu.flags(wide, acfg).iloc[-1]

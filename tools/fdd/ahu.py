@@ -257,7 +257,11 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     # operating state (a fan start, heating to cooling): sensors in still air, coils
     # and dampers still moving
     change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
-    settled = _held(~change, cfg.mode_delay_min, starts) if cfg.mode_delay_min else ~change | True
+    settled = (
+        _held(~change, cfg.mode_delay_min, starts)
+        if cfg.mode_delay_min
+        else np.ones(len(change), dtype=bool)
+    )
     cond, evaluable, healthy = _conditions(avg, os_.where(settled, 0), cfg)
     out = pd.DataFrame(index=idx)
     for name in FC_NAMES:
