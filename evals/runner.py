@@ -168,6 +168,15 @@ def policy_path(ref: str, folder: Path) -> Path:
     return folder / ref
 
 
+def _reset_fdd(scn: Scenario) -> None:
+    """The agent's fault detection knows this scenario's plant, nothing of the one before
+    (a chiller reference calibrated on RP-1043 must not judge the twin's chillers)."""
+    from tools.fdd import clear_fdd_settings, set_ahu_config
+
+    clear_fdd_settings()
+    set_ahu_config(scn.ahu.config())
+
+
 async def _decide(ctx: Any, approval_ttl_s: float) -> None:
     """One scheduled cycle, as ``agent.runtime.run_forever`` runs it: stale approval
     requests expire (nobody answers them in an eval), then the agent decides."""
@@ -239,13 +248,10 @@ async def _open_loop(
         scn, folder, [str(c) for c in frame.columns] if scn.site != "twin" else None
     )
     site = with_poll_floor(site, _period_s(frame))
-    # what the agent's fault detection knows of this plant: nothing from the scenario before
-    from tools.fdd import clear_fdd_settings, set_ahu_config, set_chiller_reference
-
-    clear_fdd_settings()
-    set_ahu_config(scn.ahu.config())
+    _reset_fdd(scn)
     ref = None
     if scn.source.reference is not None:
+        from tools.fdd import set_chiller_reference
         from tools.fdd.chiller import ChillerReference
 
         ref = ChillerReference.load(folder / scn.source.reference)
@@ -503,10 +509,7 @@ async def _closed_loop(
     scn: Scenario, folder: Path, workdir: Path, progress: Progress | None
 ) -> ScenarioRun:
     assert isinstance(scn.source, TwinSource)
-    from tools.fdd import clear_fdd_settings, set_ahu_config
-
-    clear_fdd_settings()  # nothing learnt on a recorded plant applies to the twin
-    set_ahu_config(scn.ahu.config())
+    _reset_fdd(scn)
     site = with_poll_floor(scenario_site(scn, folder), min(scn.clock.sample, scn.clock.cycle))
     base = pd.DataFrame()
     if scn.source.baseline:

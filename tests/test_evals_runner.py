@@ -81,3 +81,22 @@ def test_bad_scenario_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     rc = main(["eval", str(tmp_path), "--report", str(tmp_path / "rep"), "--no-progress"])
     assert rc == 2
     assert "scenario.yaml" in capsys.readouterr().err
+
+
+def test_each_scenario_starts_with_only_its_own_fault_detection_settings(
+    nc_folder: Path, tmp_path: Path
+) -> None:
+    """A chiller reference calibrated for one scenario's plant must not judge the next
+    scenario's chillers; AHU settings come from the scenario."""
+    from evals.runner import _reset_fdd
+    from evals.scenario import load_scenario
+    from tools.fdd import _AHU_CONFIG, chiller_reference
+    from tools.fdd.ahu import LAB_GRADE
+
+    run_scenario(nc_folder, tmp_path)  # installs its reference for every chiller
+    assert chiller_reference("chiller_1") is not None
+    scn, _ = load_scenario(nc_folder)
+    lab = scn.model_copy(update={"ahu": scn.ahu.model_copy(update={"grade": "lab"})})
+    _reset_fdd(lab)
+    assert chiller_reference("chiller_1") is None
+    assert _AHU_CONFIG["*"] == LAB_GRADE
