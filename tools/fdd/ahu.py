@@ -170,10 +170,13 @@ def operating_state(avg: pd.DataFrame, cfg: AhuFddConfig) -> pd.Series:
     return os_
 
 
-def averaged(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
+def averaged(
+    df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS, starts: np.ndarray | None = None
+) -> pd.DataFrame:
     """The detector's inputs on short names (``sat``, ``mat``, ``oat``, ``rat``, valves,
     damper, setpoints, static pressure, ``_fan_on``), as ``average_min``-sample rolling means.
-    Absent points are NaN (valves 0, fan on when neither status nor speed is known)."""
+    Absent points are NaN (valves 0, fan on when neither status nor speed is known).
+    ``starts`` are the segment starts (:func:`segment_starts`), computed when not given."""
     idx = df.index
     sat = _get(df, "supply_air_temp")
     mat = _get(df, "mixed_air_temp")
@@ -215,7 +218,8 @@ def averaged(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame
         },
         index=idx,
     )
-    starts = segment_starts(_ts_ns(idx), cfg.gap_min)
+    if starts is None:
+        starts = segment_starts(_ts_ns(idx), cfg.gap_min)
     if not starts[1:].any():
         return raw.rolling(cfg.average_min, min_periods=1).mean()
     # no average reaches across a gap in the data
@@ -249,10 +253,10 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     (not evaluated), never an error. Causal: a row's flags use only rows up to it.
     """
     idx = df.index
-    avg = averaged(df, cfg)
-    os_ = operating_state(avg, cfg)
     ts = _ts_ns(idx)
     starts = segment_starts(ts, cfg.gap_min)
+    avg = averaged(df, cfg, starts)
+    os_ = operating_state(avg, cfg)
     # G36's mode delay: nothing is judged while the unit settles after a change of
     # operating state (a fan start, heating to cooling): sensors in still air, coils
     # and dampers still moving
