@@ -170,7 +170,12 @@ def make_app(
     async def estop(a: Answer, who: Operator) -> dict[str, Any]:
         async with lock:
             cancelled = await runtime.emergency_stop(ctx, who.name, a.why)
-        return {"estop": True, "cancelled": cancelled, "by": who.name}
+        return {
+            "estop": True,
+            "cancelled": cancelled,
+            "by": who.name,
+            "in_force": runtime.agent_values_in_force(ctx),
+        }
 
     @app.post("/estop/clear")
     async def estop_clear(a: Answer, who: Admin) -> dict[str, Any]:

@@ -223,6 +223,29 @@ async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> list
     return cancelled
 
 
+def agent_values_in_force(ctx: AgentContext) -> list[dict[str, Any]]:
+    """Set points whose latest journaled write is the agent's own (not a rollback), per tag:
+    ``{tag, value, before_agent, action_id, ts}`` — what an operator must know after an e-stop."""
+    firsts: dict[str, float | None] = {}
+    last: dict[str, Any] = {}
+    for r in ctx.audit.journal.latest():  # ordered by time
+        if r.state == "failed":
+            continue
+        firsts.setdefault(r.tag, r.previous)
+        last[r.tag] = r
+    return [
+        {
+            "tag": tag,
+            "value": r.written,
+            "before_agent": firsts[tag],
+            "action_id": r.action_id,
+            "ts": r.ts.isoformat(),
+        }
+        for tag, r in sorted(last.items())
+        if r.state == "done" and r.detail.get("by") != "rollback"
+    ]
+
+
 def set_autonomy(ctx: AgentContext, level: int, by_whom: str, why: str = "") -> GateControl:
     """Set the site ceiling — only the ceiling: an e-stop or auto-lock stays (:func:`clear_estop`)."""
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
@@ -284,7 +307,8 @@ async def run_forever(
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         t = loop.time()
-        if HEARTBEAT_TAG in ctx.site.points_by_tag:
+        if HEARTBEAT_TAG in ctx.site.points_by_tag and not ctx.control().estop:
+            # e-stopped: no heartbeat, so the plant's own fallback takes its set points back
             beat = (beat + 1) % 65536
             try:
                 await write_heartbeat(ctx.site, ctx.writer, HEARTBEAT_TAG, float(beat))

@@ -183,6 +183,13 @@ def test_viewer_cannot_approve_and_the_approver_is_the_tokens_user(site: Site) -
     mine = [r for r in rows if r["approval_id"] == apr and r["state"] == "approved"]
     assert [r["by_whom"] for r in mine] == ["olga"]
     assert not any(r["by_whom"] == "mallory" for r in rows)
+    # an e-stop now names the set point the agent wrote and what it was before
+    with site.client("operator") as o, site.client("admin") as a:
+        r = o.post("/estop", json={}).json()
+        assert [(v["tag"], v["value"], v["before_agent"]) for v in r["in_force"]] == [
+            ("cdu_1.coolant_supply_setpoint", 25.0, 27.0)
+        ]
+        assert a.post("/estop/clear", json={}).json()["cleared"] is True
 
 
 def test_the_ceiling_never_clears_an_estop_or_auto_lock(site: Site) -> None:
@@ -378,3 +385,39 @@ def test_run_creates_the_first_admin_and_prints_its_token(tmp_path: Path) -> Non
         timeout=120,
     )
     assert proc2.returncode == 0 and "FACILITY_AGENT_TOKEN=" not in proc2.stdout
+
+
+def test_no_heartbeat_while_e_stopped(tmp_path: Path) -> None:
+    from agent.runtime import HEARTBEAT_TAG, clear_estop, emergency_stop, run_forever
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "site.duckdb")
+        ctx = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=[])
+        beats = lambda: sum(t == HEARTBEAT_TAG for t, _ in hall.writer.writes)  # noqa: E731
+        runs = lambda: len(ctx.store.query("SELECT DISTINCT run_id FROM runs"))  # noqa: E731
+
+        async def until(pred: Callable[[], bool], what: str) -> None:
+            for _ in range(1000):
+                if pred():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"timed out waiting for {what}")
+
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run_forever(ctx, interval_s=0.02, heartbeat_s=0.02, stop=stop))
+        try:
+            await until(lambda: beats() >= 2, "heartbeats")
+            await emergency_stop(ctx, "olga")
+            n, r0 = beats(), runs()
+            await until(lambda: runs() >= r0 + 3, "three cycles under e-stop")
+            assert beats() <= n + 1  # at most the one already under way
+            clear_estop(ctx, "root")
+            n = beats()
+            await until(lambda: beats() > n + 1, "heartbeats again after the clear")
+        finally:
+            stop.set()
+            await loop
+            await close(ctx)
+            hall.store.close()
+
+    asyncio.run(main())

@@ -52,13 +52,26 @@ def engage(args: argparse.Namespace) -> int:
         try:
             who = local_user()
             cancelled = await runtime.emergency_stop(ctx, who, args.why)
-            out.print(f"[bold red]emergency stop engaged[/] by {who}; cancelled: {cancelled}")
+            report(out, who, cancelled, runtime.agent_values_in_force(ctx))
         finally:
             await runtime.close(ctx, close_writer=True)
             ctx.store.close()
 
     asyncio.run(main())
     return 0
+
+
+def report(out: Any, by: str, cancelled: list[str], in_force: list[dict[str, Any]]) -> None:
+    out.print(f"[bold red]emergency stop engaged[/] by {by}; nothing more is written until cleared")
+    out.print(f"cancelled approvals: {', '.join(cancelled) if cancelled else 'none pending'}")
+    if not in_force:
+        out.print("no set point holds a value the agent wrote")
+        return
+    out.print("set points still at the agent's values (journal):")
+    for v in in_force:
+        out.print(
+            f"  {v['tag']} = {v['value']} (before the agent: {v['before_agent']}, {v['ts'][:19]})"
+        )
 
 
 def clear(args: argparse.Namespace) -> int:
