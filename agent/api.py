@@ -56,7 +56,7 @@ from agent import llm, runtime
 from agent.auth import Authenticator, require
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
-from agent.users import Principal, Role, Users
+from agent.users import Principal, Role, Users, check_name
 from connectors.errors import FacilityError
 
 AUDIT_TABLES = Literal["decisions", "approvals", "actions", "runs", "autonomy"]
@@ -219,6 +219,10 @@ def make_app(
 
     @app.post("/users")
     async def add_user(u: UserIn, who: Admin) -> dict[str, Any]:
+        try:
+            check_name(u.name)
+        except FacilityError as err:
+            raise HTTPException(422, str(err)) from None
         try:
             token = users.add(u.name, Role.parse(u.role), who.name)
         except FacilityError as err:

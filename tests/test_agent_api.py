@@ -160,6 +160,9 @@ def test_every_endpoint_but_health_needs_a_token_and_the_role(site: Site) -> Non
     with site.client("admin") as c:
         r = c.delete("/users/nobody")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert c.post("/users", json={"name": "a b", "role": "viewer"}).status_code == 422
+        assert c.post("/users", json={"name": "vic", "role": "admin"}).status_code == 409
+        assert c.post("/users", json={"name": "eve", "role": "root"}).status_code == 422
 
 
 def test_viewer_cannot_approve_and_the_approver_is_the_tokens_user(site: Site) -> None:
