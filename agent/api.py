@@ -42,7 +42,7 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -190,6 +190,8 @@ def make_app(
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     ) -> list[dict[str, Any]]:
+        if since is not None and since.tzinfo is not None:  # the store keeps naive UTC
+            since = since.astimezone(UTC).replace(tzinfo=None)
         return records(ctx.audit.table(table, since, limit))
 
     @app.post("/chat")

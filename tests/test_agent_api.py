@@ -302,6 +302,11 @@ def test_cli_sends_the_token_and_manages_users(
     assert code == 3
     code, out = run_cli("audit", "--db", db, "--table", "autonomy")
     assert code == 0 and "ana" in out
+    code, out = run_cli("audit", "--db", db, "--since", "2026-06-01T00:00")
+    assert code == 0 and "Audit — decisions" in out
+    with site.client("viewer") as v:
+        since = {"table": "autonomy", "since": "2026-06-01T02:00:00+02:00"}
+        assert v.get("/audit", params=since).json()
     code, out = run_cli("decide", "--once", "--db", db)
     assert code == 0
     monkeypatch.setenv("FACILITY_AGENT_TOKEN", site.tokens["admin"])
