@@ -1,15 +1,36 @@
 """The running site's local HTTP API (FastAPI on 127.0.0.1): the one way into a live site.
 
 One process owns the DuckDB file; CLI commands (`approve`, `reject`, `autonomy`,
-`estop`, `audit`, `chat`, `decide`) talk to that process through this API and open
-the file directly only when no site process is running (DESIGN.md "Store").
+`estop`, `audit`, `chat`, `decide`, `user`) talk to that process through this API
+and open the file directly only when no site process is running (DESIGN.md "Store").
 Discovery: the serving process writes ``<db>.api.json`` (host, port, pid) next to
 the database and removes it on exit; :func:`find_api` checks it answers.
 
-Endpoints (JSON): ``GET /health``, ``GET /decisions?limit=``, ``GET /approvals``,
-``POST /approvals/{id}/approve|reject`` {by, why}, ``GET|POST /autonomy`` {level, by, why},
-``POST /estop`` {by, why}, ``GET /audit?table=&since=&limit=``, ``POST /chat`` {message},
-``POST /decide``.
+Every endpoint but ``GET /health`` needs ``Authorization: Bearer TOKEN``
+(:mod:`agent.auth`); the acting user recorded in the audit is the token's user, never
+a name from the body. Roles (JSON bodies; unknown fields such as ``by`` are ignored):
+
+=========================================  ========  ==========================
+endpoint                                   role      body / query
+=========================================  ========  ==========================
+``GET /health``                            —
+``GET /me``                                viewer
+``GET /decisions?limit=``                  viewer    1 ≤ limit ≤ 1000
+``GET /approvals``                         viewer
+``GET /autonomy``                          viewer
+``GET /audit?table=&since=&limit=``        viewer
+``POST /approvals/{id}/approve|reject``    operator  {why}
+``POST /estop``                            operator  {why}
+``POST /chat``                             operator  {message}
+``POST /decide``                           operator
+``POST /autonomy``                         admin     {level: 0..3, why} — the ceiling only
+``POST /estop/clear``                      admin     {why} — clears e-stop and auto-lock
+``GET /users``, ``POST /users``            admin     {name, role}
+``DELETE /users/{name}``                   admin
+=========================================  ========  ==========================
+
+Before any route (:mod:`agent.http_guard`): a trusted Host header, a body of at most
+64 KiB, finite numbers only; every error is ``{"error": ..., "detail": ...}``.
 """
 
 from __future__ import annotations
@@ -19,34 +40,55 @@ import contextlib
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import pandas as pd
 import uvicorn
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from agent import llm, runtime
+from agent.auth import Authenticator, require
 from agent.context import AgentContext
+from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
+from agent.users import Principal, Role, Users, check_name
+from connectors.errors import FacilityError
+
+AUDIT_TABLES = Literal["decisions", "approvals", "actions", "runs", "autonomy"]
 
 
-class Answer(BaseModel):
-    by: str = "operator"
-    why: str = ""
+class Body(BaseModel):
+    """Strict JSON: no coercion (``true`` is not a level), finite numbers, unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore")
 
 
-class AutonomyIn(BaseModel):
-    level: int
-    by: str = "admin"
-    why: str = ""
+class Answer(Body):
+    why: StrictStr = Field("", max_length=2000)
 
 
-class ChatIn(BaseModel):
-    message: str
+class AutonomyIn(Body):
+    level: StrictInt = Field(ge=0, le=3)
+    why: StrictStr = Field("", max_length=2000)
+
+
+class ChatIn(Body):
+    message: StrictStr = Field(min_length=1, max_length=8000)
+
+
+class UserIn(Body):
+    name: StrictStr = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "operator", "admin"]
+
+
+Viewer = Annotated[Principal, require(Role.VIEWER)]
+Operator = Annotated[Principal, require(Role.OPERATOR)]
+Admin = Annotated[Principal, require(Role.ADMIN)]
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -63,82 +105,139 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def make_app(ctx: AgentContext) -> FastAPI:
+def make_app(
+    ctx: AgentContext,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    max_body: int = MAX_BODY,
+) -> FastAPI:
     app = FastAPI(title="facility-agent", version="0.1")
+    app.state.auth = Authenticator(Users(ctx.store))
+    app.add_middleware(EdgeGuard, allowed_hosts=tuple(allowed_hosts), max_body=max_body)
+    install_error_handlers(app)
     lock = asyncio.Lock()  # one decision / approval at a time
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"ok": True, "site": ctx.site.name, "pid": os.getpid()}
 
+    @app.get("/me")
+    async def me(who: Viewer) -> dict[str, Any]:
+        return {"name": who.name, "role": who.role.label}
+
     @app.get("/decisions")
-    async def decisions(limit: int = 50) -> list[dict[str, Any]]:
+    async def decisions(
+        who: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> list[dict[str, Any]]:
         return records(ctx.audit.decisions(limit=limit))
 
     @app.get("/approvals")
-    async def approvals() -> list[dict[str, Any]]:
+    async def approvals(who: Viewer) -> list[dict[str, Any]]:
         return records(pd.DataFrame(ctx.audit.pending_approvals()))
 
-    async def _answer(approval_id: str, state: str, a: Answer) -> dict[str, Any]:
+    async def _answer(approval_id: str, state: str, who: Principal, why: str) -> dict[str, Any]:
         async with lock:
             try:
-                res = await runtime.answer_approval(ctx, approval_id, state, a.by, a.why)
+                res = await runtime.answer_approval(ctx, approval_id, state, who.name, why)
             except KeyError as err:
-                raise HTTPException(404, str(err)) from None
+                raise HTTPException(404, str(err).strip("'\"")) from None
             except ValueError as err:
                 raise HTTPException(409, str(err)) from None
         return {
             "approval_id": approval_id,
             "state": state,
+            "by": who.name,
             "actions": res.actions if res else [],
             "report": res.report if res else {},
         }
 
     @app.post("/approvals/{approval_id}/approve")
-    async def approve(approval_id: str, a: Answer) -> dict[str, Any]:
-        return await _answer(approval_id, "approved", a)
+    async def approve(approval_id: str, a: Answer, who: Operator) -> dict[str, Any]:
+        return await _answer(approval_id, "approved", who, a.why)
 
     @app.post("/approvals/{approval_id}/reject")
-    async def reject(approval_id: str, a: Answer) -> dict[str, Any]:
-        return await _answer(approval_id, "rejected", a)
+    async def reject(approval_id: str, a: Answer, who: Operator) -> dict[str, Any]:
+        return await _answer(approval_id, "rejected", who, a.why)
 
     @app.get("/autonomy")
-    async def autonomy() -> dict[str, Any]:
+    async def autonomy(who: Viewer) -> dict[str, Any]:
         return asdict(ctx.control())
 
     @app.post("/autonomy")
-    async def set_autonomy(a: AutonomyIn) -> dict[str, Any]:
-        try:
-            return asdict(runtime.set_autonomy(ctx, a.level, a.by, a.why))
-        except ValueError as err:
-            raise HTTPException(422, str(err)) from None
+    async def set_autonomy(a: AutonomyIn, who: Admin) -> dict[str, Any]:
+        return asdict(runtime.set_autonomy(ctx, a.level, who.name, a.why))
 
     @app.post("/estop")
-    async def estop(a: Answer) -> dict[str, Any]:
+    async def estop(a: Answer, who: Operator) -> dict[str, Any]:
         async with lock:
-            cancelled = await runtime.emergency_stop(ctx, a.by, a.why)
-        return {"estop": True, "cancelled": cancelled}
+            cancelled = await runtime.emergency_stop(ctx, who.name, a.why)
+        return {
+            "estop": True,
+            "cancelled": cancelled,
+            "by": who.name,
+            "in_force": runtime.agent_values_in_force(ctx),
+        }
+
+    @app.post("/estop/clear")
+    async def estop_clear(a: Answer, who: Admin) -> dict[str, Any]:
+        before = ctx.control()
+        after = runtime.clear_estop(ctx, who.name, a.why)
+        return {**asdict(after), "cleared": before != after, "by": who.name}
 
     @app.get("/audit")
     async def audit(
-        table: str = "decisions", since: str | None = None, limit: int = 100
+        who: Viewer,
+        table: AUDIT_TABLES = "decisions",
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     ) -> list[dict[str, Any]]:
-        try:
-            t = datetime.fromisoformat(since) if since else None
-            return records(ctx.audit.table(table, t, limit))
-        except (KeyError, ValueError) as err:
-            raise HTTPException(422, str(err)) from None
+        if since is not None and since.tzinfo is not None:  # the store keeps naive UTC
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        return records(ctx.audit.table(table, since, limit))
 
     @app.post("/chat")
-    async def chat(c: ChatIn) -> dict[str, Any]:
+    async def chat(c: ChatIn, who: Operator) -> dict[str, Any]:
         res = await llm.chat(ctx, c.message)
         return asdict(res)
 
     @app.post("/decide")
-    async def decide() -> dict[str, Any]:
+    async def decide(who: Operator) -> dict[str, Any]:
         async with lock:
             res = await runtime.decide_once(ctx, "cli")
         return asdict(res)
+
+    users: Users = app.state.auth.users
+
+    @app.get("/users")
+    async def list_users(who: Admin) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": u.name,
+                "role": u.role.label,
+                "created": u.created.isoformat(),
+                "by": u.by_whom,
+            }
+            for u in users.list()
+        ]
+
+    @app.post("/users")
+    async def add_user(u: UserIn, who: Admin) -> dict[str, Any]:
+        try:
+            check_name(u.name)
+        except FacilityError as err:
+            raise HTTPException(422, str(err)) from None
+        try:
+            token = users.add(u.name, Role.parse(u.role), who.name)
+        except FacilityError as err:
+            raise HTTPException(409, str(err)) from None
+        return {"name": u.name, "role": u.role, "token": token}
+
+    @app.delete("/users/{name}")
+    async def remove_user(name: str, who: Admin) -> dict[str, Any]:
+        try:
+            gone = users.remove(name, who.name)
+        except FacilityError as err:
+            raise HTTPException(409 if users.get(name) else 404, str(err)) from None
+        return {"removed": gone.name, "role": gone.role.label}
 
     return app
 
@@ -153,10 +252,13 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     stop: asyncio.Event | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> None:
-    """Serve the API until ``stop`` is set; advertise it in ``<db>.api.json`` meanwhile."""
+    """Serve the API until ``stop`` is set; advertise it in ``<db>.api.json`` meanwhile.
+
+    ``allowed_hosts``: the Host header values accepted (DNS-rebinding guard)."""
     config = uvicorn.Config(
-        make_app(ctx), host=host, port=port, log_level="warning", lifespan="off"
+        make_app(ctx, allowed_hosts), host=host, port=port, log_level="warning", lifespan="off"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -8,7 +8,8 @@ file — and ``evals`` (which sits above ``agent``) is only named, never importe
 statically.
 
 Errors the user can fix (:class:`connectors.errors.FacilityError`) print one
-line to stderr and exit 2; nothing prints a traceback for a bad file.
+line to stderr and exit 2 (3 when access is denied: no token, a bad one, or too low a
+role); nothing prints a traceback for a bad file.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except FacilityError as err:
         print(f"facility-agent: error: {err}", file=sys.stderr)
-        return 2
+        return int(getattr(err, "exit_code", 2))
     except KeyboardInterrupt:
         return 130
 

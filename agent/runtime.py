@@ -29,8 +29,9 @@ Entry point for the eval suite and the demo (stable; H6 builds on it)::
 ``ctx.engine`` between calls, so call it once per replay step with the clock
 advanced. Every cycle writes ``runs`` / ``decisions`` / ``approvals`` /
 ``actions`` rows into the same store (see :mod:`agent.audit`). Operators answer
-with :func:`answer_approval`; :func:`emergency_stop`, :func:`set_autonomy` and
-:func:`expire_approvals` are the other controls.
+with :func:`answer_approval`; :func:`emergency_stop`, :func:`clear_estop`, :func:`set_autonomy`
+(the ceiling only — it never clears an e-stop or auto-lock) and :func:`expire_approvals` are
+the other controls.
 
 :func:`run_forever` is the periodic loop the demo starts as one more asyncio
 task (:func:`demo_agent`): a decision cycle every ``interval_s`` plus the
@@ -45,7 +46,7 @@ import contextlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -222,13 +223,52 @@ async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> list
     return cancelled
 
 
+def agent_values_in_force(ctx: AgentContext) -> list[dict[str, Any]]:
+    """Set points whose latest journaled write is the agent's own (not a rollback), per tag:
+    ``{tag, value, before_agent, action_id, ts}`` — what an operator must know after an e-stop."""
+    firsts: dict[str, float | None] = {}
+    last: dict[str, Any] = {}
+    for r in ctx.audit.journal.latest():  # ordered by time
+        if r.state == "failed":
+            continue
+        firsts.setdefault(r.tag, r.previous)
+        last[r.tag] = r
+    return [
+        {
+            "tag": tag,
+            "value": r.written,
+            "before_agent": firsts[tag],
+            "action_id": r.action_id,
+            "ts": r.ts.isoformat(),
+        }
+        for tag, r in sorted(last.items())
+        if r.state == "done" and r.detail.get("by") != "rollback"
+    ]
+
+
 def set_autonomy(ctx: AgentContext, level: int, by_whom: str, why: str = "") -> GateControl:
-    """Set the site ceiling; this also re-enables after an auto-lock or an emergency stop."""
-    if not 0 <= level <= 3:
+    """Set the site ceiling — only the ceiling: an e-stop or auto-lock stays (:func:`clear_estop`)."""
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
         raise ValueError("the autonomy level is 0, 1, 2 or 3")
-    ctx.autolock.times.clear()
+    c = ctx.control()
     return ctx.set_control(
-        GateControl(site_ceiling=level), by_whom, why or f"autonomy set to {level}"
+        replace(c, site_ceiling=level), by_whom, why or f"autonomy ceiling set to {level}"
+    )
+
+
+def clear_estop(ctx: AgentContext, by_whom: str, why: str = "") -> GateControl:
+    """Clear the emergency stop and the auto-lock (an admin's act, audited); the ceiling stays.
+
+    Nothing engaged: nothing recorded, the control returned as it is."""
+    c = ctx.control()
+    if not (c.estop or c.locked):
+        return c
+    ctx.autolock.times.clear()
+    cleared = " and ".join(
+        n for n, on in (("emergency stop", c.estop), ("auto-lock", c.locked)) if on
+    )
+    return ctx.set_control(
+        GateControl(site_ceiling=c.site_ceiling), by_whom, why or f"{cleared} cleared"
     )
 
 
@@ -267,7 +307,8 @@ async def run_forever(
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         t = loop.time()
-        if HEARTBEAT_TAG in ctx.site.points_by_tag:
+        if HEARTBEAT_TAG in ctx.site.points_by_tag and not ctx.control().estop:
+            # e-stopped: no heartbeat, so the plant's own fallback takes its set points back
             beat = (beat + 1) % 65536
             try:
                 await write_heartbeat(ctx.site, ctx.writer, HEARTBEAT_TAG, float(beat))

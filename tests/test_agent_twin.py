@@ -12,7 +12,14 @@ import pytest
 from agent_harness import Hall
 
 from agent.context import AgentContext
-from agent.runtime import answer_approval, close, decide_once, emergency_stop, set_autonomy
+from agent.runtime import (
+    answer_approval,
+    clear_estop,
+    close,
+    decide_once,
+    emergency_stop,
+    set_autonomy,
+)
 from tools.policies import policies_from_dicts
 from twin.faults import Fault
 
@@ -190,8 +197,10 @@ def test_emergency_stop_cancels_pending(tmp_path: Path, port: int) -> None:
             with pytest.raises(ValueError, match="already cancelled"):
                 await answer_approval(ctx, apr, "approved", "ana")
             assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
-            set_autonomy(ctx, 2, "admin")  # re-enable
-            assert not ctx.control().estop
+            set_autonomy(ctx, 3, "admin")  # the ceiling never clears an e-stop
+            assert ctx.control().estop and ctx.control().site_ceiling == 3
+            clear_estop(ctx, "admin")
+            assert not ctx.control().estop and ctx.control().site_ceiling == 3
         finally:
             await close(ctx)
 

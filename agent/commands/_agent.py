@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,19 @@ if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, n
     from agent.context import AgentContext
 
 
+TOKEN_ENV = "FACILITY_AGENT_TOKEN"
+
+WHO_ACTS = (
+    f"While a site process runs (run, demo), this goes through its API as the user whose token is "
+    f"in ${TOKEN_ENV}. When none runs, it opens the --db file directly and acts as "
+    "local:<your OS user>: permission on the file is the authority."
+)
+
+
 def add_options(p: argparse.ArgumentParser, *, device_port: bool = False) -> None:
     add_site_option(p, device_port=device_port)
     add_db_option(p)
-    p.add_argument("--by", default="operator", help="who is acting (recorded in the audit)")
+    p.epilog = WHO_ACTS
 
 
 def checkpoint_path(db: Path) -> Path:
@@ -68,19 +78,39 @@ def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentC
 
 
 class Api:
-    def __init__(self, url: str) -> None:
+    """A running site's API, called with the Bearer token of ``$FACILITY_AGENT_TOKEN``."""
+
+    def __init__(self, url: str, token: str | None) -> None:
         self.url = url
+        self.token = token
 
     def call(
         self, method: str, path: str, json: Any | None = None, params: dict[str, Any] | None = None
     ) -> Any:
-        r = httpx.request(method, self.url + path, json=json, params=params, timeout=120.0)
-        if r.status_code >= 400:
-            detail = (
-                r.json().get("detail")
-                if r.headers.get("content-type", "").startswith("application/json")
-                else r.text
+        from agent.users import AccessDenied
+
+        if not self.token:
+            raise AccessDenied(
+                f"a site process runs at {self.url}: set {TOKEN_ENV} to your token "
+                "(an admin makes one with: facility-agent user add NAME --role operator)"
             )
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            r = httpx.request(
+                method, self.url + path, json=json, params=params, headers=headers, timeout=120.0
+            )
+        except httpx.HTTPError as err:
+            raise FacilityError(
+                f"site process at {self.url}: {err or type(err).__name__}"
+            ) from None
+        if r.status_code >= 400:
+            try:
+                detail = str(r.json().get("detail"))
+            except ValueError:
+                detail = r.text.strip()[:300]
+            if r.status_code in (401, 403):
+                hint = f" (check {TOKEN_ENV})" if r.status_code == 401 else ""
+                raise AccessDenied(f"site process refused ({r.status_code}): {detail}{hint}")
             raise FacilityError(f"site process: {detail}")
         return r.json()
 
@@ -89,7 +119,14 @@ def api(args: argparse.Namespace) -> Api | None:
     from agent.api import find_api
 
     url = find_api(args.db)
-    return Api(url) if url else None
+    return Api(url, os.environ.get(TOKEN_ENV, "").strip() or None) if url else None
+
+
+def local_user() -> str:
+    """Who acts when the CLI opens the file directly (no site process runs)."""
+    from agent.users import local_principal
+
+    return local_principal().name
 
 
 def decisions_table(rows: list[dict[str, Any]], title: str = "Decisions") -> Table:

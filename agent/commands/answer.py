@@ -1,7 +1,8 @@
 """``facility-agent approve ID`` / ``reject ID``: answer a pending approval.
 
 Through the running site's local API when one runs, else directly on the
-DuckDB file and the SQLite checkpoint. Each resulting action is printed as one
+DuckDB file and the SQLite checkpoint (as ``local:<os user>``); through the API the
+approver recorded is the user of ``$FACILITY_AGENT_TOKEN`` (an operator or admin). Each resulting action is printed as one
 line: point, previous → written (requested, when clamped), read-back, state.
 """
 
@@ -12,7 +13,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.commands._agent import add_options, api, console, direct_ctx
+from agent.commands._agent import add_options, api, console, direct_ctx, local_user
 from connectors.errors import FacilityError
 
 _VERBS = {"approve": "approved", "reject": "rejected"}
@@ -54,16 +55,17 @@ def _runner(verb: str, state: str) -> Any:
             res = client.call(
                 "POST",
                 f"/approvals/{args.approval_id}/{verb}",
-                json={"by": args.by, "why": args.why},
+                json={"why": args.why},
             )
-            _print(out, args.approval_id, state, res["actions"])
+            _print(out, args.approval_id, f"{state} by {res['by']}", res["actions"])
             return 0
 
         async def main() -> None:
             ctx = direct_ctx(args)
             try:
-                res = await runtime.answer_approval(ctx, args.approval_id, state, args.by, args.why)
-                _print(out, args.approval_id, state, res.actions if res else [])
+                who = local_user()
+                res = await runtime.answer_approval(ctx, args.approval_id, state, who, args.why)
+                _print(out, args.approval_id, f"{state} by {who}", res.actions if res else [])
             except (KeyError, ValueError) as err:
                 raise FacilityError(str(err).strip("'\"")) from None
             finally:

@@ -1,6 +1,7 @@
-"""``facility-agent autonomy set LEVEL`` / ``autonomy show``: the site's autonomy ceiling.
+"""``facility-agent autonomy`` shows the site's autonomy ceiling; ``autonomy set LEVEL`` (admin) sets it.
 
-Setting a level also re-enables the site after an auto-lock or an emergency stop.
+Setting the ceiling changes only the ceiling: an emergency stop or an auto-lock
+stays engaged until an admin runs ``facility-agent estop clear``.
 Levels: 0 observe only, 1 decision support, 2 human validation, 3 full autonomy.
 """
 
@@ -10,29 +11,35 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from agent.commands._agent import add_options, api, console, direct_ctx
+from agent.commands._agent import add_options, api, console, direct_ctx, local_user
 from tools.gate import LEVEL_NAMES
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("autonomy", help="show or set the site's autonomy ceiling")
-    asub = p.add_subparsers(dest="autonomy_cmd", required=True)
-    s = asub.add_parser("set", help="set the ceiling (re-enables after auto-lock / e-stop)")
+    p = sub.add_parser(
+        "autonomy", help="show the site's autonomy ceiling, e-stop and auto-lock; set the ceiling"
+    )
+    add_options(p)
+    p.set_defaults(func=run_show)
+    asub = p.add_subparsers(dest="autonomy_cmd")
+    s = asub.add_parser("set", help="set the ceiling (admin; never clears an e-stop or auto-lock)")
     add_options(s)
     s.add_argument("level", type=int, choices=[0, 1, 2, 3])
-    s.add_argument("--why", default="")
+    s.add_argument("--why", default="", help="reason (recorded in the audit)")
     s.set_defaults(func=run_set)
-    sh = asub.add_parser("show", help="show the ceiling, lock and emergency stop")
+    sh = asub.add_parser("show", help="show the ceiling, auto-lock and emergency stop")
     add_options(sh)
     sh.set_defaults(func=run_show)
 
 
-def _print(c: dict[str, Any]) -> None:
+def print_control(c: dict[str, Any]) -> None:
     out = console()
     lvl = int(c["site_ceiling"])
     out.print(f"site ceiling: {lvl} ({LEVEL_NAMES[lvl]})")
     out.print(f"auto-locked: {'yes — ' + c['lock_reason'] if c['locked'] else 'no'}")
     out.print(f"emergency stop: {'ENGAGED' if c['estop'] else 'no'}")
+    if c["locked"] or c["estop"]:
+        out.print("  (no level above 1 until an admin runs: facility-agent estop clear)")
 
 
 def run_set(args: argparse.Namespace) -> int:
@@ -40,15 +47,11 @@ def run_set(args: argparse.Namespace) -> int:
 
     client = api(args)
     if client is not None:
-        _print(
-            client.call(
-                "POST", "/autonomy", json={"level": args.level, "by": args.by, "why": args.why}
-            )
-        )
+        print_control(client.call("POST", "/autonomy", json={"level": args.level, "why": args.why}))
         return 0
     ctx = direct_ctx(args)
     try:
-        _print(asdict(runtime.set_autonomy(ctx, args.level, args.by, args.why)))
+        print_control(asdict(runtime.set_autonomy(ctx, args.level, local_user(), args.why)))
     finally:
         ctx.store.close()
     return 0
@@ -57,11 +60,11 @@ def run_set(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     client = api(args)
     if client is not None:
-        _print(client.call("GET", "/autonomy"))
+        print_control(client.call("GET", "/autonomy"))
         return 0
     ctx = direct_ctx(args)
     try:
-        _print(asdict(ctx.control()))
+        print_control(asdict(ctx.control()))
     finally:
         ctx.store.close()
     return 0

@@ -7,7 +7,8 @@ in place. Unless ``--fault`` or ``--scenario`` say otherwise, a utility loss is
 injected after a minute (:data:`DEFAULT_FAULT`): the UPS goes on battery, the
 agent proposes a GPU power cap, checks it with the what-if model and — the
 site's autonomy ceiling being human validation — asks for an approval that
-``facility-agent approve ID`` (another terminal) answers through the demo's
+``facility-agent approve ID`` (another terminal, with the admin token the demo
+prints on a fresh database in ``FACILITY_AGENT_TOKEN``) answers through the demo's
 local API. Stops cleanly at ``--duration`` or on Ctrl-C.
 
 Adding a component (the agent) is one more entry in :func:`demo_tasks`: a
@@ -232,6 +233,10 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
             twin, server, runner, store, ingestor, stop, args.duration, console or Console(),
             with_agent=not args.no_agent,
         )  # fmt: skip
+        if ctx.with_agent:
+            from agent.commands.user import first_admin
+
+            first_admin(store, ctx.console)
         tasks = [asyncio.create_task(make(ctx)) for make in demo_tasks()]
         tasks.append(asyncio.create_task(_stop_after(stop, args.duration)))
         try:

@@ -2,8 +2,9 @@
 
 Polls the site into the DuckDB file, runs a decision cycle every ``--interval``
 seconds (plus the agent's heartbeat to ``agent.heartbeat``), and serves the local
-API that ``approve``/``reject``/``autonomy``/``estop``/``audit``/``chat`` use while
-it runs. Stops cleanly at ``--duration`` or on Ctrl-C.
+API that ``approve``/``reject``/``autonomy``/``estop``/``audit``/``chat``/``user`` use
+while it runs (with a user's token; on a database without users it first creates the
+admin user and prints its token once). Stops cleanly at ``--duration`` or on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0 = any free port)")
     p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also accept this Host header (default: 127.0.0.1, localhost, ::1 only)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-ingest", action="store_true", help="do not poll (another process fills the store)"
     )
     p.set_defaults(func=run)
@@ -42,12 +47,15 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from agent import llm, runtime
     from agent.api import serve
     from agent.commands.twin import install_stop
+    from agent.commands.user import first_admin
     from agent.context import AgentContext
+    from agent.http_guard import LOOPBACK_HOSTS
 
     site = load(args)
     store = Store(args.db)
     store.register_site(site)
     out = console()
+    first_admin(store, out)
     ctx = AgentContext.build(
         site,
         store,
@@ -70,7 +78,15 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 on_result=show,
             )
         ),
-        asyncio.create_task(serve(ctx, args.db, port=args.port, stop=stop)),
+        asyncio.create_task(
+            serve(
+                ctx,
+                args.db,
+                port=args.port,
+                stop=stop,
+                allowed_hosts=(*LOOPBACK_HOSTS, *args.allow_host),
+            )
+        ),
     ]
     if not args.no_ingest:
         from connectors.ingest import Ingestor
