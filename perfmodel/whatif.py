@@ -286,7 +286,7 @@ def whatif_many(
     params, n = _broadcast_params(state, cols)
     # the baseline rides along as row n, so before/after use identical arithmetic
     full = {k: np.append(v, getattr(state, k)) for k, v in params.items()}
-    out = solve(full, state.chiller)
+    out = solve(full, state.chiller).to_dict()
     out = {k: np.broadcast_to(v, (n + 1,)).astype(float) for k, v in out.items()}
     baseline = {k: float(v[n]) for k, v in out.items()}
     outputs = {k: v[:n] for k, v in out.items()}
