@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,9 +69,8 @@ FREE_CONVECTION_FR_AIR = 0.125
 MAX_CHW_RISE_K = 30.0
 
 
-def _internal() -> F:
-    """A field later steps need that is not a model output (left out of ``to_dict``)."""
-    return field(metadata={"internal": True})  # type: ignore[no-any-return]
+#: field metadata of a value later steps need that is not a model output (left out of to_dict)
+_INTERNAL = MappingProxyType({"internal": True})
 
 
 def _outputs(part: object) -> dict[str, F]:
@@ -101,8 +101,8 @@ class ItLoad:
     throughput_loss_pct: F
     gpu_kw: F
     it_kw: F
-    liquid_kw: F = _internal()  # GPU heat into the cold plates
-    air_kw: F = _internal()  # IT heat into the room air
+    liquid_kw: F = field(metadata=_INTERNAL)  # GPU heat into the cold plates
+    air_kw: F = field(metadata=_INTERNAL)  # IT heat into the room air
 
 
 def it_load(p: Params) -> ItLoad:
@@ -132,9 +132,9 @@ class LiquidChain:
 
     cdu_pump_kw: F
     cdu_flow_ls: F
-    heat_per_gpu_w: F = _internal()
-    flow_per_gpu_kgs: F = _internal()
-    r_th_k_per_w: F = _internal()
+    heat_per_gpu_w: F = field(metadata=_INTERNAL)
+    flow_per_gpu_kgs: F = field(metadata=_INTERNAL)
+    r_th_k_per_w: F = field(metadata=_INTERNAL)
 
 
 def liquid_chain(p: Params, load: ItLoad) -> LiquidChain:
@@ -207,8 +207,8 @@ class LoopPumps:
     chw_pump_speed_pct: F
     cw_pump_speed_pct: F
     cw_flow_ls: F
-    chw_pump_kw: F = _internal()
-    cw_pump_kw: F = _internal()
+    chw_pump_kw: F = field(metadata=_INTERNAL)
+    cw_pump_kw: F = field(metadata=_INTERNAL)
 
 
 def loop_pumps(p: Params) -> LoopPumps:
@@ -236,7 +236,7 @@ class ChwLoop:
     chw_delta_t_k: F
     chw_flow_min_ls: F
     cw_flow_min_ls: F
-    running: F = _internal()  # chillers running, ≥ 0
+    running: F = field(metadata=_INTERNAL)  # chillers running, ≥ 0
 
 
 def chw_loop(
@@ -273,7 +273,7 @@ class Chillers:
     redundant_capacity_kw: F
     chillers_running: F
     chiller_cop: F
-    plr_each: F = _internal()  # part-load ratio of each running chiller
+    plr_each: F = field(metadata=_INTERNAL)  # part-load ratio of each running chiller
 
 
 @dataclass(frozen=True)
@@ -377,9 +377,7 @@ class ChwSupply:
     chw_unmet_kw: F
 
 
-def chw_supply(
-    p: Params, ch: ChillerEIR, loop: ChwLoop, pu: LoopPumps, chs: Chillers
-) -> ChwSupply:
+def chw_supply(p: Params, ch: ChillerEIR, loop: ChwLoop, pu: LoopPumps, chs: Chillers) -> ChwSupply:
     """The setpoint while chillers have capacity; the unmet load warms the water beyond it."""
     met = loop.running * np.minimum(chs.plr_each, ch.max_plr) * chs.chiller_capacity_avail_kw
     q_chw = loop.chw_load_kw
