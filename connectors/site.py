@@ -69,6 +69,13 @@ class EquipmentKind(StrEnum):
     OTHER = "other"
 
 
+#: Id of the agent's own virtual equipment on a site (heartbeat, enable, operator overrides).
+AGENT_EQUIPMENT = "agent"
+#: The point the agent writes a changing value to while it is alive; when it stops
+#: changing, the plant reverts every agent-written set point.
+HEARTBEAT_TAG = f"{AGENT_EQUIPMENT}.heartbeat"
+
+
 class Table(StrEnum):
     HOLDING = "holding"
     INPUT = "input"
