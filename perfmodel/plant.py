@@ -289,6 +289,44 @@ class Tower:
     tower_fan_kw: F
 
 
+def _tower_auto(p: Params) -> tuple[NDArray[np.bool_], F]:
+    """Where the fan is on automatic (NaN speed) and the fixed air-flow ratio elsewhere."""
+    auto = np.isnan(p["tower_fan_speed_pct"])
+    fixed_fr = np.clip(np.nan_to_num(p["tower_fan_speed_pct"], nan=100.0) / 100.0, 0.0, 1.0)
+    return auto, fixed_fr
+
+
+def _tower_leaving(p: Params, twb: F, rng: F, fr_w: F) -> F:
+    """Water leaving the tower (°C) for a range ``rng`` (K).
+
+    EnergyPlus "Variable Speed Cooling Towers": on automatic, full speed when even
+    that is too warm; fan off when free convection already reaches the setpoint
+    (the water is then colder); else exactly the setpoint.
+    """
+    auto, fixed_fr = _tower_auto(p)
+    sp_cw = p["cw_supply_setpoint_c"]
+    t_full = tower.leaving_water_temp(twb, rng, fr_w, 1.0)
+    t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
+    t_auto = np.where(t_free <= sp_cw, t_free, np.maximum(sp_cw, t_full))
+    return np.asarray(np.where(auto, t_auto, tower.leaving_water_temp(twb, rng, fr_w, fixed_fr)))
+
+
+def _tower_fan(p: Params, twb: F, rng: F, fr_w: F) -> tuple[F, F]:
+    """Fan air-flow ratio and duty (time share): at minimum speed the fan cycles to hold
+    the setpoint, so its power is the power at minimum speed × that share."""
+    auto, fixed_fr = _tower_auto(p)
+    sp_cw = p["cw_supply_setpoint_c"]
+    min_fr = p["tower_min_speed_pct"] / 100.0
+    fr_auto = tower.speed_for_leaving_temp(sp_cw, twb, rng, fr_w, min_fr_air=FREE_CONVECTION_FR_AIR)
+    fr_air = np.where(auto, np.maximum(fr_auto, min_fr), fixed_fr)
+    t_min = tower.leaving_water_temp(twb, rng, fr_w, min_fr)
+    t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        duty = np.clip((t_free - sp_cw) / (t_free - t_min), 0.0, 1.0)
+    duty = np.where(auto & (fr_auto < min_fr), np.nan_to_num(duty, nan=1.0), 1.0)
+    return fr_air, duty
+
+
 def condenser_loop(
     p: Params, ch: ChillerEIR, twb: F, loop: ChwLoop, pu: LoopPumps
 ) -> tuple[Chillers, Tower]:
@@ -301,20 +339,6 @@ def condenser_loop(
     with np.errstate(divide="ignore", invalid="ignore"):
         q_each = np.where(n_run > 0, loop.chw_load_kw / n_run, 0.0)
     fr_w = pu.cw_flow_ls / tower_reference_flow(p)
-    auto = np.isnan(p["tower_fan_speed_pct"])
-    fixed_fr = np.clip(np.nan_to_num(p["tower_fan_speed_pct"], nan=100.0) / 100.0, 0.0, 1.0)
-    min_fr = p["tower_min_speed_pct"] / 100.0
-    sp_cw = p["cw_supply_setpoint_c"]
-
-    def tower_leaving(rng: F) -> F:
-        # EnergyPlus "Variable Speed Cooling Towers": full speed when even that is too warm;
-        # fan off when free convection already reaches the setpoint (the water is then colder)
-        t_full = tower.leaving_water_temp(twb, rng, fr_w, 1.0)
-        t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
-        t_auto = np.where(t_free <= sp_cw, t_free, np.maximum(sp_cw, t_full))
-        return np.asarray(
-            np.where(auto, t_auto, tower.leaving_water_temp(twb, rng, fr_w, fixed_fr))
-        )
 
     def chillers_at(t: F) -> chiller.ChillerResult:
         return chiller.chiller_performance(
@@ -326,21 +350,17 @@ def condenser_loop(
             cop=p["chiller_cop"],
         )
 
-    t_cw = np.asarray(sp_cw, dtype=float)
+    def tower_range(res: chiller.ChillerResult) -> F:
+        return liquid.coolant_return_temp(0.0, n_run * res.cond_kw, pu.cw_flow_ls)
+
+    t_cw = np.asarray(p["cw_supply_setpoint_c"], dtype=float)
     res = chillers_at(t_cw)
-    rng = liquid.coolant_return_temp(0.0, n_run * res.cond_kw, pu.cw_flow_ls)
+    rng = tower_range(res)
     for _ in range(6):
-        t_cw = tower_leaving(rng)
+        t_cw = _tower_leaving(p, twb, rng, fr_w)
         res = chillers_at(t_cw)
-        rng = liquid.coolant_return_temp(0.0, n_run * res.cond_kw, pu.cw_flow_ls)
-    fr_auto = tower.speed_for_leaving_temp(sp_cw, twb, rng, fr_w, min_fr_air=FREE_CONVECTION_FR_AIR)
-    fr_air = np.where(auto, np.maximum(fr_auto, min_fr), fixed_fr)
-    # at minimum speed the fan cycles to hold the setpoint: power × time share at min speed
-    t_min = tower.leaving_water_temp(twb, rng, fr_w, min_fr)
-    t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        duty = np.clip((t_free - sp_cw) / (t_free - t_min), 0.0, 1.0)
-    duty = np.where(auto & (fr_auto < min_fr), np.nan_to_num(duty, nan=1.0), 1.0)
+        rng = tower_range(res)
+    fr_air, duty = _tower_fan(p, twb, rng, fr_w)
     fan_kw = tower.fan_power(p["tower_fan_rated_kw"], fr_air) * duty
     chiller_kw = n_run * res.power_kw
     tw = Tower(

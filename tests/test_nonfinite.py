@@ -52,15 +52,7 @@ def test_clamp_still_clamps_finite_values() -> None:
 
 
 # ---- what-if -----------------------------------------------------------------------------------
-VALUES = {
-    "gpu.it_power": 850.0,
-    "gpu.power_cap": 100.0,
-    "chiller_1.running": 1.0,
-    "chiller_2.running": 1.0,
-    "chiller_3.running": 0.0,
-    "weather.outdoor_temp": 30.0,
-    "weather.outdoor_rh": 40.0,
-}
+VALUES: dict[str, float] = {}  # no readings: the twin's design state
 
 
 @pytest.mark.parametrize("value", NON_FINITE)
@@ -249,3 +241,17 @@ def test_policy_file_refuses_non_finite_numbers(case: str) -> None:
 
 def test_a_good_policy_still_loads() -> None:
     assert policies_from_dicts([_policy()], origin="ok.yaml")[0].policy.id == "p"
+
+
+def test_a_refused_proposal_is_never_judged_safe(site: Site) -> None:
+    """What the decision path does with the refusal: the gate cannot read it as 'constraints hold'."""
+    from tools.gate import whatif_level
+
+    try:
+        check(site, VALUES, [TagChange("gpu.power_cap", math.nan)])
+    except NonFiniteValue as err:
+        level, why = whatif_level(None, "required", f"{type(err).__name__}: {err}")
+    else:
+        raise AssertionError("a NaN power cap was predicted")
+    assert level <= 1
+    assert "constraints hold" not in why and "NonFiniteValue" in why
