@@ -7,10 +7,12 @@ nameplate (``rated``). ``check(site, values, changes)`` predicts what a set of
 point writes would do; changes may name site tags (``"ct_1.cw_supply_setpoint"``)
 or PlantState fields (``"chw_supply_setpoint_c"``).
 
-Equipment is found by kind (chiller, cooling_tower, pump, crah, cdu,
-gpu_cluster, ups, transformer, pdu, weather); pumps by id prefix ``chw_`` /
+Which point is which field is the table in :mod:`tools.modelmap`; the state is
+built in named steps (nameplates, plain readings, GPU cap, chiller staging,
+pumps, CRAHs). Equipment is found by kind; pumps by id prefix ``chw_`` /
 ``cw_``. A missing reading keeps the model's design value for that field (the
-state says which via ``missing``).
+state says which via ``missing``). A proposed NaN or infinite value is refused
+with :class:`~connectors.errors.NonFiniteValue`, never predicted.
 """
 
 from __future__ import annotations
