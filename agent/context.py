@@ -32,6 +32,7 @@ from connectors.site import Site
 from connectors.store import Store
 from tools.actuation import Actuator, PointWriter
 from tools.gate import AutoLock, GateControl
+from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library
 from tools.telemetry import Snapshot
 
@@ -119,55 +120,6 @@ def default_whatif() -> WhatIfFn | None:
         return check(site, values, [tag_change(t, float(v)) for t, v in changes])
 
     return run
-
-
-#: policy ``variables`` → perfmodel PlantState fields the optimiser may move
-OPTIMISER_FIELDS = {
-    "chw_supply_setpoint": "chw_supply_setpoint_c",
-    "cw_supply_setpoint": "cw_supply_setpoint_c",
-    "tower_fan": "cw_supply_setpoint_c",
-    "staging": "chillers_running",
-    "cdu_supply_setpoint": "cdu_supply_setpoint_c",
-    "chw_pump_speed": "chw_pump_speed_pct",
-    "cw_pump_speed": "cw_pump_speed_pct",
-    "crah_fan_speed": "crah_fan_speed_pct",
-}
-
-
-def field_changes_to_tags(
-    site: Site, values: Mapping[str, float], field_changes: Mapping[str, float]
-) -> list[tuple[str, float]]:
-    """Map optimiser changes (PlantState fields) back to writes on the site's points."""
-    out: list[tuple[str, float]] = []
-    kinds: dict[str, list[str]] = {}
-    for eq in site.equipment:
-        kinds.setdefault(eq.kind.value, []).append(eq.id)
-    for f, v in field_changes.items():
-        if f == "chw_supply_setpoint_c":
-            out += [(f"{c}.chw_supply_setpoint", v) for c in kinds.get("chiller", [])]
-        elif f == "cw_supply_setpoint_c":
-            out += [(f"{c}.cw_supply_setpoint", v) for c in kinds.get("cooling_tower", [])]
-        elif f == "cdu_supply_setpoint_c":
-            out += [(f"{c}.coolant_supply_setpoint", v) for c in kinds.get("cdu", [])]
-        elif f in ("chw_pump_speed_pct", "cw_pump_speed_pct"):
-            prefix = f.split("_pump")[0] + "_"
-            out += [
-                (f"{p}.speed_setpoint", v) for p in kinds.get("pump", []) if p.startswith(prefix)
-            ]
-        elif f == "crah_fan_speed_pct":
-            out += [(f"{c}.fan_speed_setpoint", v) for c in kinds.get("crah", [])]
-        elif f == "chillers_running":
-            chillers = kinds.get("chiller", [])
-            running = [c for c in chillers if values.get(f"{c}.running", 0.0) >= 0.5]
-            idle = [
-                c for c in chillers if c not in running and values.get(f"{c}.tripped", 0.0) < 0.5
-            ]
-            n = round(v) - len(running)
-            if n > 0:
-                out += [(f"{c}.enable", 1.0) for c in idle[:n]]
-            elif n < 0:
-                out += [(f"{c}.enable", 0.0) for c in running[n:]]
-    return [(t, val) for t, val in out if t in site.points_by_tag and site.point(t).writable]
 
 
 def default_optimise() -> OptimiseFn | None:

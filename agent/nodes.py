@@ -24,6 +24,7 @@ from agent.state import CycleState, Decision
 from connectors.errors import FacilityError, WriteFailed, WriteRejected
 from tools import gate
 from tools.actuation import VerifySpec, new_id, override_tag
+from tools.modelmap import model_output_for
 from tools.policies import Observation, Trigger
 from tools.policies.engine import ValuesView
 from tools.telemetry import latest_array
@@ -198,24 +199,11 @@ async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     return {"decisions": out}
 
 
-#: point name → the performance model output that predicts it (for verification)
-MODEL_OUTPUTS = {
-    "coolant_supply_temp": "cdu_supply_c",
-    "gpu_temp_max": "gpu_die_c",
-    "rack_inlet_temp": "rack_inlet_c",
-    "chw_supply_temp": "chw_supply_c",
-    "cw_supply_temp": "cw_supply_c",
-    "facility_power": "facility_kw",
-    "cooling_power": "cooling_kw",
-    "pue": "pue",
-}
-
-
 def predicted_value(prediction: dict[str, Any] | None, tag: str) -> float | None:
     """What the what-if predicted for ``tag`` after the change (None when it says nothing)."""
     if not prediction:
         return None
-    key = MODEL_OUTPUTS.get(tag.split(".", 1)[-1])
+    key = model_output_for(tag)
     after = prediction.get("after") or {}
     v = after.get(key) if key else None
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None

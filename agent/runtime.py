@@ -57,12 +57,11 @@ from agent.checkpoint import close_saver, open_saver, prune
 from agent.context import AgentContext
 from agent.graph import compile_graph
 from connectors.errors import FacilityError
+from connectors.site import HEARTBEAT_TAG
 from tools.actuation import write_heartbeat
 from tools.gate import APPROVAL_TTL_S, GateControl
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_TAG = "agent.heartbeat"
 
 
 @dataclass

@@ -11,6 +11,7 @@
     │   ├── ModbusExceptionResponse the device answered with a Modbus exception code
     │   └── DecodeError             registers do not decode to the point's type
     ├── WriteRejected               a guarded write refused before touching equipment (limits, gate)
+    │   └── NonFiniteValue          NaN or ±inf where a finite number is required (a write, a what-if)
     ├── WriteFailed                 a write reached equipment and did not verify
     └── StoreError                  the DuckDB store (e.g. locked by another process)
 
@@ -65,6 +66,10 @@ class DecodeError(DeviceError):
 
 class WriteRejected(FacilityError):
     """A write was refused before it reached equipment."""
+
+
+class NonFiniteValue(WriteRejected, ValueError):
+    """NaN or an infinity offered where only a finite number makes sense (nothing is written)."""
 
 
 class WriteFailed(FacilityError):

@@ -33,6 +33,7 @@ Example (YAML)::
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from enum import StrEnum
@@ -43,7 +44,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.config import describe_validation_error, read_yaml_mapping
-from connectors.errors import SiteConfigError
+from connectors.errors import NonFiniteValue, SiteConfigError
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
@@ -66,6 +67,13 @@ class EquipmentKind(StrEnum):
     AGENT = "agent"
     METER = "meter"
     OTHER = "other"
+
+
+#: Id of the agent's own virtual equipment on a site (heartbeat, enable, operator overrides).
+AGENT_EQUIPMENT = "agent"
+#: The point the agent writes a changing value to while it is alive; when it stops
+#: changing, the plant reverts every agent-written set point.
+HEARTBEAT_TAG = f"{AGENT_EQUIPMENT}.heartbeat"
 
 
 class Table(StrEnum):
@@ -119,7 +127,10 @@ class Order(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # every number in a site file is finite: NaN or ±inf limits would let any write through
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False
+    )
 
 
 class ModbusSource(_Strict):
@@ -230,6 +241,9 @@ class WriteLimits(_Strict):
         return self
 
     def clamp(self, value: float) -> float:
+        """``value`` held to [min, max]; NaN or ±inf is refused, never turned into a limit."""
+        if not math.isfinite(value):
+            raise NonFiniteValue(f"write value {value} is not a finite number")
         return min(self.max, max(self.min, value))
 
 
@@ -282,16 +296,23 @@ class Equipment(_Strict):
 
 
 class QualityThresholds(_Strict):
-    """Data-quality score → highest autonomy level it allows."""
+    """Data-quality score → highest autonomy level it allows.
 
-    level3: float = Field(0.95, ge=0, le=1)
-    level2: float = Field(0.80, ge=0, le=1)
-    level1: float = Field(0.50, ge=0, le=1)
+    Each threshold is above 0 (a score of 0 — no usable data — must never allow
+    a level) and a higher level needs a strictly higher score.
+    """
+
+    level3: float = Field(0.95, gt=0, le=1)
+    level2: float = Field(0.80, gt=0, le=1)
+    level1: float = Field(0.50, gt=0, le=1)
 
     @model_validator(mode="after")
     def _monotone(self) -> QualityThresholds:
-        if not (self.level3 >= self.level2 >= self.level1):
-            raise ValueError("thresholds must satisfy level3 ≥ level2 ≥ level1")
+        if not (self.level3 > self.level2 > self.level1):
+            raise ValueError(
+                f"thresholds must satisfy level3 > level2 > level1, got "
+                f"{self.level3} / {self.level2} / {self.level1}"
+            )
         return self
 
     def level(self, score: float) -> int:

@@ -37,7 +37,7 @@ import pandas as pd
 from connectors.clock import ManualClock
 from connectors.errors import FacilityError, ScenarioConfigError
 from connectors.replay import ReplaySource
-from connectors.site import Site, load_site, parse_site
+from connectors.site import HEARTBEAT_TAG, Site, load_site, parse_site
 from connectors.status import Status
 from connectors.store import Store
 from evals import metrics as M
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
 """Called with the fraction of the scenario done (0–1)."""
-
-HEARTBEAT_TAG = "agent.heartbeat"
 
 
 @dataclass

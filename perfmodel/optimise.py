@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfmodel.whatif import Change, PlantState, Prediction, steady_state, whatif_many
+from perfmodel.plant import solve_state
+from perfmodel.whatif import Change, PlantState, Prediction, whatif_many
 
 __all__ = ["Grid", "OptimiseResult", "default_grid", "fixed_fan_grid", "optimise"]
 
@@ -61,9 +62,9 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
     expose a tower fan speed setpoint, add :func:`fixed_fan_grid`:
     ``optimise(state, [default_grid(state), fixed_fan_grid(state)])``.
     """
-    base = steady_state(state)
-    cap = max(base["chiller_capacity_avail_kw"], 1e-9)
-    need = max(1, math.ceil(base["chw_load_kw"] / cap))
+    base = solve_state(state)
+    cap = max(float(base.chillers.chiller_capacity_avail_kw[0]), 1e-9)
+    need = max(1, math.ceil(float(base.loop.chw_load_kw[0]) / cap))
     n_opts = [float(n) for n in range(need, int(state.chillers_available) + 1)] or [
         state.chillers_running
     ]

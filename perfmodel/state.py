@@ -2,8 +2,8 @@
 
 :class:`PlantState` is a flat dataclass of floats (units in the field names) so
 that any field can be broadcast over thousands of candidates; :class:`Change`
-sets or shifts one field. Short aliases (the twin's point names) resolve to
-fields through :data:`ALIASES`.
+sets or shifts one field (named by its field name; site point names are mapped
+to fields in the tools layer, :mod:`tools.modelmap`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from perfmodel.curves_data import DEFAULT_CHILLER
 from perfmodel.idf import ChillerEIR
 
-__all__ = ["ALIASES", "NUMERIC_FIELDS", "Change", "PlantState", "resolve_target"]
+__all__ = ["NUMERIC_FIELDS", "Change", "PlantState", "resolve_target"]
 
 NAN = math.nan
 INF = math.inf
@@ -121,36 +121,16 @@ class PlantState:
 
 NUMERIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PlantState) if f.name != "chiller")
 
-#: Short names accepted as change targets, e.g. the twin's point names.
-ALIASES: dict[str, str] = {
-    "chw_supply_setpoint": "chw_supply_setpoint_c",
-    "cw_supply_setpoint": "cw_supply_setpoint_c",
-    "coolant_supply_setpoint": "cdu_supply_setpoint_c",
-    "cdu_supply_setpoint": "cdu_supply_setpoint_c",
-    "supply_air_setpoint": "crah_supply_air_setpoint_c",
-    "crah_supply_air_setpoint": "crah_supply_air_setpoint_c",
-    "fan_speed_setpoint": "crah_fan_speed_pct",
-    "crah_fan_speed": "crah_fan_speed_pct",
-    "tower_fan_speed": "tower_fan_speed_pct",
-    "chw_pump_speed": "chw_pump_speed_pct",
-    "cw_pump_speed": "cw_pump_speed_pct",
-    "cdu_pump_speed": "cdu_pump_speed_pct",
-    "power_cap": "gpu_power_cap_kw",
-    "gpu_power_cap": "gpu_power_cap_kw",
-    "chillers": "chillers_running",
-    "crahs": "crah_running",
-}
-
 
 def resolve_target(name: str) -> str:
-    """The :class:`PlantState` field a change target names (field name or alias)."""
+    """``name`` itself when it is a numeric :class:`PlantState` field, else a ``KeyError``.
+
+    Site point names and short aliases are the tools layer's business
+    (:mod:`tools.modelmap`); the model knows its own fields only.
+    """
     if name in NUMERIC_FIELDS:
         return name
-    if name in ALIASES:
-        return ALIASES[name]
-    raise KeyError(
-        f"unknown what-if target {name!r}; use a PlantState field or one of {sorted(ALIASES)}"
-    )
+    raise KeyError(f"unknown what-if target {name!r}; use a PlantState field")
 
 
 @dataclass(frozen=True)

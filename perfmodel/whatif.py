@@ -30,8 +30,9 @@ curves were fitted on (then the answer is an extrapolation: the autonomy gate
 caps at level 2).
 
 Change targets are :class:`PlantState` field names (e.g.
-``"chw_supply_setpoint_c"``); short aliases without the unit suffix are
-accepted too (``"chw_supply_setpoint"``), see :data:`ALIASES`.
+``"chw_supply_setpoint_c"``); site point names and short aliases are mapped to
+fields by the tools layer (:mod:`tools.modelmap`). NaN or ±inf is refused
+except where a field gives it a meaning (:data:`NAN_MEANS`, :data:`INF_MEANS`).
 """
 
 from __future__ import annotations
@@ -47,12 +48,13 @@ from numpy.typing import ArrayLike, NDArray
 from perfmodel import air, tower
 from perfmodel.idf import ChillerEIR
 from perfmodel.plant import solve, steady_state
-from perfmodel.state import ALIASES, NUMERIC_FIELDS, Change, PlantState, resolve_target
+from perfmodel.state import NUMERIC_FIELDS, Change, PlantState, resolve_target
 
 __all__ = [
-    "ALIASES",
     "CONSTRAINT_NAMES",
+    "INF_MEANS",
     "KEY_OUTPUTS",
+    "NAN_MEANS",
     "NUMERIC_FIELDS",
     "Change",
     "Constraint",
@@ -234,12 +236,34 @@ def _reasons(code: int, after: Mapping[str, float], ch: ChillerEIR) -> list[str]
     return out
 
 
+#: The only non-finite settings with a meaning: NaN tower fan = automatic, NaN wet bulb =
+#: computed from dry bulb and RH, +inf power cap = no cap.
+NAN_MEANS: dict[str, str] = {
+    "tower_fan_speed_pct": "automatic",
+    "outdoor_wetbulb_c": "computed from dry bulb and RH",
+}
+INF_MEANS: dict[str, str] = {"gpu_power_cap_kw": "no cap"}
+
+
+def _require_finite(cols: Mapping[str, F]) -> None:
+    """Refuse NaN/±inf in a what-if column unless the field gives it a meaning (see above)."""
+    for name, v in cols.items():
+        bad = ~np.isfinite(v)
+        if name in NAN_MEANS:
+            bad &= ~np.isnan(v)
+        if name in INF_MEANS:
+            bad &= ~np.isposinf(v)
+        if bad.any():
+            raise ValueError(f"what-if value {float(v[bad][0])} for {name} is not a finite number")
+
+
 def _broadcast_params(
     state: PlantState, columns: Mapping[str, ArrayLike]
 ) -> tuple[dict[str, F], int]:
     cols = {
         resolve_target(k): np.atleast_1d(np.asarray(v, dtype=float)) for k, v in columns.items()
     }
+    _require_finite(cols)
     n = max((len(v) for v in cols.values()), default=1)
     for k, v in cols.items():
         if len(v) not in (1, n):
@@ -286,7 +310,7 @@ def whatif_many(
     params, n = _broadcast_params(state, cols)
     # the baseline rides along as row n, so before/after use identical arithmetic
     full = {k: np.append(v, getattr(state, k)) for k, v in params.items()}
-    out = solve(full, state.chiller)
+    out = solve(full, state.chiller).to_dict()
     out = {k: np.broadcast_to(v, (n + 1,)).astype(float) for k, v in out.items()}
     baseline = {k: float(v[n]) for k, v in out.items()}
     outputs = {k: v[:n] for k, v in out.items()}

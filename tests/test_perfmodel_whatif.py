@@ -39,7 +39,7 @@ def test_vectorised_equals_scalar() -> None:
         batch.append(
             [
                 Change("chw_supply_setpoint_c", float(rng.uniform(6, 11))),
-                Change("cw_supply_setpoint", float(rng.uniform(22, 32))),
+                Change("cw_supply_setpoint_c", float(rng.uniform(22, 32))),
                 Change("chillers_running", float(rng.integers(1, 4))),
                 Change("chw_pump_speed_pct", float(rng.uniform(50, 100))),
                 Change("gpu_power_cap_kw", float(rng.uniform(600, 1100))),
@@ -62,7 +62,7 @@ def test_vectorised_equals_scalar() -> None:
 
 def test_relative_change_and_aliases() -> None:
     s = PlantState()
-    p = whatif(s, [Change("chw_supply_setpoint", 1.0, relative=True)])
+    p = whatif(s, [Change("chw_supply_setpoint_c", 1.0, relative=True)])
     assert p.after["chw_supply_c"] == pytest.approx(s.chw_supply_setpoint_c + 1.0)
     assert p.delta_kw < 0  # warmer chilled water: chillers work less
     with pytest.raises(KeyError, match="unknown what-if target"):

@@ -7,10 +7,12 @@ nameplate (``rated``). ``check(site, values, changes)`` predicts what a set of
 point writes would do; changes may name site tags (``"ct_1.cw_supply_setpoint"``)
 or PlantState fields (``"chw_supply_setpoint_c"``).
 
-Equipment is found by kind (chiller, cooling_tower, pump, crah, cdu,
-gpu_cluster, ups, transformer, pdu, weather); pumps by id prefix ``chw_`` /
+Which point is which field is the table in :mod:`tools.modelmap`; the state is
+built in named steps (nameplates, plain readings, GPU cap, chiller staging,
+pumps, CRAHs). Equipment is found by kind; pumps by id prefix ``chw_`` /
 ``cw_``. A missing reading keeps the model's design value for that field (the
-state says which via ``missing``).
+state says which via ``missing``). A proposed NaN or infinite value is refused
+with :class:`~connectors.errors.NonFiniteValue`, never predicted.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from connectors.errors import NonFiniteValue
 from connectors.site import Equipment, EquipmentKind, Site
 from perfmodel.whatif import Change, PlantState, Prediction, whatif, whatif_many
+from tools.modelmap import RATED, READS, Setpoint, Spread, resolve_alias, setpoint_for
 
 __all__ = [
     "StateBuild",
@@ -62,8 +66,153 @@ def _val(values: Mapping[str, float], tag: str) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _has(eq: Equipment, point: str) -> bool:
-    return any(p.name == point for p in eq.points)
+class _Readings:
+    """Latest values of a site's points; remembers the points it wanted and did not get."""
+
+    def __init__(self, values: Mapping[str, float]) -> None:
+        self.values = values
+        self.missing: list[str] = []
+
+    def read(self, eq: Equipment, point: str) -> float | None:
+        """The value of ``eq.point``; None when the site has no such point or it was not read."""
+        if not any(p.name == point for p in eq.points):
+            return None
+        tag = f"{eq.id}.{point}"
+        v = _val(self.values, tag)
+        if v is None:
+            self.missing.append(tag)
+        return v
+
+    def on(self, eq: Equipment, point: str) -> bool | None:
+        """A status point read as a flag (None: not read)."""
+        v = self.read(eq, point)
+        return None if v is None else v >= 0.5
+
+
+Fields = dict[str, float]
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _nameplates(site: Site) -> Fields:
+    """Rated values (:data:`~tools.modelmap.RATED`) of the first unit of each kind / pump loop."""
+    upd: Fields = {}
+    for kind, keys in RATED.items():
+        units = _of_kind(site, kind)
+        if kind is EquipmentKind.PUMP:
+            units = [eq for eq in units if _loop(eq) is not None]
+        else:
+            units = units[:1]
+        for eq in units:
+            for key, name in keys:
+                if key in eq.rated:
+                    upd[name.format(loop=_loop(eq))] = float(eq.rated[key])
+    pdus = _of_kind(site, EquipmentKind.PDU)
+    if pdus and all("rated_kw" in eq.rated for eq in pdus):
+        upd["pdu_rated_kw"] = sum(float(eq.rated["rated_kw"]) for eq in pdus)
+    if chillers := _of_kind(site, EquipmentKind.CHILLER):
+        upd["chillers_installed"] = float(len(chillers))
+    if crahs := _of_kind(site, EquipmentKind.CRAH):
+        upd["crah_units"] = float(len(crahs))
+    return upd
+
+
+def _loop(eq: Equipment) -> str | None:
+    """A pump's loop, by id prefix: ``chw`` or ``cw`` (None: neither)."""
+    return "chw" if eq.id.startswith("chw") else "cw" if eq.id.startswith("cw") else None
+
+
+def _plain_reads(site: Site, r: _Readings) -> Fields:
+    """Readings that set a field as they are (:data:`~tools.modelmap.READS`)."""
+    upd: Fields = {}
+    for rd in READS:
+        for eq in _of_kind(site, rd.kind)[:1]:
+            v = r.read(eq, rd.point)
+            if v is not None:
+                upd[rd.field] = v
+    return upd
+
+
+def _gpu_cap(site: Site, r: _Readings, rated_kw: float) -> Fields:
+    """The GPU power cap, read in % of rated power, as kW (≥ 100 % = no cap)."""
+    for eq in _of_kind(site, EquipmentKind.GPU_CLUSTER)[:1]:
+        cap = r.read(eq, "power_cap")
+        if cap is not None:
+            return {"gpu_power_cap_kw": _cap_kw(cap, rated_kw)}
+    return {}
+
+
+def _cap_kw(pct: float, rated_kw: float) -> float:
+    return math.inf if pct >= 100.0 else pct / 100.0 * rated_kw
+
+
+def _chillers(site: Site, r: _Readings) -> Fields:
+    """Running and available chillers; the CHW set point averaged over the running ones."""
+    chillers = _of_kind(site, EquipmentKind.CHILLER)
+    if not chillers:
+        return {}
+    running = available = 0.0
+    seen_run = False
+    setpoints: list[float] = []
+    for eq in chillers:
+        run = r.on(eq, "running")
+        trip = r.on(eq, "tripped")
+        seen_run |= run is not None
+        running += float(bool(run))
+        available += 0.0 if trip else 1.0
+        sp = r.read(eq, "chw_supply_setpoint")
+        if sp is not None and (run or not seen_run):
+            setpoints.append(sp)
+    upd: Fields = {"chillers_available": available}
+    if seen_run:  # no run status at all: keep the design staging
+        upd["chillers_running"] = running
+    if (sp_mean := _mean(setpoints)) is not None:
+        upd["chw_supply_setpoint_c"] = sp_mean
+    return upd
+
+
+def _pumps(site: Site, r: _Readings) -> Fields:
+    """CHW and CW pump speeds (0 when the pump is stopped)."""
+    upd: Fields = {}
+    for eq in _of_kind(site, EquipmentKind.PUMP):
+        loop = _loop(eq)
+        if loop is None:
+            continue
+        speed = r.read(eq, "speed")
+        run = r.on(eq, "running")
+        if speed is not None:
+            upd[f"{loop}_pump_speed_pct"] = speed if run is not False else 0.0
+    return upd
+
+
+def _crahs(site: Site, r: _Readings) -> Fields:
+    """CRAHs running (fan on, no fan fault); their fan speed and supply air set point averaged."""
+    crahs = _of_kind(site, EquipmentKind.CRAH)
+    n_run = 0.0
+    seen = False
+    speeds: list[float] = []
+    sps: list[float] = []
+    for eq in crahs:
+        run = r.on(eq, "fan_running")
+        fault = _val(r.values, f"{eq.id}.fan_fault")
+        seen |= run is not None
+        if run is False or (fault is not None and fault >= 0.5):
+            continue
+        n_run += 1.0
+        if (speed := r.read(eq, "fan_speed")) is not None:
+            speeds.append(speed)
+        if (sp := r.read(eq, "supply_air_setpoint")) is not None:
+            sps.append(sp)
+    upd: Fields = {}
+    if seen:  # no run status at all: keep the design count
+        upd["crah_running"] = n_run
+    if (v := _mean(speeds)) is not None:
+        upd["crah_fan_speed_pct"] = v
+    if (v := _mean(sps)) is not None:
+        upd["crah_supply_air_setpoint_c"] = v
+    return upd
 
 
 def build_state(
@@ -71,149 +220,14 @@ def build_state(
 ) -> StateBuild:
     """PlantState from ``values`` (tag → latest value) and nameplates; see module docstring."""
     s = base or PlantState()
-    upd: dict[str, float] = {}
-    missing: list[str] = []
-
-    def read(eq: Equipment, point: str) -> float | None:
-        tag = f"{eq.id}.{point}"
-        if not _has(eq, point):
-            return None
-        v = _val(values, tag)
-        if v is None:
-            missing.append(tag)
-        return v
-
-    def rated(eq: Equipment, key: str, name: str) -> None:
-        if key in eq.rated:
-            upd[name] = float(eq.rated[key])
-
-    # GPU cluster ----------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.GPU_CLUSTER)[:1]:
-        rated(eq, "rated_power_kw", "gpu_rated_kw")
-        rated(eq, "gpus", "gpus")
-        rated(eq, "throttle_temp_c", "gpu_throttle_c")
-        rated(eq, "liquid_fraction", "liquid_fraction")
-        rated_kw = upd.get("gpu_rated_kw", s.gpu_rated_kw)
-        it = read(eq, "it_power")
-        if it is not None:
-            upd["gpu_demand_kw"] = it
-        cap = read(eq, "power_cap")
-        if cap is not None:
-            upd["gpu_power_cap_kw"] = math.inf if cap >= 100.0 else cap / 100.0 * rated_kw
-    # weather ----------------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.WEATHER)[:1]:
-        for point, name in (
-            ("outdoor_temp", "outdoor_drybulb_c"),
-            ("outdoor_rh", "outdoor_rh_pct"),
-        ):
-            v = read(eq, point)
-            if v is not None:
-                upd[name] = v
-        wb = read(eq, "wet_bulb")
-        if wb is not None:
-            upd["outdoor_wetbulb_c"] = wb
-    # chillers ---------------------------------------------------------------------------
-    chillers = _of_kind(site, EquipmentKind.CHILLER)
-    if chillers:
-        upd["chillers_installed"] = float(len(chillers))
-        first = chillers[0]
-        rated(first, "capacity_kw", "chiller_capacity_kw")
-        rated(first, "cop_rated", "chiller_cop")
-        rated(first, "design_chw_flow_ls", "chw_flow_design_per_chiller_ls")
-        rated(first, "design_cw_flow_ls", "cw_flow_design_per_chiller_ls")
-        running = 0.0
-        available = 0.0
-        seen_run = False
-        setpoints: list[float] = []
-        for eq in chillers:
-            run = read(eq, "running")
-            trip = read(eq, "tripped")
-            seen_run |= run is not None
-            is_running = run is not None and run >= 0.5
-            running += float(is_running)
-            available += 0.0 if (trip is not None and trip >= 0.5) else 1.0
-            sp = read(eq, "chw_supply_setpoint")
-            if sp is not None and (is_running or not seen_run):
-                setpoints.append(sp)
-        if seen_run:  # no run status at all: keep the design staging
-            upd["chillers_running"] = running
-        upd["chillers_available"] = available
-        if setpoints:
-            upd["chw_supply_setpoint_c"] = sum(setpoints) / len(setpoints)
-    # pumps ------------------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.PUMP):
-        prefix = "chw" if eq.id.startswith("chw") else "cw" if eq.id.startswith("cw") else None
-        if prefix is None:
-            continue
-        rated(eq, "design_flow_ls", f"{prefix}_pump_design_flow_ls")
-        rated(eq, "rated_kw", f"{prefix}_pump_rated_kw")
-        rated(eq, "min_speed_pct", f"{prefix}_pump_min_speed_pct")
-        speed = read(eq, "speed")
-        run = read(eq, "running")
-        if speed is not None:
-            upd[f"{prefix}_pump_speed_pct"] = speed if (run is None or run >= 0.5) else 0.0
-    # tower ------------------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.COOLING_TOWER)[:1]:
-        rated(eq, "capacity_kw", "tower_capacity_kw")
-        rated(eq, "fan_rated_kw", "tower_fan_rated_kw")
-        rated(eq, "design_approach_c", "tower_design_approach_k")
-        rated(eq, "design_wet_bulb_c", "tower_design_wetbulb_c")
-        sp = read(eq, "cw_supply_setpoint")
-        if sp is not None:
-            upd["cw_supply_setpoint_c"] = sp
-    # CRAHs ------------------------------------------------------------------------------
-    crahs = _of_kind(site, EquipmentKind.CRAH)
-    if crahs:
-        upd["crah_units"] = float(len(crahs))
-        rated(crahs[0], "fan_rated_kw", "crah_fan_rated_kw")
-        rated(crahs[0], "airflow_m3s", "crah_airflow_design_m3s")
-        n_run = 0.0
-        seen_crah = False
-        speeds: list[float] = []
-        sps: list[float] = []
-        for eq in crahs:
-            run = read(eq, "fan_running")
-            fault = _val(values, f"{eq.id}.fan_fault")
-            seen_crah |= run is not None
-            on = (run is None or run >= 0.5) and not (fault is not None and fault >= 0.5)
-            if not on:
-                continue
-            n_run += 1.0
-            sp_speed = read(eq, "fan_speed")
-            if sp_speed is not None:
-                speeds.append(sp_speed)
-            sp = read(eq, "supply_air_setpoint")
-            if sp is not None:
-                sps.append(sp)
-        if seen_crah:  # no run status at all: keep the design count
-            upd["crah_running"] = n_run
-        if speeds:
-            upd["crah_fan_speed_pct"] = sum(speeds) / len(speeds)
-        if sps:
-            upd["crah_supply_air_setpoint_c"] = sum(sps) / len(sps)
-    # CDU --------------------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.CDU)[:1]:
-        rated(eq, "design_flow_ls", "cdu_design_flow_ls")
-        rated(eq, "pump_rated_kw", "cdu_pump_rated_kw")
-        rated(eq, "r_th_k_per_w", "r_th_k_per_w")
-        sp = read(eq, "coolant_supply_setpoint")
-        if sp is not None:
-            upd["cdu_supply_setpoint_c"] = sp
-        speed = read(eq, "pump_speed")
-        if speed is not None:
-            upd["cdu_pump_speed_pct"] = speed
-    # power chain ------------------------------------------------------------------------
-    for eq in _of_kind(site, EquipmentKind.UPS)[:1]:
-        rated(eq, "capacity_kw", "ups_capacity_kw")
-        rated(eq, "battery_kwh", "battery_kwh")
-    for eq in _of_kind(site, EquipmentKind.TRANSFORMER)[:1]:
-        rated(eq, "rated_kva", "tx_rated_kva")
-        rated(eq, "no_load_loss_kw", "tx_no_load_kw")
-        rated(eq, "load_loss_kw", "tx_load_loss_kw")
-    pdus = _of_kind(site, EquipmentKind.PDU)
-    if pdus and all("rated_kw" in eq.rated for eq in pdus):
-        upd["pdu_rated_kw"] = sum(float(eq.rated["rated_kw"]) for eq in pdus)
-    return StateBuild(state=replace(s, **upd), missing=missing)  # type: ignore[arg-type]
+    r = _Readings(values)
+    upd = _nameplates(site)
+    upd |= _plain_reads(site, r)
+    upd |= _gpu_cap(site, r, upd.get("gpu_rated_kw", s.gpu_rated_kw))
+    upd |= _chillers(site, r)
+    upd |= _pumps(site, r)
+    upd |= _crahs(site, r)
+    return StateBuild(state=replace(s, **upd), missing=r.missing)  # type: ignore[arg-type]
 
 
 def state_from_values(site: Site, values: Mapping[str, float]) -> PlantState:
@@ -223,14 +237,10 @@ def state_from_values(site: Site, values: Mapping[str, float]) -> PlantState:
 
 # ---- tag writes → model changes ------------------------------------------------------------
 
-# point name -> (PlantState field, kind of mapping)
-_POINT_FIELDS: dict[str, str] = {
-    "chw_supply_setpoint": "chw_supply_setpoint_c",
-    "cw_supply_setpoint": "cw_supply_setpoint_c",
-    "coolant_supply_setpoint": "cdu_supply_setpoint_c",
-    "supply_air_setpoint": "crah_supply_air_setpoint_c",
-    "fan_speed_setpoint": "crah_fan_speed_pct",
-}
+
+def _require_finite(w: TagChange) -> None:
+    if not math.isfinite(w.value):
+        raise NonFiniteValue(f"{w.tag}: proposed value {w.value} is not a finite number")
 
 
 def changes_from_tags(
@@ -239,61 +249,63 @@ def changes_from_tags(
     writes: Sequence[TagChange],
     values: Mapping[str, float] | None = None,
 ) -> list[Change]:
-    """Translate point writes into model changes.
+    """Translate point writes into model changes (:data:`~tools.modelmap.SETPOINTS`).
 
-    * ``chiller_N.chw_supply_setpoint`` / ``ct_1.cw_supply_setpoint`` /
-      ``cdu_1.coolant_supply_setpoint``: plant-wide setpoints (absolute);
+    * plant-wide set points (``chiller_N.chw_supply_setpoint``,
+      ``ct_1.cw_supply_setpoint``, ``cdu_1.coolant_supply_setpoint``, pump
+      ``speed_setpoint``): the field, absolute or relative;
     * ``crah_N.supply_air_setpoint`` / ``fan_speed_setpoint``: one of n running
       CRAHs moves the average by (new − old)/n;
-    * ``chw_pump_1.speed_setpoint`` / ``cw_pump_1.speed_setpoint``: pump speed %;
     * ``chiller_N.enable``: ±1 running chiller (none when it already runs / is
       already off, as ``values`` tell); ``gpu.power_cap`` (% of TDP) → kW.
-    Plant-state field names pass through unchanged. ``values`` (the readings the
-    state came from) give each unit's own current value where the model keeps
-    only an average.
+    Field names and their short aliases pass through. ``values`` (the readings
+    the state came from) give each unit's own current value where the model
+    keeps only an average. A NaN or infinite value is refused
+    (:class:`~connectors.errors.NonFiniteValue`).
     """
     vals = values or {}
     out: list[Change] = []
     for w in writes:
+        _require_finite(w)
         if "." not in w.tag and w.tag not in site.points_by_tag:
-            out.append(Change(w.tag, w.value, w.relative))
+            out.append(Change(resolve_alias(w.tag), w.value, w.relative))
             continue
         eq_id, point = w.tag.split(".", 1)
         eq = site.equipment_by_id(eq_id)
-        if point == "enable" and eq.kind is EquipmentKind.CHILLER:
-            running = _val(vals, f"{eq_id}.running")
-            on = (w.value >= 0.5) if not w.relative else (w.value > 0)
-            if running is None or (running >= 0.5) != on:
-                out.append(Change("chillers_running", 1.0 if on else -1.0, relative=True))
-        elif point == "power_cap":
-            pct = w.value
-            if w.relative:
-                cur = state.gpu_power_cap_kw / state.gpu_rated_kw * 100.0
-                pct = min(cur, 100.0) + w.value
-            kw = math.inf if pct >= 100.0 else pct / 100.0 * state.gpu_rated_kw
-            out.append(Change("gpu_power_cap_kw", kw))
-        elif point == "speed_setpoint" and eq.kind is EquipmentKind.PUMP:
-            name = "chw_pump_speed_pct" if eq_id.startswith("chw") else "cw_pump_speed_pct"
-            out.append(Change(name, w.value, w.relative))
-        elif (
-            point in ("supply_air_setpoint", "fan_speed_setpoint") and eq.kind is EquipmentKind.CRAH
-        ):
-            name = _POINT_FIELDS[point]
-            n = max(state.crah_running, 1.0)
-            if w.relative:
-                out.append(Change(name, w.value / n, relative=True))
-            else:
-                # the unit's own value when read (its setpoint, else its speed), else the average
-                own = _val(vals, w.tag)
-                if own is None and point == "fan_speed_setpoint":
-                    own = _val(vals, f"{eq_id}.fan_speed")
-                cur = own if own is not None else float(getattr(state, name))
-                out.append(Change(name, (w.value - cur) / n, relative=True))
-        elif point in _POINT_FIELDS:
-            out.append(Change(_POINT_FIELDS[point], w.value, w.relative))
-        else:
+        sp = setpoint_for(eq, point)
+        if sp is None:
             raise KeyError(f"the what-if model has no handle for {w.tag!r}")
+        out += _change_for(sp, w, state, vals)
     return out
+
+
+def _change_for(
+    sp: Setpoint, w: TagChange, state: PlantState, vals: Mapping[str, float]
+) -> list[Change]:
+    """The model change one write makes, by how its set point spreads over the plant."""
+    if sp.spread is Spread.COUNT:
+        running = _val(vals, f"{w.tag.split('.', 1)[0]}.running")
+        on = (w.value >= 0.5) if not w.relative else (w.value > 0)
+        if running is None or (running >= 0.5) != on:
+            return [Change(sp.field, 1.0 if on else -1.0, relative=True)]
+        return []
+    if sp.spread is Spread.PERCENT_OF_RATED:
+        pct = w.value
+        if w.relative:
+            cur = state.gpu_power_cap_kw / state.gpu_rated_kw * 100.0
+            pct = min(cur, 100.0) + w.value
+        return [Change(sp.field, _cap_kw(pct, state.gpu_rated_kw))]
+    if sp.spread is Spread.SHARE:
+        n = max(state.crah_running, 1.0)
+        if w.relative:
+            return [Change(sp.field, w.value / n, relative=True)]
+        # the unit's own value when read (its set point, else its reading), else the average
+        own = _val(vals, w.tag)
+        if own is None and sp.reads is not None:
+            own = _val(vals, f"{w.tag.split('.', 1)[0]}.{sp.reads}")
+        cur = own if own is not None else float(getattr(state, sp.field))
+        return [Change(sp.field, (w.value - cur) / n, relative=True)]
+    return [Change(sp.field, w.value, w.relative)]
 
 
 def _as_changes(
@@ -309,7 +321,7 @@ def _as_changes(
         if c.target in site.points_by_tag:
             tagged.append(TagChange(c.target, c.value, c.relative))
         else:
-            fixed.append(c)
+            fixed.append(replace(c, target=resolve_alias(c.target)))
     return fixed + changes_from_tags(site, state, tagged, values)
 
 

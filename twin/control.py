@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connectors.site import Site
+from connectors.site import AGENT_EQUIPMENT, HEARTBEAT_TAG, Site
 from twin import physics as ph
 from twin.plant import N_CHILLERS, N_CRAHS, Commands, EquipmentFaults, Plant
 
@@ -59,7 +59,6 @@ NATIVE_DEFAULTS: dict[str, float] = {
 }
 """Legacy fixed setpoints: what every agent-written setpoint reverts to."""
 
-AGENT_EQUIPMENT = "agent"
 OVERRIDE_PREFIX = "override_"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 120.0
 
@@ -109,7 +108,7 @@ class AgentInterface:
     # ---- writes --------------------------------------------------------------
     def write(self, tag: str, value: float) -> bool:
         """A Modbus client wrote ``tag``. Returns whether the write took effect."""
-        if tag == f"{AGENT_EQUIPMENT}.heartbeat":
+        if tag == HEARTBEAT_TAG:
             if self.last_heartbeat_s is None or value != self.heartbeat:
                 self.last_heartbeat_s = self.now_s
             self.heartbeat = value

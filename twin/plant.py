@@ -39,7 +39,7 @@ import numpy as np
 
 from perfmodel import air, chiller, liquid, power, pumps, tower
 from perfmodel.curves_data import DEFAULT_CHILLER
-from perfmodel.whatif import steady_state
+from perfmodel.plant import solve_state
 from twin import physics as ph
 from twin.config import PlantConfig
 
@@ -128,7 +128,7 @@ class EquipmentFaults:
 
 def _tower_reference_flow(cfg: PlantConfig) -> float:
     """Tower water flow (L/s) at the CoolTools correlation's reference (as perfmodel sizes it)."""
-    return cfg.cw_pump_flow_ls / steady_state(cfg.plant_state())["tower_fr_water"]
+    return cfg.cw_pump_flow_ls / float(solve_state(cfg.plant_state()).tower.tower_fr_water[0])
 
 
 @dataclass
@@ -528,10 +528,3 @@ class Plant:
             if g_tot > 0.5
             else self.tower_leave
         )
-
-    # ------------------------------------------------------------ read-out
-    def tags(self) -> dict[str, float]:
-        """True value of every point of the twin's site (agent points excluded)."""
-        from twin.readout import plant_tags
-
-        return plant_tags(self)

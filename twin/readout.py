@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from perfmodel import power
 from twin import physics as ph
-from twin.plant import N_CHILLERS, N_CRAHS, scalar
-
-if TYPE_CHECKING:
-    from twin.plant import Plant
+from twin.plant import N_CHILLERS, N_CRAHS, Plant, scalar
 
 
 def plant_tags(plant: Plant) -> dict[str, float]:

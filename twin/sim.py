@@ -68,6 +68,7 @@ from twin import default_site_path
 from twin.control import AgentInterface, NativeControl
 from twin.faults import Fault, FaultBook
 from twin.plant import Plant, PlantConfig
+from twin.readout import plant_tags
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class Twin:
     # ---- read ------------------------------------------------------------------
     def true_values(self) -> dict[str, float]:
         """Every tag's true value, before sensor faults and register quantisation."""
-        v = self.plant.tags()
+        v = plant_tags(self.plant)
         v.update(self.agent.setpoints())
         v.update(self.agent.tags())
         return v

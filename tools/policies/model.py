@@ -67,7 +67,10 @@ WRITING_ACTIONS = frozenset(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # every number in a policy is finite: a NaN threshold never fires, an infinite bound never holds
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Condition(_Strict):
