@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from agent import llm, runtime
 from agent.context import AgentContext
+from tools.gate import ApprovalState
 
 
 class Answer(BaseModel):
@@ -79,7 +80,7 @@ def make_app(ctx: AgentContext) -> FastAPI:
     async def approvals() -> list[dict[str, Any]]:
         return records(pd.DataFrame(ctx.audit.pending_approvals()))
 
-    async def _answer(approval_id: str, state: str, a: Answer) -> dict[str, Any]:
+    async def _answer(approval_id: str, state: ApprovalState, a: Answer) -> dict[str, Any]:
         async with lock:
             try:
                 res = await runtime.answer_approval(ctx, approval_id, state, a.by, a.why)
@@ -138,7 +139,7 @@ def make_app(ctx: AgentContext) -> FastAPI:
     async def decide() -> dict[str, Any]:
         async with lock:
             res = await runtime.decide_once(ctx, "cli")
-        return asdict(res)
+        return res.as_json()
 
     return app
 

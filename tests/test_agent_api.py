@@ -8,12 +8,11 @@ import io
 from pathlib import Path
 
 import httpx
-from agent_harness import Hall
+from agent_harness import AgentOn, Hall
 from test_agent_twin import cdu_policy, until_decision
 
 from agent.api import find_api, serve, state_file
 from agent.cli import main as cli
-from agent.context import AgentContext
 from agent.runtime import close
 from twin.faults import Fault
 
@@ -25,17 +24,14 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, buf.getvalue()
 
 
-def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
+def test_api_and_cli_through_running_site(tmp_path: Path, agent_on: AgentOn) -> None:
     db = tmp_path / "site.duckdb"
 
     async def main() -> None:
         hall = Hall(db)
         hall.run(900)
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(),
             checkpoint_path=tmp_path / "c.sqlite",
         )
@@ -52,7 +48,7 @@ def test_api_and_cli_through_running_site(tmp_path: Path) -> None:
                 Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
             )
             res = await until_decision(hall, ctx)
-            apr = res.decisions[0]["approval_id"]
+            apr = res.decisions[0].approval_id
             async with httpx.AsyncClient(base_url=url) as c:
                 pend = (await c.get("/approvals")).json()
                 assert [p["approval_id"] for p in pend] == [apr]
