@@ -11,20 +11,27 @@ from agent.decision import Decision
 from agent.runtime import decide_once
 from twin.faults import Fault
 
+#: (fault, target, policy that must fire, its fault class, its outcome at the default ceiling 2)
 CASES = [
-    ("chiller_trip", "chiller_1", "chiller_trip", "chiller_trip"),
-    ("utility_loss", "ups_1", "utility_loss", "utility_loss"),
-    ("leak", "leak_1", "leak_detected", "leak"),
-    ("vesda_alarm", "vesda_1", "vesda_alert", "vesda_alarm"),
-    ("crah_fan_failure", "crah_2", "crah_fan_failure", "crah_fan_failure"),
-    ("pump_failure", "chw_pump_1", "pump_failure", "pump_failure"),
-    ("cdu_pump_degradation", "cdu_1", "gpu_near_throttle", None),
+    ("chiller_trip", "chiller_1", "chiller_trip", "chiller_trip", "recommended"),
+    ("utility_loss", "ups_1", "utility_loss", "utility_loss", "approval_requested"),
+    ("leak", "leak_1", "leak_detected", "leak", "recommended"),
+    ("vesda_alarm", "vesda_1", "vesda_alert", "vesda_alarm", "alarm"),
+    ("crah_fan_failure", "crah_2", "crah_fan_failure", "crah_fan_failure", "alarm"),
+    ("pump_failure", "chw_pump_1", "pump_failure", "pump_failure", "alarm"),
+    # no what-if configured here: a write that requires one is only recommended
+    ("cdu_pump_degradation", "cdu_1", "gpu_near_throttle", None, "recommended"),
 ]
 
 
-@pytest.mark.parametrize(("fault", "target", "policy", "fault_class"), CASES)
+@pytest.mark.parametrize(("fault", "target", "policy", "fault_class", "outcome"), CASES)
 def test_library_detects(
-    fault: str, target: str, policy: str, fault_class: str | None, agent_on: AgentOn
+    fault: str,
+    target: str,
+    policy: str,
+    fault_class: str | None,
+    outcome: str,
+    agent_on: AgentOn,
 ) -> None:
     async def main() -> list[Decision]:
         hall = Hall()
@@ -43,7 +50,7 @@ def test_library_detects(
     found = asyncio.run(main())
     assert found, f"{policy} did not fire on {fault}"
     d = found[0]
-    assert d.fault_class == fault_class
+    assert d.fault_class == fault_class and d.outcome == outcome, d.explanation
     if policy == "leak_detected":
         assert d.level <= 2  # never above human validation
     if policy == "vesda_alert":
