@@ -286,6 +286,36 @@ def from_trigger(
     )
 
 
+def _from_llm(
+    run_id: str,
+    ts: datetime,
+    description: str,
+    severity: Severity,
+    action: Action,
+    quality: QualityRecord | None = None,
+    ceiling: int = 0,
+    min_quality: float = 0.0,
+) -> Decision:
+    """The chat model's decisions: each rests on the points it would write."""
+    tags = [c.tag for c in action.changes]
+    return new_decision(
+        run_id=run_id,
+        ts=ts,
+        policy_id="llm",
+        description=description,
+        kind="llm_proposal",
+        severity=severity,
+        action=action,
+        instance_key="llm",
+        equipment=tags[0].split(".", 1)[0] if tags else None,
+        rests_on=tags,
+        quality=quality,
+        policy_ceiling=ceiling,
+        min_quality=min_quality,
+        whatif_req="required",
+    )
+
+
 def llm_proposal(
     *,
     run_id: str,
@@ -297,42 +327,30 @@ def llm_proposal(
     min_quality: float = 0.8,
 ) -> Decision:
     """A write proposed by the chat model: judged like a policy's, what-if required."""
-    return new_decision(
-        run_id=run_id,
-        ts=ts,
-        policy_id="llm",
-        description=f"LLM proposal: {reason or 'no reason given'}",
-        kind="llm_proposal",
-        severity="medium",
-        action=Action("write_setpoint", (change,), reason),
-        instance_key="llm",
-        equipment=change.tag.split(".", 1)[0],
-        rests_on=[change.tag],
-        quality=quality,
-        policy_ceiling=ceiling,
-        min_quality=min_quality,
-        whatif_req="required",
+    return _from_llm(
+        run_id,
+        ts,
+        f"LLM proposal: {reason or 'no reason given'}",
+        "medium",
+        Action("write_setpoint", (change,), reason),
+        quality,
+        ceiling,
+        min_quality,
     )
 
 
 def refused_call(*, run_id: str, ts: datetime, tool: str, args: Any, why: str) -> Decision:
     """A refused chat-model tool call: a blocked decision, nothing written."""
     text = json.dumps(args, default=str)
-    d = new_decision(
-        run_id=run_id,
-        ts=ts,
-        policy_id="llm",
-        description=f"Refused LLM tool call {tool}",
-        kind="llm_proposal",
-        severity="high",
-        action=Action("llm_tool_call", (), f"{tool}({text[:300]})"),
-        instance_key="llm",
+    call = f"{tool}({text[:300]})"
+    d = _from_llm(
+        run_id, ts, f"Refused LLM tool call {tool}", "high", Action("llm_tool_call", (), call)
     )
     return replace(
         d,
         verdict=gate.refused(d.decision_id, why),
         refusal=Refusal(tool, text, why),
-        explanation=f"Refused LLM tool call {tool}({text[:300]}): {why}. Nothing was written.",
+        explanation=f"Refused LLM tool call {call}: {why}. Nothing was written.",
     )
 
 
