@@ -56,7 +56,7 @@ from agent.checkpoint import close_saver, memory_saver, open_saver, prune
 from agent.context import AgentContext
 from agent.decision import Answer, Decision, decisions_of
 from agent.graph import compile_graph
-from agent.state import CycleState
+from agent.state import CycleState, Trigger
 from connectors.errors import FacilityError
 from tools.actuation import write_heartbeat
 from tools.gate import ANSWERS, APPROVAL_TTL_S, ApprovalState, GateControl
@@ -130,7 +130,7 @@ def _result(run_id: str, out: dict[str, Any]) -> CycleResult:
     )
 
 
-async def decide_once(ctx: AgentContext, trigger: str = "schedule") -> CycleResult:
+async def decide_once(ctx: AgentContext, trigger: Trigger = "schedule") -> CycleResult:
     """One decision cycle; see the module docstring."""
     now = ctx.clock.now()
     run_id = f"run-{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"

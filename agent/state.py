@@ -25,7 +25,7 @@ ApprovalsMode = Literal["interrupt", "record"]
 
 class CycleState(TypedDict, total=False):
     run_id: str
-    trigger: str
+    trigger: Trigger
     approvals_mode: ApprovalsMode
     now: str
     n_values: int
