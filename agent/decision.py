@@ -31,7 +31,8 @@ from tools import gate
 from tools.actuation import new_id
 from tools.gate import ApprovalState, GateVerdict, Outcome, WhatIfRequirement
 from tools.policies import Change, Trigger
-from tools.policies.model import ActionKind, PolicyKind, Severity
+from tools.policies import ProposedAction as Action
+from tools.policies.model import PolicyKind, Severity
 from tools.prediction import ConstraintRecord, PredictionRecord
 
 __all__ = [
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 DecisionKind = PolicyKind | Literal["llm_proposal"]
-ActionType = ActionKind | Literal["llm_tool_call"]
+"""A policy's kind, or a proposal of the chat model."""
 
 _CFG = ConfigDict(extra="ignore")
 
@@ -73,20 +74,6 @@ class Evidence:
     op: str
     threshold: float | tuple[float, float] | None
     holds: bool
-
-
-@dataclass(frozen=True, config=_CFG)
-class Action:
-    """What the decision proposes: writes (``changes``), a message, optimiser variables."""
-
-    kind: ActionType
-    changes: tuple[Change, ...] = ()
-    message: str = ""
-    variables: tuple[str, ...] = ()
-
-    @property
-    def writes(self) -> bool:
-        return bool(self.changes) or self.kind == "optimise"
 
 
 @dataclass(frozen=True, config=_CFG)
@@ -254,7 +241,6 @@ def from_trigger(
     verify = None
     if p.verify is not None and verify_tag is not None:
         verify = VerifyRecord(verify_tag, p.verify.expect, p.verify.window_s, p.verify.tolerance)
-    a = t.action
     return new_decision(
         run_id=run_id,
         ts=ts,
@@ -262,7 +248,7 @@ def from_trigger(
         description=p.description,
         kind=p.kind,
         severity=p.severity,
-        action=Action(p.then.action, tuple(a.changes), a.message, tuple(a.variables)),
+        action=t.action,
         instance_key=t.key,
         equipment=t.equipment,
         fault_class=p.fault_class,
@@ -343,9 +329,7 @@ def refused_call(*, run_id: str, ts: datetime, tool: str, args: Any, why: str) -
     """A refused chat-model tool call: a blocked decision, nothing written."""
     text = json.dumps(args, default=str)
     call = f"{tool}({text[:300]})"
-    d = _from_llm(
-        run_id, ts, f"Refused LLM tool call {tool}", "high", Action("llm_tool_call", (), call)
-    )
+    d = _from_llm(run_id, ts, f"Refused LLM tool call {tool}", "high", Action("notify", (), call))
     return replace(
         d,
         verdict=gate.refused(d.decision_id, why),
@@ -372,9 +356,9 @@ def migrate(d: Mapping[str, Any]) -> dict[str, Any]:
     act = dict(d.get("action") or {})
     extra = d.get("extra_evidence") or {}
     why = str(extra.get("refused") or d.get("refused") or "")
-    if act.get("kind") == "llm_tool_call" and "tool" in act:
+    if act.get("kind") == "llm_tool_call" and "tool" in act:  # now: a notice + its Refusal
         tool, args = str(act.pop("tool")), json.dumps(act.pop("args", {}), default=str)
-        act.setdefault("message", f"{tool}({args[:300]})")
+        act.update(kind="notify", message=f"{tool}({args[:300]})")
         out["refusal"] = {"tool": tool, "args": args, "why": why}
         out.setdefault("description", f"Refused LLM tool call {tool}")
         if not d.get("verdict"):
