@@ -58,6 +58,7 @@ from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
 from agent.users import Principal, Role, Users, check_name
 from connectors.errors import FacilityError
+from tools.gate import ApprovalState
 
 AUDIT_TABLES = Literal["decisions", "approvals", "actions", "runs", "autonomy"]
 
@@ -134,7 +135,9 @@ def make_app(
     async def approvals(who: Viewer) -> list[dict[str, Any]]:
         return records(pd.DataFrame(ctx.audit.pending_approvals()))
 
-    async def _answer(approval_id: str, state: str, who: Principal, why: str) -> dict[str, Any]:
+    async def _answer(
+        approval_id: str, state: ApprovalState, who: Principal, why: str
+    ) -> dict[str, Any]:
         async with lock:
             try:
                 res = await runtime.answer_approval(ctx, approval_id, state, who.name, why)
@@ -203,7 +206,7 @@ def make_app(
     async def decide(who: Operator) -> dict[str, Any]:
         async with lock:
             res = await runtime.decide_once(ctx, "cli")
-        return asdict(res)
+        return res.as_json()
 
     users: Users = app.state.auth.users
 

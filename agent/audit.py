@@ -21,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from agent.decision import Decision, decision_from_json
 from connectors.store import Store
 from tools.actuation import ACTIONS_DDL, Journal
-from tools.gate import Approval, GateControl
+from tools.gate import Approval, ApprovalState, GateControl
 
 AUDIT_DDL = (
     """
@@ -59,6 +60,17 @@ def _json(x: Any) -> str | None:
     return None if x is None else json.dumps(x, default=str)
 
 
+def _loads(x: Any) -> Any:
+    """A JSON column's value (DuckDB hands JSON back as text)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return None
+    return json.loads(x) if isinstance(x, str) else x
+
+
+def _nullable(x: Any) -> Any:
+    return None if x is None or x is pd.NA or (isinstance(x, float) and x != x) else x
+
+
 class Audit:
     """Typed appends and reads over the audit tables of one store."""
 
@@ -68,8 +80,7 @@ class Audit:
         self.journal = Journal(store)
 
     def _exec(self, sql: str, params: list[Any]) -> None:
-        with self.store._lock:
-            self.store.con.execute(sql, params)
+        self.store.execute(sql, params)
 
     # ---- runs -------------------------------------------------------------------------------
     def start_run(self, run_id: str, trigger: str, now: datetime) -> None:
@@ -117,41 +128,33 @@ class Audit:
         )
 
     # ---- decisions --------------------------------------------------------------------------
-    def record_decision(
-        self,
-        d: dict[str, Any],
-        ts: datetime,
-        outcome: str | None = None,
-        explanation: str | None = None,
-    ) -> None:
-        v = d.get("verdict") or {}
+    def record_decision(self, d: Decision, ts: datetime) -> None:
+        """A new row for the decision as it stands (latest row per decision wins)."""
+        j = d.as_json()
+        v = d.verdict
+        action, prediction = j.pop("action"), j.pop("prediction")
+        for k in ("decision_id", "run_id", "ts", "policy_id", "fault_class", "severity", "kind"):
+            j.pop(k)
+        j["conditions"] = j.pop("evidence")
+        j.pop("outcome", None)
+        explanation = j.pop("explanation")
         self._exec(
             "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                d["decision_id"],
-                d.get("run_id"),
+                d.decision_id,
+                d.run_id,
                 ts,
-                d.get("policy_id"),
-                d.get("fault_class"),
-                d.get("severity"),
-                d.get("kind"),
-                outcome or d.get("outcome"),
-                v.get("level", d.get("effective_level")),
-                ",".join(v.get("set_by", [])) or d.get("level_set_by"),
-                _json(d.get("action")),
-                _json(
-                    {
-                        "conditions": d.get("evidence"),
-                        "quality": d.get("quality"),
-                        "rests_on": d.get("rests_on"),
-                        "instance_key": d.get("instance_key"),
-                        "verdict": v,
-                        "equipment": d.get("equipment"),
-                        **(d.get("extra_evidence") or {}),
-                    }
-                ),
-                _json(d.get("prediction")),
-                explanation if explanation is not None else d.get("explanation", ""),
+                d.policy_id,
+                d.fault_class,
+                d.severity,
+                d.kind,
+                d.outcome if v is not None else None,
+                v.level if v is not None else None,
+                ",".join(v.set_by) if v is not None else None,
+                _json(action),
+                _json(j),
+                _json(prediction),
+                explanation,
             ],
         )
 
@@ -164,9 +167,36 @@ class Audit:
             f"SELECT * FROM {table} {where} ORDER BY ts DESC LIMIT {int(limit)}", params
         )
 
-    def decision(self, decision_id: str) -> dict[str, Any] | None:
+    def decision(self, decision_id: str) -> Decision | None:
+        """The decision as last recorded (rows of any age: older shapes are migrated)."""
         df = self.store.query("SELECT * FROM decisions_latest WHERE decision_id = ?", [decision_id])
-        return None if not len(df) else df.iloc[0].to_dict()
+        if not len(df):
+            return None
+        r = df.iloc[0]
+        evidence = _loads(r["evidence"]) or {}
+        row: dict[str, Any] = {
+            **evidence,
+            "decision_id": r["decision_id"],
+            "run_id": r["run_id"],
+            "ts": pd.Timestamp(r["ts"]).to_pydatetime(),
+            "policy_id": r["policy_id"],
+            "fault_class": _nullable(r["fault_class"]),
+            "severity": r["severity"],
+            "kind": r["kind"],
+            "action": _loads(r["action"]) or {},
+            "prediction": _loads(r["prediction"]),
+            "explanation": r["explanation"] or "",
+            "effective_level": _nullable(r["effective_level"]),
+        }
+        if not evidence.get("approval_id"):
+            row["approval_id"] = self.approval_id_for(decision_id)
+        return decision_from_json(row)
+
+    def approval_id_for(self, decision_id: str) -> str | None:
+        df = self.store.query(
+            "SELECT approval_id FROM approvals WHERE decision_id = ? LIMIT 1", [decision_id]
+        )
+        return str(df["approval_id"].iloc[0]) if len(df) else None
 
     # ---- approvals --------------------------------------------------------------------------
     def approval_event(
@@ -174,7 +204,7 @@ class Audit:
         approval_id: str,
         decision_id: str,
         ts: datetime,
-        state: str,
+        state: ApprovalState,
         by_whom: str = "",
         why: str = "",
     ) -> Approval:

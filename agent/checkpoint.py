@@ -1,7 +1,9 @@
 """The on-disk checkpointer: LangGraph's SQLite saver, so a pending approval survives a restart.
 
 ``open_saver(path)`` returns an :class:`AsyncSqliteSaver` on a file (created if
-needed); close it with ``await close_saver(saver)``. :func:`prune` deletes the
+needed); close it with ``await close_saver(saver)``; ``memory_saver()`` is the
+in-process one. Both deserialise exactly the record types of a decision
+(:data:`STATE_TYPES`), nothing else. :func:`prune` deletes the
 checkpoints of finished threads older than a cut-off, keeping every thread that
 still waits for an approval.
 """
@@ -13,14 +15,46 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from agent import decision
+from tools.gate import GateVerdict
+from tools.policies import Change
+from tools.prediction import ConstraintRecord, PredictionRecord
+
+#: The classes a checkpoint may hold (the decision record and its parts).
+STATE_TYPES: tuple[type, ...] = (
+    decision.Decision,
+    decision.Action,
+    decision.Evidence,
+    decision.QualityRecord,
+    decision.VerifyRecord,
+    decision.Answer,
+    decision.Refusal,
+    Change,
+    GateVerdict,
+    PredictionRecord,
+    ConstraintRecord,
+)
+
+
+def serializer() -> JsonPlusSerializer:
+    return JsonPlusSerializer(
+        allowed_msgpack_modules=[(t.__module__, t.__name__) for t in STATE_TYPES]
+    )
+
+
+def memory_saver() -> InMemorySaver:
+    return InMemorySaver(serde=serializer())
 
 
 async def open_saver(path: str | Path) -> AsyncSqliteSaver:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(str(path))
-    saver = AsyncSqliteSaver(conn)
+    saver = AsyncSqliteSaver(conn, serde=serializer())
     await saver.setup()
     return saver
 

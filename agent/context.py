@@ -15,7 +15,6 @@ Seams (each a plain callable, replaceable in tests and evals):
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,18 +22,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from langchain_core.runnables import RunnableConfig
 
 from agent.audit import Audit
 from connectors.clock import Clock, SystemClock
 from connectors.site import Site
 from connectors.store import Store
+from perfmodel.optimise import default_grid as optimiser_grid
+from perfmodel.optimise import optimise as optimise_plant
+from perfmodel.whatif import Prediction
 from tools.actuation import Actuator, PointWriter
 from tools.gate import AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library
+from tools.quality import score as quality_score
 from tools.telemetry import Snapshot
+from tools.whatif import TagChange, state_from_values
+from tools.whatif import check as whatif_check
 
 
 @dataclass
@@ -59,20 +63,17 @@ class QualityResult:
 
 
 QualityFn = Callable[[Store, Site, datetime, Sequence[str]], QualityResult]
-WhatIfFn = Callable[[Site, Mapping[str, float], Sequence[tuple[str, float]]], Any]
+WhatIfFn = Callable[[Site, Mapping[str, float], Sequence[tuple[str, float]]], Prediction]
 OptimiseFn = Callable[
-    [Site, Mapping[str, float], Sequence[str]], tuple[list[tuple[str, float]], Any]
+    [Site, Mapping[str, float], Sequence[str]], tuple[list[tuple[str, float]], Prediction]
 ]
 
 
 def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
-    """tools.quality.score (H4) adapted to :class:`QualityResult`."""
-    q = importlib.import_module("tools.quality")
-    if not hasattr(q, "score"):
-        raise ModuleNotFoundError("tools.quality has no score() yet", name="tools.quality")
+    """:func:`tools.quality.score` adapted to :class:`QualityResult`."""
 
     def run(store: Store, site: Site, now: datetime, tags: Sequence[str]) -> QualityResult:
-        rep = q.score(store, site, now, window, tags=list(tags))
+        rep = quality_score(store, site, now, window, tags=list(tags))
         df = rep.points
         scores = dict(zip(df["tag"], df["score"].astype(float), strict=True))
         reasons = {t: list(r) for t, r in zip(df["tag"], df["reasons"], strict=True)}
@@ -81,68 +82,30 @@ def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
     return run
 
 
-def freshness_quality(snapshot_of: Callable[[], Snapshot | None]) -> QualityFn:
-    """A minimal scorer (fallback when tools.quality is absent): freshness against the poll interval."""
+def default_whatif() -> WhatIfFn:
+    """:func:`tools.whatif.check`: tag writes → Prediction."""
 
-    def run(store: Store, site: Site, now: datetime, tags: Sequence[str]) -> QualityResult:
-        snap = snapshot_of()
-        scores: dict[str, float] = {}
-        reasons: dict[str, list[str]] = {}
-        for t in tags:
-            if snap is None:
-                scores[t] = 0.0
-                continue
-            age = float(snap.age_s[site.point_ids[t]])
-            poll = site.point(t).poll_interval_s
-            if not np.isfinite(age):
-                scores[t], reasons[t] = 0.0, ["no good reading"]
-            elif age <= 3 * poll + 2:
-                scores[t] = 1.0
-            else:
-                scores[t] = max(0.0, 1.0 - age / (60 * poll + 60))
-                reasons[t] = [f"stale: {age:.0f} s old"]
-        return QualityResult(scores, reasons)
+    def run(
+        site: Site, values: Mapping[str, float], changes: Sequence[tuple[str, float]]
+    ) -> Prediction:
+        return whatif_check(site, values, [TagChange(t, float(v)) for t, v in changes])
 
     return run
 
 
-def default_whatif() -> WhatIfFn | None:
-    """tools.whatif.check (H3): tag writes → Prediction."""
-    try:
-        w = importlib.import_module("tools.whatif")
-    except ModuleNotFoundError:
-        return None
-    check, tag_change = getattr(w, "check", None), getattr(w, "TagChange", None)
-    if check is None or tag_change is None:
-        return None
-
-    def run(site: Site, values: Mapping[str, float], changes: Sequence[tuple[str, float]]) -> Any:
-        return check(site, values, [tag_change(t, float(v)) for t, v in changes])
-
-    return run
-
-
-def default_optimise() -> OptimiseFn | None:
+def default_optimise() -> OptimiseFn:
     """perfmodel's grid optimiser over the policy's variables, from tools.whatif's state."""
-    try:
-        w = importlib.import_module("tools.whatif")
-        opt = importlib.import_module("perfmodel.optimise")
-    except ModuleNotFoundError:
-        return None
-    if not hasattr(w, "state_from_values") or not hasattr(opt, "optimise"):
-        return None
 
     def run(
         site: Site, values: Mapping[str, float], variables: Sequence[str]
-    ) -> tuple[list[tuple[str, float]], Any]:
-        state = w.state_from_values(site, values)
-        state = getattr(state, "state", state)  # StateBuild wraps the PlantState
-        grid = dict(opt.default_grid(state))
+    ) -> tuple[list[tuple[str, float]], Prediction]:
+        state = state_from_values(site, values)
+        grid = dict(optimiser_grid(state))
         free = {OPTIMISER_FIELDS[v] for v in variables if v in OPTIMISER_FIELDS}
         for k in list(grid):
             if k not in free:
                 grid[k] = [float(getattr(state, k))]
-        res = opt.optimise(state, grid)
+        res = optimise_plant(state, grid)
         changes = {c.target: float(c.value) for c in res.changes}
         return field_changes_to_tags(site, values, changes), res.prediction
 
@@ -179,7 +142,6 @@ class AgentContext:
     _graph: Any = None
     _saver: Any = None
     _quality_cache: tuple[datetime, QualityResult] | None = None
-    _last_snapshot: Snapshot | None = None
 
     @classmethod
     def build(
@@ -219,13 +181,7 @@ class AgentContext:
             checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
             autolock=autolock or AutoLock(),
         )
-        if quality == "auto":
-            try:
-                ctx.quality = default_quality()
-            except ModuleNotFoundError:
-                ctx.quality = freshness_quality(lambda: ctx._last_snapshot)
-        else:
-            ctx.quality = quality
+        ctx.quality = default_quality() if quality == "auto" else quality
         ctx.whatif = default_whatif() if whatif == "auto" else whatif
         ctx.optimise = default_optimise() if optimise == "auto" else optimise
         ctx.autolock.seed(audit.autonomous_action_times(clock.now() - ctx.autolock.window))

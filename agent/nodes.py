@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,22 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from agent.context import AgentContext, CycleScratch, QualityResult, get_ctx
-from agent.state import CycleState, Decision
+from agent.decision import (
+    Answer,
+    Change,
+    Decision,
+    Outcome,
+    PredictionRecord,
+    QualityRecord,
+    decisions_of,
+    from_trigger,
+    new_id,
+)
+from agent.state import CycleState
+from agent.summary import summarise
 from connectors.errors import FacilityError, WriteFailed, WriteRejected
 from tools import gate
-from tools.actuation import VerifySpec, new_id, override_tag
+from tools.actuation import VerifySpec, override_tag
 from tools.modelmap import model_output_for
 from tools.policies import Observation, Trigger
 from tools.policies.engine import ValuesView
@@ -54,7 +67,6 @@ async def observe(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     now = ctx.clock.now()
     snap = latest_array(ctx.store, ctx.site, now, ctx.lookback)
-    ctx._last_snapshot = snap
     ctx.scratch[state["run_id"]] = CycleScratch(snap)
     ctx.audit.start_run(state["run_id"], state.get("trigger", "schedule"), now)
     return {"now": now.isoformat(), "n_values": int(np.isfinite(snap.values).sum())}
@@ -99,67 +111,26 @@ async def evaluate_policies(state: CycleState, config: RunnableConfig) -> dict[s
 
 
 def _decision(ctx: AgentContext, state: CycleState, t: Trigger, s: CycleScratch) -> Decision:
-    p = t.policy
     score, reasons = s.quality.decision(t.rests_on) if s.quality is not None else (1.0, [])
-    verify = None
-    vtag = ctx.engine.verify_tag(t.instance)
-    if p.verify is not None and vtag is not None:
-        verify = {
-            "tag": vtag,
-            "expect": p.verify.expect,
-            "window_s": p.verify.window_s,
-            "tolerance": p.verify.tolerance,
-        }
-    return {
-        "decision_id": new_id("dec"),
-        "run_id": state["run_id"],
-        "ts": state["now"],
-        "policy_id": p.id,
-        "description": p.description,
-        "instance_key": t.key,
-        "equipment": t.equipment,
-        "fault_class": p.fault_class,
-        "severity": p.severity,
-        "kind": p.kind,
-        "action": t.action.as_dict(),
-        "evidence": [e.as_dict() for e in t.evidence],
-        "rests_on": list(t.rests_on),
-        "quality": {"score": round(score, 4), "reasons": reasons[:10]},
-        "policy_ceiling": p.ceiling,
-        "min_quality": p.min_quality,
-        "whatif_req": p.whatif,
-        "verify": verify,
-    }
+    return from_trigger(
+        t,
+        run_id=state["run_id"],
+        ts=_now(state),
+        quality=QualityRecord(round(score, 4), tuple(reasons[:10])),
+        verify_tag=ctx.engine.verify_tag(t.instance),
+    )
 
 
 # ---- what-if ------------------------------------------------------------------------------------
-def _prediction_dict(pred: Any) -> dict[str, Any]:
-    to_dict = getattr(pred, "to_dict", None)
-    if callable(to_dict):
-        d = to_dict()
-        return d if isinstance(d, dict) else {"value": d}
-    return {
-        "valid": bool(getattr(pred, "valid", True)),
-        "constraints": [
-            list(c) if isinstance(c, tuple | list) else str(c)
-            for c in getattr(pred, "constraints", [])
-        ],
-    }
-
-
 async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     s = _scratch(ctx, state)
-    out = []
     view: dict[str, float] | None = None
-    for d in state.get("decisions", []):
-        d = dict(d)
-        act = d["action"]
-        writes = bool(act["changes"]) or act["kind"] == "optimise"
-        if not writes or d["whatif_req"] == "none":
+    out = []
+    for d in decisions_of(state.get("decisions", [])):
+        if not d.action.writes or d.whatif_req == "none":
             lvl, why = gate.whatif_level(None, "none")
-            d.update(prediction=None, whatif_level=lvl, whatif_reason=why)
-            out.append(d)
+            out.append(replace(d, prediction=None, whatif_level=lvl, whatif_reason=why))
             continue
         if view is None:
             view = {
@@ -167,100 +138,79 @@ async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
                 for k, v in ValuesView(ctx.site.point_ids, s.snapshot.values).items()
                 if not math.isnan(v)
             }
-        pred, err = None, None
-        try:
-            if act["kind"] == "optimise":
-                if ctx.optimise is None:
-                    err = "no optimiser"
-                else:
-                    changes, pred = ctx.optimise(ctx.site, view, act["variables"])
-                    act = {
-                        **act,
-                        "changes": [
-                            {"tag": t, "value": v, "previous": view.get(t)} for t, v in changes
-                        ],
-                    }
-                    d["action"] = act
-            elif ctx.whatif is None:
-                err = "no performance model"
-            else:
-                pred = ctx.whatif(ctx.site, view, [(c["tag"], c["value"]) for c in act["changes"]])
-        except (FacilityError, ValueError, ArithmeticError, KeyError, TypeError) as e:
-            pred, err = None, f"{type(e).__name__}: {e}"
-        lvl, why = gate.whatif_level(pred, d["whatif_req"], err)
-        if act["kind"] == "optimise" and pred is not None and not act["changes"]:
-            why = "optimiser: no better set points"
-        d.update(
-            prediction=_prediction_dict(pred) if pred is not None else None,
-            whatif_level=lvl,
-            whatif_reason=why,
-        )
-        out.append(d)
+        out.append(_predict(ctx, d, view))
     return {"decisions": out}
 
 
-def predicted_value(prediction: dict[str, Any] | None, tag: str) -> float | None:
+def _predict(ctx: AgentContext, d: Decision, view: Mapping[str, float]) -> Decision:
+    """Ask the performance model (or the optimiser) about the decision's changes."""
+    act = d.action
+    pred, err = None, None
+    try:
+        if act.kind == "optimise":
+            if ctx.optimise is None:
+                err = "no optimiser"
+            else:
+                changes, pred = ctx.optimise(ctx.site, view, act.variables)
+                act = replace(act, changes=tuple(Change(t, v, view.get(t)) for t, v in changes))
+        elif ctx.whatif is None:
+            err = "no performance model"
+        else:
+            pred = ctx.whatif(ctx.site, view, [(c.tag, c.value) for c in act.changes])
+    except (FacilityError, ValueError, ArithmeticError, KeyError, TypeError) as e:
+        pred, err = None, f"{type(e).__name__}: {e}"
+    record = PredictionRecord.of(pred) if pred is not None else None
+    lvl, why = gate.whatif_level(record, d.whatif_req, err)
+    if act.kind == "optimise" and pred is not None and not act.changes:
+        why = "optimiser: no better set points"
+    return replace(d, action=act, prediction=record, whatif_level=lvl, whatif_reason=why)
+
+
+def predicted_value(prediction: PredictionRecord | None, tag: str) -> float | None:
     """What the what-if predicted for ``tag`` after the change (None when it says nothing)."""
-    if not prediction:
-        return None
     key = model_output_for(tag)
-    after = prediction.get("after") or {}
-    v = after.get(key) if key else None
-    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+    if prediction is None or key is None:
+        return None
+    return prediction.output(key)
 
 
 # ---- gate ---------------------------------------------------------------------------------------
-def _verdict_obj(d: Decision) -> gate.GateVerdict:
-    v = d["verdict"]
-    return gate.GateVerdict(
-        d["decision_id"],
-        int(v["level"]),
-        tuple(v["set_by"]),
-        dict(v["caps"]),
-        dict(v["reasons"]),
-        bool(v["writes"]),
-        v["outcome"],
-    )
-
-
 async def gate_node(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     s = _scratch(ctx, state)
     now = _now(state)
     control = ctx.control()
     out = []
-    for d in state.get("decisions", []):
-        d = dict(d)
-        act = d["action"]
-        changes = act["changes"]
-        ql = gate.quality_level(d["quality"]["score"], ctx.site.quality, d["min_quality"])
-        held = [c["tag"] for c in changes if _override_on(ctx, s, c["tag"])]
+    for d in decisions_of(state.get("decisions", [])):
+        changes = d.action.changes
+        q = d.quality
+        ql = gate.quality_level(q.score, ctx.site.quality, d.min_quality)
+        held = [c.tag for c in changes if _override_on(ctx, s, c.tag)]
         reasons = {
-            "quality": f"data quality {d['quality']['score']:.2f} allows level {ql}"
-            + (f" ({'; '.join(d['quality']['reasons'][:3])})" if d["quality"]["reasons"] else ""),
-            "whatif": d.get("whatif_reason", ""),
+            "quality": f"data quality {q.score:.2f} allows level {ql}"
+            + (f" ({'; '.join(q.reasons[:3])})" if q.reasons else ""),
+            "whatif": d.whatif_reason,
         }
         if held:
             reasons["override"] = (
                 f"operator override holds {', '.join(held)}: respected, nothing written"
             )
         v = gate.evaluate(
-            d["decision_id"],
+            d.decision_id,
             control=control,
-            policy_ceiling=d["policy_ceiling"],
+            policy_ceiling=d.policy_ceiling,
             quality=ql,
-            whatif=int(d.get("whatif_level", 3)),
+            whatif=d.whatif_level,
             writes=bool(changes),
-            notify_only=act["kind"] in ("alarm", "notify"),
+            notify_only=d.action.kind in ("alarm", "notify"),
             override=bool(held),
             reasons=reasons,
         )
-        d["verdict"] = v.as_dict()
-        d["outcome"] = v.outcome
-        if v.outcome == "approval_requested":
-            d["approval_id"] = new_id("apr")
-            ctx.audit.approval_event(d["approval_id"], d["decision_id"], now, "pending")
-        d["explanation"] = explain(d)
+        approval_id = new_id("apr") if v.outcome == "approval_requested" else None
+        d = replace(d, verdict=v, approval_id=approval_id)
+        d = replace(d, explanation=explain(d))
+        if approval_id is not None:
+            ctx.audit.approval_event(approval_id, d.decision_id, now, "pending")
         ctx.audit.record_decision(d, now)
         out.append(d)
     return {"decisions": out}
@@ -272,39 +222,43 @@ def _override_on(ctx: AgentContext, s: CycleScratch, tag: str) -> bool:
     return i is not None and bool(s.snapshot.values[i] >= 0.5)
 
 
+_ROUTE_TEXT: dict[Outcome, str] = {
+    "executed": "carrying it out now (full autonomy)",
+    "approval_requested": "waiting for an operator to approve",
+    "recommended": "recommendation for a person to carry out",
+    "alarm": "alarm raised",
+    "blocked": "blocked",
+    "rejected_by_gate": "rejected: the what-if predicts a broken constraint",
+}
+
+
 def explain(d: Decision) -> str:
     """The decision in operator language (deterministic; the LLM may rephrase, never decide)."""
-    act = d["action"]
+    if d.verdict is None:
+        raise ValueError(f"decision {d.decision_id} has no verdict to explain")
+    act = d.action
     ev = "; ".join(
-        f"{e['tag'] or e['ref']} = {e['value']:.4g}"
-        if e["value"] is not None
-        else f"{e['ref']} missing"
-        for e in d["evidence"][:4]
+        f"{e.tag or e.ref} = {e.value:.4g}" if e.value is not None else f"{e.ref} missing"
+        for e in d.evidence[:4]
     )
     what = (
         ", ".join(
-            f"{c['tag']} → {c['value']:.4g}"
-            + (f" (now {c['previous']:.4g})" if c.get("previous") is not None else "")
-            for c in act["changes"]
+            f"{c.tag} → {c.value:.4g}"
+            + (f" (now {c.previous:.4g})" if c.previous is not None else "")
+            for c in act.changes
         )
-        or act.get("message")
-        or act["kind"]
+        or act.message
+        or act.kind
     )
-    v = d["verdict"]
-    lvl = v["level"]
-    why = "; ".join(v["reasons"].get(f, f) for f in v["set_by"] if v["reasons"].get(f))
-    route = {
-        "executed": "carrying it out now (full autonomy)",
-        "approval_requested": f"waiting for an operator to approve ({d.get('approval_id')})",
-        "recommended": "recommendation for a person to carry out",
-        "alarm": "alarm raised",
-        "blocked": "blocked",
-        "rejected_by_gate": "rejected: the what-if predicts a broken constraint",
-    }[v["outcome"]]
+    v = d.verdict
+    why = "; ".join(v.reasons[f] for f in v.set_by if v.reasons.get(f))
+    route = _ROUTE_TEXT[v.outcome]
+    if v.outcome == "approval_requested":
+        route += f" ({d.approval_id})"
     return (
-        f"{d['description']}{' on ' + d['equipment'] if d.get('equipment') else ''}. "
-        f"Evidence: {ev}. Proposed: {what}. Level {lvl} ({gate.LEVEL_NAMES[lvl]}), set by "
-        f"{'/'.join(v['set_by'])}: {why}. Outcome: {route}."
+        f"{d.description}{' on ' + d.equipment if d.equipment else ''}. "
+        f"Evidence: {ev}. Proposed: {what}. Level {v.level} ({gate.LEVEL_NAMES[v.level]}), set by "
+        f"{'/'.join(v.set_by)}: {why}. Outcome: {route}."
     )
 
 
@@ -312,24 +266,27 @@ def explain(d: Decision) -> str:
 async def recommend(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     """Recommendations and alarms are already in the audit; collect them for the report."""
     notes = [
-        f"{d['outcome']}: {d['policy_id']}{'@' + d['equipment'] if d.get('equipment') else ''}"
-        for d in state.get("decisions", [])
-        if d["outcome"] in ("recommended", "alarm", "blocked", "rejected_by_gate")
+        f"{d.route}: {d.policy_id}{'@' + d.equipment if d.equipment else ''}"
+        for d in decisions_of(state.get("decisions", []))
+        if d.route in ("recommended", "alarm", "blocked", "rejected_by_gate")
     ]
     return {"notes": notes}
 
 
-def _unanswered(ctx: AgentContext, decisions: list[Decision]) -> list[Decision]:
-    out = []
+def _answered(
+    ctx: AgentContext, decisions: list[Decision]
+) -> tuple[list[Decision], list[Decision]]:
+    """(the decisions with answers the approvals table holds filled in, those still unanswered)."""
+    out, pending = [], []
     for d in decisions:
-        if d["outcome"] != "approval_requested" or d.get("answer"):
-            continue
-        a = ctx.audit.approval(d["approval_id"])
-        if a is not None and a.state != "pending":
-            d["answer"] = {"state": a.state, "by": a.by_whom, "why": a.why}
-            continue
+        if d.awaiting_answer and d.approval_id is not None:
+            a = ctx.audit.approval(d.approval_id)
+            if a is not None and a.state != "pending":
+                d = replace(d, answer=Answer(a.state, a.by_whom, a.why))
+            else:
+                pending.append(d)
         out.append(d)
-    return out
+    return out, pending
 
 
 async def wait_for_approval(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
@@ -340,9 +297,9 @@ async def wait_for_approval(state: CycleState, config: RunnableConfig) -> dict[s
     "cancelled", "by": ..., "why": ...})``; the table is the source of truth.
     """
     ctx = get_ctx(config)
-    decisions = [dict(d) for d in state.get("decisions", [])]
+    decisions = decisions_of(state.get("decisions", []))
     while True:
-        pending = _unanswered(ctx, decisions)
+        decisions, pending = _answered(ctx, decisions)
         if not pending:
             break
         value = interrupt(
@@ -350,11 +307,11 @@ async def wait_for_approval(state: CycleState, config: RunnableConfig) -> dict[s
                 "run_id": state["run_id"],
                 "approvals": [
                     {
-                        "approval_id": d["approval_id"],
-                        "decision_id": d["decision_id"],
-                        "policy_id": d["policy_id"],
-                        "action": d["action"],
-                        "explanation": d["explanation"],
+                        "approval_id": d.approval_id,
+                        "decision_id": d.decision_id,
+                        "policy_id": d.policy_id,
+                        "action": d.as_json()["action"],
+                        "explanation": d.explanation,
                     }
                     for d in pending
                 ],
@@ -362,102 +319,108 @@ async def wait_for_approval(state: CycleState, config: RunnableConfig) -> dict[s
         )
         if isinstance(value, dict) and value.get("approval_id"):
             a = ctx.audit.approval(str(value["approval_id"]))
-            if (
-                a is not None
-                and a.state == "pending"
-                and value.get("state") in ("approved", "rejected", "cancelled", "expired")
-            ):
+            answer = value.get("state")
+            if a is not None and a.state == "pending" and answer in gate.ANSWERS:
                 ctx.audit.approval_event(
                     a.approval_id,
                     a.decision_id,
                     ctx.clock.now(),
-                    str(value["state"]),
+                    answer,
                     str(value.get("by", "")),
                     str(value.get("why", "")),
                 )
     return {"decisions": decisions, "waited": True}
 
 
+def _ready(d: Decision) -> bool:
+    """Carried out now: full autonomy, or human validation with an approval."""
+    if d.done or d.verdict is None:
+        return False
+    approved = d.answer is not None and d.answer.state == "approved"
+    return d.route == "executed" or (d.route == "approval_requested" and approved)
+
+
 async def act(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
-    decisions = [dict(d) for d in state.get("decisions", [])]
+    decisions: list[Decision] = []
     actions: list[dict[str, Any]] = []
-    for d in decisions:
-        ready = d["outcome"] == "executed" or (
-            d["outcome"] == "approval_requested"
-            and (d.get("answer") or {}).get("state") == "approved"
-        )
-        if not ready or d.get("done"):
+    for d in decisions_of(state.get("decisions", [])):
+        if not _ready(d):
+            decisions.append(d)
             continue
-        d["done"] = True
-        if ctx.audit.journal.for_decision(d["decision_id"]):
-            continue  # already attempted (a resumed run): reconcile settles it, never write twice
-        now = ctx.clock.now()
-        approval = ctx.audit.approval(d["approval_id"]) if d.get("approval_id") else None
-        changes = [
-            gate.AuthorizedChange(c["tag"], float(c["value"]), c.get("previous"))
-            for c in d["action"]["changes"]
-        ]
-        verify = None
-        baseline = None
-        if d.get("verify"):
-            vf = d["verify"]
-            verify = VerifySpec(
-                vf["tag"],
-                vf["expect"],
-                float(vf["window_s"]),
-                float(vf["tolerance"]),
-                predicted_value(d.get("prediction"), vf["tag"]),
-            )
-            snap = latest_array(ctx.store, ctx.site, now, ctx.lookback)
-            baseline = _num(snap.get(ctx.site, vf["tag"]))
-        try:
-            auth = gate.authorize(
-                _recheck(ctx, d, now), changes, control=ctx.control(), now=now, approval=approval
-            )
-            rows = await ctx.actuator.execute(auth, verify, baseline)
-        except (WriteRejected, WriteFailed) as err:
-            d["executed"] = False
-            extra = f" ({d['recheck']})" if d.get("recheck") else ""
-            d["explanation"] = f"{d['explanation']} Not carried out: {err}{extra}"
-            ctx.audit.record_decision(d, now, outcome="blocked", explanation=d["explanation"])
-            actions.append({"decision_id": d["decision_id"], "error": str(err)})
+        d = replace(d, done=True)
+        if ctx.audit.journal.for_decision(d.decision_id):
+            decisions.append(d)  # already attempted (a resumed run): reconcile settles it
             continue
-        d["executed"] = True
-        by = approval.by_whom if approval else "agent"
-        text = (
-            f"{d['explanation']} Written: "
-            + ", ".join(
-                f"{r.tag} = {r.written:.4g} (read back {r.read_back:.4g})"
-                for r in rows
-                if r.written is not None and r.read_back is not None
-            )
-            + f" — authorised by {by}."
-        )
-        ctx.audit.record_decision(d, now, outcome="executed", explanation=text)
-        actions += [r.as_dict() for r in rows]
-        if auth.level >= 3 and ctx.autolock.record(now):
-            c = ctx.control()
-            reason = f"more than {ctx.autolock.max_actions} autonomous actions within {ctx.autolock.window}"
-            ctx.set_control(
-                gate.GateControl(c.site_ceiling, True, reason, c.estop), "auto-lock", reason
-            )
+        d, rows = await _carry_out(ctx, d)
+        decisions.append(d)
+        actions += rows
     return {"decisions": decisions, "actions": actions}
 
 
-def _recheck(ctx: AgentContext, d: Decision, now: datetime) -> gate.GateVerdict:
-    """An approval may come long after the decision: the data quality must still allow it."""
-    v = _verdict_obj(d)
-    if not d.get("approval_id") or not d.get("rests_on"):
-        return v
-    q = ctx.quality_for(now, d["rests_on"])
-    score, why = q.decision(d["rests_on"])
-    ql = gate.quality_level(score, ctx.site.quality, float(d.get("min_quality") or 0.0))
+async def _carry_out(ctx: AgentContext, d: Decision) -> tuple[Decision, list[dict[str, Any]]]:
+    """Authorise (the gate) and write (the actuator) one decision's changes; audit the result."""
+    now = ctx.clock.now()
+    approval = ctx.audit.approval(d.approval_id) if d.approval_id else None
+    changes = [gate.AuthorizedChange(c.tag, float(c.value), c.previous) for c in d.action.changes]
+    verify = None
+    baseline = None
+    if d.verify is not None:
+        vf = d.verify
+        verify = VerifySpec(
+            vf.tag, vf.expect, vf.window_s, vf.tolerance, predicted_value(d.prediction, vf.tag)
+        )
+        snap = latest_array(ctx.store, ctx.site, now, ctx.lookback)
+        baseline = _num(snap.get(ctx.site, vf.tag))
+    verdict, recheck = _recheck(ctx, d, now)
+    d = replace(d, recheck=recheck)
+    try:
+        auth = gate.authorize(verdict, changes, control=ctx.control(), now=now, approval=approval)
+        rows = await ctx.actuator.execute(auth, verify, baseline)
+    except (WriteRejected, WriteFailed) as err:
+        extra = f" ({d.recheck})" if d.recheck else ""
+        d = replace(d, executed=False, explanation=f"{d.explanation} Not carried out: {err}{extra}")
+        ctx.audit.record_decision(d, now)
+        return d, [{"decision_id": d.decision_id, "error": str(err)}]
+    by = approval.by_whom if approval else "agent"
+    text = (
+        f"{d.explanation} Written: "
+        + ", ".join(
+            f"{r.tag} = {r.written:.4g} (read back {r.read_back:.4g})"
+            for r in rows
+            if r.written is not None and r.read_back is not None
+        )
+        + f" — authorised by {by}."
+    )
+    d = replace(d, executed=True, explanation=text)
+    ctx.audit.record_decision(d, now)
+    if auth.level >= 3 and ctx.autolock.record(now):
+        c = ctx.control()
+        reason = (
+            f"more than {ctx.autolock.max_actions} autonomous actions within {ctx.autolock.window}"
+        )
+        ctx.set_control(
+            gate.GateControl(c.site_ceiling, True, reason, c.estop), "auto-lock", reason
+        )
+    return d, [r.as_dict() for r in rows]
+
+
+def _recheck(ctx: AgentContext, d: Decision, now: datetime) -> tuple[gate.GateVerdict, str]:
+    """An approval may come long after the decision: the data quality must still allow it.
+
+    Returns the verdict to authorise with and, when it was lowered, why."""
+    v = d.verdict
+    if v is None:
+        raise ValueError(f"decision {d.decision_id} has no verdict")
+    if not d.approval_id or not d.rests_on:
+        return v, ""
+    q = ctx.quality_for(now, d.rests_on)
+    score, why = q.decision(d.rests_on)
+    ql = gate.quality_level(score, ctx.site.quality, d.min_quality)
     if ql >= v.level:
-        return v
+        return v, ""
     reason = f"at approval time the data quality is {score:.2f} (level {ql}): {'; '.join(why[:2])}"
-    d["recheck"] = reason
-    return gate.downgrade(v, "quality", ql, reason)
+    return gate.downgrade(v, "quality", ql, reason), reason
 
 
 async def verify(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
@@ -478,25 +441,24 @@ async def verify(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
 async def report(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     now = ctx.clock.now()
+    decisions = decisions_of(state.get("decisions", []))
     by: dict[str, int] = {}
-    for d in state.get("decisions", []):
-        o = "executed" if d.get("executed") else d["outcome"]
-        if d["outcome"] == "approval_requested" and d.get("answer"):
-            o = "executed" if d.get("executed") else d["answer"]["state"]
+    for d in decisions:
+        o: str = d.outcome
+        if d.route == "approval_requested" and d.answer is not None and d.executed is None:
+            o = d.answer.state
         by[o] = by.get(o, 0) + 1
     rolled = [v for v in state.get("verifications", []) if v["state"] == "rolled_back"]
     rep: dict[str, Any] = {
         "run_id": state["run_id"],
-        "decisions": len(state.get("decisions", [])),
+        "decisions": len(decisions),
         "by_outcome": by,
         "rolled_back": [r["action_id"] for r in rolled],
     }
     tin = tout = 0
-    if ctx.llm is not None and state.get("decisions"):
-        from agent.llm import summarise
-
+    if ctx.llm is not None and decisions:
         try:
-            rep["summary"], tin, tout = await summarise(ctx.llm, list(state["decisions"]))
+            rep["summary"], tin, tout = await summarise(ctx.llm, decisions)
         except Exception as err:  # an external service: without it the cycle stays deterministic
             rep["summary_error"] = f"{type(err).__name__}: {err}"
     ctx.audit.finish_run(state["run_id"], now, "done", tin, tout)
@@ -508,9 +470,5 @@ async def report(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
 def after_act(state: CycleState) -> str:
     if state.get("waited") or state.get("approvals_mode", "interrupt") != "interrupt":
         return "verify"
-    pending = [
-        d
-        for d in state.get("decisions", [])
-        if d["outcome"] == "approval_requested" and not d.get("answer")
-    ]
+    pending = [d for d in decisions_of(state.get("decisions", [])) if d.awaiting_answer]
     return "wait_for_approval" if pending else "verify"

@@ -20,9 +20,9 @@ Entry point for the eval suite and the demo (stable; H6 builds on it)::
         whatif="auto",                # tools.whatif.check; None = no model (required → level 1)
     )
     result = await decide_once(ctx, trigger="eval")   # one observe→…→report cycle
-    result.decisions   # list[dict]: decision_id, policy_id, equipment, fault_class, kind, severity,
-                       #   outcome, verdict {level, set_by, caps, reasons}, action {kind, changes},
-                       #   evidence, quality {score, reasons}, prediction, explanation
+    result.decisions   # list[agent.decision.Decision]: decision_id, policy_id, equipment,
+                       #   fault_class, kind, severity, outcome, verdict (tools.gate.GateVerdict),
+                       #   action (kind, changes), evidence, quality, prediction, explanation
     result.run_id, result.pending_approvals, result.actions, result.report, result.interrupted
 
 ``decide_once`` keeps policy state (hold timers, hysteresis, cool-downs) in
@@ -33,33 +33,35 @@ with :func:`answer_approval`; :func:`emergency_stop`, :func:`clear_estop`, :func
 (the ceiling only — it never clears an e-stop or auto-lock) and :func:`expire_approvals` are
 the other controls.
 
-:func:`run_forever` is the periodic loop the demo starts as one more asyncio
-task (:func:`demo_agent`): a decision cycle every ``interval_s`` plus the
-heartbeat write to the twin's ``agent.heartbeat`` point (the twin reverts its set
-points when it lapses).
+:func:`run_forever` is the periodic loop of ``run`` and ``demo``: a decision cycle
+every ``interval_s`` plus the heartbeat write to the twin's ``agent.heartbeat`` point
+(the twin reverts its set points when it lapses).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from agent import nodes
-from agent.checkpoint import close_saver, open_saver, prune
+from agent.checkpoint import close_saver, memory_saver, open_saver, prune
 from agent.context import AgentContext
+from agent.decision import Answer, Decision, decisions_of
 from agent.graph import compile_graph
+from agent.state import CycleState, Trigger
 from connectors.errors import FacilityError
 from connectors.site import HEARTBEAT_TAG
 from tools.actuation import write_heartbeat
-from tools.gate import APPROVAL_TTL_S, GateControl
+from tools.gate import ANSWERS, APPROVAL_TTL_S, ApprovalState, GateControl
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,22 @@ log = logging.getLogger(__name__)
 @dataclass
 class CycleResult:
     run_id: str
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     pending_approvals: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-plain (what the API returns)."""
+        return {
+            "run_id": self.run_id,
+            "decisions": [d.as_json() for d in self.decisions],
+            "actions": self.actions,
+            "pending_approvals": self.pending_approvals,
+            "report": self.report,
+            "interrupted": self.interrupted,
+        }
 
 
 async def _graph(ctx: AgentContext) -> Any:
@@ -81,9 +94,7 @@ async def _graph(ctx: AgentContext) -> Any:
         else:
             if ctx._saver is None:
                 ctx._saver = (
-                    await open_saver(ctx.checkpoint_path)
-                    if ctx.checkpoint_path
-                    else InMemorySaver()
+                    await open_saver(ctx.checkpoint_path) if ctx.checkpoint_path else memory_saver()
                 )
             ctx._graph = compile_graph(ctx._saver)
     return ctx._graph
@@ -102,7 +113,7 @@ async def close(ctx: AgentContext, close_writer: bool = False) -> None:
             await res
 
 
-def _config(ctx: AgentContext, run_id: str) -> dict[str, Any]:
+def _config(ctx: AgentContext, run_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": run_id, "ctx": ctx}}
 
 
@@ -111,7 +122,7 @@ def _result(run_id: str, out: dict[str, Any]) -> CycleResult:
     pending = [a for i in ints for a in (getattr(i, "value", None) or {}).get("approvals", [])]
     return CycleResult(
         run_id=run_id,
-        decisions=list(out.get("decisions", [])),
+        decisions=decisions_of(out.get("decisions", [])),
         actions=list(out.get("actions", [])),
         pending_approvals=pending,
         report=dict(out.get("report", {})),
@@ -119,12 +130,12 @@ def _result(run_id: str, out: dict[str, Any]) -> CycleResult:
     )
 
 
-async def decide_once(ctx: AgentContext, trigger: str = "schedule") -> CycleResult:
+async def decide_once(ctx: AgentContext, trigger: Trigger = "schedule") -> CycleResult:
     """One decision cycle; see the module docstring."""
     now = ctx.clock.now()
     run_id = f"run-{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     graph = await _graph(ctx)
-    state = {"run_id": run_id, "trigger": trigger, "approvals_mode": ctx.approvals}
+    state: CycleState = {"run_id": run_id, "trigger": trigger, "approvals_mode": ctx.approvals}
     out = await graph.ainvoke(state, _config(ctx, run_id))
     res = _result(run_id, out)
     if res.interrupted:
@@ -133,14 +144,14 @@ async def decide_once(ctx: AgentContext, trigger: str = "schedule") -> CycleResu
 
 
 async def answer_approval(
-    ctx: AgentContext, approval_id: str, state: str, by_whom: str, why: str = ""
+    ctx: AgentContext, approval_id: str, state: ApprovalState, by_whom: str, why: str = ""
 ) -> CycleResult | None:
     """Approve / reject / cancel a pending approval and resume its paused run.
 
     Returns the resumed run's result, or None when no run waits for it (the answer is
     recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending.
     """
-    if state not in ("approved", "rejected", "cancelled", "expired"):
+    if state not in ANSWERS:
         raise ValueError(f"state must be approved, rejected, cancelled or expired, not {state!r}")
     a = ctx.audit.approval(approval_id)
     if a is None:
@@ -151,7 +162,7 @@ async def answer_approval(
     d = ctx.audit.decision(a.decision_id)
     if d is None:
         return None
-    run_id = str(d["run_id"])
+    run_id = d.run_id
     waiting = False
     if ctx.approvals == "interrupt":
         graph = await _graph(ctx)
@@ -175,38 +186,13 @@ async def execute_recorded(ctx: AgentContext, decision_id: str) -> list[dict[str
     d = ctx.audit.decision(decision_id)
     if d is None:
         raise KeyError(f"unknown decision {decision_id!r}")
-    action = json.loads(d["action"]) if isinstance(d["action"], str) else d["action"]
-    evidence = json.loads(d["evidence"]) if isinstance(d["evidence"], str) else d["evidence"]
-    dec = {
-        "decision_id": decision_id,
-        "run_id": d["run_id"],
-        "policy_id": d["policy_id"],
-        "fault_class": d["fault_class"],
-        "severity": d["severity"],
-        "kind": d["kind"],
-        "outcome": d["outcome"],
-        "action": action,
-        "verdict": evidence.get("verdict") or {},
-        "explanation": d["explanation"],
-        "approval_id": _approval_of(ctx, decision_id),
-        "answer": {"state": "approved"},
-        "evidence": evidence.get("conditions"),
-        "quality": evidence.get("quality"),
-        "rests_on": evidence.get("rests_on"),
-        "verify": None,
-    }
-    if not dec["verdict"]:
+    if d.verdict is None:
         raise ValueError(f"decision {decision_id} has no gate verdict")
-    cfg: Any = {"configurable": {"ctx": ctx}}
-    out = await nodes.act({"run_id": str(d["run_id"]), "decisions": [dec]}, cfg)
+    a = ctx.audit.approval(d.approval_id) if d.approval_id else None
+    d = replace(d, answer=Answer("approved", a.by_whom, a.why) if a else Answer("approved"))
+    cfg: RunnableConfig = {"configurable": {"ctx": ctx}}
+    out = await nodes.act({"run_id": d.run_id, "decisions": [d]}, cfg)
     return list(out.get("actions", []))
-
-
-def _approval_of(ctx: AgentContext, decision_id: str) -> str | None:
-    df = ctx.store.query(
-        "SELECT approval_id FROM approvals WHERE decision_id = ? LIMIT 1", [decision_id]
-    )
-    return str(df["approval_id"].iloc[0]) if len(df) else None
 
 
 async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> list[str]:
@@ -295,7 +281,7 @@ async def run_forever(
     interval_s: float = 10.0,
     heartbeat_s: float = 5.0,
     stop: asyncio.Event | None = None,
-    on_result: Any | None = None,
+    on_result: Callable[[CycleResult], None] | None = None,
     approval_ttl_s: float = APPROVAL_TTL_S,
 ) -> None:
     """Periodic decision cycles plus the heartbeat to the twin; returns when ``stop`` is set."""
@@ -327,34 +313,3 @@ async def run_forever(
                 log.error("decision cycle failed: %s", err)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=min(heartbeat_s, interval_s))
-
-
-async def demo_agent(demo: Any, interval_s: float = 10.0, show: Any | None = None) -> None:
-    """The agent as one more demo task (``agent.commands.demo.demo_tasks``).
-
-    ``demo`` needs ``twin.site`` (or ``site``), ``store`` and ``stop``; the agent polls
-    its decisions every ``interval_s``, writes through ``connectors.writer.ModbusPointWriter``
-    (the twin's Modbus server), keeps its heartbeat and serves the local API so that
-    ``facility-agent approve ID`` works while the demo runs. ``show(result)`` is
-    called after each cycle (e.g. to print the decisions).
-    """
-    from agent.api import serve
-    from agent.commands._agent import checkpoint_path, site_writer
-    from agent.llm import chat_model_from_env
-
-    site = getattr(demo, "site", None) or demo.twin.site
-    store = demo.store
-    ctx = AgentContext.build(
-        site,
-        store,
-        site_writer(site),
-        checkpoint_path=checkpoint_path(store.path),
-        llm=chat_model_from_env(),
-    )
-    try:
-        await asyncio.gather(
-            run_forever(ctx, interval_s, stop=demo.stop, on_result=show),
-            serve(ctx, store.path, stop=demo.stop),
-        )
-    finally:
-        await close(ctx, close_writer=True)

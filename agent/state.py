@@ -1,4 +1,4 @@
-"""The graph's state: small, JSON-plain, checkpointed at every step.
+"""The graph's state: small, checkpointed at every step.
 
 Big inputs (the value vector of every point, the quality report) stay out of
 the state — they live in the run's scratch in :class:`agent.context.AgentContext`
@@ -6,7 +6,10 @@ the state — they live in the run's scratch in :class:`agent.context.AgentConte
 needed after a restart (the decisions with their evidence, proposed changes,
 verdicts, approval ids) is here.
 
-A decision (``Decision``) is a plain dict so that it checkpoints and audits as is.
+Decisions are typed records (:class:`agent.decision.Decision`); LangGraph's
+checkpointer stores them (:mod:`agent.checkpoint` allows exactly these types), and
+nodes read them through :func:`agent.decision.decisions_of`, which also migrates the
+plain dicts an older checkpoint holds.
 """
 
 from __future__ import annotations
@@ -14,20 +17,16 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
-Decision = dict[str, Any]
-"""Keys: decision_id, run_id, ts, policy_id, instance_key, equipment, fault_class, severity, kind,
-action {kind, changes [{tag, value, previous}], message, variables}, evidence [...], rests_on [...],
-quality {score, reasons}, policy_ceiling, min_quality, whatif_req, prediction {...} | None,
-whatif_level, whatif_reason, verdict {level, set_by, caps, reasons, outcome}, outcome,
-approval_id, answer {approved, by, why}, executed, explanation, verify {tag, expect, window_s, tolerance}."""
+from agent.decision import Decision
 
 Trigger = Literal["schedule", "chat", "eval", "cli"]
+ApprovalsMode = Literal["interrupt", "record"]
 
 
 class CycleState(TypedDict, total=False):
     run_id: str
-    trigger: str
-    approvals_mode: str
+    trigger: Trigger
+    approvals_mode: ApprovalsMode
     now: str
     n_values: int
     decisions: list[Decision]

@@ -23,7 +23,8 @@ thousand. One process owns the file read-write; a second writer gets a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ class Store:
     """The project's DuckDB database.
 
     Thread-safety: DuckDB connections are not shared across threads; use
-    :meth:`cursor` for a per-thread cursor. Appends serialise on a lock.
+    :meth:`cursor` for a per-thread cursor. Every statement on the shared connection
+    serialises on one lock: other layers use :meth:`execute`, :meth:`query`,
+    :meth:`query_numpy` or :meth:`transaction`, never the lock itself.
     """
 
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False) -> None:
@@ -269,10 +272,36 @@ class Store:
             df["ts"].to_numpy(), df["point_id"].to_numpy(), df["value"].to_numpy(), status
         )
 
+    # ---- statements ----------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+        """Run one statement (an insert, an update) under the store's lock."""
+        with self._lock:
+            self.con.execute(sql, params or [])
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Statements on the yielded connection commit together, or not at all on an error."""
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
     # ---- queries -------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         with self._lock:
             return self.con.execute(sql, params or []).df()
+
+    def query_numpy(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """A query's columns as numpy arrays (no DataFrame: for the hot paths)."""
+        with self._lock:
+            res: dict[str, npt.NDArray[Any]] = self.con.execute(sql, params or []).fetchnumpy()
+            return res
 
     def latest(
         self,
@@ -362,11 +391,9 @@ class Store:
         the two tables. Returns the raw rows removed.
         """
         cutoff = (now - max_age).replace(second=0, microsecond=0)
-        with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                self.con.execute(
-                    """
+        with self.transaction() as con:
+            con.execute(
+                """
                     INSERT INTO readings_1m
                     SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket, point_id,
                            min(value) FILTER (WHERE status = 0),
@@ -374,13 +401,9 @@ class Store:
                            max(value) FILTER (WHERE status = 0),
                            count(*) FILTER (WHERE status = 0),
                            count(*) FILTER (WHERE status <> 0)
-                    FROM readings WHERE ts < ? GROUP BY ALL
-                    """,
-                    [cutoff],
-                )
-                row = self.con.execute("DELETE FROM readings WHERE ts < ?", [cutoff]).fetchone()
-                self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
+                FROM readings WHERE ts < ? GROUP BY ALL
+                """,
+                [cutoff],
+            )
+            row = con.execute("DELETE FROM readings WHERE ts < ?", [cutoff]).fetchone()
         return int(row[0]) if row else 0

@@ -94,6 +94,7 @@ def constraint_violations(decisions: pd.DataFrame) -> int:
     broken one worse. A corrective move that eases an already broken constraint without
     curing it yet is not one (the gate's :func:`tools.gate.constraint_verdict`)."""
     from tools.gate import constraint_verdict
+    from tools.prediction import PredictionRecord
 
     if decisions.empty or "prediction" not in decisions or "outcome" not in decisions:
         return 0
@@ -102,7 +103,7 @@ def constraint_violations(decisions: pd.DataFrame) -> int:
         if outcome != "executed" or pred is None or (isinstance(pred, float) and math.isnan(pred)):
             continue
         p = pred if isinstance(pred, Mapping) else _json(pred)
-        if isinstance(p, Mapping) and constraint_verdict(p).broken:
+        if isinstance(p, Mapping) and constraint_verdict(PredictionRecord.from_json(p)).broken:
             n += 1
     return n
 

@@ -2,13 +2,14 @@
 
 Readings go from ``Twin.values()`` straight into the store (the ingest path has its
 own tests); writes go through the real writer — ``connectors.writer.ModbusPointWriter``
-over a real ``twin.server.SiteServer`` on loopback when that module exists, else a
-writer that applies to the twin directly.
+over a real ``twin.server.SiteServer`` on loopback once :meth:`Hall.start` ran, else a
+writer that applies to the twin directly. :func:`agent_on` builds the agent on a hall
+(the ``agent_on`` fixture in ``conftest.py``).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agent.context import AgentContext
 from connectors.clock import ManualClock
-from connectors.site import Site, with_port
+from connectors.site import Site, parse_site, with_port
 from connectors.status import Status
 from connectors.store import Store
-from twin.sim import Twin, default_site
+from connectors.writer import ModbusPointWriter
+from twin.server import SiteServer
+from twin.sim import Twin, TwinRunner, default_site
 
 
 def naive(t: datetime) -> datetime:
@@ -28,7 +32,7 @@ def naive(t: datetime) -> datetime:
 
 
 class TwinDirectWriter:
-    """Applies writes to the twin (fallback until connectors.writer lands)."""
+    """Applies writes to the twin directly (a hall not served over Modbus)."""
 
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
@@ -44,18 +48,8 @@ class TwinDirectWriter:
         return float(self.twin.values()[tag])
 
 
-def modbus_writer_cls() -> Any | None:
-    try:
-        mod = importlib.import_module("connectors.writer")
-    except ModuleNotFoundError:
-        return None
-    return getattr(mod, "ModbusPointWriter", None)
-
-
 def polled_every(site: Site, seconds: float) -> Site:
     """The same site with every point polled every ``seconds`` (the harness records at that rate)."""
-    from connectors.site import parse_site
-
     data = site.model_dump(mode="json")
     for eq in data["equipment"]:
         for p in eq["points"]:
@@ -86,19 +80,14 @@ class Hall:
         self.record()
 
     async def start(self, port: int) -> None:
-        cls = modbus_writer_cls()
-        if cls is None:
-            return
-        from twin.server import SiteServer
-        from twin.sim import TwinRunner
-
+        """Serve the twin over Modbus on ``port``; writes go through the real Modbus writer."""
         served = with_port(self.site, port)
         self.served = served
         self.server = SiteServer(served)
         await self.server.start()
         self.runner = TwinRunner(self.twin, self.server)
         self.runner.push()
-        self.writer = cls(served)
+        self.writer = ModbusPointWriter(served)
 
     async def stop(self) -> None:
         close = getattr(self.writer, "close", None)
@@ -132,3 +121,13 @@ class Hall:
             self.clock.set(naive(self.twin.now))
             self.record()
             t += dt
+
+
+AgentOn = Callable[..., AgentContext]
+
+
+def agent_on(hall: Hall, **kw: Any) -> AgentContext:
+    """The agent on a hall: its site, store, writer and clock; keywords as ``AgentContext.build``.
+
+    Call it after :meth:`Hall.start` when writes should go over Modbus."""
+    return AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, **kw)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_harness import Hall
+from agent_harness import Hall, agent_on
 from test_agent_twin import cdu_policy
 
-from agent.context import AgentContext
 from agent.runtime import decide_once
 from twin.faults import Fault
 
@@ -20,9 +19,7 @@ from twin.faults import Fault
 async def main(db: str, ckpt: str) -> None:
     hall = Hall(db)
     hall.run(900)
-    ctx = AgentContext.build(
-        hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), checkpoint_path=ckpt
-    )
+    ctx = agent_on(hall, policies=cdu_policy(), checkpoint_path=ckpt)
     hall.twin.inject(Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7))
     for _ in range(40):
         hall.run(20)

@@ -1,4 +1,5 @@
-"""Shared fixtures: free loopback ports, the shared datasets folder, a waiting helper."""
+"""Shared fixtures: free loopback ports, the shared datasets folder, a waiting helper, the agent
+on a twin hall (``agent_on(hall, policies=...)``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from agent_harness import AgentOn
+from agent_harness import agent_on as _agent_on
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -48,3 +51,9 @@ def wait_until(
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def agent_on() -> AgentOn:
+    """Build an AgentContext on a :class:`agent_harness.Hall` (keywords as ``AgentContext.build``)."""
+    return _agent_on

@@ -9,10 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from agent_harness import Hall
+from agent_harness import Hall, agent_on
 from test_agent_twin import cdu_policy
 
-from agent.context import AgentContext, QualityResult
+from agent.context import QualityResult
 from agent.runtime import decide_once, set_autonomy
 from connectors.site import Site
 from connectors.store import Store
@@ -23,7 +23,7 @@ async def _scenario(tmp_path: Path, sensor_fault: Fault | None, settle_s: float 
     """Drive the GPU hot with a CDU pump fault; optionally a sensor fault, ``settle_s`` before deciding."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     hall = Hall(tmp_path / "q.duckdb", poll_s=2.0)
-    ctx = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy())
+    ctx = agent_on(hall, policies=cdu_policy())
     set_autonomy(ctx, 3, "admin")
     hall.run(900)  # 15 minutes of healthy history for the quality window
     hall.twin.inject(Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7))
@@ -44,17 +44,17 @@ async def _scenario(tmp_path: Path, sensor_fault: Fault | None, settle_s: float 
 
 def test_good_data_acts_stale_data_recommends(tmp_path: Path) -> None:
     good = asyncio.run(_scenario(tmp_path / "a", None))
-    assert good["outcome"] == "executed" and good["verdict"]["level"] == 3
+    assert good.outcome == "executed" and good.level == 3
     stale = asyncio.run(
         _scenario(
             tmp_path / "b", Fault(kind="comm_loss", target="gpu", start_s=0, duration_s=600), 75.0
         )
     )
-    assert stale["policy_id"] == good["policy_id"]
-    assert stale["verdict"]["level"] <= 1 and stale["outcome"] in ("recommended", "blocked")
-    assert "quality" in stale["verdict"]["set_by"]
-    assert stale["quality"]["score"] < good["quality"]["score"]
-    assert any("gpu.gpu_temp_max" in r for r in stale["quality"]["reasons"])
+    assert stale.policy_id == good.policy_id
+    assert stale.level <= 1 and stale.outcome in ("recommended", "blocked")
+    assert "quality" in stale.verdict.set_by
+    assert stale.quality.score < good.quality.score
+    assert any("gpu.gpu_temp_max" in r for r in stale.quality.reasons)
 
 
 def test_stuck_sensor_recommends(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_stuck_sensor_recommends(tmp_path: Path) -> None:
     stuck = asyncio.run(
         _scenario(tmp_path / "c", Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0), 150.0)
     )
-    assert stuck["outcome"] == "recommended" and "quality" in stuck["verdict"]["set_by"]
+    assert stuck.outcome == "recommended" and "quality" in stuck.verdict.set_by
 
 
 def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
@@ -74,9 +74,7 @@ def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
 
     async def main() -> dict:
         hall = Hall()
-        ctx = AgentContext.build(
-            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy(), quality=broken
-        )
+        ctx = agent_on(hall, policies=cdu_policy(), quality=broken)
         set_autonomy(ctx, 3, "admin")
         hall.twin.inject(
             Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
@@ -89,8 +87,8 @@ def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
         raise AssertionError("no decision")
 
     d = asyncio.run(main())
-    assert d["verdict"]["level"] == 0 and d["outcome"] == "blocked"
-    assert "quality scorer failed" in d["explanation"]
+    assert d.level == 0 and d.outcome == "blocked"
+    assert "quality scorer failed" in d.explanation
 
 
 def test_approval_after_quality_dropped_is_not_carried_out(tmp_path: Path) -> None:
@@ -98,9 +96,7 @@ def test_approval_after_quality_dropped_is_not_carried_out(tmp_path: Path) -> No
 
     async def main() -> None:
         hall = Hall(tmp_path / "r.duckdb", poll_s=2.0)
-        ctx = AgentContext.build(
-            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
-        )
+        ctx = agent_on(hall, policies=cdu_policy())
         try:
             hall.run(900)
             hall.twin.inject(
@@ -113,16 +109,16 @@ def test_approval_after_quality_dropped_is_not_carried_out(tmp_path: Path) -> No
                 if res.decisions:
                     d = res.decisions[0]
                     break
-            assert d is not None and d["outcome"] == "approval_requested"
+            assert d is not None and d.outcome == "approval_requested"
             # the GPU temperature sensor goes silent while the request waits
             hall.twin.inject(Fault(kind="comm_loss", target="gpu", start_s=0, duration_s=900))
             hall.run(100)
-            out = await answer_approval(ctx, d["approval_id"], "approved", "ana")
+            out = await answer_approval(ctx, d.approval_id, "approved", "ana")
             assert out is not None and out.actions and "error" in out.actions[0]
             assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
-            row = ctx.audit.decision(d["decision_id"])
-            assert row is not None and row["outcome"] == "blocked"
-            assert "at approval time the data quality" in row["explanation"]
+            row = ctx.audit.decision(d.decision_id)
+            assert row is not None and row.outcome == "blocked"
+            assert "at approval time the data quality" in row.explanation
         finally:
             await close(ctx)
 

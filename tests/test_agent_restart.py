@@ -10,17 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent_harness import Hall
+from agent_harness import AgentOn, Hall
 from test_agent_twin import cdu_policy
 
 from agent.checkpoint import open_saver, threads
-from agent.context import AgentContext
 from agent.runtime import answer_approval, close
 
 HERE = Path(__file__).resolve().parent
 
 
-def test_pending_approval_survives_kill_and_restart(tmp_path: Path, port: int) -> None:
+def test_pending_approval_survives_kill_and_restart(
+    tmp_path: Path, port: int, agent_on: AgentOn
+) -> None:
     db, ckpt = tmp_path / "site.duckdb", tmp_path / "ckpt.sqlite"
     child = subprocess.Popen(
         [sys.executable, str(HERE / "agent_restart_child.py"), str(db), str(ckpt)],
@@ -46,11 +47,8 @@ def test_pending_approval_survives_kill_and_restart(tmp_path: Path, port: int) -
         hall = Hall(db)  # reopens the DuckDB file the child was killed with
         hall.run(600)  # this process's plant and clock move on
         await hall.start(port)  # writes go over Modbus to this process's twin
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(),
             checkpoint_path=ckpt,
         )

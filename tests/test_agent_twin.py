@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import Hall
+from agent_harness import AgentOn, Hall
 
 from agent.context import AgentContext
 from agent.runtime import (
@@ -84,13 +84,10 @@ def on_hall(tmp_path: Path, port: int, body: Callable[[Hall], Awaitable[None]]) 
     asyncio.run(main())
 
 
-def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
+def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int, agent_on: AgentOn) -> None:
     async def body(hall: Hall) -> None:
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(),
             checkpoint_path=tmp_path / "ckpt.sqlite",
         )
@@ -102,23 +99,23 @@ def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
             )
             res = await until_decision(hall, ctx)
             d = res.decisions[0]
-            assert d["policy_id"] == "gpu_hot"
-            assert d["prediction"] is not None and d["whatif_level"] >= 2  # the what-if ran
-            assert d["outcome"] == "approval_requested" and d["verdict"]["level"] == 2
-            assert "site" in d["verdict"]["set_by"]  # the site ceiling (2) set it
-            assert res.interrupted and res.pending_approvals[0]["approval_id"] == d["approval_id"]
+            assert d.policy_id == "gpu_hot"
+            assert d.prediction is not None and d.whatif_level >= 2  # the what-if ran
+            assert d.outcome == "approval_requested" and d.level == 2
+            assert "site" in d.verdict.set_by  # the site ceiling (2) set it
+            assert res.interrupted and res.pending_approvals[0]["approval_id"] == d.approval_id
             assert (
                 hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
             )  # nothing written yet
 
-            out = await answer_approval(ctx, d["approval_id"], "approved", "ana", "go")
+            out = await answer_approval(ctx, d.approval_id, "approved", "ana", "go")
             assert out is not None and not out.interrupted
             act = next(a for a in out.actions if a.get("tag") == "cdu_1.coolant_supply_setpoint")
             assert act["state"] == "done" and act["written"] == 25.0 and act["read_back"] == 25.0
             assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 25.0
             states = [r.state for r in ctx.audit.journal.history(act["action_id"])]
             assert states == ["proposed", "approved", "executing", "done"]
-            assert ctx.audit.approval(d["approval_id"]).state == "approved"  # type: ignore[union-attr]
+            assert ctx.audit.approval(d.approval_id).state == "approved"  # type: ignore[union-attr]
 
             hall.run(200)
             await decide_once(ctx)
@@ -126,20 +123,17 @@ def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int) -> None:
             assert final.state == "done" and final.detail["verify"]["status"] == "ok"
             vf = final.detail["verify"]  # checked against the what-if's own prediction too
             assert vf["predicted"] is not None and abs(vf["prediction_error"]) < 1.0
-            latest = ctx.audit.decision(d["decision_id"])
-            assert latest is not None and latest["outcome"] == "executed"
+            latest = ctx.audit.decision(d.decision_id)
+            assert latest is not None and latest.outcome == "executed"
         finally:
             await close(ctx)
 
 
-def test_wrong_way_outcome_is_rolled_back(tmp_path: Path, port: int) -> None:
+def test_wrong_way_outcome_is_rolled_back(tmp_path: Path, port: int, agent_on: AgentOn) -> None:
     async def body(hall: Hall) -> None:
         # a (deliberately wrong) policy raises the CDU set point while expecting the supply to fall
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(delta=+4.0, expect="decrease"),
         )
         set_autonomy(ctx, 3, "admin")
@@ -148,22 +142,22 @@ def test_wrong_way_outcome_is_rolled_back(tmp_path: Path, port: int) -> None:
         )
         res = await until_decision(hall, ctx)
         d = res.decisions[0]
-        assert d["outcome"] == "executed" and d["verdict"]["level"] == 3
+        assert d.outcome == "executed" and d.level == 3
         assert (
             hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 29.0
         )  # +4 requested, max_step 2
         hall.run(200)
         await decide_once(ctx)
-        rows = [r for r in ctx.audit.journal.latest() if r.decision_id == d["decision_id"]]
+        rows = [r for r in ctx.audit.journal.latest() if r.decision_id == d.decision_id]
         assert [r.state for r in rows if r.detail.get("verify")] == ["rolled_back"]
         assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
 
 
-def test_operator_override_is_respected_and_logged(tmp_path: Path, port: int) -> None:
+def test_operator_override_is_respected_and_logged(
+    tmp_path: Path, port: int, agent_on: AgentOn
+) -> None:
     async def body(hall: Hall) -> None:
-        ctx = AgentContext.build(
-            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
-        )
+        ctx = agent_on(hall, policies=cdu_policy())
         set_autonomy(ctx, 3, "admin")
         hall.twin.operator_override("cdu_1.coolant_supply_setpoint", 27.0)
         hall.twin.inject(
@@ -171,25 +165,24 @@ def test_operator_override_is_respected_and_logged(tmp_path: Path, port: int) ->
         )
         res = await until_decision(hall, ctx)
         d = res.decisions[0]
-        assert d["outcome"] == "recommended" and "override" in d["verdict"]["set_by"]
-        assert "operator override" in d["explanation"]
+        assert d.outcome == "recommended" and "override" in d.verdict.set_by
+        assert "operator override" in d.explanation
         assert hall.twin.values()["cdu_1.coolant_supply_setpoint"] == 27.0
         assert ctx.audit.journal.latest() == []
-        logged = ctx.audit.decision(d["decision_id"])
-        assert logged is not None and "override" in logged["level_set_by"]
+        logged = ctx.audit.decision(d.decision_id)
+        assert logged is not None and logged.verdict is not None
+        assert "override" in logged.verdict.set_by
 
 
-def test_emergency_stop_cancels_pending(tmp_path: Path, port: int) -> None:
+def test_emergency_stop_cancels_pending(tmp_path: Path, port: int, agent_on: AgentOn) -> None:
     async def body(hall: Hall) -> None:
-        ctx = AgentContext.build(
-            hall.site, hall.store, hall.writer, hall.clock, policies=cdu_policy()
-        )
+        ctx = agent_on(hall, policies=cdu_policy())
         try:
             hall.twin.inject(
                 Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
             )
             res = await until_decision(hall, ctx)
-            apr = res.decisions[0]["approval_id"]
+            apr = res.decisions[0].approval_id
             assert await emergency_stop(ctx, "shift lead") == [apr]
             assert ctx.audit.approval(apr).state == "cancelled"  # type: ignore[union-attr]
             assert ctx.audit.pending_approvals() == []
@@ -208,7 +201,9 @@ def test_emergency_stop_cancels_pending(tmp_path: Path, port: int) -> None:
 EXPL: list[str] = []
 
 
-def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) -> None:
+def test_auto_lock_after_too_many_autonomous_actions(
+    tmp_path: Path, port: int, agent_on: AgentOn
+) -> None:
     async def body(hall: Hall) -> None:
         from tools.gate import AutoLock
 
@@ -232,11 +227,8 @@ def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) 
             ],
             "t",
         )
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=pol,
             autolock=AutoLock(max_actions=1),
         )
@@ -246,8 +238,8 @@ def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) 
         for _ in range(8):
             hall.run(70)
             for d in (await decide_once(ctx)).decisions:
-                outcomes.append(d["outcome"])
-                EXPL.append(d["explanation"])
+                outcomes.append(d.outcome)
+                EXPL.append(d.explanation)
         assert outcomes[:2] == ["executed", "executed"]
         assert ctx.control().locked
         assert "executed" not in outcomes[2:]  # decision support until an admin re-enables
@@ -256,17 +248,16 @@ def test_auto_lock_after_too_many_autonomous_actions(tmp_path: Path, port: int) 
     on_hall(tmp_path, port, body)
 
 
-def test_pending_approval_expires_and_checkpoints_prune(tmp_path: Path, port: int) -> None:
+def test_pending_approval_expires_and_checkpoints_prune(
+    tmp_path: Path, port: int, agent_on: AgentOn
+) -> None:
     from agent.checkpoint import open_saver, prune, threads
     from agent.runtime import expire_approvals
 
     async def body(hall: Hall) -> None:
         ckpt = tmp_path / "e.sqlite"
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(),
             checkpoint_path=ckpt,
         )
@@ -276,8 +267,8 @@ def test_pending_approval_expires_and_checkpoints_prune(tmp_path: Path, port: in
             )
             res = await until_decision(hall, ctx)
             d = res.decisions[0]
-            assert d["outcome"] == "approval_requested", d["explanation"]
-            apr = d["approval_id"]
+            assert d.outcome == "approval_requested", d.explanation
+            apr = d.approval_id
             assert await expire_approvals(ctx, 600) == []
             hall.run(700)
             assert await expire_approvals(ctx, 600) == [apr]
@@ -298,15 +289,12 @@ def test_pending_approval_expires_and_checkpoints_prune(tmp_path: Path, port: in
     on_hall(tmp_path, port, body)
 
 
-def test_run_forever_cycles_and_heartbeat(tmp_path: Path, port: int) -> None:
+def test_run_forever_cycles_and_heartbeat(tmp_path: Path, port: int, agent_on: AgentOn) -> None:
     from agent.runtime import run_forever
 
     async def body(hall: Hall) -> None:
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(),
             approvals="record",
         )
@@ -333,15 +321,12 @@ def test_run_forever_cycles_and_heartbeat(tmp_path: Path, port: int) -> None:
 
 
 def test_demo_agent_task_serves_api_and_beats(tmp_path: Path, port: int) -> None:
-    from types import SimpleNamespace
-
     from agent.api import find_api, state_file
-    from agent.runtime import demo_agent
+    from agent.commands.demo import demo_agent
 
     async def body(hall: Hall) -> None:
         stop = asyncio.Event()
-        demo = SimpleNamespace(site=hall.served, store=hall.store, stop=stop)
-        task = asyncio.create_task(demo_agent(demo, interval_s=0.05))
+        task = asyncio.create_task(demo_agent(hall.served, hall.store, stop, interval_s=0.05))
         db = hall.store.path
         for _ in range(500):
             if state_file(db).exists() and hall.twin.values()["agent.heartbeat"] > 0:
@@ -356,13 +341,12 @@ def test_demo_agent_task_serves_api_and_beats(tmp_path: Path, port: int) -> None
     on_hall(tmp_path, port, body)
 
 
-def test_one_open_approval_per_policy_instance(tmp_path: Path, port: int) -> None:
+def test_one_open_approval_per_policy_instance(
+    tmp_path: Path, port: int, agent_on: AgentOn
+) -> None:
     async def body(hall: Hall) -> None:
-        ctx = AgentContext.build(
-            hall.site,
-            hall.store,
-            hall.writer,
-            hall.clock,
+        ctx = agent_on(
+            hall,
             policies=cdu_policy(cooldown="30s"),
             approvals="record",
         )

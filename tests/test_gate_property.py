@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -13,6 +12,7 @@ from connectors.errors import WriteRejected
 from connectors.site import QualityThresholds
 from tools import gate
 from tools.gate import Approval, Authorization, AuthorizedChange, AutoLock, GateControl
+from tools.prediction import ConstraintRecord, PredictionRecord
 
 T0 = datetime(2026, 1, 1)
 levels = st.integers(0, 3)
@@ -100,11 +100,12 @@ def test_downgrade_never_raises(level: int, factor: str, cap: int) -> None:
 
 
 def test_whatif_levels() -> None:
-    ok = SimpleNamespace(valid=True, constraints=[("rack_inlet", 24.0, 27.0, 3.0, True)])
-    broken = SimpleNamespace(valid=True, constraints=[("rack_inlet", 29.0, 27.0, -2.0, False)])
-    outside = SimpleNamespace(
-        valid=False, invalid_reasons=["wet bulb 35 °C above 30"], constraints=[]
+    ok = PredictionRecord((ConstraintRecord("rack_inlet", True, 24.0, 27.0, 3.0, "", 3.0),))
+    broken = PredictionRecord(
+        (ConstraintRecord("rack_inlet", False, 29.0, 27.0, -2.0, "", 1.0),),
+        worsened=("rack_inlet",),
     )
+    outside = PredictionRecord(valid=False, invalid_reasons=("wet bulb 35 °C above 30",))
     assert gate.whatif_level(ok, "required")[0] == 3
     lvl, why = gate.whatif_level(broken, "required")
     assert lvl == 0 and "rack_inlet" in why
@@ -164,28 +165,19 @@ def test_auto_lock_window() -> None:
 
 
 def test_whatif_corrective_action_on_a_broken_constraint() -> None:
-    def c(margin: float, before: float) -> SimpleNamespace:
-        return SimpleNamespace(
-            name="gpu_temp",
-            value=88.0,
-            limit=85.0,
-            margin=margin,
-            ok=margin >= 0,
-            margin_before=before,
-        )
+    def c(margin: float, before: float) -> ConstraintRecord:
+        return ConstraintRecord("gpu_temp", margin >= 0, 88.0, 85.0, margin, "degC", before)
 
-    improves = SimpleNamespace(valid=True, worsened=[], constraints=[c(-1.0, -3.0)])
-    unchanged = SimpleNamespace(valid=True, worsened=[], constraints=[c(-3.0, -3.0)])
-    partly = SimpleNamespace(valid=True, worsened=[], constraints=[c(-1.0, -3.0), c(-3.0, -3.0)])
-    worsens = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-4.0, -3.0)])
-    breaks = SimpleNamespace(valid=True, worsened=["gpu_temp"], constraints=[c(-1.0, 2.0)])
+    improves = PredictionRecord((c(-1.0, -3.0),))
+    unchanged = PredictionRecord((c(-3.0, -3.0),))
+    partly = PredictionRecord((c(-1.0, -3.0), c(-3.0, -3.0)))
+    worsens = PredictionRecord((c(-4.0, -3.0),), worsened=("gpu_temp",))
+    breaks = PredictionRecord((c(-1.0, 2.0),), worsened=("gpu_temp",))
     lvl, why = gate.whatif_level(improves, "required")
     assert lvl == 3 and why.startswith("corrective")  # straight toward safety: act
     assert gate.whatif_level(unchanged, "required")[0] == 2  # not addressed: a person decides
     assert gate.whatif_level(partly, "required")[0] == 2  # one addressed, one not
-    outside = SimpleNamespace(
-        valid=False, invalid_reasons=["x"], worsened=[], constraints=[c(-1.0, -3.0)]
-    )
+    outside = PredictionRecord((c(-1.0, -3.0),), valid=False, invalid_reasons=("x",))
     assert gate.whatif_level(outside, "required")[0] == 2  # the model is not to be trusted there
     assert gate.whatif_level(worsens, "required")[0] == 0
     assert gate.whatif_level(breaks, "required")[0] == 0

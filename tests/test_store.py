@@ -130,3 +130,18 @@ def test_second_writer_process_gets_store_error(tmp_path: Path) -> None:
         )
     assert proc.returncode == 3, proc.stderr
     assert "another process" in proc.stdout and str(db) in proc.stdout
+
+
+def test_public_statements_and_transactions() -> None:
+    """Other layers write through execute / transaction / query_numpy, never the store's lock."""
+    store = Store()
+    store.ensure_schema("CREATE TABLE IF NOT EXISTS t (k VARCHAR, v INTEGER)")
+    store.execute("INSERT INTO t VALUES (?, ?)", ["a", 1])
+    with pytest.raises(RuntimeError), store.transaction() as con:
+        con.execute("INSERT INTO t VALUES ('b', 2)")
+        raise RuntimeError("half-way")  # nothing of the transaction stays
+    with store.transaction() as con:
+        con.execute("INSERT INTO t VALUES ('c', 3)")
+        con.execute("UPDATE t SET v = v * 10 WHERE k = 'a'")
+    cols = store.query_numpy("SELECT k, v FROM t ORDER BY k")
+    assert list(cols["k"]) == ["a", "c"] and list(cols["v"]) == [10, 3]

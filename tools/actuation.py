@@ -111,23 +111,22 @@ class Journal:
         store.ensure_schema(ACTIONS_DDL)
 
     def append(self, row: ActionRow) -> ActionRow:
-        with self.store._lock:
-            self.store.con.execute(
-                "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    row.action_id,
-                    row.decision_id,
-                    row.ts,
-                    row.tag,
-                    _f(row.requested),
-                    _f(row.clamped),
-                    _f(row.previous),
-                    _f(row.written),
-                    _f(row.read_back),
-                    row.state,
-                    json.dumps(row.detail, default=str),
-                ],
-            )
+        self.store.execute(
+            "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                row.action_id,
+                row.decision_id,
+                row.ts,
+                row.tag,
+                _f(row.requested),
+                _f(row.clamped),
+                _f(row.previous),
+                _f(row.written),
+                _f(row.read_back),
+                row.state,
+                json.dumps(row.detail, default=str),
+            ],
+        )
         return row
 
     def _rows(self, sql: str, params: list[Any]) -> list[ActionRow]:

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from connectors.errors import WriteRejected
 from connectors.site import QualityThresholds
+from tools.prediction import PredictionRecord
 
 APPROVAL_TTL_S = 900.0
 """How long an approval request stays open. It was judged on the plant as it was then:
@@ -41,11 +44,16 @@ then not need a person at all (the condition that capped it at human validation,
 a transient broken constraint, may have passed)."""
 
 LEVEL_NAMES = {0: "observe only", 1: "decision support", 2: "human validation", 3: "full autonomy"}
-Factor = Literal["site", "policy", "quality", "whatif", "override"]
+Factor = Literal["site", "policy", "quality", "whatif", "override", "refused"]
+"""What can set a verdict's level (``refused``: a tool call the gate never judged)."""
 FACTORS: tuple[Factor, ...] = ("site", "policy", "quality", "whatif", "override")
 Outcome = Literal[
     "recommended", "approval_requested", "executed", "blocked", "alarm", "rejected_by_gate"
 ]
+"""What becomes of a decision — the one set of outcome strings (state, audit, API, evals)."""
+ApprovalState = Literal["pending", "approved", "rejected", "cancelled", "expired"]
+ANSWERS: tuple[ApprovalState, ...] = ("approved", "rejected", "cancelled", "expired")
+WhatIfRequirement = Literal["required", "optional", "none"]
 
 
 # ---- the four caps ----------------------------------------------------------------------------
@@ -55,40 +63,6 @@ def quality_level(score: float, thresholds: QualityThresholds, min_quality: floa
         return 0
     lvl = thresholds.level(score)
     return min(lvl, 1) if score < min_quality else lvl
-
-
-class ConstraintLike(Protocol):
-    """(name, value, limit, margin, ok) — perfmodel's constraint rows, tuple or object."""
-
-
-class PredictionLike(Protocol):
-    valid: bool
-
-
-def _field(c: Any, name: str, default: Any) -> Any:
-    return c.get(name, default) if isinstance(c, Mapping) else getattr(c, name, default)
-
-
-def _constraints(pred: Any) -> list[tuple[str, float, float, float, bool, float | None]]:
-    """(name, value, limit, margin, ok, margin_before) from perfmodel Constraint objects,
-    tuples, or their stored JSON form (mappings: a decision's ``prediction`` column)."""
-    out = []
-    for c in _field(pred, "constraints", None) or []:
-        before: float | None = None
-        if isinstance(c, tuple | list):
-            name, value, limit, margin, ok = c[:5]
-        else:
-            name, value, limit, margin, ok = (
-                _field(c, "name", "?"),
-                _field(c, "value", float("nan")),
-                _field(c, "limit", float("nan")),
-                _field(c, "margin", float("nan")),
-                _field(c, "ok", True),
-            )
-            mb = _field(c, "margin_before", None)
-            before = None if mb is None else float(mb)
-        out.append((str(name), float(value), float(limit), float(margin), bool(ok), before))
-    return out
 
 
 @dataclass(frozen=True)
@@ -103,17 +77,22 @@ class ConstraintVerdict:
     still: tuple[str, ...] = ()
 
 
-def constraint_verdict(prediction: Any) -> ConstraintVerdict:
-    """Classify a prediction's violated constraints (pure; objects, tuples or stored JSON)."""
-    worsened = set(_field(prediction, "worsened", None) or [])
+def _num(x: float | None) -> str:
+    return "?" if x is None else f"{x:.3g}"
+
+
+def constraint_verdict(prediction: PredictionRecord) -> ConstraintVerdict:
+    """Classify a prediction's violated constraints (pure)."""
+    worsened = set(prediction.worsened)
     broken: list[str] = []
     still: list[str] = []
     eased: list[str] = []
-    for n, v, lim, m, ok, before in _constraints(prediction):
-        if ok:
+    for c in prediction.constraints:
+        if c.ok:
             continue
-        text = f"{n} {v:.3g} vs limit {lim:.3g}"
-        if before is None or before >= 0 or n in worsened:
+        text = f"{c.name} {_num(c.value)} vs limit {_num(c.limit)}"
+        before, m = c.margin_before, c.margin
+        if before is None or m is None or before >= 0 or c.name in worsened:
             broken.append(text)
         elif m - before > max(1e-3, 0.01 * abs(before)):
             eased.append(text)
@@ -123,7 +102,7 @@ def constraint_verdict(prediction: Any) -> ConstraintVerdict:
 
 
 def whatif_level(
-    prediction: Any | None, requirement: str, error: str | None = None
+    prediction: PredictionRecord | None, requirement: WhatIfRequirement, error: str | None = None
 ) -> tuple[int, str]:
     """Level the what-if check allows, and why.
 
@@ -150,13 +129,10 @@ def whatif_level(
         return 0, f"predicted state breaks constraints: {', '.join(broken)}"
     if still:
         return 2, f"constraints still broken after the change (not worse): {', '.join(still)}"
-    if eased and bool(getattr(prediction, "valid", True)):
+    if eased and prediction.valid:
         return 3, f"corrective: every broken constraint moves toward its limit ({', '.join(eased)})"
-    if not bool(getattr(prediction, "valid", True)):
-        why = (
-            "; ".join(getattr(prediction, "invalid_reasons", None) or [])
-            or "outside validity range"
-        )
+    if not prediction.valid:
+        why = "; ".join(prediction.invalid_reasons) or "outside validity range"
         return 2, f"model outside its validity range: {why}"
     return 3, "what-if: all constraints hold"
 
@@ -202,12 +178,15 @@ class AutoLock:
 
 
 # ---- verdict ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class GateVerdict:
+    """How far one decision may go, which factors set that level, and why (validated: a
+    verdict read back from a checkpoint or an audit row has the same types)."""
+
     decision_id: str
     level: int
-    set_by: tuple[str, ...]
-    caps: dict[str, int]
+    set_by: tuple[Factor, ...]
+    caps: dict[Factor, int]
     reasons: dict[str, str]
     writes: bool
     outcome: Outcome
@@ -243,7 +222,7 @@ def evaluate(
 ) -> GateVerdict:
     """The verdict for one decision. ``writes``: the action changes equipment."""
     site_cap, site_why = control.effective_site_ceiling()
-    caps: dict[str, int] = {
+    caps: dict[Factor, int] = {
         "site": site_cap,
         "policy": policy_ceiling,
         "quality": quality,
@@ -276,7 +255,14 @@ def route(level: int, writes: bool, notify_only: bool, set_by: Sequence[str] = (
     return "rejected_by_gate" if "whatif" in set_by else "blocked"
 
 
-def downgrade(verdict: GateVerdict, factor: str, level: int, why: str) -> GateVerdict:
+def refused(decision_id: str, why: str) -> GateVerdict:
+    """The verdict on a tool call that never reached the gate's judgement (nothing written)."""
+    return GateVerdict(
+        decision_id, 0, ("refused",), {"refused": 0}, {"refused": why}, False, "blocked"
+    )
+
+
+def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> GateVerdict:
     """A later cap (e.g. found at act time): never raises the level."""
     caps = dict(verdict.caps)
     caps[factor] = min(caps.get(factor, 3), level)
@@ -301,7 +287,7 @@ _MINT = object()
 class Approval:
     approval_id: str
     decision_id: str
-    state: str
+    state: ApprovalState
     by_whom: str = ""
     why: str = ""
 

@@ -68,12 +68,11 @@ def latest_array(
         lut = _site_index(store, site)
         _LUT_CACHE.clear()
         _LUT_CACHE[key] = lut
-    with store._lock:
-        res = store.con.execute(
-            """SELECT point_id, arg_max(value, ts) AS v, epoch(max(ts)) AS t FROM readings
-               WHERE ts >= ? AND ts <= ? AND status = 0 AND value IS NOT NULL GROUP BY point_id""",
-            [now - lookback, now],
-        ).fetchnumpy()
+    res = store.query_numpy(
+        """SELECT point_id, arg_max(value, ts) AS v, epoch(max(ts)) AS t FROM readings
+           WHERE ts >= ? AND ts <= ? AND status = 0 AND value IS NOT NULL GROUP BY point_id""",
+        [now - lookback, now],
+    )
     n = len(site.point_ids)
     values = np.full(n, np.nan)
     age = np.full(n, np.inf)

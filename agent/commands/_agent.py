@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.commands._common import add_db_option, add_site_option, site_from_args
-from connectors.errors import DeviceUnreachable, FacilityError
+from connectors.errors import FacilityError
 from connectors.site import Site
 from connectors.store import Store
+from connectors.writer import ModbusPointWriter
 
 if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, not at start-up
     from agent.context import AgentContext
+    from agent.decision import Decision
 
 
 TOKEN_ENV = "FACILITY_AGENT_TOKEN"
@@ -36,7 +38,8 @@ def add_options(p: argparse.ArgumentParser, *, device_port: bool = False) -> Non
     p.epilog = WHO_ACTS
 
 
-def checkpoint_path(db: Path) -> Path:
+def checkpoint_path(db: str | Path) -> Path:
+    """Where a site's checkpoints live: beside its DuckDB file."""
     return Path(f"{db}.ckpt.sqlite")
 
 
@@ -44,22 +47,9 @@ def load(args: argparse.Namespace) -> Site:
     return site_from_args(args)
 
 
-class _Offline:
-    """Writer used when no Modbus writer is available: every write is refused."""
-
-    async def write(self, tag: str, value: float) -> Any:
-        raise DeviceUnreachable(f"{tag}: no writer available in this process")
-
-    async def read(self, tag: str) -> float:
-        raise DeviceUnreachable(f"{tag}: no writer available in this process")
-
-
-def site_writer(site: Site) -> Any:
-    try:
-        mod = importlib.import_module("connectors.writer")
-        return mod.ModbusPointWriter(site)
-    except (ModuleNotFoundError, AttributeError):
-        return _Offline()
+def site_writer(site: Site) -> ModbusPointWriter:
+    """The site's own writer (Modbus TCP to the devices of the site file)."""
+    return ModbusPointWriter(site)
 
 
 def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentContext:
@@ -129,20 +119,39 @@ def local_user() -> str:
     return local_principal().name
 
 
-def decisions_table(rows: list[dict[str, Any]], title: str = "Decisions") -> Table:
+def decision_rows(decisions: Sequence[Decision | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Decisions (records, or their JSON from the API) as rows shaped like the audit's."""
+    from agent.decision import decision_from_json
+
+    out = []
+    for x in decisions:
+        d = decision_from_json(x)
+        out.append(
+            {
+                "ts": d.ts.isoformat(),
+                "policy_id": d.policy_id,
+                "outcome": d.outcome,
+                "effective_level": d.level,
+                "level_set_by": ",".join(d.verdict.set_by) if d.verdict else "",
+                "explanation": d.explanation,
+            }
+        )
+    return out
+
+
+def decisions_table(rows: Sequence[Mapping[str, Any]], title: str = "Decisions") -> Table:
+    """Audit-shaped decision rows (``decisions`` table, or :func:`decision_rows`) as a table."""
     t = Table(title=title, show_lines=False)
     for c in ("time", "policy", "outcome", "level", "set by", "explanation"):
         t.add_column(c, overflow="fold")
     for d in rows:
-        lvl = d.get("effective_level", (d.get("verdict") or {}).get("level"))
-        by = d.get("level_set_by") or ",".join((d.get("verdict") or {}).get("set_by", []))
         t.add_row(
-            str(d.get("ts", ""))[:19],
-            str(d.get("policy_id")),
-            str(d.get("outcome")),
-            str(lvl),
-            str(by),
-            str(d.get("explanation", ""))[:400],
+            str(d["ts"])[:19],
+            str(d["policy_id"]),
+            str(d["outcome"]),
+            str(d["effective_level"]),
+            str(d["level_set_by"]),
+            str(d["explanation"] or "")[:400],
         )
     return t
 

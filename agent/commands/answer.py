@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.commands._agent import add_options, api, console, direct_ctx, local_user
 from connectors.errors import FacilityError
 
-_VERBS = {"approve": "approved", "reject": "rejected"}
+if TYPE_CHECKING:
+    from tools.gate import ApprovalState
+
+_VERBS: dict[str, ApprovalState] = {"approve": "approved", "reject": "rejected"}
 
 
 def register(sub: Any) -> None:
@@ -45,7 +48,7 @@ def _print(out: Any, approval_id: str, state: str, actions: Sequence[Mapping[str
         out.print("  " + describe_action(a))
 
 
-def _runner(verb: str, state: str) -> Any:
+def _runner(verb: str, state: ApprovalState) -> Any:
     def run(args: argparse.Namespace) -> int:
         from agent import runtime
 

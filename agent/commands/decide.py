@@ -7,7 +7,14 @@ import asyncio
 import time
 from typing import Any
 
-from agent.commands._agent import add_options, api, console, decisions_table, direct_ctx
+from agent.commands._agent import (
+    add_options,
+    api,
+    console,
+    decision_rows,
+    decisions_table,
+    direct_ctx,
+)
 
 
 def register(sub: Any) -> None:
@@ -34,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         while n is None or i < n:
             res = client.call("POST", "/decide")
             if res["decisions"]:
-                out.print(decisions_table(res["decisions"], f"Decisions — {res['run_id']}"))
+                out.print(
+                    decisions_table(decision_rows(res["decisions"]), f"Decisions — {res['run_id']}")
+                )
             else:
                 out.print(f"{res['run_id']}: no policy fired")
             i += 1
@@ -50,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
             while n is None or i < n:
                 res = await runtime.decide_once(ctx, "cli")
                 if res.decisions:
-                    out.print(decisions_table(res.decisions, f"Decisions — {res.run_id}"))
+                    out.print(
+                        decisions_table(decision_rows(res.decisions), f"Decisions — {res.run_id}")
+                    )
                 else:
                     out.print(f"{res.run_id}: no policy fired")
                 for p in res.pending_approvals:

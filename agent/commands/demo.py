@@ -26,18 +26,24 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agent.commands._agent import checkpoint_path, site_writer
 from agent.commands._common import add_db_option
 from agent.commands.twin import add_twin_options, build_twin, check_ports_free, install_stop
 from connectors.ingest import Ingestor
+from connectors.site import Site
 from connectors.store import Store
 from twin.sim import Twin, TwinRunner
+
+if TYPE_CHECKING:  # LangGraph and FastAPI load when the agent starts, not with the CLI
+    from agent.decision import Decision
+    from agent.runtime import CycleResult
 
 # Injected when neither --fault nor --scenario is given: utility loss one minute in.
 DEFAULT_FAULT = "utility_loss:ups_1:60"
@@ -79,10 +85,10 @@ class DemoContext:
     stop: asyncio.Event
     duration: float | None
     console: Console
-    decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=6))
+    decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=6))
     with_agent: bool = True
 
-    def on_cycle(self, result: Any) -> None:
+    def on_cycle(self, result: CycleResult) -> None:
         """Keep the agent's newest decisions for the live view."""
         for d in result.decisions:
             self.decisions.appendleft(d)
@@ -104,9 +110,39 @@ def demo_tasks() -> list[DemoTask]:
 
 async def _agent_task(ctx: DemoContext) -> None:
     if ctx.with_agent:
-        from agent.runtime import demo_agent
+        await demo_agent(ctx.twin.site, ctx.store, ctx.stop, show=ctx.on_cycle)
 
-        await demo_agent(ctx, show=ctx.on_cycle)
+
+async def demo_agent(
+    site: Site,
+    store: Store,
+    stop: asyncio.Event,
+    interval_s: float = 10.0,
+    show: Callable[[CycleResult], None] | None = None,
+) -> None:
+    """The agent as one more demo task: decision cycles every ``interval_s`` against the
+    demo's store, writes over Modbus to the twin (``connectors.writer.ModbusPointWriter``),
+    its heartbeat, and the local API so that ``facility-agent approve ID`` works while the
+    demo runs. ``show(result)`` is called after each cycle."""
+    from agent import runtime  # LangGraph, FastAPI: loaded when the agent starts
+    from agent.api import serve
+    from agent.context import AgentContext
+    from agent.llm import chat_model_from_env
+
+    ctx = AgentContext.build(
+        site,
+        store,
+        site_writer(site),
+        checkpoint_path=checkpoint_path(store.path),
+        llm=chat_model_from_env(),
+    )
+    try:
+        await asyncio.gather(
+            runtime.run_forever(ctx, interval_s, stop=stop, on_result=show),
+            serve(ctx, store.path, stop=stop),
+        )
+    finally:
+        await runtime.close(ctx, close_writer=True)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -174,27 +210,27 @@ def _agent_table(ctx: DemoContext) -> Table:
     open_ = Audit(ctx.store).pending_approvals()
     pending = {str(p["decision_id"]): str(p["approval_id"]) for p in open_}
     for d in ctx.decisions:
-        verdict = d.get("verdict") or {}
+        set_by = ",".join(d.verdict.set_by) if d.verdict else ""
         t.add_row(
-            str(d.get("policy_id", "")),
-            str(d.get("outcome", "")),
-            f"{verdict.get('level', '')} ({verdict.get('set_by', '')})",
+            d.policy_id,
+            d.outcome,
+            f"{d.level} ({set_by})",
             _whatif_summary(d),
-            pending.get(str(d.get("decision_id")), ""),
+            pending.get(d.decision_id, ""),
         )
     if not ctx.decisions:
         t.add_row("(no decision yet)", "", "", "", "")
     return t
 
 
-def _whatif_summary(d: dict[str, Any]) -> str:
-    pred = d.get("prediction")
-    if not isinstance(pred, dict) or not pred:
-        return str(d.get("whatif_reason") or "—")
-    dkw = pred.get("delta_kw")
-    head = f"{dkw:+.0f} kW, " if isinstance(dkw, int | float) else ""
-    worse = pred.get("worsened") or []
-    return head + ("constraints ok" if not worse else "breaks " + ", ".join(map(str, worse)))
+def _whatif_summary(d: Decision) -> str:
+    pred = d.prediction
+    if pred is None:
+        return d.whatif_reason or "—"
+    dkw = pred.delta_kw
+    head = f"{dkw:+.0f} kW, " if dkw is not None else ""
+    worse = pred.worsened
+    return head + ("constraints ok" if not worse else "breaks " + ", ".join(worse))
 
 
 async def show_live(ctx: DemoContext) -> None:

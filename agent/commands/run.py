@@ -18,6 +18,7 @@ from agent.commands._agent import (
     add_options,
     checkpoint_path,
     console,
+    decision_rows,
     decisions_table,
     load,
     site_writer,
@@ -67,7 +68,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
     def show(res: runtime.CycleResult) -> None:
         if res.decisions:
-            out.print(decisions_table(res.decisions, f"Decisions — {res.run_id}"))
+            out.print(decisions_table(decision_rows(res.decisions), f"Decisions — {res.run_id}"))
 
     tasks = [
         asyncio.create_task(

@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from connectors.errors import PolicyConfigError
 from connectors.site import Equipment, Site
 from tools.policies import derived as derived_mod
 from tools.policies.derived import DerivedInput, DerivedSpec, HistoryFn
 from tools.policies.loader import LoadedPolicy
-from tools.policies.model import Action, Condition, Policy
+from tools.policies.model import Action, ActionKind, Condition, Policy
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -75,9 +76,14 @@ class Change:
         return {"tag": self.tag, "value": self.value, "previous": self.previous}
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class ProposedAction:
-    kind: str
+    """What a fired policy proposes: writes (``changes``), a message, optimiser variables.
+
+    Validated (a pydantic dataclass): the agent keeps it in its decision record
+    (``agent.decision.Action``), and a checkpoint read back has the same types."""
+
+    kind: ActionKind
     changes: tuple[Change, ...] = ()
     message: str = ""
     variables: tuple[str, ...] = ()
@@ -85,14 +91,6 @@ class ProposedAction:
     @property
     def writes(self) -> bool:
         return bool(self.changes) or self.kind == "optimise"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "changes": [c.as_dict() for c in self.changes],
-            "message": self.message,
-            "variables": list(self.variables),
-        }
 
 
 @dataclass(frozen=True)
