@@ -8,7 +8,9 @@ writer that applies to the twin directly.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,21 @@ class Hall:
             self.clock.set(naive(self.twin.now))
             self.record()
             t += dt
+
+
+def on_hall(
+    db: Path | str, port: int, body: Callable[[Hall], Awaitable[None]], warm_s: float = 900.0
+) -> None:
+    """Run ``body`` on a hall served over Modbus on ``port``, after ``warm_s`` seconds of
+    healthy history (default a quarter-hour: the quality window has a normal baseline)."""
+
+    async def main() -> None:
+        h = Hall(db)
+        h.run(warm_s)
+        await h.start(port)
+        try:
+            await body(h)
+        finally:
+            await h.stop()
+
+    asyncio.run(main())

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from agent_harness import Hall
+from agent_harness import Hall, on_hall
 
 from agent.context import AgentContext
 from agent.runtime import answer_approval, close, decide_once
@@ -102,21 +101,6 @@ def _always_policy(cooldown: str = "2m") -> list[LoadedPolicy]:
     )
 
 
-def on_hall(
-    tmp_path: Path, port: int, body: Callable[[Hall], Awaitable[None]], warm_s: float = 900
-) -> None:
-    async def main() -> None:
-        h = Hall(tmp_path / "site.duckdb")
-        h.run(warm_s)  # a healthy history: the quality window (and the FDD) have a baseline
-        await h.start(port)
-        try:
-            await body(h)
-        finally:
-            await h.stop()
-
-    asyncio.run(main())
-
-
 def test_cooldown_holds_across_a_restart(tmp_path: Path, port: int) -> None:
     """Issue 11 finding 8: an approved write, the site restarts, and ten seconds later the
     same policy must not ask again inside its 2-minute cool-down."""
@@ -170,7 +154,7 @@ def test_cooldown_holds_across_a_restart(tmp_path: Path, port: int) -> None:
         finally:
             await close(ctx)
 
-    on_hall(tmp_path, port, body)
+    on_hall(tmp_path / "site.duckdb", port, body)
 
 
 def _chiller_history(hall: Hall, equipment: str, seconds: float) -> pd.DataFrame:
@@ -212,7 +196,7 @@ def test_saved_chiller_reference_runs_chiller_fdd_in_the_live_agent(
         finally:
             await close(ctx)
 
-    on_hall(tmp_path, port, body, warm_s=7200)
+    on_hall(tmp_path / "site.duckdb", port, body, warm_s=7200)
 
 
 def test_without_a_reference_the_library_has_no_chiller_fdd(tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ them to its :class:`~tools.policies.derived.DerivedRegistry` (the agent context 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import pandas as pd
 
@@ -30,6 +33,7 @@ from tools.policies.derived import DerivedInput, DerivedSpec, spec
 #: What the chiller detector cannot do without: the operating point and the water side.
 CHILLER_REQUIRED: tuple[str, ...] = ("TEI", "TEO", "TCI", "TCO", "kW", "FWE")
 CHILLER_OPTIONAL: tuple[str, ...] = tuple(n for n in chiller.INPUTS if n not in CHILLER_REQUIRED)
+T = TypeVar("T")
 _CHILLER_NAMES = frozenset(chiller.INPUTS) | {a for al in chiller.ALIASES.values() for a in al}
 
 AHU_INPUTS = ("supply_air_temp", "mixed_air_temp", "outdoor_air_temp", "return_air_temp")
@@ -49,6 +53,20 @@ def wide(history: pd.DataFrame | None, prefix: str) -> pd.DataFrame:
     w = h.pivot_table(index="ts", columns="name", values="value", aggfunc="last")
     w.index = pd.DatetimeIndex(w.index)
     return w.sort_index()
+
+
+def _flag(
+    verdict: Callable[[DerivedInput], T | float], hit: Callable[[T], bool]
+) -> Callable[[DerivedInput], float]:
+    """A 1/0 flag from a detector's verdict (a float verdict — ``nan``, cannot tell — passes)."""
+
+    def fn(x: DerivedInput) -> float:
+        v = verdict(x)
+        if isinstance(v, float):
+            return v
+        return 1.0 if hit(v) else 0.0
+
+    return fn
 
 
 def derived_specs(state: FddState, cfg: ChillerFddConfig | None = None) -> list[DerivedSpec]:
@@ -82,19 +100,10 @@ def _chiller_specs(state: FddState, cfg: ChillerFddConfig) -> list[DerivedSpec]:
         x.memo[key] = out
         return out
 
-    def flag(fault: str) -> Callable[[DerivedInput], float]:
-        def fn(x: DerivedInput) -> float:
-            a = alarm(x)
-            if isinstance(a, float):
-                return a
-            return 1.0 if a == fault else 0.0
-
-        return fn
-
     return [
         spec(
             f"fdd.chiller:{fault}",
-            flag(fault),
+            _flag(alarm, partial(operator.eq, fault)),
             kinds=("chiller",),
             inputs=CHILLER_REQUIRED,
             optional=CHILLER_OPTIONAL,
@@ -131,19 +140,10 @@ def _ahu_specs(state: FddState) -> list[DerivedSpec]:
         x.memo[key] = out
         return out
 
-    def flag(fc: str) -> Callable[[DerivedInput], float]:
-        def fn(x: DerivedInput) -> float:
-            row = flags(x)
-            if isinstance(row, float):
-                return row
-            return 1.0 if bool(row[fc]) else 0.0
-
-        return fn
-
     return [
         spec(
             f"fdd.ahu:{fc}",
-            flag(fc),
+            _flag(flags, operator.itemgetter(fc)),
             kinds=("ahu",),
             inputs=AHU_INPUTS,
             unit="flag",
