@@ -17,7 +17,7 @@ import pandas as pd
 from agent_harness import Hall, on_hall
 
 from agent.context import AgentContext
-from agent.runtime import answer_approval, close, decide_once
+from agent.runtime import answer_approval, close, decide_once, set_autonomy
 from connectors.store import Store
 from tools.fdd import ChillerReference, FddState, save_ahu_config, save_reference
 from tools.fdd.ahu import LAB_GRADE
@@ -73,7 +73,7 @@ def test_policy_state_keeps_last_firing_per_instance(tmp_path: Path) -> None:
     assert n == 2
 
 
-def _always_policy(cooldown: str = "2m") -> list[LoadedPolicy]:
+def _always_policy(cooldown: str = "2m", ceiling: int = 2) -> list[LoadedPolicy]:
     """Fires whenever it may (a constant condition), asks approval to lower the CDU set point."""
     return list(
         policies_from_dicts(
@@ -92,7 +92,7 @@ def _always_policy(cooldown: str = "2m") -> list[LoadedPolicy]:
                         "min": 20.0,
                         "max": 40.0,
                     },
-                    "ceiling": 2,
+                    "ceiling": ceiling,
                     "whatif": "none",
                 }
             ],
@@ -153,6 +153,32 @@ def test_cooldown_holds_across_a_restart(tmp_path: Path, port: int) -> None:
             assert ctx.engine.state.last_fired  # loaded from the store
         finally:
             await close(ctx)
+
+    on_hall(tmp_path / "site.duckdb", port, body)
+
+
+def test_auto_lock_history_survives_a_restart(tmp_path: Path, port: int) -> None:
+    """The auto-lock counts autonomous actions over its window, also those made before a
+    restart (the audit's record of them seeds the restarted context's lock)."""
+
+    async def body(hall: Hall) -> None:
+        pols = _always_policy(ceiling=3)
+        ctx = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=pols)
+        set_autonomy(ctx, 3, "admin")
+        d = (await decide_once(ctx)).decisions[0]
+        assert d["outcome"] == "executed" and d["verdict"]["level"] == 3
+        assert len(ctx.autolock.times) == 1
+        await close(ctx)
+
+        path = hall.store.path
+        hall.store.close()
+        hall.store = Store(path)
+        hall.run(10)
+        again = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=pols)
+        try:
+            assert list(again.autolock.times) == list(ctx.autolock.times)
+        finally:
+            await close(again)
 
     on_hall(tmp_path / "site.duckdb", port, body)
 
