@@ -25,16 +25,17 @@ from typing import TypeVar
 
 import pandas as pd
 
-from tools.fdd import ahu, chiller
-from tools.fdd.chiller import FAULT_CLASSES, ChillerFddConfig
+from tools.fdd.ahu import FC_DESCRIPTIONS, FC_NAMES
+from tools.fdd.ahu import flags as ahu_flags
+from tools.fdd.chiller import ALIASES, FAULT_CLASSES, INPUTS, ChillerFddConfig, diagnose
 from tools.fdd.state import FddState
 from tools.policies.derived import DerivedInput, DerivedSpec, spec
 
 #: What the chiller detector cannot do without: the operating point and the water side.
 CHILLER_REQUIRED: tuple[str, ...] = ("TEI", "TEO", "TCI", "TCO", "kW", "FWE")
-CHILLER_OPTIONAL: tuple[str, ...] = tuple(n for n in chiller.INPUTS if n not in CHILLER_REQUIRED)
+CHILLER_OPTIONAL: tuple[str, ...] = tuple(n for n in INPUTS if n not in CHILLER_REQUIRED)
 T = TypeVar("T")
-_CHILLER_NAMES = frozenset(chiller.INPUTS) | {a for al in chiller.ALIASES.values() for a in al}
+_CHILLER_NAMES = frozenset(INPUTS) | {a for al in ALIASES.values() for a in al}
 
 AHU_INPUTS = ("supply_air_temp", "mixed_air_temp", "outdoor_air_temp", "return_air_temp")
 AHU_POINTS = (
@@ -94,7 +95,7 @@ def _chiller_specs(state: FddState, cfg: ChillerFddConfig) -> list[DerivedSpec]:
             if len(w):  # the reference's windows count samples of the detector's period
                 w = w.resample(pd.Timedelta(seconds=cfg.sample_s)).mean().dropna(how="all")
             if len(w) >= cfg.window_rows * cfg.persistence:
-                diag = chiller.diagnose(w, ref, cfg)
+                diag = diagnose(w, ref, cfg)
                 last = diag["alarm"].iloc[-1] if len(diag) else None
                 out = last if isinstance(last, str) else None
         x.memo[key] = out
@@ -107,7 +108,7 @@ def _chiller_specs(state: FddState, cfg: ChillerFddConfig) -> list[DerivedSpec]:
             kinds=("chiller",),
             inputs=CHILLER_REQUIRED,
             optional=CHILLER_OPTIONAL,
-            aliases=chiller.ALIASES,
+            aliases=ALIASES,
             unit="flag",
             description=f"chiller FDD: persistent {fault.replace('_', ' ')} alarm (1/0)",
         )
@@ -136,7 +137,7 @@ def _ahu_specs(state: FddState) -> list[DerivedSpec]:
             w = w.resample("1min").mean().dropna(how="all")
         out: pd.Series | float = math.nan
         if len(w) >= acfg.persistence_min:
-            out = ahu.flags(w, acfg).iloc[-1]
+            out = ahu_flags(w, acfg).iloc[-1]
         x.memo[key] = out
         return out
 
@@ -147,7 +148,7 @@ def _ahu_specs(state: FddState) -> list[DerivedSpec]:
             kinds=("ahu",),
             inputs=AHU_INPUTS,
             unit="flag",
-            description=f"G36 {fc.upper()}: {ahu.FC_DESCRIPTIONS[fc]} (1/0)",
+            description=f"G36 {fc.upper()}: {FC_DESCRIPTIONS[fc]} (1/0)",
         )
-        for fc in ahu.FC_NAMES
+        for fc in FC_NAMES
     ]
