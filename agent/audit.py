@@ -261,8 +261,9 @@ class Audit:
 
     def autonomous_action_times(self, since: datetime) -> list[datetime]:
         df = self.store.query(
-            """SELECT ts FROM decisions WHERE outcome = 'executed' AND effective_level = 3 AND ts >= ?
-               ORDER BY ts""",
+            """SELECT min(ts) AS ts FROM decisions
+               WHERE outcome = 'executed' AND effective_level = 3 AND ts >= ?
+               GROUP BY decision_id ORDER BY ts""",  # a decision has several rows (append-only)
             [since],
         )
         return [pd.Timestamp(t).to_pydatetime() for t in df["ts"]]

@@ -28,14 +28,17 @@ from agent.audit import Audit
 from connectors.clock import Clock, SystemClock
 from connectors.site import Site
 from connectors.store import Store
+from connectors.writer import PointWriter
 from perfmodel.optimise import default_grid as optimiser_grid
 from perfmodel.optimise import optimise as optimise_plant
 from perfmodel.whatif import Prediction
-from tools.actuation import Actuator, PointWriter
+from tools.actuation import Actuator
+from tools.fdd import policy_file
 from tools.gate import AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
-from tools.policies import LoadedPolicy, PolicyEngine, load_library
+from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
 from tools.quality import score as quality_score
+from tools.site_state import SiteState
 from tools.telemetry import Snapshot
 from tools.whatif import TagChange, state_from_values
 from tools.whatif import check as whatif_check
@@ -120,6 +123,15 @@ class CycleScratch:
     quality: QualityResult | None = None
 
 
+def default_policies(state: SiteState) -> list[LoadedPolicy]:
+    """The shipped library, plus the chiller fault policies once the site has a chiller
+    reference (:func:`tools.fdd.save_reference`)."""
+    policies = load_library()
+    if state.fdd.has_chiller_reference():
+        policies += load_policies([policy_file("chiller_fdd")])
+    return policies
+
+
 @dataclass
 class AgentContext:
     site: Site
@@ -129,6 +141,7 @@ class AgentContext:
     engine: PolicyEngine
     audit: Audit
     actuator: Actuator
+    state: SiteState = field(default_factory=SiteState)
     quality: QualityFn | None = None
     whatif: WhatIfFn | None = None
     optimise: OptimiseFn | None = None
@@ -158,16 +171,21 @@ class AgentContext:
         optimise: OptimiseFn | Literal["auto"] | None = "auto",
         llm: Any | None = None,
         autolock: AutoLock | None = None,
+        site_state: SiteState | None = None,
     ) -> AgentContext:
+        """``site_state``: the site's remembered state (default: loaded from ``store``)."""
         clock = clock or SystemClock()
         if not all(t in store.tags for t in site.point_ids):
             store.register_site(site)
         audit = Audit(store)
-        engine = (
-            PolicyEngine(list(policies), site)
-            if policies is not None
-            else PolicyEngine(load_library(), site, strict=False)  # the library: what applies
-        )
+        state = site_state if site_state is not None else SiteState.load(store)
+        registry = state.registry()
+        if policies is not None:
+            engine = PolicyEngine(list(policies), site, registry=registry, state=state.policies)
+        else:  # the library: what applies to the site
+            engine = PolicyEngine(
+                default_policies(state), site, strict=False, registry=registry, state=state.policies
+            )
         ctx = cls(
             site=site,
             store=store,
@@ -180,6 +198,7 @@ class AgentContext:
             llm=llm,
             checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
             autolock=autolock or AutoLock(),
+            state=state,
         )
         ctx.quality = default_quality() if quality == "auto" else quality
         ctx.whatif = default_whatif() if whatif == "auto" else whatif
@@ -211,6 +230,11 @@ class AgentContext:
 
     def invalidate_quality(self) -> None:
         self._quality_cache = None
+
+    @property
+    def last_quality(self) -> tuple[datetime, QualityResult] | None:
+        """The newest quality result (its time and scores), None before the first score."""
+        return self._quality_cache
 
 
 def get_ctx(config: RunnableConfig) -> AgentContext:

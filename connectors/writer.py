@@ -7,8 +7,10 @@ what the device now holds.
 
 * :class:`ModbusPointWriter` — over pymodbus, one connection per device (its own,
   separate from the pollers'), opened on first use and reopened after a drop.
-* :class:`RecordingWriter` — records writes and applies nothing, for open-loop
-  replay of recorded telemetry.
+* :class:`RecordingWriter` — behaves like the plant's registers (rounds to the
+  register's resolution, refuses read-only points) and records every write; applies
+  nothing by itself (open-loop replay, tests) or hands each write to a plant
+  (``apply=twin.write``: the eval's closed loop).
 
 Failures raise the :class:`~connectors.errors.DeviceError` family
 (``DeviceTimeout``, ``DeviceUnreachable``, ``ModbusExceptionResponse``,
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import pandas as pd
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
@@ -58,9 +61,19 @@ class WriteResult:
 
 
 class PointWriter(Protocol):
+    """What the guarded actuator (``tools/actuation.py``) writes through.
+
+    ``write`` puts one engineering value on a point and returns what was asked, what the
+    point's encoding carries and what a fresh read shows; ``read`` is one fresh read;
+    ``close`` releases connections. Failures raise the DeviceError family, a point that
+    may not be written ``WriteRejected``.
+    """
+
     async def write(self, tag: str, value: float) -> WriteResult: ...
 
     async def read(self, tag: str) -> float: ...
+
+    async def close(self) -> None: ...
 
 
 def quantise(value: float, src: ModbusSource) -> float:
@@ -214,46 +227,63 @@ class ModbusPointWriter:
 
 
 class RecordingWriter:
-    """Records writes and applies nothing (open-loop replay of recorded telemetry).
+    """Behaves like the plant's registers, applies nothing by itself, records every write.
 
-    ``values`` (a mapping or a ``tag -> value`` function, e.g. the replay's current
-    row) answers :meth:`read`. With ``echo`` (the default) a write reads back the
-    value written, as a device that accepted it would, so the actuation path runs
-    end to end; with ``echo=False`` it reads back ``values`` — what the recording
-    shows, untouched by the write. Every write is kept in :attr:`writes`.
+    Like :class:`ModbusPointWriter`, a write is refused (``WriteRejected``) for an
+    unknown or read-only point or a non-finite value, and rounded to what the point's
+    register can hold (:func:`quantise`). The rounded value goes to ``apply`` when one
+    is given — composing the recorder with a plant, e.g. ``apply=twin.write`` — and
+    every write is kept in :attr:`writes` (:meth:`frame` as a table).
+
+    Reads: ``values`` (a mapping or a ``tag -> value`` function, e.g. the replay's
+    current row or the twin's served values) answers :meth:`read`. With ``echo`` (the
+    default) the recorder stands in for the device: a written point reads back what
+    was written, as a holding register keeps it; with ``echo=False`` every read comes
+    from ``values`` — the plant after ``apply``, or a recording untouched by the write.
     """
 
     def __init__(
         self,
-        site: Site | None = None,
+        site: Site,
         clock: Clock | None = None,
         *,
         values: Mapping[str, float] | Callable[[str], float] | None = None,
         echo: bool = True,
+        apply: Callable[[str, float], None] | None = None,
     ) -> None:
         self.site = site
         self.clock = clock or SystemClock()
         self.values = values
         self.echo = echo
+        self.apply = apply
         self.writes: list[WriteResult] = []
+        self._held: dict[str, float] = {}
 
     async def write(self, tag: str, value: float) -> WriteResult:
-        written = float(value)
-        if self.site is not None:
+        try:
             point = self.site.point(tag)
-            if not point.writable:
-                raise WriteRejected(f"{tag} is not a writable point")
+        except KeyError as err:
+            raise WriteRejected(str(err)) from None
+        if not point.writable or not point.source.table.writable:
+            raise WriteRejected(f"{tag} is not a writable point")
+        if not math.isfinite(value):
+            raise WriteRejected(f"{tag}: refusing to write non-finite value {value}")
+        try:
             written = quantise(value, point.source)
-        read_back = written if self.echo else await self.read(tag)
+        except DecodeError as err:
+            raise WriteRejected(f"{tag}: {err}") from err
+        if self.apply is not None:
+            self.apply(tag, written)
+        self._held[tag] = written
+        read_back = await self.read(tag)
         result = WriteResult(tag, float(value), written, read_back, self.clock.now())
         self.writes.append(result)
         return result
 
     async def read(self, tag: str) -> float:
+        if self.echo and tag in self._held:
+            return self._held[tag]
         if self.values is None:
-            for w in reversed(self.writes):
-                if w.tag == tag:
-                    return w.written
             raise DeviceError(f"{tag}: no recorded value")
         if callable(self.values):
             return float(self.values(tag))
@@ -261,3 +291,13 @@ class RecordingWriter:
             return float(self.values[tag])
         except KeyError:
             raise DeviceError(f"{tag}: no recorded value") from None
+
+    async def close(self) -> None:
+        """Nothing to release (the protocol's close)."""
+
+    def frame(self) -> pd.DataFrame:
+        """Every write: ``ts, tag, requested, written, read_back``."""
+        return pd.DataFrame(
+            [(w.ts, w.tag, w.requested, w.written, w.read_back) for w in self.writes],
+            columns=["ts", "tag", "requested", "written", "read_back"],
+        )

@@ -9,7 +9,8 @@ writer that applies to the twin directly. :func:`agent_on` builds the agent on a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,21 @@ def agent_on(hall: Hall, **kw: Any) -> AgentContext:
 
     Call it after :meth:`Hall.start` when writes should go over Modbus."""
     return AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, **kw)
+
+
+def on_hall(
+    db: Path | str, port: int, body: Callable[[Hall], Awaitable[None]], warm_s: float = 900.0
+) -> None:
+    """Run ``body`` on a hall served over Modbus on ``port``, after ``warm_s`` seconds of
+    healthy history (default a quarter-hour: the quality window has a normal baseline)."""
+
+    async def main() -> None:
+        h = Hall(db)
+        h.run(warm_s)
+        await h.start(port)
+        try:
+            await body(h)
+        finally:
+            await h.stop()
+
+    asyncio.run(main())

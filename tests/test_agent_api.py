@@ -24,6 +24,7 @@ from test_agent_twin import cdu_policy, until_decision
 
 from agent.api import find_api, serve, state_file
 from agent.cli import main as cli
+from agent.context import AgentContext
 from agent.runtime import close
 from agent.users import Role, Users
 from tools.gate import GateControl

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import agent_harness
 import pytest
 from agent_harness import AgentOn, Hall
 
@@ -72,16 +73,7 @@ async def until_decision(hall: Hall, ctx: AgentContext, max_cycles: int = 40) ->
 
 
 def on_hall(tmp_path: Path, port: int, body: Callable[[Hall], Awaitable[None]]) -> None:
-    async def main() -> None:
-        h = Hall(tmp_path / "site.duckdb")
-        h.run(900)  # a healthy quarter-hour: the quality window has a normal baseline
-        await h.start(port)
-        try:
-            await body(h)
-        finally:
-            await h.stop()
-
-    asyncio.run(main())
+    agent_harness.on_hall(tmp_path / "site.duckdb", port, body)
 
 
 def test_fault_to_approval_to_verified_write(tmp_path: Path, port: int, agent_on: AgentOn) -> None:

@@ -83,20 +83,22 @@ def test_bad_scenario_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "scenario.yaml" in capsys.readouterr().err
 
 
-def test_each_scenario_starts_with_only_its_own_fault_detection_settings(
-    nc_folder: Path, tmp_path: Path
-) -> None:
-    """A chiller reference calibrated for one scenario's plant must not judge the next
-    scenario's chillers; AHU settings come from the scenario."""
-    from evals.runner import _reset_fdd
-    from evals.scenario import load_scenario
-    from tools.fdd import _AHU_CONFIG, chiller_reference
-    from tools.fdd.ahu import LAB_GRADE
+def test_each_scenario_starts_with_only_its_own_fault_detection_settings(nc_folder: Path) -> None:
+    """A chiller reference calibrated for one scenario's plant must not judge another
+    scenario's chillers; AHU settings come from the scenario. The settings live in the
+    run's own SiteState, nothing is left behind in a module."""
+    from evals.scenario import ParquetSource, load_scenario
+    from evals.wiring import site_state
+    from tools.fdd import ChillerReference
+    from tools.fdd.ahu import G36_DEFAULTS, LAB_GRADE
 
-    run_scenario(nc_folder, tmp_path)  # installs its reference for every chiller
-    assert chiller_reference("chiller_1") is not None
-    scn, _ = load_scenario(nc_folder)
+    scn, folder = load_scenario(nc_folder)
+    assert isinstance(scn.source, ParquetSource) and scn.source.reference is not None
+    ref = ChillerReference.load(folder / scn.source.reference)
+    with_ref = site_state(scn, ref)
+    assert with_ref.fdd.chiller_reference("chiller_1") is ref
     lab = scn.model_copy(update={"ahu": scn.ahu.model_copy(update={"grade": "lab"})})
-    _reset_fdd(lab)
-    assert chiller_reference("chiller_1") is None
-    assert _AHU_CONFIG["*"] == LAB_GRADE
+    other = site_state(lab, None)
+    assert other.fdd.chiller_reference("chiller_1") is None
+    assert other.fdd.ahu_config("ahu_1") == LAB_GRADE
+    assert with_ref.fdd.ahu_config("ahu_1") == G36_DEFAULTS

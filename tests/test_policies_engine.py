@@ -17,7 +17,7 @@ from tools.policies import (
     parse_policies,
     policies_from_dicts,
 )
-from tools.policies.derived import REGISTRY, DerivedInput, register
+from tools.policies.derived import DerivedInput, DerivedRegistry, spec
 from twin import default_site_path
 
 T0 = datetime(2026, 1, 1, 12, 0)
@@ -240,43 +240,42 @@ def test_outside_envelope_and_any_mode(site: Site) -> None:
 
 
 def test_derived_registry_plugs_in(site: Site) -> None:
-    @register("test.chiller:score", kinds=("chiller",), inputs=("power",), unit="score")
     def _score(x: DerivedInput) -> float:
         x.memo["calls"] = x.memo.get("calls", 0) + 1
         return x.v("power") / 100.0 + x.args.get("bias", 0.0)
 
-    try:
-        lps = policies_from_dicts(
-            [
-                {
-                    "id": "fdd",
-                    "description": "x",
-                    "kind": "fault",
-                    "fault_class": "condenser_fouling",
-                    "scope": {"kind": "chiller"},
-                    "when": {
-                        "all": [
-                            {
-                                "derived": "test.chiller:score",
-                                "args": {"bias": 0.1},
-                                "op": ">",
-                                "value": 0.5,
-                            }
-                        ]
-                    },
-                    "then": {"action": "alarm"},
-                }
-            ]
-        )
-        eng = PolicyEngine(lps, site)
-        fired = eng.evaluate(
-            Observation(T0, values(site, chiller_1__power=50, chiller_2__power=10))
-        )
-        assert [t.equipment for t in fired] == ["chiller_1"]
-        assert fired[0].evidence[0].value == pytest.approx(0.6)
-        assert "chiller_1.power" in fired[0].rests_on
-    finally:
-        REGISTRY.pop("test.chiller:score", None)
+    registry = DerivedRegistry.builtin(
+        [spec("test.chiller:score", _score, kinds=("chiller",), inputs=("power",), unit="score")]
+    )
+    lps = policies_from_dicts(
+        [
+            {
+                "id": "fdd",
+                "description": "x",
+                "kind": "fault",
+                "fault_class": "condenser_fouling",
+                "scope": {"kind": "chiller"},
+                "when": {
+                    "all": [
+                        {
+                            "derived": "test.chiller:score",
+                            "args": {"bias": 0.1},
+                            "op": ">",
+                            "value": 0.5,
+                        }
+                    ]
+                },
+                "then": {"action": "alarm"},
+            }
+        ]
+    )
+    with pytest.raises(PolicyConfigError, match="unknown derived value"):
+        PolicyEngine(lps, site)  # the built-ins alone do not know it: nothing registers globally
+    eng = PolicyEngine(lps, site, registry=registry)
+    fired = eng.evaluate(Observation(T0, values(site, chiller_1__power=50, chiller_2__power=10)))
+    assert [t.equipment for t in fired] == ["chiller_1"]
+    assert fired[0].evidence[0].value == pytest.approx(0.6)
+    assert "chiller_1.power" in fired[0].rests_on
 
 
 def test_quality_condition(site: Site) -> None:

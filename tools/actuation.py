@@ -28,7 +28,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -36,6 +36,7 @@ from connectors.clock import Clock
 from connectors.errors import DeviceError, WriteFailed, WriteRejected
 from connectors.site import Site
 from connectors.store import Store
+from connectors.writer import PointWriter
 from tools.gate import Authorization, AuthorizedChange, authorize_rollback
 
 ACTIONS_DDL = """
@@ -56,21 +57,6 @@ CREATE TABLE IF NOT EXISTS actions (
 
 ActionState = Literal["proposed", "approved", "executing", "done", "failed", "rolled_back"]
 READBACK_TOL = 1e-3
-
-
-class WriteResultLike(Protocol):
-    tag: str
-    requested: float
-    written: float
-    read_back: float | None
-
-
-class PointWriter(Protocol):
-    """connectors.writer.PointWriter (ModbusPointWriter, RecordingWriter)."""
-
-    async def write(self, tag: str, value: float) -> Any: ...
-
-    async def read(self, tag: str) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -259,17 +245,20 @@ class Actuator:
         row("executing", clamped=clamped, previous=previous, written=clamped)
         try:
             res = await self.writer.write(ch.tag, clamped)
-            read_back = _f(getattr(res, "read_back", None))
+            read_back = _f(res.read_back)
             if read_back is None:
                 read_back = _f(await self.writer.read(ch.tag))
         except (DeviceError, WriteRejected) as err:
             detail["error"] = f"write failed: {err}"
             row("failed", clamped=clamped, previous=previous, written=clamped)
             raise WriteFailed(f"{ch.tag}: {err}") from err
-        if read_back is None or abs(read_back - clamped) > READBACK_TOL * max(1.0, abs(clamped)):
-            detail["error"] = f"read back {read_back} ≠ written {clamped}"
+        # the register holds what its encoding carries (12.34 → 12.3 at scale 0.1)
+        held = _f(res.written)
+        held = clamped if held is None else held
+        if read_back is None or abs(read_back - held) > READBACK_TOL * max(1.0, abs(held)):
+            detail["error"] = f"read back {read_back} ≠ written {held}"
             row("failed", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
-            raise WriteFailed(f"{ch.tag}: read back {read_back}, wrote {clamped}")
+            raise WriteFailed(f"{ch.tag}: read back {read_back}, wrote {held}")
         if verify is not None and auth.rollback_of is None:
             detail["verify"] = {
                 "tag": verify.tag,

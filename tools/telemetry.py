@@ -44,7 +44,10 @@ class Snapshot:
 
 
 def _site_index(store: Store, site: Site) -> npt.NDArray[np.int64]:
-    """store point_id → position in ``site.point_ids`` (−1 when not in the site)."""
+    """store point_id → position in ``site.point_ids`` (−1 when not in the site).
+
+    Built on every call (about 15 µs for the twin's 170 points): a cache here would
+    be per-site state in a module, keyed on object ids that Python reuses."""
     st = store.tags
     size = max(st.values(), default=-1) + 1
     lut = np.full(max(size, 1), -1, np.int64)
@@ -55,19 +58,11 @@ def _site_index(store: Store, site: Site) -> npt.NDArray[np.int64]:
     return lut
 
 
-_LUT_CACHE: dict[tuple[int, int, int], npt.NDArray[np.int64]] = {}
-
-
 def latest_array(
     store: Store, site: Site, now: datetime, lookback: timedelta = timedelta(minutes=2)
 ) -> Snapshot:
     """One query: newest good reading per point since ``now - lookback``."""
-    key = (id(store), id(site), len(store.tags))
-    lut = _LUT_CACHE.get(key)
-    if lut is None:
-        lut = _site_index(store, site)
-        _LUT_CACHE.clear()
-        _LUT_CACHE[key] = lut
+    lut = _site_index(store, site)
     res = store.query_numpy(
         """SELECT point_id, arg_max(value, ts) AS v, epoch(max(ts)) AS t FROM readings
            WHERE ts >= ? AND ts <= ? AND status = 0 AND value IS NOT NULL GROUP BY point_id""",

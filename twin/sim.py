@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import math
 import random
@@ -83,7 +84,18 @@ _INT_RANGE = {
     DataType.UINT32: (0, 2**32 - 1),
 }
 _DEFAULT_SITE: Site | None = None
-_WARM: dict[tuple[int, datetime, float], tuple[Plant, NativeControl]] = {}
+WarmKey = tuple[int, datetime, str, str]
+_WARM: dict[WarmKey, tuple[Plant, NativeControl]] = {}
+"""Settled plants by everything that settles them: seed, start, the site (its nameplates,
+set points and equipment) and the plant configuration. Read-only once stored (a twin
+gets a deep copy), so it can be shared by every twin of the process."""
+
+
+def warm_key(seed: int, start: datetime, site: Site, cfg: PlantConfig) -> WarmKey:
+    """The key of a settled plant: two twins share a warm start only when nothing that
+    determines it differs (not only the chiller capacity)."""
+    fingerprint = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
+    return (seed, start, fingerprint, repr(cfg))
 
 
 def default_site() -> Site:
@@ -186,8 +198,8 @@ class Twin:
         return (s.hour + s.minute / 60.0 + s.second / 3600.0 + elapsed / 3600.0) % 24.0
 
     def _warm(self, cfg: PlantConfig) -> tuple[Plant, NativeControl]:
-        """Plant and BMS settled at the start conditions (cached per seed and start)."""
-        key = (self.seed, self.start, cfg.chiller_cap_kw)
+        """Plant and BMS settled at the start conditions (cached per :func:`warm_key`)."""
+        key = warm_key(self.seed, self.start, self.site, cfg)
         if key not in _WARM:
             plant = Plant(cfg, seed=self.seed)
             control = NativeControl(cap_kw=cfg.chiller_cap_kw)

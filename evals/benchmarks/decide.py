@@ -24,6 +24,7 @@ import numpy as np
 from connectors.clock import ManualClock
 from connectors.site import Site, parse_site
 from connectors.store import Store
+from connectors.writer import RecordingWriter
 from tools.policies import policies_from_dicts
 
 
@@ -145,14 +146,6 @@ def synthetic_policies(site: Site, n: int, rng: random.Random) -> list[dict[str,
     return out
 
 
-class _NoWriter:
-    async def write(self, tag: str, value: float) -> Any:
-        raise AssertionError("the decide benchmark writes nothing")
-
-    async def read(self, tag: str) -> float:
-        return 0.0
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     site = synthetic_site(args.equipment, args.points)
@@ -182,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx = AgentContext.build(
         site,
         store,
-        _NoWriter(),
+        RecordingWriter(site, clock, values=lambda _tag: 0.0),  # alarms only: nothing written
         clock,
         policies=policies_from_dicts(synthetic_policies(site, args.policies, rng), "bench"),
         approvals="record",

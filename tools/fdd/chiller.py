@@ -374,6 +374,7 @@ class ChillerFddConfig:
     """Detection settings. Defaults: 10-minute windows of 10-s data, 3 windows to alarm."""
 
     window_rows: int = 60
+    sample_s: float = 10.0  # the period of a row (RP-1043's); the live agent resamples to it
     min_steady_fraction: float = 0.5
     score_threshold: float = 1.5  # mean signed agreement, in z units
     primary_z: float = 3.0  # the fault's primary feature must move this many sigmas

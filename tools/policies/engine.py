@@ -30,10 +30,10 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from connectors.errors import PolicyConfigError
 from connectors.site import Equipment, Site
-from tools.policies import derived as derived_mod
-from tools.policies.derived import DerivedInput, DerivedSpec, HistoryFn
+from tools.policies.derived import DerivedInput, DerivedRegistry, DerivedSpec, HistoryFn, compute
 from tools.policies.loader import LoadedPolicy
 from tools.policies.model import Action, ActionKind, Condition, Policy
+from tools.policies.state import PolicyState
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -212,9 +212,14 @@ def _brick_tag(eq: Equipment | None, brick: str) -> str | None:
     return None
 
 
-def compile_policies(policies: Sequence[LoadedPolicy], site: Site) -> CompiledPolicies:
-    """Resolve every reference against ``site``; raise PolicyConfigError naming file:line."""
-    derived_mod.load_plugins()
+def compile_policies(
+    policies: Sequence[LoadedPolicy], site: Site, registry: DerivedRegistry | None = None
+) -> CompiledPolicies:
+    """Resolve every reference against ``site``; raise PolicyConfigError naming file:line.
+
+    ``registry``: the derived values the policies may use (default: the built-ins).
+    """
+    registry = registry if registry is not None else DerivedRegistry.builtin()
     ids = site.point_ids
     instances: list[_Instance] = []
     src: list[int] = []
@@ -264,9 +269,9 @@ def compile_policies(policies: Sequence[LoadedPolicy], site: Site) -> CompiledPo
                 else:
                     assert c.derived is not None
                     try:
-                        spec = derived_mod.get(c.derived)
+                        spec = registry.get(c.derived)
                     except KeyError:
-                        known = ", ".join(sorted(derived_mod.REGISTRY)[:12])
+                        known = ", ".join(registry.names()[:12])
                         raise lp.error(
                             (*where, "derived"),
                             f"unknown derived value {c.derived!r} (known: {known})",
@@ -368,14 +373,14 @@ class Observation:
 
 
 def applicable(
-    policies: Sequence[LoadedPolicy], site: Site
+    policies: Sequence[LoadedPolicy], site: Site, registry: DerivedRegistry | None = None
 ) -> tuple[list[LoadedPolicy], list[tuple[str, str]]]:
     """Split policies into those that compile against ``site`` and (id, why) of the rest."""
     ok: list[LoadedPolicy] = []
     skipped: list[tuple[str, str]] = []
     for lp in policies:
         try:
-            compile_policies([lp], site)
+            compile_policies([lp], site, registry)
         except PolicyConfigError as err:
             skipped.append((lp.policy.id, str(err)))
             continue
@@ -387,20 +392,37 @@ class PolicyEngine:
     """Compiled policies plus their state (hold timers, hysteresis, cool-downs).
 
     ``strict=False`` drops the policies that do not apply to the site (e.g. the data-hall
-    library on an air-handler recording) and lists them in ``skipped``.
+    library on an air-handler recording) and lists them in ``skipped``. ``registry``: the
+    derived values the policies may use (default: the built-ins). ``state``: when each
+    instance last fired — the cool-downs, kept across a restart when the state has a store
+    (:meth:`tools.policies.state.PolicyState.load`).
     """
 
-    def __init__(self, policies: Sequence[LoadedPolicy], site: Site, strict: bool = True) -> None:
+    def __init__(
+        self,
+        policies: Sequence[LoadedPolicy],
+        site: Site,
+        strict: bool = True,
+        *,
+        registry: DerivedRegistry | None = None,
+        state: PolicyState | None = None,
+    ) -> None:
         self.site = site
+        self.registry = registry if registry is not None else DerivedRegistry.builtin()
+        self.state = state if state is not None else PolicyState()
         self.skipped: list[tuple[str, str]] = []
         if not strict:
-            policies, self.skipped = applicable(policies, site)
-        self.c = compile_policies(policies, site)
+            policies, self.skipped = applicable(policies, site, self.registry)
+        self.c = compile_policies(policies, site, self.registry)
         n, m = self.c.n_atoms, len(self.c.instances)
         self._atom_prev = np.zeros(n, bool)
         self._atom_since = np.full(n, np.nan)
         self._inst_since = np.full(m, np.nan)
         self._last_fired = np.full(m, -np.inf)
+        for i in range(m):
+            t = self.state.last_fired.get(self.instance_key(i))
+            if t is not None:
+                self._last_fired[i] = t.timestamp()
         self.active = np.zeros(m, bool)
         self.suppressed: set[str] = set()  # instance keys with a decision still open
 
@@ -430,7 +452,7 @@ class PolicyEngine:
             for a in dm:
                 d = c.derived[c.col[a]]
                 x = DerivedInput(self.site, d.equipment, view, obs.now, d.args, obs.history, memo)
-                v[a] = derived_mod.compute(d.spec, x)
+                v[a] = compute(d.spec, x)
         return v
 
     def evaluate(self, obs: Observation) -> list[Trigger]:
@@ -471,6 +493,7 @@ class PolicyEngine:
             if key in self.suppressed:
                 continue
             self._last_fired[i] = t
+            self.state.fired(key, self.c.instances[i].lp.policy.id, obs.now)
             out.append(self._trigger(int(i), v, held, obs))
         return out
 

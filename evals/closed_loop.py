@@ -1,0 +1,188 @@
+"""Closed loop: the twin stepped one agent cycle at a time, the agent's writes applied to it.
+
+The twin (:class:`twin.sim.Twin`) runs the scenario's fault schedule; its values go
+into the store, the agent decides, and its writes reach the twin through a
+:class:`connectors.writer.RecordingWriter` composed with the twin (``apply=twin.write``:
+a write is refused or rounded as the twin's registers would, then applied). The same
+twin with its native control and no agent is the baseline; cooling energy, PUE,
+envelope and throttle minutes and UPS events are compared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from connectors.clock import ManualClock
+from connectors.errors import ScenarioConfigError
+from connectors.site import HEARTBEAT_TAG, Site
+from connectors.status import Status
+from connectors.store import Store
+from connectors.writer import RecordingWriter
+from evals import metrics as M
+from evals.sampling import QualitySampler, referenced
+from evals.scenario import Scenario, TwinSource
+from evals.scenario_run import Progress, ScenarioRun
+from evals.scoring import score
+from evals.sites import scenario_site, with_poll_floor
+from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
+from twin.faults import Fault
+from twin.sim import Twin
+
+
+def twin_faults(scn: Scenario) -> list[Fault]:
+    assert isinstance(scn.source, TwinSource)
+    out = []
+    for i, f in enumerate(scn.source.faults):
+        try:
+            out.append(Fault(**f.model_dump()))
+        except ValueError as err:
+            raise ScenarioConfigError(f"scenario.yaml: source.faults[{i}]: {err}") from None
+    return out
+
+
+@dataclass
+class TwinRun:
+    """One run of the twin: the true plant series and what the agent left (if it ran)."""
+
+    series: pd.DataFrame
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    writes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agent: bool = False
+    wall_s: float = 0.0
+
+
+def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: np.ndarray) -> None:
+    """The twin's served values into the store, as the poller would write them."""
+    vals = twin.values()
+    down = twin.unavailable()
+    v = np.array([vals.get(t, math.nan) for t in tags], dtype=float)
+    st = np.array(
+        [
+            Status.NOT_CONNECTED
+            if t in down
+            else (Status.DECODE_ERROR if math.isnan(x) else Status.OK)
+            for t, x in zip(tags, v, strict=True)
+        ],
+        dtype=np.uint8,
+    )
+    v[st != Status.OK] = np.nan
+    store.append(np.full(len(tags), np.datetime64(clock.now(), "us")), ids, v, st)
+
+
+async def twin_run(
+    scn: Scenario, site: Site, workdir: Path, *, with_agent: bool, progress: Progress | None
+) -> TwinRun:
+    assert isinstance(scn.source, TwinSource)
+    twin = Twin(site, seed=scn.source.seed)
+    for f in twin_faults(scn):
+        twin.inject(f)
+    clock = ManualClock(twin.now.replace(tzinfo=None))
+    suffix = "agent" if with_agent else "baseline"
+    store = Store(workdir / f"{scn.name}-{suffix}.duckdb")
+    ids = store.register_site(site)
+    writer = RecordingWriter(
+        site, clock, values=lambda tag: twin.values().get(tag, math.nan), echo=False,
+        apply=twin.write,
+    )  # fmt: skip
+    ctx = agent_context(scn, Path("."), site, store, writer, clock) if with_agent else None
+    step = scn.clock.cycle
+    sample = min(scn.clock.sample, step)
+    per_cycle = max(1, round(step / sample))
+    sample = step / per_cycle
+    n = math.ceil(scn.source.duration / step)
+    rows: list[dict[str, float]] = []
+    index: list[datetime] = []
+    tags = list(ids)
+    id_arr = np.array([ids[t] for t in tags], dtype=np.int32)
+    sampler = QualitySampler(store, site, n, referenced(ctx, site)) if with_agent else None
+    qwall = 0.0
+    wall0 = time.perf_counter()
+    for i in range(n):
+        for _ in range(per_cycle):
+            twin.step(sample)
+            clock.set(twin.now.replace(tzinfo=None))
+            _record(store, twin, clock, tags, id_arr)
+        if ctx is not None:
+            twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
+            await decide(ctx, scn.agent.approval_ttl)
+        if sampler is not None and not sampler.from_agent(ctx):
+            q0 = time.perf_counter()
+            sampler(clock.now())
+            qwall += time.perf_counter() - q0
+        rows.append(twin.true_values())
+        index.append(clock.now())
+        if progress is not None:
+            progress((i + 1) / n)
+    wall = time.perf_counter() - wall0 - qwall
+    out = TwinRun(pd.DataFrame(rows, index=pd.DatetimeIndex(index, name="ts")), wall_s=wall)
+    out.decisions = table(store, "decisions_latest")
+    out.writes = writes_with_decisions(write_log(writer.frame()), table(store, "actions_latest"))
+    out.quality = sampler.frame() if sampler is not None else pd.DataFrame()
+    if ctx is not None:
+        out.agent = True
+        await close_agent(ctx)
+    store.close()
+    return out
+
+
+async def closed_loop(
+    scn: Scenario, folder: Path, workdir: Path, progress: Progress | None
+) -> ScenarioRun:
+    assert isinstance(scn.source, TwinSource)
+    site = with_poll_floor(scenario_site(scn, folder), min(scn.clock.sample, scn.clock.cycle))
+    base = pd.DataFrame()
+    if scn.source.baseline:
+        base = (
+            await twin_run(
+                scn, site, workdir, with_agent=False,
+                progress=(lambda f: progress(0.3 * f)) if progress else None,
+            )
+        ).series  # fmt: skip
+    res = await twin_run(
+        scn, site, workdir, with_agent=scn.agent.enabled,
+        progress=(lambda f: progress(0.3 + 0.7 * f)) if progress else None,
+    )  # fmt: skip
+    series = res.series
+    t0 = (
+        pd.Timestamp(series.index[0]) - pd.Timedelta(seconds=scn.clock.cycle)
+        if len(series)
+        else pd.Timestamp(0)
+    )
+    events = M.agent_fault_events(res.decisions, t0)
+    run = ScenarioRun(scn, folder, {}, series, res.decisions, res.writes, res.quality, base)
+    agent_tot = M.plant_totals(series, scn.clock.cycle)
+    base_tot = M.plant_totals(base, scn.clock.cycle) if not base.empty else None
+    run.result = score(
+        scn, site, run, events, None,
+        replay_speedup=scn.source.duration / res.wall_s if res.wall_s > 0 else math.inf,
+        energy=(agent_tot, base_tot),
+    )  # fmt: skip
+    run.result.update(
+        {
+            "mode": "closed_loop",
+            "agent": res.agent,
+            "wall_s": round(res.wall_s, 3),
+            "simulated_s": scn.source.duration,
+            "cycles": len(series),
+            "agent_run": totals_dict(agent_tot),
+            "baseline_run": totals_dict(base_tot) if base_tot else None,
+        }
+    )
+    return run
+
+
+def totals_dict(t: M.PlantTotals | None) -> dict[str, float | None] | None:
+    if t is None:
+        return None
+    return {
+        k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else None)
+        for k, v in t.__dict__.items()
+    }
