@@ -19,6 +19,8 @@ Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 =
   Fundamentals, ch. 2; RP-1043 reports this "heat balance" within ±5–15 %);
 * pump / CDU: running at speed with no flow;
 * UPS: output power ≤ input power (efficiency ≤ 1) unless on battery;
+* chiller, pump, tower, CRAH: a run status of 0 while the power meter shows a load is a
+  contradiction — the status input is implicated (booleans have no other cross-check);
 * GPU: die temperature above the coolant supplied to it (heat flows downhill).
 """
 
@@ -50,7 +52,7 @@ class Role:
     kinds: tuple[str, ...] = ()  # for scope "site": equipment kinds to look in
     involved: bool = True  # a violation lowers this role's points
     optional: bool = False
-    agg: Literal["avg", "min", "max"] = "avg"
+    agg: Literal["avg", "min", "max", "sum"] = "avg"  # "sum": residuals only
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,21 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
         when="coalesce(batt < 0.5, TRUE) AND pin > 1",
         violated="pout > pin * 1.01 + 2",
         message="UPS output {pout:.0f} kW above input {pin:.0f} kW (efficiency > 100 %)",
+    ),
+    *(
+        PhysicsRule(
+            id=f"{kind}_off_but_drawing_power",
+            kind=kind,
+            roles=(
+                Role("run", ("Run_Status", "On_Status")),
+                Role("pwr", ("Electric_Power_Sensor",), involved=False),
+            ),
+            when="TRUE",
+            violated="run < 0.5 AND pwr > 2",
+            message="reports not running ({run:.0f}) while drawing {pwr:.1f} kW "
+            "(a status input that contradicts the power meter)",
+        )
+        for kind in ("chiller", "pump", "cooling_tower", "crah")
     ),
     PhysicsRule(
         id="gpu_above_coolant",

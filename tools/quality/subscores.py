@@ -119,6 +119,8 @@ def subscores(
     span_s = (now_ts - first.clip(lower=pd.Timestamp(start))).dt.total_seconds().to_numpy(float)
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
+    if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
+        exp_recent = np.minimum(expected, st["exp_recent"].to_numpy(float))
     n_good = st["n_good"].fillna(0).to_numpy(float)
     n_good_recent = st["n_good_recent"].fillna(0).to_numpy(float)
     c_win = np.minimum(n_good / expected, 1.0)
