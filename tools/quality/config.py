@@ -170,6 +170,12 @@ def point_table(site: Site, tag_ids: dict[str, int], tags: list[str] | None = No
     sens = np.asarray(sensor_rows, float).reshape(-1, 4)
     df["sensor_sigma"], df["sensor_rel"], df["resolution"], df["dwell_s"] = sens.T
     df["discrete"] = df["unit"].isin(DISCRETE_UNITS).to_numpy(bool)
+    # spike unit from the instrument: 1.48 σ, at least two resolution steps (NaN: unknown)
+    df["spike_floor"] = np.where(
+        np.isnan(df["sensor_sigma"]),
+        np.nan,
+        np.maximum(1.4826 * df["sensor_sigma"].fillna(0.0), 2.0 * df["resolution"]),
+    )
     lo, hi = df["lo"].to_numpy(float), df["hi"].to_numpy(float)
     with np.errstate(invalid="ignore"):
         width = hi - lo

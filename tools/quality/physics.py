@@ -37,6 +37,8 @@ import pyarrow as pa
 from connectors.site import Site
 from connectors.store import Store
 from tools.quality.config import QualityConfig
+from tools.quality.grid import CellGrid
+from tools.quality.check import Check
 
 CP_WATER = 4.19  # kJ/(kg·K) × 1 kg/L → kW per (L/s · K)
 
@@ -231,9 +233,12 @@ def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...])
             if not complete:
                 continue
             rows += [(rule.id, eq.id, r, pid[t], t, inv, poll[t]) for r, t, inv in found]
-    return pd.DataFrame(
+    df = pd.DataFrame(
         rows, columns=["rule_id", "anchor", "role", "point_id", "tag", "involved", "poll_s"]
     )
+    row_of = {t: i for i, t in enumerate(tags_)}
+    df["row"] = np.asarray([row_of[t] for t in df["tag"]], dtype=np.int64)
+    return df
 
 
 def _role_aggs(rules: tuple[PhysicsRule, ...]) -> dict[str, str]:
@@ -249,36 +254,24 @@ def _role_aggs(rules: tuple[PhysicsRule, ...]) -> dict[str, str]:
 
 
 def physics_sql(rules: tuple[PhysicsRule, ...]) -> str:
-    """The pivot-and-evaluate query for ``rules`` over ``_q_buckets`` and ``_q_roles`` ($start).
+    """The evaluate query for ``rules`` over ``_q_wide``.
 
-    ``_q_roles`` has one row per (rule instance ``inst``, point): ``ri`` the rule's index
-    in ``rules``, ``role_i`` the role's index in :func:`role_names`, ``w`` the bucket
-    width and ``rk`` the first recent bucket. Readings buckets are joined to their roles
-    once; then each rule pivots only its own roles (integer keys, one narrow aggregate per
-    rule) and the per-rule results are stacked. Output: one row per instance with its
-    counts, last violated bucket and the role/extra values of that bucket (NULL for the
+    ``_q_wide`` has one row per (rule instance ``inst``, time cell ``bucket``): ``ri`` the
+    rule's index in ``rules``, ``recent``, and one column per role name (the role's value in
+    that cell, NULL when unknown or not a role of that rule). Each rule evaluates its own
+    rows and the per-rule results are stacked. Output: one row per instance with its
+    counts, last violated cell and the role/extra values of that cell (NULL for the
     columns of other rules).
     """
     aggs = _role_aggs(rules)
     names = sorted(aggs)
-    role_i = {name: i for i, name in enumerate(names)}
     extras = sorted({col for r in rules for col, _ in r.extra})
     cols = names + extras
-
-    def pivot(name: str, agg: str) -> str:  # CASE is cheaper than FILTER here
-        when = f"CASE WHEN role_i = {role_i[name]} THEN"
-        if agg == "avg":  # sample-weighted mean over the role's points
-            return f"sum({when} vsum END) / sum({when} n END) AS {name}"
-        return f"{agg}({when} vsum / n END) AS {name}"
-
     parts = []
     for ri, rule in enumerate(rules):
         own = {role.name for role in rule.roles}
         extra = dict(rule.extra)
-        pivots = ",\n               ".join(
-            pivot(n, aggs[n]) if n in own else f"NULL::DOUBLE AS {n}" for n in names
-        )
-        extra_cols = "".join(f",\n               ({extra[c]}) AS {c}" for c in extras if c in extra)
+        extra_cols = "".join(f",\n           ({extra[c]}) AS {c}" for c in extras if c in extra)
         last_vals = ",\n       ".join(
             f"arg_max({c}, bucket) FILTER (applies AND violated) AS {c}"
             if c in own or c in extra
@@ -296,75 +289,97 @@ SELECT inst,
 FROM (
     SELECT *,
            coalesce(({rule.when}), FALSE) AS applies,
-           coalesce(({rule.violated}), FALSE) AS violated,
-           bucket >= rk AS recent{extra_cols}
-    FROM (
-        SELECT inst, bucket, max(rk) AS rk,
-               {pivots}
-        FROM pb WHERE ri = {ri}
-        GROUP BY inst, bucket
-    )
+           coalesce(({rule.violated}), FALSE) AS violated{extra_cols}
+    FROM _q_wide WHERE ri = {ri}
 )
 GROUP BY inst""")
-    union = "\nUNION ALL".join(parts)
-    return f"""
-WITH pb AS MATERIALIZED (
-    SELECT ro.inst, ro.ri, ro.role_i, ro.rk, k.n, k.vsum,
-           CAST(floor(epoch(k.tf - $start) / ro.w) AS BIGINT) AS bucket
-    FROM _q_buckets k JOIN _q_roles ro USING (point_id)
-){union}
-"""
+    return "\nUNION ALL".join(parts)
+
+
+@dataclass(frozen=True)
+class PhysicsPlan:
+    """What :func:`physics_scores` needs from the site, computed once (:func:`physics_plan`)."""
+
+    roles: pd.DataFrame  # role_table(...) with its `row` column
+    rules: tuple[PhysicsRule, ...]  # the rules that have instances
+    instances: pd.DataFrame  # (rule_id, anchor), index = instance id
+    # per rule: (instance ids, {role: [point rows per instance]})
+    per_rule: tuple[tuple[np.ndarray, dict[str, list[list[int]]]], ...]
+
+
+def physics_plan(roles: pd.DataFrame, rules: tuple[PhysicsRule, ...]) -> PhysicsPlan:
+    present = set(roles["rule_id"].unique())
+    used = tuple(r for r in rules if r.id in present)
+    inst = roles[["rule_id", "anchor"]].drop_duplicates().reset_index(drop=True)
+    rows_by: dict[tuple[str, str, str], list[int]] = {}
+    for rid, anchor, role, row in zip(
+        roles["rule_id"], roles["anchor"], roles["role"], roles["row"], strict=True
+    ):
+        rows_by.setdefault((str(rid), str(anchor), str(role)), []).append(int(row))
+    per_rule = []
+    for rule in used:
+        mine = inst[inst["rule_id"] == rule.id]
+        anchors = [str(a) for a in mine["anchor"]]
+        per_rule.append(
+            (
+                mine.index.to_numpy(),
+                {ro.name: [rows_by.get((rule.id, a, ro.name), []) for a in anchors] for ro in rule.roles},
+            )
+        )
+    return PhysicsPlan(roles, used, inst, tuple(per_rule))
 
 
 def physics_scores(
     store: Store,
-    site: Site,
-    scored: pd.DataFrame,
-    buckets: pa.Table,
-    start: datetime,
-    now: datetime,
+    grid: CellGrid,
+    plan: PhysicsPlan,
     cfg: QualityConfig,
-    rules: tuple[PhysicsRule, ...] = DEFAULT_RULES,
-) -> pd.DataFrame:
-    """Per involved tag: ``physics`` sub-score and ``physics_reason`` (worst rule wins).
+) -> list[Check]:
+    """The violated rule instances: their involved point rows, score and reason (isolated
+    with the residual balances in :func:`tools.quality.residuals.residual_scores`).
 
-    ``buckets`` is the good-reading bucket table of :func:`tools.quality.checks.point_stats`
-    (columns point_id, n, tf, vsum): rules compare bucket means, never a bad reading.
+    ``grid`` holds the window's bucket means of the plan's points: rules compare bucket
+    means, never a bad reading.
     """
-    empty = pd.DataFrame({"tag": pd.Series(dtype=str), "physics": [], "physics_reason": []})
-    roles = role_table(site, scored, rules)
+    roles, used, inst_keys = plan.roles, plan.rules, plan.instances
     if roles.empty:
-        return empty
-    present = set(roles["rule_id"].unique())
-    used = tuple(r for r in rules if r.id in present)
-    # one time grid per rule instance: the coarsest bucket of its points, at least bucket_s
-    bw = roles["poll_s"] * cfg.bucket_samples
-    roles["w"] = np.maximum(
-        bw.groupby([roles["rule_id"], roles["anchor"]]).transform("max"), cfg.physics_bucket_s
-    )
-    span_s = (now - start).total_seconds()
-    roles["rk"] = np.floor(span_s / roles["w"]) - cfg.physics_recent_buckets
-    # integer keys for the SQL: rule instance, rule, role
-    roles["inst"] = roles.groupby(["rule_id", "anchor"], sort=False).ngroup()
-    roles["ri"] = roles["rule_id"].map({r.id: i for i, r in enumerate(used)})
-    roles["role_i"] = roles["role"].map({n: i for i, n in enumerate(sorted(_role_aggs(used)))})
+        return []
+    aggs = _role_aggs(used)
+    names = sorted(aggs)
+    k = grid.cells
+    frames = []
+    for ri, (rule, (ids, rows_per)) in enumerate(zip(used, plan.per_rule, strict=True)):
+        m = len(ids)
+        cols: dict[str, object] = {
+            "inst": np.repeat(ids, k),
+            "ri": np.full(m * k, ri),
+            "bucket": np.tile(np.arange(k), m),
+            "recent": np.tile(grid.recent, m),
+        }
+        for n in names:
+            if n in rows_per:
+                x = grid.matrix(rows_per[n], aggs[n]).reshape(-1)  # type: ignore[arg-type]
+                cols[n] = pa.array(x, from_pandas=True)
+            else:
+                cols[n] = pa.nulls(m * k, pa.float64())
+        frames.append(pa.table(cols))
+    wide = pa.concat_tables(frames)
     cur = store.cursor()
     try:
-        cur.register("_q_buckets", buckets)
-        cur.register("_q_roles", roles[["inst", "ri", "role_i", "point_id", "w", "rk"]])
-        res = cur.execute(physics_sql(used), {"start": start}).df()
+        cur.register("_q_wide", wide)
+        res = cur.sql(physics_sql(used)).df()
     finally:
         cur.close()
     if not res.empty:
-        inst = roles.drop_duplicates("inst").set_index("inst").loc[res["inst"]]
+        inst = inst_keys.loc[res["inst"]]
         res.insert(0, "rule_id", inst["rule_id"].to_numpy())
         res.insert(1, "anchor", inst["anchor"].to_numpy())
         res = res.drop(columns=["inst"])
-        res["last_violation"] = pd.Timestamp(start) + pd.to_timedelta(
-            res["last_violation"].astype(float) * inst["w"].to_numpy(), unit="s"
+        res["last_violation"] = pd.Timestamp(grid.origin_us, unit="us") + pd.to_timedelta(
+            res["last_violation"].astype(float) * grid.cell_us, unit="us"
         )
     if res.empty:
-        return empty
+        return []
     share_w = res["n_violated"] / res["n_checked"].where(res["n_checked"] > 0)
     share_r = res["n_violated_recent"] / res["n_checked_recent"].where(res["n_checked_recent"] > 0)
     lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
@@ -395,11 +410,12 @@ def physics_scores(
             f"checks, last at {pd.Timestamp(row.last_violation):%H:%M:%S}"
         )
     res["physics_reason"] = reasons
-    inv = roles[roles["involved"]][["rule_id", "anchor", "tag"]]
-    per_tag = inv.merge(
-        res[["rule_id", "anchor", "physics", "physics_reason"]], on=["rule_id", "anchor"]
-    )
-    if per_tag.empty:
-        return empty
-    per_tag = per_tag.sort_values("physics", kind="stable").drop_duplicates("tag")
-    return per_tag[["tag", "physics", "physics_reason"]].reset_index(drop=True)
+    inv = roles[roles["involved"]]
+    members: dict[tuple[str, str], list[int]] = {}
+    for rid, anchor, row in zip(inv["rule_id"], inv["anchor"], inv["row"], strict=True):
+        members.setdefault((str(rid), str(anchor)), []).append(int(row))
+    return [
+        Check(members.get((str(r.rule_id), str(r.anchor)), []), float(r.physics), False, r.physics_reason)
+        for r in res.itertuples(index=False)
+        if r.physics < 1.0
+    ]

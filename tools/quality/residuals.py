@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -36,7 +35,9 @@ import pandas as pd
 
 from tools.quality.config import QualityConfig
 from tools.quality.physics import CP_WATER, Role
-from tools.quality.tracker import PointTracker, nanmedian_rows, to_us
+from tools.quality.check import Check
+from tools.quality.grid import CellGrid
+from tools.quality.tracker import nanmedian_rows
 
 Values = Mapping[str, np.ndarray]
 Expr = Callable[[Values], np.ndarray]
@@ -133,14 +134,18 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
     Relation(
         "ups_in_vs_out",
         "ups",
-        (_r("pin", "input_power"), _r("pout", "output_power")),
+        (
+            _r("pin", "input_power"),
+            _r("pout", "output_power"),
+            _r("batt", "on_battery", involved=False, optional=True),
+        ),
         "ratio",
         y=lambda v: v["pin"],
         x=lambda v: v["pout"],
         tol_rel=0.04,
         tol_abs=3.0,
         min_x=20.0,
-        when=None,
+        when=lambda v: v["batt"] < 0.5 if "batt" in v else np.ones_like(v["pin"], bool),
         what="UPS input = output + losses",
     ),
     Relation(
@@ -205,7 +210,7 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         "ratio",
         y=lambda v: v["flow"],
         x=lambda v: v["speed"],
-        tol_rel=0.08,
+        tol_rel=0.05,
         tol_abs=0.5,
         min_x=10.0,
         what="flow ∝ pump speed (affinity law)",
@@ -257,6 +262,45 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         what="evaporator load % ∝ chilled-water flow × ΔT",
     ),
     Relation(
+        "chiller_supply_tracks_setpoint",
+        "chiller",
+        (
+            _r("sup", bricks=("Leaving_Chilled_Water_Temperature_Sensor",)),
+            _r("sp", bricks=("Chilled_Water_Supply_Temperature_Setpoint",), involved=False),
+            _r("run", bricks=_EXPECT_RUN, involved=False, optional=True),
+        ),
+        "offset",
+        y=lambda v: v["sup"],
+        x=lambda v: v["sp"],
+        tol_abs=0.5,
+        when=lambda v: v["run"] >= 0.5 if "run" in v else np.ones_like(v["sup"], bool),
+        what="leaving chilled water held at its setpoint while running",
+    ),
+    Relation(
+        "chiller_power_vs_load",
+        "chiller",
+        (_r("pwr", bricks=("Electric_Power_Sensor",)), _r("load", bricks=("Load_Sensor",))),
+        "ratio",
+        y=lambda v: v["pwr"],
+        x=lambda v: v["load"],
+        tol_rel=0.10,
+        tol_abs=3.0,
+        min_x=5.0,
+        what="compressor power ∝ load (COP)",
+    ),
+    Relation(
+        "pump_power_vs_speed",
+        "pump",
+        (_r("pwr", bricks=("Electric_Power_Sensor",)), _r("speed", bricks=("Speed_Sensor",))),
+        "ratio",
+        y=lambda v: v["pwr"],
+        x=lambda v: (v["speed"] / 100.0) ** 3,
+        tol_rel=0.08,
+        tol_abs=0.5,
+        min_x=0.01,
+        what="pump power ∝ speed³ (affinity law)",
+    ),
+    Relation(
         "chiller_condenser",
         "chiller",
         (
@@ -285,6 +329,7 @@ class _Instance:
     anchor: str
     roles: dict[str, list[int]]  # role → point rows (index into the point table)
     members: list[int]  # redundant: every member row
+    run_rows: dict[str, int] = field(default_factory=dict)  # redundant: equipment → run status
 
 
 def instances(points: pd.DataFrame, relations: tuple[Relation, ...]) -> list[_Instance]:
@@ -326,88 +371,128 @@ def instances(points: pd.DataFrame, relations: tuple[Relation, ...]) -> list[_In
                 roles.setdefault(role.name, []).extend(rows)
                 members += rows
             if ok and (rel.mode != "redundant" or len(members) >= 2):
-                out.append(_Instance(rel, eq, roles, members))
+                runs = {}
+                if rel.running:
+                    for i in members:
+                        e = eqs[i]
+                        runs.update({e: j for j in by_eq[e] if brick[j] in rel.running})
+                out.append(_Instance(rel, eq, roles, members, runs))
     return out
 
 
-def _series(
-    tracker: PointTracker, rows: np.ndarray, now: datetime, window: timedelta
-) -> tuple[np.ndarray, int]:
-    """Bucket means of ``rows`` on a common grid of cells: (values [rows, cells], cell µs)."""
-    mean, bstart = tracker.bucket_means(now, window)
-    bw = tracker.bw_us[rows]
-    cell = int(bw.min()) if len(rows) else 1
-    start_us = to_us(now - window)
-    origin = (start_us // cell) * cell
-    k = int((to_us(now) - origin) // cell) + 1
-    out = np.full((len(rows), k), np.nan)
-    m, b = mean[rows], bstart[rows]
-    ok = ~np.isnan(m)
-    r_i, s_i = np.nonzero(ok)
-    k0 = (b[r_i, s_i] - origin) // cell
-    reps = np.maximum(bw[r_i] // cell, 1)
-    for rep in np.unique(reps):
-        sel = reps == rep
-        for j in range(int(rep)):
-            kk = k0[sel] + j
-            good = (kk >= 0) & (kk < k)
-            out[r_i[sel][good], kk[good]] = m[r_i[sel][good], s_i[sel][good]]
-    return out, cell
+def member_rows(insts: list[_Instance]) -> np.ndarray:
+    """Point rows the instances read (for the :class:`CellGrid`)."""
+    if not insts:
+        return np.zeros(0, int)
+    rows = [np.asarray(i.members + list(i.run_rows.values()), int) for i in insts]
+    return np.unique(np.concatenate(rows))
 
 
 def residual_scores(
-    tracker: PointTracker,
+    grid: CellGrid,
     points: pd.DataFrame,
-    now: datetime,
-    window: timedelta,
     cfg: QualityConfig,
-    relations: tuple[Relation, ...],
+    insts: list[_Instance],
+    physics: list[Check] | None = None,
+    known_bad: set[int] | None = None,
 ) -> pd.DataFrame:
-    """Per implicated tag: ``residual`` sub-score and ``residual_reason`` (worst wins)."""
+    """Per implicated tag: ``residual`` sub-score and ``residual_reason`` (worst wins).
+
+    ``insts`` are :func:`instances` of the relations (they depend on the site only); the
+    grid holds the window's bucket means of at least their :func:`member_rows`.
+    ``physics``: violated physics rules, isolated the same way; ``known_bad``: rows that
+    already fail their own checks (a violation they explain blames them alone)."""
     empty = pd.DataFrame({"tag": pd.Series(dtype=str), "residual": [], "residual_reason": []})
-    insts = instances(points, relations)
-    if not insts:
-        return empty
-    rows = np.unique(np.concatenate([np.asarray(i.members, int) for i in insts]))
-    pos = {int(r): j for j, r in enumerate(rows)}
-    series, _cell = _series(tracker, rows, now, window)
-    n_cells = series.shape[1]
-    recent = np.zeros(n_cells, bool)
-    recent[max(0, n_cells - cfg.physics_recent_buckets - 1) : max(0, n_cells - 1)] = True
-    recent[-1] = True
     tags = points["tag"].to_numpy()
-    run_rows = {
-        e: i
-        for i, (e, b) in enumerate(zip(points["equipment"], points["brick"], strict=True))
-        if b in _EXPECT_RUN
-    }
-    # per instance: (violated rows → reason, held rows)
     blamed: dict[int, tuple[float, str]] = {}
-    held: set[int] = set()
     sure: set[int] = set()  # the odd one out of three or more redundant sensors
+    checks: list[Check] = []
+    by_rel: dict[str, list[_Instance]] = {}
     for inst in insts:
         if inst.rel.mode == "redundant":
-            _redundant(inst, series, pos, recent, cfg, tags, points, run_rows, blamed, held, sure)
+            _redundant(inst, grid, cfg, tags, points, blamed, sure)
         else:
-            _balance(inst, series, pos, recent, cfg, tags, blamed, held)
-    out = [(tags[r], s, why) for r, (s, why) in blamed.items() if r not in held or r in sure]
+            by_rel.setdefault(inst.rel.id, []).append(inst)
+    for group in by_rel.values():
+        checks += _balance(group, grid, cfg, tags)
+    _isolate(checks, physics or [], sure, known_bad or set(), blamed)
+    out = [(tags[r], s, why) for r, (s, why) in blamed.items()]
     if not out:
         return empty
     return pd.DataFrame(out, columns=["tag", "residual", "residual_reason"])
 
 
-def _share_score(viol: np.ndarray, applies: np.ndarray, recent: np.ndarray, cfg: QualityConfig) -> float:
-    n_w, n_r = applies.sum(), (applies & recent).sum()
-    if n_r < 2:
-        return 1.0
-    share_w = viol.sum() / max(n_w, 1)
-    share_r = (viol & recent).sum() / max(n_r, 1)
-    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
-    excess = max(
-        (share_w - lo_w) / (cfg.physics_window_share - lo_w),
-        (share_r - lo_r) / (cfg.physics_recent_share - lo_r),
-    )
-    return float(1.0 - (1.0 - cfg.floor) * np.clip(excess, 0.0, 1.0))
+def _isolate(
+    checks: list[Check],
+    physics: list[Check],
+    sure: set[int],
+    known_bad: set[int],
+    blamed: dict[int, tuple[float, str]],
+) -> None:
+    """Single-fault isolation. For each violated balance, a member is a candidate unless the
+    offset that would explain the violation would also have broken a balance that holds
+    (magnitude-aware: a loose balance does not vouch for a sensor it cannot see); of the
+    candidates, those whose offset strains the holding balances least are kept. Members
+    singled out by redundant peers, or already failing their own checks, take the blame
+    alone; ties go to the members in the most violated balances. A violated physics rule
+    (an inequality: no magnitude) blames the members the balances blamed, else all."""
+    violated = [c for c in checks if c.score < 1.0]
+    count: dict[int, int] = {}
+    for c in violated + physics:
+        for m in set(c.members):
+            count[m] = count.get(m, 0) + 1
+    holding = [c for c in checks if c.holds]
+    by_member: dict[int, list[Check]] = {}
+    for c in holding:
+        for m in c.members:
+            by_member.setdefault(m, []).append(c)
+    # one sensor explains several violations only with one offset: a member whose offsets
+    # disagree (sign, or more than 1.5×) is not the single fault behind them
+    offsets: dict[int, list[float]] = {}
+    for v in violated:
+        for m in dict.fromkeys(v.members):
+            d = v.explains(m)
+            if d is not None:
+                offsets.setdefault(m, []).append(d)
+    inconsistent = {
+        m
+        for m, ds in offsets.items()
+        if len(ds) > 1
+        and (min(ds) * max(ds) <= 0 or max(map(abs, ds)) > 1.5 * min(map(abs, ds)))
+    }
+    for v in violated:
+        strain: dict[int, float] = {}
+        for m in dict.fromkeys(v.members):
+            d = v.explains(m)
+            if d is not None:
+                strain[m] = max((h.strain(m, d) for h in by_member.get(m, [])), default=0.0)
+        if any(m not in inconsistent for m in strain):
+            strain = {m: x for m, x in strain.items() if m not in inconsistent}
+        # candidates: an offset that explains the violation without breaking a holding balance;
+        # of those, the ones that strain the holding balances least (the most plausible)
+        ok = {m: x for m, x in strain.items() if x <= 1.0}
+        # a sensor already known bad that could explain it takes the blame
+        known = _narrow(list(ok), sure, known_bad)
+        if len(known) < len(ok):
+            _blame(blamed, known, v.score, v.why)
+            continue
+        least = min(ok.values(), default=0.0)
+        cand = [m for m, x in ok.items() if x <= least + 0.25]
+        cand = _narrow(cand or list(dict.fromkeys(v.members)), sure, known_bad)
+        top = max(count[m] for m in cand)
+        _blame(blamed, [m for m in cand if count[m] == top], v.score, v.why)
+    for p in physics:
+        cand = list(dict.fromkeys(p.members))
+        named = [m for m in cand if m in blamed]
+        _blame(blamed, _narrow(named or cand, sure, known_bad), p.score, p.why)
+
+
+def _narrow(cand: list[int], sure: set[int], known_bad: set[int]) -> list[int]:
+    for known in (sure, known_bad):
+        hit = [m for m in cand if m in known]
+        if hit:
+            return hit
+    return cand
 
 
 def _blame(blamed: dict[int, tuple[float, str]], rows: list[int], s: float, why: str) -> None:
@@ -416,87 +501,128 @@ def _blame(blamed: dict[int, tuple[float, str]], rows: list[int], s: float, why:
             blamed[r] = (s, why)
 
 
-def _agg(role: Role, x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        if role.agg == "sum":
-            return np.where(np.isnan(x).any(axis=0), np.nan, np.nansum(x, axis=0))
-        if role.agg == "min":
-            return np.min(x, axis=0)
-        if role.agg == "max":
-            return np.max(x, axis=0)
-        return np.mean(x, axis=0)
-
-
 def _balance(
-    inst: _Instance,
-    series: np.ndarray,
-    pos: dict[int, int],
-    recent: np.ndarray,
+    insts: list[_Instance],
+    grid: CellGrid,
     cfg: QualityConfig,
     tags: np.ndarray,
-    blamed: dict[int, tuple[float, str]],
-    held: set[int],
-) -> None:
-    rel = inst.rel
+) -> list[Check]:
+    """One balance relation over all its instances at once."""
+    rel = insts[0].rel
     assert rel.x is not None and rel.y is not None
     roles = {r.name: r for r in rel.roles}
-    vals = {n: _agg(roles[n], series[[pos[i] for i in rows]]) for n, rows in inst.roles.items()}
+    present = {n for inst in insts for n in inst.roles if inst.roles[n]}
+    recent = grid.recent
+    vals = {
+        n: grid.matrix([inst.roles.get(n, []) for inst in insts], roles[n].agg)
+        for n in roles
+        if n in present
+    }
     with np.errstate(invalid="ignore", divide="ignore"):
         x, y = rel.x(vals), rel.y(vals)
         applies = np.isfinite(x) & np.isfinite(y) & (np.abs(x) >= rel.min_x)
         if rel.when is not None:
-            applies &= rel.when(vals).astype(bool)
-        base = applies & ~recent
-        if base.sum() < 3:
-            return
+            applies &= np.asarray(rel.when(vals), bool)
+        # the relation is learned from the older half of the window (a drift that began
+        # inside the window hardly moves it), or all but the recent cells if that is short
+        older = np.arange(grid.cells) < grid.cells // 2
+        base = applies & older
+        base = np.where((base.sum(axis=1) >= 3)[:, None], base, applies & ~recent)
+        enough = base.sum(axis=1) >= 3
         if rel.mode == "ratio":
-            a = float(np.median(y[base] / x[base]))
-            pred = a * x
+            a = nanmedian_rows(np.where(base, y / x, np.nan))
+            pred = a[:, None] * x
         else:
-            a = float(np.median(y[base] - x[base]))
-            pred = x + a
+            a = nanmedian_rows(np.where(base, y - x, np.nan))
+            pred = x + a[:, None]
         res = y - pred
         tol = rel.tol_abs + rel.tol_rel * np.abs(pred)
-        viol = applies & (np.abs(res) > tol)
-    involved = [i for n, rows in inst.roles.items() if roles[n].involved for i in rows]
-    s = _share_score(viol, applies, recent, cfg)
-    if s >= 1.0:
-        if (applies & recent).sum() >= 2 and not (viol & recent).any():
-            held.update(involved)
-        return
-    last = int(np.flatnonzero(viol)[-1]) if viol.any() else -1
-    names = ", ".join(str(tags[i]) for i in involved)
-    why = (
-        f"residual {rel.id} ({inst.anchor}): {rel.what} off by {res[last]:+.3g} "
-        f"(tolerance {tol[last]:.2g}; {int(viol.sum())}/{int(applies.sum())} checks failed, "
-        f"{int((viol & recent).sum())}/{int((applies & recent).sum())} recently) — "
-        f"drift or bias of {names}"
+        viol = applies & (np.abs(res) > tol) & enough[:, None]
+    score = _share_scores(viol, applies & enough[:, None], recent, cfg)
+    out: list[Check] = []
+    n_rec = (applies & recent).sum(axis=1)
+    v_rec = (viol & recent).sum(axis=1)
+    for k, inst in enumerate(insts):
+        if not enough[k] or not applies[k].any():
+            continue
+        involved = [i for n, rs in inst.roles.items() if roles[n].involved for i in rs]
+        cell = int(np.flatnonzero(viol[k] if viol[k].any() else applies[k])[-1])
+        at = _residual_at(rel, inst, roles, {n: v[k, cell] for n, v in vals.items()}, a[k])
+        holds = bool(score[k] >= 1.0 and n_rec[k] >= 2 and v_rec[k] == 0)
+        why = ""
+        if score[k] < 1.0:
+            names = ", ".join(str(tags[i]) for i in involved)
+            why = (
+                f"residual {rel.id} ({inst.anchor}): {rel.what} off by {res[k, cell]:+.3g} "
+                f"(tolerance {tol[k, cell]:.2g}; {int(viol[k].sum())}/{int(applies[k].sum())} "
+                f"checks failed, {int(v_rec[k])}/{int(n_rec[k])} recently) — drift or bias of "
+                f"one of {names}"
+            )
+        out.append(Check(involved, float(score[k]), holds, why, at, float(tol[k, cell])))
+    return out
+
+
+def _residual_at(
+    rel: Relation,
+    inst: _Instance,
+    roles: dict[str, Role],
+    cell: dict[str, float],
+    a: float,
+) -> Callable[[int, float], float]:
+    """Residual of ``rel`` at one cell with member row ``r`` offset by ``d``."""
+    assert rel.x is not None and rel.y is not None
+    fx, fy = rel.x, rel.y
+
+    def at(r: int, d: float) -> float:
+        v = {}
+        for n, val in cell.items():
+            rows = inst.roles.get(n, [])
+            w = 0.0
+            if r in rows:
+                w = 1.0 / len(rows) if roles[n].agg == "avg" else 1.0
+            v[n] = np.asarray([val + w * d])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x, y = float(fx(v)[0]), float(fy(v)[0])
+        return y - a * x if rel.mode == "ratio" else y - (x + a)
+
+    return at
+
+
+def _share_scores(
+    viol: np.ndarray, applies: np.ndarray, recent: np.ndarray, cfg: QualityConfig
+) -> np.ndarray:
+    """Row-wise :func:`_share_score`."""
+    n_w, n_r = applies.sum(axis=1), (applies & recent).sum(axis=1)
+    share_w = viol.sum(axis=1) / np.maximum(n_w, 1)
+    share_r = (viol & recent).sum(axis=1) / np.maximum(n_r, 1)
+    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
+    excess = np.fmax(
+        (share_w - lo_w) / (cfg.physics_window_share - lo_w),
+        (share_r - lo_r) / (cfg.physics_recent_share - lo_r),
     )
-    _blame(blamed, involved, s, why)
+    s = 1.0 - (1.0 - cfg.floor) * np.clip(excess, 0.0, 1.0)
+    return np.where(n_r >= 2, s, 1.0)
 
 
 def _redundant(
     inst: _Instance,
-    series: np.ndarray,
-    pos: dict[int, int],
-    recent: np.ndarray,
+    grid: CellGrid,
     cfg: QualityConfig,
     tags: np.ndarray,
     points: pd.DataFrame,
-    run_rows: dict[str, int],
     blamed: dict[int, tuple[float, str]],
-    held: set[int],
     sure: set[int],
 ) -> None:
     rel = inst.rel
     mem = inst.members
-    v = series[[pos[i] for i in mem]].copy()
+    recent = grid.recent
+    v = grid.matrix([[i] for i in mem])
     eqs = points["equipment"].to_numpy()
     if rel.running:  # a member on idle equipment reads stagnant water: not compared
         for j, i in enumerate(mem):
-            r = run_rows.get(str(eqs[i]))
-            if r is not None and r in pos:
-                on = series[pos[r]] >= 0.5
+            r = inst.run_rows.get(str(eqs[i]))
+            if r is not None:
+                on = grid.series([r]) >= 0.5
                 v[j] = np.where(on, v[j], np.nan)
     n_ok = (~np.isnan(v)).sum(axis=0)
     for j, i in enumerate(mem):
@@ -505,10 +631,8 @@ def _redundant(
         d = v[j] - med
         applies = np.isfinite(d) & (n_ok >= 2)
         viol = applies & (np.abs(d) > rel.tol_abs)
-        s = _share_score(viol, applies, recent, cfg)
+        s = float(_share_scores(viol[None], applies[None], recent, cfg)[0])
         if s >= 1.0:
-            if (applies & recent).sum() >= 2 and not (viol & recent).any():
-                held.add(i)
             continue
         last = int(np.flatnonzero(viol)[-1])
         three = int(n_ok[last]) >= 3

@@ -27,9 +27,22 @@ from connectors.site import Site
 from connectors.store import Store
 from tools.quality import detectors
 from tools.quality.config import DEFAULT_CONFIG, QualityConfig, point_table
-from tools.quality.physics import DEFAULT_RULES, PhysicsRule, physics_scores
+from tools.quality.physics import (
+    DEFAULT_RULES,
+    PhysicsRule,
+    physics_plan,
+    physics_scores,
+    role_table,
+)
 from tools.quality.report import COLUMNS, SUBSCORES, QualityReport
-from tools.quality.residuals import DEFAULT_RELATIONS, Relation, residual_scores
+from tools.quality.grid import CellGrid
+from tools.quality.residuals import (
+    DEFAULT_RELATIONS,
+    Relation,
+    instances,
+    member_rows,
+    residual_scores,
+)
 from tools.quality.subscores import subscores
 from tools.quality.tracker import Batch, PointTracker
 
@@ -60,7 +73,7 @@ class IncrementalScorer:
         config: QualityConfig = DEFAULT_CONFIG,
         rules: tuple[PhysicsRule, ...] = DEFAULT_RULES,
         relations: tuple[Relation, ...] = DEFAULT_RELATIONS,
-        grace: timedelta = timedelta(seconds=30),
+        grace: timedelta = timedelta(seconds=10),
     ) -> None:
         if window <= timedelta(0):
             raise ValueError(f"window must be positive, not {window}")
@@ -81,6 +94,14 @@ class IncrementalScorer:
             self.window,
         )
         self.fetched_to: datetime | None = None
+        # what depends on the site only: the physics rules' roles, the residuals' instances
+        self._row_of = {t: i for i, t in enumerate(p["tag"])}
+        self._sp_pairs = _setpoint_pairs(p)
+        self._physics = physics_plan(role_table(self.site, p, self.rules), self.rules)
+        self._instances = instances(p, self.relations)
+        self._grid_rows = np.union1d(
+            self._physics.roles["row"].to_numpy(np.int64), member_rows(self._instances)
+        ).astype(np.int64)
 
     @property
     def rows(self) -> int:
@@ -111,6 +132,15 @@ class IncrementalScorer:
         self.fetched_to = now if self.fetched_to is None else max(self.fetched_to, now)
         return self.tracker.update(batch)
 
+    def _at_setpoint(self, last: np.ndarray) -> np.ndarray:
+        """A controlled variable sitting on its setpoint (same equipment and unit) is not stuck."""
+        i, j, tol = self._sp_pairs
+        out = np.zeros(len(last), bool)
+        with np.errstate(invalid="ignore"):
+            hit = np.abs(last[i] - last[j]) <= tol
+        out[i[hit]] = True
+        return out
+
     def report(
         self, now: datetime, tags: Sequence[str] | None = None, window: timedelta | None = None
     ) -> QualityReport:
@@ -122,23 +152,26 @@ class IncrementalScorer:
         if window > self.window:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
         cfg = self.config
-        stats, buckets = self.tracker.window_stats(now, window)
+        stats = self.tracker.window_stats(now, window)
         st = pd.concat([self.points.reset_index(drop=True), stats.drop(columns="point_id")], axis=1)
-        st["at_setpoint"] = _at_setpoint(st)
+        st["at_setpoint"] = self._at_setpoint(st["last_value"].to_numpy(float))
         sub = subscores(st, now, window, cfg)
         df = pd.concat([st[["tag", "equipment"]], sub], axis=1)
         df["stuck"], df["stuck_reason"] = detectors.stuck(st, cfg)
         df["flapping"], df["flapping_reason"] = detectors.flapping(st, window, cfg)
         df["history"], df["history_reason"] = detectors.history(st, now, window, cfg)
 
-        start = now - window
-        phys = physics_scores(self.store, self.site, self.points, buckets, start, now, cfg, self.rules)
-        res = residual_scores(self.tracker, self.points, now, window, cfg, self.relations)
-        for frame, col in ((phys, "physics"), (res, "residual")):
-            df = df.merge(frame, on="tag", how="left")
-            df[col] = df[col].fillna(1.0)
-            r = df[f"{col}_reason"].astype(object)
-            df[f"{col}_reason"] = r.where(r.notna(), "")
+        grid = CellGrid(self.tracker, self._grid_rows, now, window, cfg.physics_recent_buckets)
+        phys = physics_scores(self.store, grid, self._physics, cfg)
+        own = df[[c for c in ALL_SUBSCORES if c not in ("physics", "residual", "history")]]
+        known_bad = set(np.flatnonzero(own.to_numpy(float).min(axis=1) < 0.95).tolist())
+        res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
+        val, why = np.ones(len(df)), np.full(len(df), "", dtype=object)
+        rows = [self._row_of[t] for t in res["tag"]]
+        val[rows] = res["residual"].to_numpy(float)
+        why[rows] = res["residual_reason"].to_numpy(object)
+        df["residual"], df["residual_reason"] = val, why
+        df["physics"], df["physics_reason"] = 1.0, ""
 
         if tags is not None:
             wanted = list(dict.fromkeys(tags))
@@ -191,17 +224,12 @@ def _reasons(df: pd.DataFrame) -> tuple[list[list[str]], list[str]]:
     return all_reasons, worst
 
 
-def _at_setpoint(st: pd.DataFrame) -> np.ndarray:
-    """A controlled variable sitting on its setpoint (same equipment and unit) is not stuck."""
-    sp_mask = st["writable"].to_numpy(bool) | st["brick"].str.contains("Setpoint").to_numpy(bool)
-    sp = st.loc[sp_mask, ["equipment", "unit", "last_value"]].dropna()
-    out = np.zeros(len(st), bool)
-    if sp.empty:
-        return out
-    cand = st.reset_index().merge(sp, on=["equipment", "unit"], suffixes=("", "_sp"))
+def _setpoint_pairs(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point row, setpoint row, tolerance) for every measurement that shares its equipment
+    and unit with a setpoint — the pairs :meth:`IncrementalScorer._at_setpoint` compares."""
+    sp_mask = p["writable"].to_numpy(bool) | p["brick"].str.contains("Setpoint").to_numpy(bool)
+    sp = p.loc[sp_mask, ["equipment", "unit"]].reset_index(names="j")
+    cand = p.reset_index(names="i").merge(sp, on=["equipment", "unit"])
+    cand = cand[~cand["writable"].to_numpy(bool)]
     tol = np.maximum(0.002 * cand["span"].fillna(1.0).to_numpy(float), 1e-6)
-    hit = (np.abs(cand["last_value"] - cand["last_value_sp"]).to_numpy(float) <= tol) & ~cand[
-        "writable"
-    ].to_numpy(bool)
-    out[cand.loc[hit, "index"].to_numpy(int)] = True
-    return out
+    return cand["i"].to_numpy(np.int64), cand["j"].to_numpy(np.int64), tol

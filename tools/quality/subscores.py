@@ -250,7 +250,12 @@ def subscores(
     sig_recent = st["sigma_recent"].to_numpy(float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
     level = np.where(np.isnan(level), 0.0, level)
-    den = np.maximum(MAD_TO_SIGMA * level, cfg.spike_floor_frac * scale)
+    # the smallest excursion worth calling a spike: from the instrument's own noise and
+    # resolution when the site file gives them, else a fraction of the span
+    floor = cfg.spike_floor_frac * scale
+    if "spike_floor" in st:
+        floor = np.where(np.isnan(st["spike_floor"]), floor, st["spike_floor"].to_numpy(float))
+    den = np.maximum(MAD_TO_SIGMA * level, floor)
     spike_ratio = np.where(stats, st["spike_max"].to_numpy(float) / den, np.nan)
     spike = log_curve(spike_ratio, cfg.spike_ratio_lo, cfg.spike_ratio_hi, cfg.floor)
     out["spike"] = spike

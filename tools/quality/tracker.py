@@ -139,8 +139,8 @@ class PointTracker:
         self.lut = np.full(size, -1, np.int64)
         self.lut[self.point_id[valid]] = np.flatnonzero(valid)
         self.b: dict[str, np.ndarray] = {}
-        for f in _COUNTS:
-            self.b[f] = np.zeros((n, self.nb), np.int32)
+        # counts of every class of reading, one array: (point, slot, class)
+        self.counts = np.zeros((n, self.nb, len(_COUNTS)), np.int32)
         for f in _I64:
             self.b[f] = np.full((n, self.nb), int(_RESET[f]), np.int64)
         for f in _F64:
@@ -191,8 +191,9 @@ class PointTracker:
         slot = gb % self.nb
         self._claim(gi, slot, gb)
         B = self.b
-        for k, f in enumerate(_COUNTS):
-            B[f][gi, slot] += np.add.reduceat((cls == k).astype(np.int32), gs)
+        onehot = np.zeros((len(cls), len(_COUNTS)), np.int32)
+        onehot[np.arange(len(cls)), cls] = 1
+        self.counts[gi, slot] += np.add.reduceat(onehot, gs, axis=0)
         ge = np.r_[gs[1:], len(ts)] - 1
         B["t0"][gi, slot] = np.minimum(B["t0"][gi, slot], ts[gs])
         B["t1"][gi, slot] = np.maximum(B["t1"][gi, slot], ts[ge])
@@ -218,7 +219,8 @@ class PointTracker:
         if fresh.any():
             fi, fs = gi[fresh], slot[fresh]
             for f, arr in self.b.items():
-                arr[fi, fs] = 0 if f in _COUNTS else _RESET[f]
+                arr[fi, fs] = _RESET[f]
+            self.counts[fi, fs] = 0
             self.b["bno"][fi, fs] = gb[fresh]
 
     def _update_good(self, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> None:
@@ -304,10 +306,9 @@ class PointTracker:
         self.b[ft][gi, slot] = np.where(better, t[np.maximum(tpos, 0)], self.b[ft][gi, slot])
 
     # ---- window statistics ------------------------------------------------------------------
-    def window_stats(self, now: datetime, window: timedelta) -> tuple[pd.DataFrame, pa.Table]:
+    def window_stats(self, now: datetime, window: timedelta) -> pd.DataFrame:
         """Per-point statistics of ``[now − window, now]`` in the columns the sub-scores read
-        (see :func:`tools.quality.subscores.subscores`), and the good-reading bucket table
-        (point_id, n, tf, vsum) the physics rules read."""
+        (see :func:`tools.quality.subscores.subscores`)."""
         cfg = self.cfg
         now_us, start_us = to_us(now), to_us(now - window)
         B = self.b
@@ -322,13 +323,12 @@ class PointTracker:
             return np.where(m, B[f], 0).sum(axis=1)
 
         out: dict[str, np.ndarray] = {"point_id": self.point_id}
-        for f in _COUNTS:
-            out[f] = s(f).astype(float)
-        n_rows = sum(out[f] for f in _COUNTS)
-        out["n_rows"] = n_rows
-        n_bad_val = sum(out[f] for f in _COUNTS[2:])
-        del n_bad_val
-        rc = {f: s(f, recent).astype(float) for f in _COUNTS}
+        cw = np.einsum("ijk,ij->ik", self.counts, inwin.astype(np.int32)).astype(float)
+        cr = np.einsum("ijk,ij->ik", self.counts, recent.astype(np.int32)).astype(float)
+        for k, f in enumerate(_COUNTS):
+            out[f] = cw[:, k]
+        out["n_rows"] = cw.sum(axis=1)
+        rc = {f: cr[:, k] for k, f in enumerate(_COUNTS)}
         out["n_good_recent"] = rc["n_good"]
         out["n_badval_recent"] = sum(rc[f] for f in _COUNTS[2:])
         out["n_okstatus_recent"] = out["n_good_recent"] + out["n_badval_recent"]
@@ -400,30 +400,21 @@ class PointTracker:
         df["moved_at"] = df["last_change"]
         df["e_early"] = df["sigma_early"] / MEAN_E_TO_SIGMA
         df["e_recent"] = df["sigma_recent"] / MEAN_E_TO_SIGMA
-        return df, self._buckets(inwin)
+        return df
 
-    def _buckets(self, inwin: np.ndarray) -> pa.Table:
-        B = self.b
-        m = inwin & (B["n_good"] > 0)
-        ii, jj = np.nonzero(m)
-        return pa.table(
-            {
-                "point_id": pa.array(self.point_id[ii].astype(np.int32)),
-                "n": pa.array(B["n_good"][ii, jj].astype(np.int64)),
-                "tf": pa.array(B["tf"][ii, jj], type=pa.int64()).cast(pa.timestamp("us")),
-                "vsum": pa.array(B["vsum"][ii, jj]),
-            }
-        )
-
-    def bucket_means(self, now: datetime, window: timedelta) -> tuple[np.ndarray, np.ndarray]:
-        """(mean good value, bucket start µs) per point and slot, NaN outside the window."""
-        B = self.b
-        bw = self.bw_us[:, None]
-        bstart = B["bno"] * bw
+    def bucket_means(
+        self, now: datetime, window: timedelta, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean good value, bucket start µs) per slot of the points ``rows``, NaN outside
+        the window."""
+        bno = self.b["bno"][rows]
+        n = self.counts[rows, :, 0]
+        bw = self.bw_us[rows][:, None]
+        bstart = bno * bw
         now_us, start_us = to_us(now), to_us(now - window)
-        m = (B["bno"] >= 0) & (bstart + bw > start_us) & (bstart <= now_us) & (B["n_good"] > 0)
+        m = (bno >= 0) & (bstart + bw > start_us) & (bstart <= now_us) & (n > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(m, B["vsum"] / B["n_good"], np.nan)
+            mean = np.where(m, self.b["vsum"][rows] / n, np.nan)
         return mean, np.where(m, bstart, I64_MIN)
 
 
