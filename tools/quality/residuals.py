@@ -413,9 +413,12 @@ def residual_scores(
             _redundant(inst, grid, cfg, tags, points, blamed, sure)
         else:
             by_rel.setdefault(inst.rel.id, []).append(inst)
+    holding: list[_Holding] = []
     for group in by_rel.values():
-        checks += _balance(group, grid, cfg, tags)
-    _isolate(checks, physics or [], sure, known_bad or set(), blamed)
+        v, h = _balance(group, grid, cfg, tags)
+        checks += v
+        holding.append(h)
+    _isolate(checks, holding, physics or [], sure, known_bad or set(), blamed)
     out = [(tags[r], s, why) for r, (s, why) in blamed.items()]
     if not out:
         return empty
@@ -423,7 +426,8 @@ def residual_scores(
 
 
 def _isolate(
-    checks: list[Check],
+    violated: list[Check],
+    holding: list[_Holding],
     physics: list[Check],
     sure: set[int],
     known_bad: set[int],
@@ -436,16 +440,13 @@ def _isolate(
     singled out by redundant peers, or already failing their own checks, take the blame
     alone; ties go to the members in the most violated balances. A violated physics rule
     (an inequality: no magnitude) blames the members the balances blamed, else all."""
-    violated = [c for c in checks if c.score < 1.0]
     count: dict[int, int] = {}
     for c in violated + physics:
         for m in set(c.members):
             count[m] = count.get(m, 0) + 1
-    holding = [c for c in checks if c.holds]
     by_member: dict[int, list[Check]] = {}
-    for c in holding:
-        for m in c.members:
-            by_member.setdefault(m, []).append(c)
+    for m in count:
+        by_member[m] = [c for h in holding for c in h.of(m)]
     # one sensor explains several violations only with one offset: a member whose offsets
     # disagree (sign, or more than 1.5×) is not the single fault behind them
     offsets: dict[int, list[float]] = {}
@@ -506,8 +507,9 @@ def _balance(
     grid: CellGrid,
     cfg: QualityConfig,
     tags: np.ndarray,
-) -> list[Check]:
-    """One balance relation over all its instances at once."""
+) -> tuple[list[Check], _Holding]:
+    """One balance relation over all its instances at once: the violated instances, and
+    the holding ones (built lazily: isolation asks only about a violation's members)."""
     rel = insts[0].rel
     assert rel.x is not None and rel.y is not None
     roles = {r.name: r for r in rel.roles}
@@ -539,27 +541,53 @@ def _balance(
         tol = rel.tol_abs + rel.tol_rel * np.abs(pred)
         viol = applies & (np.abs(res) > tol) & enough[:, None]
     score = _share_scores(viol, applies & enough[:, None], recent, cfg)
-    out: list[Check] = []
     n_rec = (applies & recent).sum(axis=1)
     v_rec = (viol & recent).sum(axis=1)
-    for k, inst in enumerate(insts):
-        if not enough[k] or not applies[k].any():
-            continue
+    checked = enough & applies.any(axis=1)
+    holds = checked & (score >= 1.0) & (n_rec >= 2) & (v_rec == 0)
+    # the reference cell: the last violated one, else the last checked one
+    ref = np.where(viol.any(axis=1)[:, None], viol, applies)
+    cell = ref.shape[1] - 1 - np.argmax(ref[:, ::-1], axis=1)
+
+    def check(k: int) -> Check:
+        inst = insts[k]
+        c = int(cell[k])
         involved = [i for n, rs in inst.roles.items() if roles[n].involved for i in rs]
-        cell = int(np.flatnonzero(viol[k] if viol[k].any() else applies[k])[-1])
-        at = _residual_at(rel, inst, roles, {n: v[k, cell] for n, v in vals.items()}, a[k])
-        holds = bool(score[k] >= 1.0 and n_rec[k] >= 2 and v_rec[k] == 0)
+        at = _residual_at(rel, inst, roles, {n: v[k, c] for n, v in vals.items()}, a[k])
         why = ""
         if score[k] < 1.0:
             names = ", ".join(str(tags[i]) for i in involved)
             why = (
-                f"residual {rel.id} ({inst.anchor}): {rel.what} off by {res[k, cell]:+.3g} "
-                f"(tolerance {tol[k, cell]:.2g}; {int(viol[k].sum())}/{int(applies[k].sum())} "
+                f"residual {rel.id} ({inst.anchor}): {rel.what} off by {res[k, c]:+.3g} "
+                f"(tolerance {tol[k, c]:.2g}; {int(viol[k].sum())}/{int(applies[k].sum())} "
                 f"checks failed, {int(v_rec[k])}/{int(n_rec[k])} recently) — drift or bias of "
                 f"one of {names}"
             )
-        out.append(Check(involved, float(score[k]), holds, why, at, float(tol[k, cell])))
-    return out
+        return Check(involved, float(score[k]), bool(holds[k]), why, at, float(tol[k, c]))
+
+    violated = [check(k) for k in np.flatnonzero(checked & (score < 1.0))]
+    holding = {int(k): inst for k, inst in enumerate(insts) if holds[k]}
+    return violated, _Holding(holding, check)
+
+
+class _Holding:
+    """The holding instances of one relation, made into :class:`Check` only when asked."""
+
+    def __init__(self, insts: dict[int, _Instance], make: Callable[[int], Check]) -> None:
+        self._by_member: dict[int, list[int]] = {}
+        for k, inst in insts.items():
+            for m in inst.members:
+                self._by_member.setdefault(m, []).append(k)
+        self._make = make
+        self._made: dict[int, Check] = {}
+
+    def of(self, m: int) -> list[Check]:
+        out = []
+        for k in self._by_member.get(m, []):
+            if k not in self._made:
+                self._made[k] = self._make(k)
+            out.append(self._made[k])
+        return out
 
 
 def _residual_at(

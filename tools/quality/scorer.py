@@ -52,6 +52,7 @@ FOLDED = (("stuck", "flatline"), ("flapping", "noise"), ("history", "completenes
           ("residual", "physics"))  # fmt: skip
 ALL_SUBSCORES = SUBSCORES + tuple(k for k, _ in FOLDED)
 
+_CHUNK_ROWS = 1 << 18
 _FETCH = "SELECT ts, point_id, value, status FROM readings WHERE ts > $lo AND ts <= $hi"
 
 
@@ -84,6 +85,8 @@ class IncrementalScorer:
     def _reset(self) -> None:
         self._catalogue = dict(self.store.tags)
         self.points = point_table(self.site, self._catalogue)
+        for c in ("tag", "equipment", "kind", "name", "unit", "brick"):  # plain objects: fast
+            self.points[c] = self.points[c].astype(object)
         p = self.points
         self.tracker = PointTracker(
             p["point_id"].to_numpy(),
@@ -123,9 +126,10 @@ class IncrementalScorer:
         finally:
             cur.close()
         self.fetched_to = now if self.fetched_to is None else max(self.fetched_to, now)
-        if table.num_rows == 0:
-            return 0
-        return self.tracker.update(Batch.from_arrow(table))
+        n = 0
+        for off in range(0, table.num_rows, _CHUNK_ROWS):  # cache-sized pieces, in time order
+            n += self.tracker.update(Batch.from_arrow(table.slice(off, _CHUNK_ROWS)))
+        return n
 
     def update(self, batch: Batch, now: datetime) -> int:
         """Fold readings handed over directly (e.g. by the poller) instead of re-reading them."""
