@@ -2,9 +2,9 @@
 insufficient history (pure, vectorised over points; reasons only for the few that fail).
 
 * **stuck** — a run of ``k`` exactly identical readings from a sensor of noise σ and
-  resolution q happens by chance with probability ``p_same^k``, where ``p_same`` is the
-  chance that two readings of a constant quantity fall in the same resolution step:
-  ``E[max(0, 1 − |d|/q)]`` for ``d ~ N(0, 2σ²)``. The point is stuck once ``p_same^k``
+  resolution q happens by chance with probability at most ``p_same^k``, where ``p_same``
+  is the chance that a reading of a constant quantity stays in its resolution step when
+  the quantity sits mid-step: ``erf(q / (2√2 σ))``. The point is stuck once ``p_same^k``
   drops below ``stuck_alpha``. σ is the sensor's datasheet noise (``sensor:`` in the site
   file) or, when lower, the noise it showed before the run began; q the coarser of the
   datasheet resolution, the register's integer step and float32's step at that value.
@@ -31,16 +31,16 @@ FLOAT32_EPS = 2.0**-23
 
 
 def p_same(sigma: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Probability that two readings of a constant quantity are identical (see module doc)."""
+    """Probability that a reading repeats the previous one when the quantity holds still,
+    for the worst place of the true value — the middle of a resolution step, where the
+    noise must carry the reading half a step: ``P(|n| < q/2) = erf(q / (2√2 σ))``
+    (conservative: consecutive repeats are then independent of where the value sits)."""
     sigma = np.asarray(sigma, float)
     q = np.asarray(q, float)
-    s = np.sqrt(2.0) * sigma
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = q / s
-        erf = np.vectorize(math.erf, otypes=[float])(np.nan_to_num(a / np.sqrt(2.0), posinf=50.0))
-        p = erf - (2.0 / (a * np.sqrt(2.0 * np.pi))) * (1.0 - np.exp(-0.5 * a * a))
-    p = np.where(s <= 0, 1.0, np.where(q <= 0, 0.0, p))
-    return np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
+        z = np.where(sigma > 0, q / (2.0 * np.sqrt(2.0) * sigma), np.inf)
+    erf = np.vectorize(math.erf, otypes=[float])(np.minimum(np.nan_to_num(z, nan=np.inf), 50.0))
+    return np.clip(erf, 0.0, 1.0)
 
 
 def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
