@@ -35,7 +35,7 @@ import pandas as pd
 
 from tools.quality.config import QualityConfig
 from tools.quality.physics import CP_WATER, Role
-from tools.quality.check import Check
+from tools.quality.check import Check, share_scores
 from tools.quality.grid import CellGrid
 from tools.quality.tracker import nanmedian_rows
 
@@ -540,7 +540,7 @@ def _balance(
         res = y - pred
         tol = rel.tol_abs + rel.tol_rel * np.abs(pred)
         viol = applies & (np.abs(res) > tol) & enough[:, None]
-    score = _share_scores(viol, applies & enough[:, None], recent, cfg)
+    score = share_scores(viol, applies & enough[:, None], recent, cfg)
     n_rec = (applies & recent).sum(axis=1)
     v_rec = (viol & recent).sum(axis=1)
     checked = enough & applies.any(axis=1)
@@ -616,22 +616,6 @@ def _residual_at(
     return at
 
 
-def _share_scores(
-    viol: np.ndarray, applies: np.ndarray, recent: np.ndarray, cfg: QualityConfig
-) -> np.ndarray:
-    """Row-wise :func:`_share_score`."""
-    n_w, n_r = applies.sum(axis=1), (applies & recent).sum(axis=1)
-    share_w = viol.sum(axis=1) / np.maximum(n_w, 1)
-    share_r = (viol & recent).sum(axis=1) / np.maximum(n_r, 1)
-    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
-    excess = np.fmax(
-        (share_w - lo_w) / (cfg.physics_window_share - lo_w),
-        (share_r - lo_r) / (cfg.physics_recent_share - lo_r),
-    )
-    s = 1.0 - (1.0 - cfg.floor) * np.clip(excess, 0.0, 1.0)
-    return np.where(n_r >= 2, s, 1.0)
-
-
 def _redundant(
     inst: _Instance,
     grid: CellGrid,
@@ -659,7 +643,7 @@ def _redundant(
         d = v[j] - med
         applies = np.isfinite(d) & (n_ok >= 2)
         viol = applies & (np.abs(d) > rel.tol_abs)
-        s = float(_share_scores(viol[None], applies[None], recent, cfg)[0])
+        s = float(share_scores(viol[None], applies[None], recent, cfg)[0])
         if s >= 1.0:
             continue
         last = int(np.flatnonzero(viol)[-1])

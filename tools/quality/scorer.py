@@ -166,7 +166,7 @@ class IncrementalScorer:
         df["history"], df["history_reason"] = detectors.history(st, now, window, cfg)
 
         grid = CellGrid(self.tracker, self._grid_rows, now, window, cfg.physics_recent_buckets)
-        phys = physics_scores(self.store, grid, self._physics, cfg)
+        phys = physics_scores(grid, self._physics, cfg)
         own = df[[c for c in ALL_SUBSCORES if c not in ("physics", "residual", "history")]]
         known_bad = set(np.flatnonzero(own.to_numpy(float).min(axis=1) < 0.95).tolist())
         res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
