@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -186,7 +187,7 @@ def test_served_readings_carry_a_sensor_noise_floor() -> None:
     sup = [v["chiller_1.chw_supply_temp"] for v in served]
     assert len(set(sup)) >= 8  # a live signal is never perfectly flat…
     runs, n = [], 1
-    for a, b in zip(sup, sup[1:], strict=False):
+    for a, b in itertools.pairwise(sup):
         n = n + 1 if a == b else 1
         runs.append(n)
     assert max(runs) < 8  # …nor held for long

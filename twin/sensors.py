@@ -59,9 +59,6 @@ class Instruments:
 
     def _lag(self, tag: str, x: float, tau: float, dt: float) -> float:
         prev = self._lagged.get(tag)
-        if tau <= 0 or prev is None:
-            y = x
-        else:
-            y = x + (prev - x) * math.exp(-dt / tau)
+        y = x if tau <= 0 or prev is None else x + (prev - x) * math.exp(-dt / tau)
         self._lagged[tag] = y
         return y

@@ -246,8 +246,8 @@ def _inject(
                 at = first + rng.choice(n_t - first, int(rng.integers(3, 9)), replace=False)
                 v[at, j] += rng.uniform(0.02, 0.10, len(at)) * span * rng.choice([-1, 1], len(at))
             elif kind == "dropout":
-                miss = rng.random(n_t) < rng.uniform(0.1, 0.5)
-                v[first:, j][miss[first:]] = np.nan
+                miss = np.asarray(rng.random(n_t - first) < rng.uniform(0.1, 0.5))
+                v[first:, j][miss] = np.nan
             elif kind == "denormal":
                 at = first + rng.choice(n_t - first, int(rng.integers(1, 6)), replace=False)
                 v[at, j] = 1.68e-45

@@ -31,8 +31,8 @@ from tools.quality.storage import QUALITY_DDL, save
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_RULES",
-    "IncrementalScorer",
     "QUALITY_DDL",
+    "IncrementalScorer",
     "PhysicsRule",
     "QualityConfig",
     "QualityReport",

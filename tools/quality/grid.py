@@ -53,7 +53,9 @@ class CellGrid:
     def cells(self) -> int:
         return int(self.values.shape[1])
 
-    def series(self, rows: list[int], agg: Literal["avg", "min", "max", "sum"] = "avg") -> np.ndarray:
+    def series(
+        self, rows: list[int], agg: Literal["avg", "min", "max", "sum"] = "avg"
+    ) -> np.ndarray:
         """One series from ``rows`` combined per cell (NaN where none — or, for a sum, any — is
         missing)."""
         x = self.values[[self.pos[i] for i in rows]]
@@ -70,7 +72,9 @@ class CellGrid:
             red = np.fmin if agg == "min" else np.fmax
             return np.asarray(red.reduce(x, axis=0))
 
-    def matrix(self, rows_per: list[list[int]], agg: Literal["avg", "min", "max", "sum"] = "avg") -> np.ndarray:
+    def matrix(
+        self, rows_per: list[list[int]], agg: Literal["avg", "min", "max", "sum"] = "avg"
+    ) -> np.ndarray:
         """(len(rows_per), cells): one series per instance; gathered in one step when every
         instance has exactly one point."""
         if rows_per and all(len(r) == 1 for r in rows_per):

@@ -136,8 +136,10 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
             _RUN,
         ),
         when=lambda v: _gt(v, "run", 0.5, True) & (v["pwr"] > 5),
-        violated=lambda v: np.abs(_qe(v) + v["pwr"] - _qc(v))
-        > 0.2 * np.fmax(np.fmax(_qc(v), _qe(v) + v["pwr"]), 1.0),
+        violated=lambda v: (
+            np.abs(_qe(v) + v["pwr"] - _qc(v))
+            > 0.2 * np.fmax(np.fmax(_qc(v), _qe(v) + v["pwr"]), 1.0)
+        ),
         message="heat balance off by {imbalance:.0%}: evaporator {qe:.0f} kW + compressor {pwr:.0f} kW "
         "vs condenser {qc:.0f} kW (a flow or temperature reads wrong: drift/bias?)",
         extra=(
@@ -290,7 +292,9 @@ def physics_plan(roles: pd.DataFrame, rules: tuple[PhysicsRule, ...]) -> Physics
     per_rule = []
     for rule in used:
         anc = list(dict.fromkeys(anchors[rule.id]))
-        per_role = {ro.name: [rows_by.get((rule.id, a, ro.name), []) for a in anc] for ro in rule.roles}
+        per_role = {
+            ro.name: [rows_by.get((rule.id, a, ro.name), []) for a in anc] for ro in rule.roles
+        }
         involved = [
             [i for ro in rule.roles if ro.involved for i in rows_by.get((rule.id, a, ro.name), [])]
             for a in anc
@@ -311,9 +315,7 @@ def physics_scores(grid: CellGrid, plan: PhysicsPlan, cfg: QualityConfig) -> lis
         aggs = {ro.name: ro.agg for ro in rule.roles}
         vals = {n: grid.matrix(rows, aggs[n]) for n, rows in per_role.items()}
         with np.errstate(invalid="ignore", divide="ignore"):
-            applies = np.asarray(rule.when(vals), bool) & np.ones(
-                (len(anchors), grid.cells), bool
-            )
+            applies = np.asarray(rule.when(vals), bool) & np.ones((len(anchors), grid.cells), bool)
             viol = applies & np.asarray(rule.violated(vals), bool)
         score = share_scores(viol, applies, grid.recent, cfg)
         for k in np.flatnonzero(score < 1.0):

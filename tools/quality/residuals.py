@@ -33,10 +33,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tools.quality.config import QualityConfig
-from tools.quality.physics import CP_WATER, Role
 from tools.quality.check import Check, share_scores
+from tools.quality.config import QualityConfig
 from tools.quality.grid import CellGrid
+from tools.quality.physics import CP_WATER, Role
 from tools.quality.tracker import nanmedian_rows
 
 Values = Mapping[str, np.ndarray]
@@ -203,8 +203,15 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         "pump_flow_vs_speed",
         "pump",
         (
-            _r("flow", bricks=("Chilled_Water_Flow_Sensor", "Condenser_Water_Flow_Sensor",
-                                "Water_Flow_Sensor", "Flow_Sensor")),  # fmt: skip
+            _r(
+                "flow",
+                bricks=(
+                    "Chilled_Water_Flow_Sensor",
+                    "Condenser_Water_Flow_Sensor",
+                    "Water_Flow_Sensor",
+                    "Flow_Sensor",
+                ),
+            ),
             _r("speed", bricks=("Speed_Sensor",)),
         ),
         "ratio",
@@ -371,11 +378,12 @@ def instances(points: pd.DataFrame, relations: tuple[Relation, ...]) -> list[_In
                 roles.setdefault(role.name, []).extend(rows)
                 members += rows
             if ok and (rel.mode != "redundant" or len(members) >= 2):
-                runs = {}
+                runs: dict[str, int] = {}
                 if rel.running:
                     for i in members:
-                        e = eqs[i]
-                        runs.update({e: j for j in by_eq[e] if brick[j] in rel.running})
+                        for j in by_eq[eqs[i]]:
+                            if brick[j] in rel.running:
+                                runs[eqs[i]] = j
                 out.append(_Instance(rel, eq, roles, members, runs))
     return out
 
@@ -458,8 +466,7 @@ def _isolate(
     inconsistent = {
         m
         for m, ds in offsets.items()
-        if len(ds) > 1
-        and (min(ds) * max(ds) <= 0 or max(map(abs, ds)) > 1.5 * min(map(abs, ds)))
+        if len(ds) > 1 and (min(ds) * max(ds) <= 0 or max(map(abs, ds)) > 1.5 * min(map(abs, ds)))
     }
     for v in violated:
         strain: dict[int, float] = {}
@@ -565,7 +572,7 @@ def _balance(
             )
         return Check(involved, float(score[k]), bool(holds[k]), why, at, float(tol[k, c]))
 
-    violated = [check(k) for k in np.flatnonzero(checked & (score < 1.0))]
+    violated = [check(int(k)) for k in np.flatnonzero(checked & (score < 1.0))]
     holding = {int(k): inst for k, inst in enumerate(insts) if holds[k]}
     return violated, _Holding(holding, check)
 

@@ -27,6 +27,7 @@ from connectors.site import Site
 from connectors.store import Store
 from tools.quality import detectors
 from tools.quality.config import DEFAULT_CONFIG, QualityConfig, point_table
+from tools.quality.grid import CellGrid
 from tools.quality.physics import (
     DEFAULT_RULES,
     PhysicsRule,
@@ -35,7 +36,6 @@ from tools.quality.physics import (
     role_table,
 )
 from tools.quality.report import COLUMNS, SUBSCORES, QualityReport
-from tools.quality.grid import CellGrid
 from tools.quality.residuals import (
     DEFAULT_RELATIONS,
     Relation,

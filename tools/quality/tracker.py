@@ -64,8 +64,8 @@ def classify(v: np.ndarray, status: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
         bad_status = status != 0
         nan = np.isnan(v) & ~bad_status
         inf = np.isinf(v) & ~bad_status
-        sentinel = ~bad_status & ~nan & ~inf & (
-            (av >= FLOAT32_MAX_ISH) | (np.isin(v, _SENT) & ~inside)
+        sentinel = (
+            ~bad_status & ~nan & ~inf & ((av >= FLOAT32_MAX_ISH) | (np.isin(v, _SENT) & ~inside))
         )
         den = ~bad_status & (v != 0) & (av < DENORMAL)
         low = ~bad_status & (v < lo)
@@ -350,15 +350,15 @@ class PointTracker:
         out["first_good"] = first_good
         out["last_good"] = last_good
         has_recent = first_recent < np.iinfo(np.int64).max
-        span_recent = np.where(
-            has_recent, (now_us - np.maximum(first_recent, first_ts)) / 1e6, 0.0
-        )
+        span_recent = np.where(has_recent, (now_us - np.maximum(first_recent, first_ts)) / 1e6, 0.0)
         out["exp_recent"] = np.maximum(np.floor(span_recent / self.poll_s + 1e-6), 1.0)
         out["last_status"] = np.where(last_ts >= start_us, self.last_status, 0).astype(float)
         good_now = (self.t1 >= start_us) & (self.t1 <= now_us)
         out["last_value"] = np.where(good_now, self.v1, np.nan)
         with np.errstate(invalid="ignore"):
-            out["v_low"] = np.where(out["n_low"] > 0, np.where(inwin, B["vlow"], np.inf).min(1), np.nan)
+            out["v_low"] = np.where(
+                out["n_low"] > 0, np.where(inwin, B["vlow"], np.inf).min(1), np.nan
+            )
             for f, col in (("vhigh", "v_high"), ("vsent", "v_sentinel"), ("vden", "v_denormal")):
                 x = np.where(inwin, B[f], -np.inf).max(1)
                 out[col] = np.where(np.isfinite(x), x, np.nan)
@@ -396,7 +396,9 @@ class PointTracker:
         for c in ("first_ts", "last_ts", "first_good", "last_good", "spike_ts", "rate_ts",
                   "rate_ts_nz", "last_change", "run_since"):  # fmt: skip
             x = df[c].to_numpy(np.int64)
-            df[c] = pd.to_datetime(np.where(x == I64_MIN, np.datetime64("NaT"), x.astype("datetime64[us]")))
+            df[c] = pd.to_datetime(
+                np.where(x == I64_MIN, np.datetime64("NaT"), x.astype("datetime64[us]"))
+            )
         df["moved_at"] = df["last_change"]
         df["e_early"] = df["sigma_early"] / MEAN_E_TO_SIGMA
         df["e_recent"] = df["sigma_recent"] / MEAN_E_TO_SIGMA
