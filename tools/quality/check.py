@@ -44,15 +44,18 @@ class Check:
 def share_scores(
     viol: np.ndarray, applies: np.ndarray, recent: np.ndarray, cfg: QualityConfig
 ) -> np.ndarray:
-    """Per row (check instance): 1 while violations stay rare; down to ``floor`` as the
-    share of violated cells nears ``physics_window_share`` over the window or
-    ``physics_recent_share`` over the recent cells (at least two recent cells checked)."""
+    """Per row (check instance): 1 while violations stay rare (one violated cell is a blip);
+    down to ``floor`` as the share of violated cells nears ``physics_window_share`` over the
+    window or ``physics_recent_share`` over the recent cells (at least two recent cells
+    checked)."""
     n_w, n_r = applies.sum(axis=1), (applies & recent).sum(axis=1)
     share_w = viol.sum(axis=1) / np.maximum(n_w, 1)
     share_r = (viol & recent).sum(axis=1) / np.maximum(n_r, 1)
-    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
+    # a single violated cell is a blip, however short the history
+    lo_w = np.maximum(0.02, 1.5 / np.maximum(n_w, 1))
+    lo_r = 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
     excess = np.fmax(
-        (share_w - lo_w) / (cfg.physics_window_share - lo_w),
+        (share_w - lo_w) / (cfg.physics_window_share - 0.02),
         (share_r - lo_r) / (cfg.physics_recent_share - lo_r),
     )
     s = 1.0 - (1.0 - cfg.floor) * np.clip(excess, 0.0, 1.0)

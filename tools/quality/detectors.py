@@ -129,6 +129,7 @@ def history(
     n_good = st["n_good"].fillna(0).to_numpy(float)
     short = ~np.isnan(have) & ((have < need) | (n_good < cfg.min_history_samples))
     short &= n_good > 0  # no reading at all is "no readings", not this
+    short &= ~st["writable"].to_numpy(bool)  # a setpoint has nothing to judge over time
     score = np.where(short, cfg.history_cap, 1.0)
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(short):

@@ -318,7 +318,7 @@ def physics_scores(grid: CellGrid, plan: PhysicsPlan, cfg: QualityConfig) -> lis
             applies = np.asarray(rule.when(vals), bool) & np.ones((len(anchors), grid.cells), bool)
             viol = applies & np.asarray(rule.violated(vals), bool)
         score = share_scores(viol, applies, grid.recent, cfg)
-        for k in np.flatnonzero(score < 1.0):
+        for k in np.flatnonzero((score < 1.0) & viol.any(axis=1)):
             c = int(np.flatnonzero(viol[k])[-1])
             at = {n: float(x[k, c]) for n, x in vals.items()}
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -5,7 +5,7 @@ the points involved; coarser points hold their value across the cells they cover
 
 * ``redundant`` — sensors that measure the same thing (the condenser water leaving the
   tower and entering every running chiller): a member further than ``tol`` from the
-  median of the others violates. With three or more members only the odd one out is
+  median of the group violates. With three or more members only the odd one out is
   implicated; with two, both are.
 * ``ratio`` / ``offset`` — a balance ``y ≈ a·x`` (or ``y ≈ x + b``) where ``x`` and ``y``
   are expressions of a few points (transformer load vs the sum of what it feeds, UPS
@@ -379,8 +379,10 @@ def instances(points: pd.DataFrame, relations: tuple[Relation, ...]) -> list[_In
                 members += rows
             if ok and (rel.mode != "redundant" or len(members) >= 2):
                 runs: dict[str, int] = {}
-                if rel.running:
+                if rel.running:  # the peers elsewhere, not the anchor (a tower's fan may idle)
                     for i in members:
+                        if eqs[i] == eq:
+                            continue
                         for j in by_eq[eqs[i]]:
                             if brick[j] in rel.running:
                                 runs[eqs[i]] = j
@@ -414,11 +416,12 @@ def residual_scores(
     tags = points["tag"].to_numpy()
     blamed: dict[int, tuple[float, str]] = {}
     sure: set[int] = set()  # the odd one out of three or more redundant sensors
+    leaning: dict[int, float] = {}  # member → deviation from its redundant peers
     checks: list[Check] = []
     by_rel: dict[str, list[_Instance]] = {}
     for inst in insts:
         if inst.rel.mode == "redundant":
-            _redundant(inst, grid, cfg, tags, points, blamed, sure)
+            _redundant(inst, grid, cfg, tags, points, blamed, sure, leaning)
         else:
             by_rel.setdefault(inst.rel.id, []).append(inst)
     holding: list[_Holding] = []
@@ -426,7 +429,7 @@ def residual_scores(
         v, h = _balance(group, grid, cfg, tags)
         checks += v
         holding.append(h)
-    _isolate(checks, holding, physics or [], sure, known_bad or set(), blamed)
+    _isolate(checks, holding, physics or [], sure, leaning, known_bad or set(), blamed)
     out = [(tags[r], s, why) for r, (s, why) in blamed.items()]
     if not out:
         return empty
@@ -438,13 +441,15 @@ def _isolate(
     holding: list[_Holding],
     physics: list[Check],
     sure: set[int],
+    leaning: dict[int, float],
     known_bad: set[int],
     blamed: dict[int, tuple[float, str]],
 ) -> None:
     """Single-fault isolation. For each violated balance, a member is a candidate unless the
     offset that would explain the violation would also have broken a balance that holds
     (magnitude-aware: a loose balance does not vouch for a sensor it cannot see); of the
-    candidates, those whose offset strains the holding balances least are kept. Members
+    candidates, one already leaning from its redundant peers in that direction is preferred,
+    else those whose offset strains the holding balances least are kept. Members
     singled out by redundant peers, or already failing their own checks, take the blame
     alone; ties go to the members in the most violated balances. A violated physics rule
     (an inequality: no magnitude) blames the members the balances blamed, else all."""
@@ -484,6 +489,12 @@ def _isolate(
         if len(known) < len(ok):
             _blame(blamed, known, v.score, v.why)
             continue
+        # a candidate already leaning away from its redundant peers the way this violation
+        # needs (its error = −offset) is the one
+        offs = {m: v.explains(m) for m in ok}
+        lean = [m for m in ok if m in leaning and (offs[m] or 0.0) * leaning[m] < 0]
+        if lean:
+            ok = {m: ok[m] for m in lean}
         least = min(ok.values(), default=0.0)
         cand = [m for m, x in ok.items() if x <= least + 0.25]
         cand = _narrow(cand or list(dict.fromkeys(v.members)), sure, known_bad)
@@ -631,7 +642,10 @@ def _redundant(
     points: pd.DataFrame,
     blamed: dict[int, tuple[float, str]],
     sure: set[int],
+    leaning: dict[int, float],
 ) -> None:
+    """Each member against the group's median; ``leaning`` gets the latest deviation of
+    every member of a group of three or more (evidence for isolation before it violates)."""
     rel = inst.rel
     mem = inst.members
     recent = grid.recent
@@ -644,12 +658,16 @@ def _redundant(
                 on = grid.series([r]) >= 0.5
                 v[j] = np.where(on, v[j], np.nan)
     n_ok = (~np.isnan(v)).sum(axis=0)
+    # against the median of all members: with three, one outlier cannot drag a healthy
+    # member's reference half-way (as the median of "the others" would)
+    med = _nanmedian_cols(v)
     for j, i in enumerate(mem):
-        others = np.delete(v, j, axis=0)
-        med = _nanmedian_cols(others)
         d = v[j] - med
         applies = np.isfinite(d) & (n_ok >= 2)
         viol = applies & (np.abs(d) > rel.tol_abs)
+        seen = np.flatnonzero(applies & (n_ok >= 3))
+        if len(seen) and abs(d[seen[-1]]) >= 0.5 * rel.tol_abs:
+            leaning[i] = float(d[seen[-1]])
         s = float(share_scores(viol[None], applies[None], recent, cfg)[0])
         if s >= 1.0:
             continue
@@ -658,7 +676,7 @@ def _redundant(
         culprits = [i] if three else [k for k in mem if not np.isnan(v[mem.index(k), last])]
         why = (
             f"residual {rel.id}: {tags[i]} reads {d[last]:+.2f} from the median of "
-            f"{int(n_ok[last]) - 1} redundant sensor(s) ({rel.what}; tolerance "
+            f"{int(n_ok[last])} redundant sensors ({rel.what}; tolerance "
             f"{rel.tol_abs:.2g}; {int(viol.sum())}/{int(applies.sum())} checks failed) — "
             + ("drift or bias of " + str(tags[i]) if three else "one of them drifts")
         )
