@@ -18,16 +18,15 @@ Every healthy point of other equipment must stay trusted throughout.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from conftest import free_port, wait_until
+from test_connector_modbus import LoopThread
 
 from agent.context import default_quality
 from connectors.ingest import Ingestor
@@ -39,7 +38,6 @@ from twin.faults import Fault
 from twin.server import SiteServer
 from twin.sim import Twin, TwinRunner, default_site
 
-T = TypeVar("T")
 SPEED = 10.0  # twin seconds per real second
 HEALTHY_S = 200.0  # twin seconds of healthy history before the faults (> 180 s: enough)
 RUN_S = 660.0  # twin seconds after the faults
@@ -51,23 +49,6 @@ FAULTS = (
     Fault(kind="flapping", target="ups_1.on_battery"),
 )
 FAULTY_EQUIPMENT = {"chiller_1", "ct_1", "tx_1", "ups_1"}
-
-
-class LoopThread:
-    """An asyncio loop in a background thread for the server, the twin and the pollers."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class TwinClock:

@@ -63,6 +63,37 @@ def _r(name: str, *names: str, bricks: tuple[str, ...] = (), **kw: object) -> Ro
     return Role(name, bricks, names, **kw)  # type: ignore[arg-type]
 
 
+def _prop(
+    rid: str,
+    kind: str,
+    roles: tuple[Role, ...],
+    tol: tuple[float, float, float],
+    what: str,
+    *,
+    fx: Callable[[np.ndarray], np.ndarray] | None = None,
+    when: Expr | None = None,
+) -> Relation:
+    """A proportional balance ``y ≈ a·fx(x)`` between the first two roles; ``tol`` is
+    (relative, absolute, smallest |x| that applies)."""
+    yn, xn = roles[0].name, roles[1].name
+    f = fx or (lambda x: x)
+    return Relation(
+        rid, kind, roles, "ratio", y=lambda v: v[yn], x=lambda v: f(v[xn]),
+        tol_rel=tol[0], tol_abs=tol[1], min_x=tol[2], when=when, what=what,
+    )  # fmt: skip
+
+
+def _not_on_battery(v: Values) -> np.ndarray:
+    return v["batt"] < 0.5 if "batt" in v else np.ones_like(v["pin"], bool)
+
+
+_POWER = ("Electric_Power_Sensor",)
+_SPEED = ("Speed_Sensor",)
+_PUMP_FLOW = (
+    "Chilled_Water_Flow_Sensor", "Condenser_Water_Flow_Sensor", "Water_Flow_Sensor", "Flow_Sensor",
+)  # fmt: skip
+
+
 _EXPECT_RUN = ("Run_Status", "On_Status")
 
 DEFAULT_RELATIONS: tuple[Relation, ...] = (
@@ -97,17 +128,12 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         tol_abs=1.0,
         what="approach = leaving water − wet bulb",
     ),
-    Relation(
+    _prop(
         "transformer_load_pct",
         "transformer",
         (_r("pct", "load_pct"), _r("kw", "load")),
-        "ratio",
-        y=lambda v: v["pct"],
-        x=lambda v: v["kw"],
-        tol_rel=0.05,
-        tol_abs=1.0,
-        min_x=20.0,
-        what="load % ∝ kW",
+        (0.05, 1.0, 20.0),
+        "load % ∝ kW",
     ),
     Relation(
         "transformer_feeds",
@@ -131,7 +157,7 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         min_x=20.0,
         what="transformer load = UPS input + chillers, pumps, tower and CRAH fans",
     ),
-    Relation(
+    _prop(
         "ups_in_vs_out",
         "ups",
         (
@@ -139,100 +165,51 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
             _r("pout", "output_power"),
             _r("batt", "on_battery", involved=False, optional=True),
         ),
-        "ratio",
-        y=lambda v: v["pin"],
-        x=lambda v: v["pout"],
-        tol_rel=0.04,
-        tol_abs=3.0,
-        min_x=20.0,
-        when=lambda v: v["batt"] < 0.5 if "batt" in v else np.ones_like(v["pin"], bool),
-        what="UPS input = output + losses",
+        (0.04, 3.0, 20.0),
+        "UPS input = output + losses",
+        when=_not_on_battery,
     ),
-    Relation(
+    _prop(
         "ups_load_pct",
         "ups",
         (_r("pct", "load_pct"), _r("pout", "output_power")),
-        "ratio",
-        y=lambda v: v["pct"],
-        x=lambda v: v["pout"],
-        tol_rel=0.05,
-        tol_abs=1.0,
-        min_x=20.0,
-        what="load % ∝ output kW",
+        (0.05, 1.0, 20.0),
+        "load % ∝ output kW",
     ),
-    Relation(
+    _prop(
         "pdu_load_pct",
         "pdu",
         (_r("pct", "load_pct"), _r("kw", "power")),
-        "ratio",
-        y=lambda v: v["pct"],
-        x=lambda v: v["kw"],
-        tol_rel=0.05,
-        tol_abs=1.0,
-        min_x=10.0,
-        what="load % ∝ kW",
+        (0.05, 1.0, 10.0),
+        "load % ∝ kW",
     ),
-    Relation(
+    _prop(
         "pdu_current",
         "pdu",
         (_r("amps", "current"), _r("kw", "power")),
-        "ratio",
-        y=lambda v: v["amps"],
-        x=lambda v: v["kw"],
-        tol_rel=0.05,
-        tol_abs=2.0,
-        min_x=10.0,
-        what="current ∝ kW",
+        (0.05, 2.0, 10.0),
+        "current ∝ kW",
     ),
-    Relation(
+    _prop(
         "it_vs_pdus",
         "gpu_cluster",
-        (
-            _r("it", "it_power"),
-            _r("pdu", bricks=("Electric_Power_Sensor",), scope="site", kinds=("pdu",), agg="sum"),
-        ),
-        "ratio",
-        y=lambda v: v["it"],
-        x=lambda v: v["pdu"],
-        tol_rel=0.05,
-        tol_abs=5.0,
-        min_x=20.0,
-        what="IT power = sum of PDU power",
+        (_r("it", "it_power"), _r("pdu", bricks=_POWER, scope="site", kinds=("pdu",), agg="sum")),
+        (0.05, 5.0, 20.0),
+        "IT power = sum of PDU power",
     ),
-    Relation(
+    _prop(
         "pump_flow_vs_speed",
         "pump",
-        (
-            _r(
-                "flow",
-                bricks=(
-                    "Chilled_Water_Flow_Sensor",
-                    "Condenser_Water_Flow_Sensor",
-                    "Water_Flow_Sensor",
-                    "Flow_Sensor",
-                ),
-            ),
-            _r("speed", bricks=("Speed_Sensor",)),
-        ),
-        "ratio",
-        y=lambda v: v["flow"],
-        x=lambda v: v["speed"],
-        tol_rel=0.05,
-        tol_abs=0.5,
-        min_x=10.0,
-        what="flow ∝ pump speed (affinity law)",
+        (_r("flow", bricks=_PUMP_FLOW), _r("speed", bricks=_SPEED)),
+        (0.05, 0.5, 10.0),
+        "flow ∝ pump speed (affinity law)",
     ),
-    Relation(
+    _prop(
         "cdu_flow_vs_speed",
         "cdu",
-        (_r("flow", bricks=("Coolant_Flow_Sensor",)), _r("speed", bricks=("Speed_Sensor",))),
-        "ratio",
-        y=lambda v: v["flow"],
-        x=lambda v: v["speed"],
-        tol_rel=0.08,
-        tol_abs=0.5,
-        min_x=10.0,
-        what="coolant flow ∝ pump speed (affinity law)",
+        (_r("flow", bricks=("Coolant_Flow_Sensor",)), _r("speed", bricks=_SPEED)),
+        (0.08, 0.5, 10.0),
+        "coolant flow ∝ pump speed (affinity law)",
     ),
     Relation(
         "cdu_heat_balance",
@@ -283,29 +260,20 @@ DEFAULT_RELATIONS: tuple[Relation, ...] = (
         when=lambda v: v["run"] >= 0.5 if "run" in v else np.ones_like(v["sup"], bool),
         what="leaving chilled water held at its setpoint while running",
     ),
-    Relation(
+    _prop(
         "chiller_power_vs_load",
         "chiller",
-        (_r("pwr", bricks=("Electric_Power_Sensor",)), _r("load", bricks=("Load_Sensor",))),
-        "ratio",
-        y=lambda v: v["pwr"],
-        x=lambda v: v["load"],
-        tol_rel=0.10,
-        tol_abs=3.0,
-        min_x=5.0,
-        what="compressor power ∝ load (COP)",
+        (_r("pwr", bricks=_POWER), _r("load", bricks=("Load_Sensor",))),
+        (0.10, 3.0, 5.0),
+        "compressor power ∝ load (COP)",
     ),
-    Relation(
+    _prop(
         "pump_power_vs_speed",
         "pump",
-        (_r("pwr", bricks=("Electric_Power_Sensor",)), _r("speed", bricks=("Speed_Sensor",))),
-        "ratio",
-        y=lambda v: v["pwr"],
-        x=lambda v: (v["speed"] / 100.0) ** 3,
-        tol_rel=0.08,
-        tol_abs=0.5,
-        min_x=0.01,
-        what="pump power ∝ speed³ (affinity law)",
+        (_r("pwr", bricks=_POWER), _r("speed", bricks=_SPEED)),
+        (0.08, 0.5, 0.01),
+        "pump power ∝ speed³ (affinity law)",
+        fx=lambda s: (s / 100.0) ** 3,
     ),
     Relation(
         "chiller_condenser",
