@@ -160,36 +160,48 @@ class IncrementalScorer:
         st = pd.concat([self.points.reset_index(drop=True), stats.drop(columns="point_id")], axis=1)
         st["at_setpoint"] = self._at_setpoint(st["last_value"].to_numpy(float))
         sub = subscores(st, now, window, cfg)
-        df = pd.concat([st[["tag", "equipment"]], sub], axis=1)
-        df["stuck"], df["stuck_reason"] = detectors.stuck(st, cfg)
-        df["flapping"], df["flapping_reason"] = detectors.flapping(st, window, cfg)
-        df["history"], df["history_reason"] = detectors.history(st, now, window, cfg)
+        # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
+        c: dict[str, np.ndarray] = {k: sub[k].to_numpy() for k in sub.columns}
+        c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
+        c["flapping"], c["flapping_reason"] = detectors.flapping(st, window, cfg)
+        c["history"], c["history_reason"] = detectors.history(st, now, window, cfg)
 
         grid = CellGrid(self.tracker, self._grid_rows, now, window, cfg.physics_recent_buckets)
         phys = physics_scores(grid, self._physics, cfg)
-        own = df[[c for c in ALL_SUBSCORES if c not in ("physics", "residual", "history")]]
-        known_bad = set(np.flatnonzero(own.to_numpy(float).min(axis=1) < 0.95).tolist())
+        own = np.column_stack(
+            [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
+        )
+        known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
         res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
-        val, why = np.ones(len(df)), np.full(len(df), "", dtype=object)
+        n = len(st)
+        val, why = np.ones(n), np.full(n, "", dtype=object)
         rows = [self._row_of[t] for t in res["tag"]]
         val[rows] = res["residual"].to_numpy(float)
         why[rows] = res["residual_reason"].to_numpy(object)
-        df["residual"], df["residual_reason"] = val, why
-        df["physics"], df["physics_reason"] = 1.0, ""
+        c["residual"], c["residual_reason"] = val, why
+        c["physics"], c["physics_reason"] = np.ones(n), np.full(n, "", dtype=object)
 
+        sel = np.arange(n)
         if tags is not None:
             wanted = list(dict.fromkeys(tags))
             unknown = [t for t in wanted if t not in self.site.points_by_tag]
             if unknown:
                 raise KeyError(f"unknown point(s) {unknown[:5]} in site {self.site.name}")
-            df = df.set_index("tag", drop=False).loc[wanted].reset_index(drop=True)
-
-        vals = df[list(ALL_SUBSCORES)].to_numpy(float)
-        df["score"] = np.clip(np.nanmin(vals, axis=1), 0.0, 1.0)
-        df["reasons"], df["worst_reason"] = _reasons(df)
+            sel = np.asarray([self._row_of[t] for t in wanted], dtype=np.int64)
+        vals = np.column_stack([c[k][sel].astype(float) for k in ALL_SUBSCORES])
+        texts = np.column_stack([c[f"{k}_reason"][sel].astype(object) for k in ALL_SUBSCORES])
+        out: dict[str, object] = {
+            "tag": self.points["tag"].to_numpy()[sel],
+            "equipment": self.points["equipment"].to_numpy()[sel],
+            "score": np.clip(np.nanmin(vals, axis=1), 0.0, 1.0),
+        }
+        for k in SUBSCORES:
+            out[k] = c[k][sel].astype(float)
         for extra, shown in FOLDED:
-            df[shown] = np.fmin(df[shown].to_numpy(float), df[extra].to_numpy(float))
-        return QualityReport(now, window, df[list(COLUMNS)].copy(), self.site.quality)
+            out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
+        out["reasons"], out["worst_reason"] = _reasons(vals, texts)
+        df = pd.DataFrame(out)
+        return QualityReport(now, window, df[list(COLUMNS)], self.site.quality)
 
 
 def score(
@@ -214,12 +226,11 @@ def score(
     return sc.report(now, tags)
 
 
-def _reasons(df: pd.DataFrame) -> tuple[list[list[str]], list[str]]:
+def _reasons(vals: np.ndarray, texts: np.ndarray) -> tuple[list[list[str]], list[str]]:
     """Reasons of sub-scores below 1, worst first (ties: order of ALL_SUBSCORES)."""
-    vals = df[list(ALL_SUBSCORES)].to_numpy(float)
-    texts = df[[f"{c}_reason" for c in ALL_SUBSCORES]].to_numpy(object)
-    all_reasons: list[list[str]] = [[] for _ in range(len(df))]
-    worst = [""] * len(df)
+    n = len(vals)
+    all_reasons: list[list[str]] = [[] for _ in range(n)]
+    worst = [""] * n
     for i in np.flatnonzero((vals < 1.0).any(axis=1)):  # only points that lost score
         order = np.argsort(vals[i], kind="stable")
         rs = [str(texts[i, j]) for j in order if vals[i, j] < 1.0 and texts[i, j]]

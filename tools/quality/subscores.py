@@ -72,7 +72,7 @@ def subscores(
     readings has NaN statistics and scores 0 on freshness and completeness.
     """
     n = len(st)
-    out = pd.DataFrame(index=st.index)
+    out: dict[str, np.ndarray] = {}  # one DataFrame at the end
     poll = st["poll_s"].to_numpy(float)
     unit = st["unit"].astype(str).to_numpy()
     start = now - window
@@ -336,7 +336,7 @@ def subscores(
             )
         )
     out["rate_reason"] = reason
-    return out
+    return pd.DataFrame(out, index=st.index)
 
 
 def noise_ratio(
