@@ -8,7 +8,8 @@ analog reading carries the noise and resolution of its instrument (the site's
 generator and the site file describe the same instruments — the detectors never see
 the fault generator's numbers.
 
-Faults, 20 points each, magnitudes drawn from stated ranges (seeded):
+Faults, 20 points each, at most one per equipment (isolation assumes a single fault per
+equipment), magnitudes drawn from stated ranges (seeded):
 
 ==========  ==================================================================
 stuck        frozen at its reading for the last 60–300 s
@@ -225,12 +226,22 @@ def _inject(
     analog = [j for j, p in enumerate(pts) if p.unit != "bool" and not p.writable]
     bools = [j for j, p in enumerate(pts) if p.unit == "bool"]
     iso_cols = [j for j in analog if tags[j] in iso]
-    taken: set[int] = set()
+    taken: set[str] = set()  # one fault per equipment: single-fault isolation is the premise
 
     def pick(pool: list[int]) -> list[int]:
-        free = [j for j in pool if j not in taken]
+        free = [j for j in pool if tags[j].split(".")[0] not in taken]
         out = [int(j) for j in rng.choice(free, size=PER_FAULT, replace=False)]
-        taken.update(out)
+        free_eq = {tags[j].split(".")[0] for j in out}
+        if len(free_eq) < len(out):  # two in one equipment: draw again, one each
+            out, seen = [], set()
+            for j in rng.permutation(free):
+                e = tags[int(j)].split(".")[0]
+                if e not in seen:
+                    out.append(int(j))
+                    seen.add(e)
+                if len(out) == PER_FAULT:
+                    break
+        taken.update(tags[j].split(".")[0] for j in out)
         return out
 
     out: dict[int, str] = {}
