@@ -46,9 +46,9 @@ class QualityConfig:
     # `stale_step` per extra poll (6 polls → below 0.8).
     fresh_polls: float = 3.0
     stale_step: float = 0.1
-    # screening: statistics per bucket of this many polls (see tools.quality.checks)
+    # the running state keeps statistics per bucket of this many polls (tools.quality.tracker)
     bucket_samples: int = 20
-    screen: bool = True  # False: the exact pass for every point (same scores, slower)
+    screen: bool = True  # no effect any more: the incremental state sees every sample once
     # completeness: over the window and over the last `recent_samples` polls
     recent_samples: int = 60
     completeness_slope: float = 2.0  # score = 1 - slope * missing share

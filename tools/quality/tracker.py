@@ -10,7 +10,7 @@ the state, never the raw readings again. State per point:
   same value, since when) — the stuck detector's input;
 * a ring of time buckets (``bucket_samples`` polls wide, aligned to the epoch so a
   bucket means the same thing in every batch) holding counts of every class of
-  reading (see :mod:`tools.quality.checks` for the classes), first/last/min/max/sum
+  reading (the classes below), first/last/min/max/sum
   of the good values, the largest spike and rate with their times, the number of
   value changes and the last one, and the mean second difference (noise).
 
@@ -19,6 +19,12 @@ fall out of the window are overwritten when their slot is reused. Cost: one sort
 the batch by point (a stable radix sort when the batch is in time order) and a few
 ``reduceat`` passes — ~O(rows) with small constants; the report is O(points ×
 buckets per window).
+
+Classes of a reading (:func:`classify`): 0 good (status ok, finite, not a sentinel, not
+denormal, inside min/max); 1 bad status (timeout, connection lost, decode error, Modbus
+exception); 2 NaN / NULL with status ok; 3 ±infinity; 4 sentinel (float32 max ≈ 3.4e38,
+or a raw marker 65535, −32768, … that the point's range does not include); 5 denormal
+(0 < |v| < 1e-30, e.g. 1.68e-45); 6 below the point's min; 7 above its max.
 
 Ingest order: rows of one point must arrive in time order (a poller writes them so);
 rows at or before a point's newest seen row are ignored, so overlapping fetches are safe.
@@ -56,7 +62,7 @@ _SENT = np.asarray(SENTINELS, float)
 
 
 def classify(v: np.ndarray, status: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Class 0–7 of each reading (0 good; see :mod:`tools.quality.checks`)."""
+    """Class 0–7 of each reading (0 good; see the module docstring)."""
     cls = np.zeros(len(v), np.int8)
     with np.errstate(invalid="ignore"):
         inside = (v >= lo) & (v <= hi)
