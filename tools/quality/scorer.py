@@ -131,11 +131,6 @@ class IncrementalScorer:
             n += self.tracker.update(Batch.from_arrow(table.slice(off, _CHUNK_ROWS)))
         return n
 
-    def update(self, batch: Batch, now: datetime) -> int:
-        """Fold readings handed over directly (e.g. by the poller) instead of re-reading them."""
-        self.fetched_to = now if self.fetched_to is None else max(self.fetched_to, now)
-        return self.tracker.update(batch)
-
     def _at_setpoint(self, last: np.ndarray) -> np.ndarray:
         """A controlled variable sitting on its setpoint (same equipment and unit) is not stuck."""
         i, j, tol = self._sp_pairs
