@@ -131,6 +131,22 @@ def make_app(
     ) -> list[dict[str, Any]]:
         return records(ctx.audit.decisions(limit=limit))
 
+    @app.get("/quality")
+    async def quality(equipment: str | None = None) -> list[dict[str, Any]]:
+        """Score, level and reasons (worst first) of every point — or one equipment's — now."""
+        tags = [t for t, (eq, _) in ctx.site.points_by_tag.items() if equipment in (None, eq.id)]
+        res = ctx.quality_for(ctx.clock.now(), tags)
+        level = ctx.site.quality.level
+        return [
+            {
+                "tag": t,
+                "score": round(res.scores.get(t, 0.0), 4),
+                "level": level(res.scores.get(t, 0.0)),
+                "reasons": res.reasons.get(t, []),
+            }
+            for t in tags
+        ]
+
     @app.get("/approvals")
     async def approvals(who: Viewer) -> list[dict[str, Any]]:
         return records(pd.DataFrame(ctx.audit.pending_approvals()))

@@ -7,7 +7,8 @@ and a RecordingWriter, the demo with the system clock and a Modbus writer.
 Seams (each a plain callable, replaceable in tests and evals):
 
 ``quality(store, site, now, tags) -> QualityResult``  scores 0–1 and reasons per tag
-                                                      (default: :mod:`tools.quality`)
+                                                      (default: :mod:`tools.quality`'s
+                                                      incremental scorer, no cache)
 ``whatif(site, values, changes) -> prediction``       perfmodel Prediction (default:
                                                       :func:`tools.whatif.check`)
 ``optimise(site, values, variables) -> (changes, prediction)``  efficiency policies
@@ -37,7 +38,7 @@ from tools.fdd import policy_file
 from tools.gate import AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
-from tools.quality import score as quality_score
+from tools.quality import IncrementalScorer
 from tools.site_state import SiteState
 from tools.telemetry import Snapshot
 from tools.whatif import TagChange, state_from_values
@@ -73,11 +74,20 @@ OptimiseFn = Callable[
 
 
 def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
-    """:func:`tools.quality.score` adapted to :class:`QualityResult`."""
+    """tools.quality's incremental scorer adapted to :class:`QualityResult`.
+
+    The scorer's per-point running state lives in this closure (one per context, built
+    from the store's window at the first call — a start — then fed only the new rows);
+    every call scores the data present at ``now``: nothing is cached across a start.
+    """
+    held: list[tuple[Store, Site, IncrementalScorer]] = []
 
     def run(store: Store, site: Site, now: datetime, tags: Sequence[str]) -> QualityResult:
-        rep = quality_score(store, site, now, window, tags=list(tags))
-        df = rep.points
+        if not held or held[0][0] is not store or held[0][1] is not site:
+            held[:] = [(store, site, IncrementalScorer(store, site, window))]
+        sc = held[0][2]
+        sc.refresh(now)
+        df = sc.report(now, list(tags)).points
         scores = dict(zip(df["tag"], df["score"].astype(float), strict=True))
         reasons = {t: list(r) for t, r in zip(df["tag"], df["reasons"], strict=True)}
         return QualityResult(scores, reasons)
@@ -147,7 +157,6 @@ class AgentContext:
     optimise: OptimiseFn | None = None
     approvals: Literal["interrupt", "record"] = "interrupt"
     lookback: timedelta = timedelta(minutes=2)
-    quality_ttl_s: float = 30.0
     autolock: AutoLock = field(default_factory=AutoLock)
     llm: Any | None = None
     checkpoint_path: Path | None = None
@@ -213,16 +222,14 @@ class AgentContext:
     def set_control(self, c: GateControl, by_whom: str, why: str = "") -> GateControl:
         return self.audit.set_control(c, self.clock.now(), by_whom, why)
 
-    # ---- quality with a short cache (the score uses a 15-minute window) ----------------------
+    # ---- quality: scored on the data present at each call (the scorer is incremental) --------
     def quality_for(self, now: datetime, tags: Sequence[str]) -> QualityResult:
+        """Scores of ``tags`` at ``now``. Reused only for the same instant (the last result is
+        kept in ``_quality_cache`` for the eval's quality plot); never from before a start."""
         if self.quality is None:
             return QualityResult({t: 1.0 for t in tags})
         c = self._quality_cache
-        if (
-            c is not None
-            and 0 <= (now - c[0]).total_seconds() < self.quality_ttl_s
-            and all(t in c[1].scores for t in tags)
-        ):
+        if c is not None and c[0] == now and all(t in c[1].scores for t in tags):
             return c[1]
         res = self.quality(self.store, self.site, now, tags)
         self._quality_cache = (now, res)

@@ -247,6 +247,25 @@ class WriteLimits(_Strict):
         return min(self.max, max(self.min, value))
 
 
+class SensorSpec(_Strict):
+    """How the instrument behind a point measures (datasheet values, engineering units).
+
+    Used by the twin to make its readings imperfect like a real transmitter's, and by the
+    data-quality scorer to judge a reading against the sensor's own noise and resolution
+    (a reading that never changes is stuck when the sensor's noise says it should move).
+    """
+
+    noise: float = Field(0.0, ge=0, description="white noise σ, absolute units")
+    noise_rel: float = Field(0.0, ge=0, description="white noise σ, fraction of the reading")
+    resolution: float = Field(0.0, ge=0, description="smallest step of the reading (0: none)")
+    time_constant_s: float = Field(0.0, ge=0, description="first-order lag of the sensor")
+    bias: float = Field(0.0, description="fixed offset of the reading, absolute units")
+
+    def sigma(self, value: float) -> float:
+        """Noise σ at a reading of ``value``."""
+        return self.noise + self.noise_rel * abs(value)
+
+
 class Point(_Strict):
     name: str = Field(pattern=IDENT)
     unit: str = Field(min_length=1, description="engineering unit, e.g. degC, kW, L/s, %, bool")
@@ -260,6 +279,9 @@ class Point(_Strict):
     )
     source: ModbusSource
     write: WriteLimits | None = None
+    sensor: SensorSpec | None = Field(
+        None, description="the instrument's noise, resolution, lag, bias (else the site default)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Point:
@@ -330,6 +352,11 @@ class Site(_Strict):
     description: str = ""
     autonomy_ceiling: int = Field(2, ge=0, le=3, description="admin-set highest autonomy level")
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    sensor_defaults: dict[str, SensorSpec] = Field(
+        default_factory=dict,
+        description="instrument spec per unit (degC, kW, L/s, …) for measured points "
+        "without their own `sensor:` block",
+    )
     equipment: list[Equipment]
 
     @model_validator(mode="after")
@@ -362,6 +389,16 @@ class Site(_Strict):
             return self.points_by_tag[tag][1]
         except KeyError:
             raise KeyError(f"unknown point {tag!r}") from None
+
+    def sensor(self, tag: str) -> SensorSpec | None:
+        """The instrument spec of a measured point: its own ``sensor:`` block, else the site's
+        default for its unit; None for setpoints, states and points without either."""
+        p = self.point(tag)
+        if p.sensor is not None:
+            return p.sensor
+        if p.writable or p.source.table is not Table.INPUT:
+            return None
+        return self.sensor_defaults.get(p.unit)
 
     def equipment_by_id(self, eq_id: str) -> Equipment:
         for eq in self.equipment:

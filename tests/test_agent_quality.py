@@ -31,6 +31,7 @@ async def _scenario(tmp_path: Path, sensor_fault: Fault | None, settle_s: float 
         hall.run(10)
         if hall.twin.values()["gpu.gpu_temp_max"] > 82.0:
             break
+    fault_at = hall.clock.now()
     if sensor_fault is not None:
         hall.twin.inject(sensor_fault)
         hall.run(settle_s)
@@ -38,7 +39,9 @@ async def _scenario(tmp_path: Path, sensor_fault: Fault | None, settle_s: float 
         hall.run(10)
         res = await decide_once(ctx)
         if res.decisions:
-            return res.decisions[0]
+            d = dict(res.decisions[0])
+            d["_after_fault_s"] = (hall.clock.now() - fault_at).total_seconds()
+            return d
     raise AssertionError("no decision")
 
 
@@ -66,6 +69,25 @@ def test_stuck_sensor_recommends(tmp_path: Path) -> None:
         _scenario(tmp_path / "c", Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0), 150.0)
     )
     assert stuck.outcome == "recommended" and "quality" in stuck.verdict.set_by
+
+
+def test_level3_write_refused_within_3_min_of_a_sensor_sticking(tmp_path: Path) -> None:
+    """Issue 12: the GPU temperature the CDU write rests on sticks (at whatever it read, with
+    the twin's RTD noise and 0.01 K resolution): the write that runs at level 3 on good data
+    is not carried out alone by the first cycle after the sensor stuck (≤ 3 min), and the
+    reason names the stuck sensor. (The decision's quality scope is its condition points and
+    the setpoint; widening it to every sensor of the written equipment is the gate's job.)"""
+    d = asyncio.run(
+        _scenario(
+            tmp_path / "s",
+            Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0),
+            settle_s=60.0,  # the first cycle comes 70 s after the sensor stuck
+        )
+    )
+    assert d["_after_fault_s"] <= 180.0
+    assert d["verdict"]["level"] < 3 and d["outcome"] != "executed", d["verdict"]
+    assert "quality" in d["verdict"]["set_by"]
+    assert any("gpu.gpu_temp_max: stuck" in r for r in d["quality"]["reasons"]), d["quality"]
 
 
 def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:

@@ -31,18 +31,6 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 #: Modules that may look modules up by name: registries, not fallbacks.
 IMPORT_BY_NAME_ALLOWED = frozenset({"agent.cli", "evals.commands.bench"})
 
-#: TEMPORARY — import edges and by-name imports that other branches of issue 10 remove
-#: (per-site state / registries built explicitly: ``sitestate``; the plant ↔ readout split:
-#: ``units``). The lead empties this at merge; an entry that no longer exists fails the test.
-PENDING_OTHER_BRANCHES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("tools.policies.derived", "tools.fdd"),  # derived registry filled by tools.fdd
-        ("tools.fdd", "tools.policies.derived"),
-        ("twin.plant", "twin.readout"),
-        ("tools.policies.derived", "importlib.import_module"),  # the registry's import hook
-    }
-)
-
 
 @dataclass(frozen=True)
 class Import:
@@ -151,8 +139,6 @@ def graph(imports: list[Import]) -> dict[str, set[str]]:
     for imp in imports:
         if imp.by_name or imp.target not in known or imp.target == imp.importer:
             continue
-        if (imp.importer, imp.target) in PENDING_OTHER_BRANCHES:
-            continue
         g[imp.importer].add(imp.target)
     return g
 
@@ -241,18 +227,9 @@ def test_no_import_by_name_outside_the_registries() -> None:
     bad = [
         f"{i.importer}:{i.line}"
         for i in project_imports()
-        if i.by_name
-        and i.importer not in IMPORT_BY_NAME_ALLOWED
-        and (i.importer, i.target) not in PENDING_OTHER_BRANCHES
+        if i.by_name and i.importer not in IMPORT_BY_NAME_ALLOWED
     ]
     assert not bad, "importlib.import_module outside the allowed registries: " + ", ".join(bad)
-
-
-def test_pending_entries_still_exist() -> None:
-    """An entry another branch has removed must leave PENDING_OTHER_BRANCHES too."""
-    edges = {(i.importer, i.target) for i in project_imports()}
-    stale = sorted(PENDING_OTHER_BRANCHES - edges)
-    assert not stale, f"remove from PENDING_OTHER_BRANCHES (no longer in the code): {stale}"
 
 
 # ---- the checker itself ---------------------------------------------------------------------

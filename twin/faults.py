@@ -7,10 +7,14 @@ starts), how long it lasts (``duration_s``, ``None`` = until cleared) and a
 ``magnitude`` whose meaning depends on the kind (defaults in :data:`DEFAULT_MAGNITUDE`):
 
 ==========================  ======================================================
-sensor ``stuck``            value frozen at its reading when the fault began
+sensor ``stuck``            value frozen at its served reading when the fault began
 sensor ``drift``            offset growing by ``magnitude`` units per hour
 sensor ``noise``            Gaussian noise, standard deviation ``magnitude`` units
 sensor ``spike``            each read, with 3 % probability, ±``magnitude`` units
+sensor ``bias``             a fixed offset of ``magnitude`` units from the start (a knocked
+                            or mis-calibrated transmitter)
+sensor ``flapping``         a state input that toggles: each read, with probability
+                            ``magnitude`` (0.3), the opposite of the true state
 sensor ``dropout``          each read, with probability ``magnitude`` (0.3), the device's
                             "no value" marker (NaN for floats, −32768 / 65535 raw for
                             int16 / uint16, 0 for booleans)
@@ -59,6 +63,8 @@ class FaultKind(StrEnum):
     NOISE = "noise"
     SPIKE = "spike"
     DROPOUT = "dropout"
+    BIAS = "bias"
+    FLAPPING = "flapping"
     COMM_LOSS = "comm_loss"
     CHILLER_TRIP = "chiller_trip"
     CONDENSER_FOULING = "condenser_fouling"
@@ -76,7 +82,15 @@ class FaultKind(StrEnum):
 
 
 SENSOR_KINDS = frozenset(
-    {FaultKind.STUCK, FaultKind.DRIFT, FaultKind.NOISE, FaultKind.SPIKE, FaultKind.DROPOUT}
+    {
+        FaultKind.STUCK,
+        FaultKind.DRIFT,
+        FaultKind.NOISE,
+        FaultKind.SPIKE,
+        FaultKind.DROPOUT,
+        FaultKind.BIAS,
+        FaultKind.FLAPPING,
+    }
 )
 
 DEFAULT_MAGNITUDE: dict[FaultKind, float] = {
@@ -85,6 +99,8 @@ DEFAULT_MAGNITUDE: dict[FaultKind, float] = {
     FaultKind.NOISE: 0.5,
     FaultKind.SPIKE: 10.0,
     FaultKind.DROPOUT: 0.3,
+    FaultKind.BIAS: 2.0,
+    FaultKind.FLAPPING: 0.3,
     FaultKind.COMM_LOSS: 0.0,
     FaultKind.CHILLER_TRIP: 0.0,
     FaultKind.CONDENSER_FOULING: 0.6,
@@ -203,6 +219,7 @@ class _Entry:
     on_s: float  # twin seconds when it becomes active
     captured: dict[str, float] = field(default_factory=dict)
     started: bool = False
+    reading: float | None = None  # stuck: the served reading it froze at
 
     def active(self, now_s: float) -> bool:
         d = self.fault.duration_s
@@ -304,7 +321,14 @@ class FaultBook:
                 continue
             t, m = f.target, f.size
             if f.kind is FaultKind.STUCK:
-                values[t] = e.captured.get(t, values[t])
+                if e.reading is None:  # the first read after it began: what the sensor showed
+                    e.reading = values[t]
+                values[t] = e.reading
+            elif f.kind is FaultKind.BIAS:
+                values[t] += m
+            elif f.kind is FaultKind.FLAPPING:
+                if self._rng.random() < m:
+                    values[t] = 0.0 if values[t] >= 0.5 else 1.0
             elif f.kind is FaultKind.DRIFT:
                 values[t] += m * (now_s - e.on_s) / 3600.0
             elif f.kind is FaultKind.NOISE:

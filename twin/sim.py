@@ -36,10 +36,10 @@ points (heartbeat, enable, operator overrides; legacy defaults 7 °C CHW, 29 °C
 constant-speed pumps) in :mod:`twin.control`, faults in :mod:`twin.faults`. Sensor
 faults corrupt only what is served (the BMS keeps its own good sensors); a device in
 comm loss keeps serving nothing new — ``values()`` holds its last values and
-``unavailable()`` lists its tags. Served analog readings carry a sensor noise floor
-(:data:`NOISE_FLOOR`: 0.02 K on temperatures, 0.1 % on power, flow and current;
-an exact zero stays zero; readings stay inside the point's min/max), so a live signal is never perfectly flat;
-``true_values()`` has none. ``gpu.gpu_temp_avg`` is the model's die temperature;
+``unavailable()`` lists its tags. Served analog readings go through their instruments
+(:mod:`twin.sensors`: lag, bias, noise, resolution from the site file's ``sensor``
+specs; an exact zero stays zero; readings stay inside the point's min/max), so a live
+signal is never perfectly flat; ``true_values()`` has none. ``gpu.gpu_temp_avg`` is the model's die temperature;
 ``gpu.gpu_temp_max`` adds a 3 K hot spot and is what the GPUs throttle on.
 
 Served (``facility-agent twin``, ``demo``, Modbus tests): :class:`TwinRunner` binds a
@@ -58,7 +58,6 @@ import copy
 import hashlib
 import logging
 import math
-import random
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -70,6 +69,7 @@ from twin.control import AgentInterface, NativeControl
 from twin.faults import Fault, FaultBook
 from twin.plant import Plant, PlantConfig
 from twin.readout import plant_tags
+from twin.sensors import Instruments
 
 log = logging.getLogger(__name__)
 
@@ -130,28 +130,6 @@ def _quantiser(point: Point) -> Callable[[float], float]:
     return q
 
 
-# Measurement noise floor of real sensors, by unit: (absolute sd, relative sd). Only
-# read-only analog points get it (setpoints, states, counters and computed KPIs do not).
-NOISE_FLOOR: dict[str, tuple[float, float]] = {
-    "degC": (0.02, 0.0),
-    "kW": (0.0, 0.001),
-    "L/s": (0.0, 0.001),
-    "A": (0.0, 0.001),
-}
-
-
-def _noise_floor(point: Point) -> tuple[float, float, float, float] | None:
-    """(absolute sd, relative sd, min, max) of a measured analog point, else None."""
-    if point.source.table.value != "input":  # holding: setpoints; bits: states
-        return None
-    nf = NOISE_FLOOR.get(point.unit)
-    if nf is None:
-        return None
-    lo = -math.inf if point.min is None else point.min
-    hi = math.inf if point.max is None else point.max
-    return (nf[0], nf[1], lo, hi)
-
-
 class Twin:
     """The simulated data hall (see the module docstring)."""
 
@@ -178,12 +156,7 @@ class Twin:
         self.plant.hold_conditions = hold_conditions
         self.control.enabled = native_control
         self._quant = {t: _quantiser(p) for t, (_, p) in self.site.points_by_tag.items()}
-        self._noise = {
-            t: nf
-            for t, (_, p) in self.site.points_by_tag.items()
-            if (nf := _noise_floor(p)) is not None
-        }
-        self._noise_rng = random.Random(seed * 7_777 + 1)
+        self.instruments = Instruments(self.site, seed)
         self._cache: dict[str, float] | None = None
         self._device_tags: dict[str, list[str]] = {}
         for eq in self.site.equipment:  # every tag on the same Modbus device as the equipment
@@ -266,11 +239,7 @@ class Twin:
         served values (see :meth:`unavailable`)."""
         if self._cache is None:
             v = self.true_values()
-            gauss = self._noise_rng.gauss
-            for t, (a, r, lo, hi) in self._noise.items():
-                x = v.get(t, 0.0)
-                if x != 0.0:  # a transmitter's reading stays inside its span
-                    v[t] = min(max(x + gauss(0.0, a + r * abs(x)), lo), hi)
+            self.instruments.read(v, self.elapsed_s)
             self.book.apply_sensor(v, self.elapsed_s)
             out: dict[str, float] = {}
             for t, q in self._quant.items():

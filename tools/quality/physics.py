@@ -1,16 +1,18 @@
-"""Cross-sensor physics consistency, configured per equipment kind, evaluated in DuckDB.
+"""Cross-sensor physics consistency, configured per equipment kind, evaluated with numpy.
 
 A :class:`PhysicsRule` names the equipment kind it applies to, the *roles* it
 needs (points chosen by Brick class or point name — on the same equipment, or
 anywhere on the site for cross-equipment rules such as GPU vs CDU coolant), a
-SQL condition ``when`` it applies (e.g. the chiller is running) and a SQL
-condition ``violated``. Role names are the SQL column names.
+condition ``when`` it applies (e.g. the chiller is running) and a condition
+``violated`` — both functions of the role values (arrays: instances × time cells;
+NaN where a role has no good reading, and a comparison with NaN is False, so an
+unknown value never violates).
 
-Readings are averaged per point into ``bucket_s`` buckets, pivoted to one row per
-(rule, equipment, bucket) and both conditions are evaluated for every bucket in
-one query. The share of checked buckets that violate the rule — over the window
-and over the last few buckets — lowers the score of every *involved* point, with
-a reason that quotes the numbers.
+The role values are the window's bucket means on one time grid
+(:class:`tools.quality.grid.CellGrid`). The share of checked cells that violate the
+rule — over the window and over the last few cells — gives the rule instance its
+score; :func:`tools.quality.residuals.residual_scores` decides which *involved*
+points it lowers (single-fault isolation), with a reason that quotes the numbers.
 
 Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 = kW):
 
@@ -19,24 +21,29 @@ Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 =
   Fundamentals, ch. 2; RP-1043 reports this "heat balance" within ±5–15 %);
 * pump / CDU: running at speed with no flow;
 * UPS: output power ≤ input power (efficiency ≤ 1) unless on battery;
+* chiller, pump, tower, CRAH: a run status of 0 while the power meter shows a load is a
+  contradiction — the status input is implicated (booleans have no other cross-check);
 * GPU: die temperature above the coolant supplied to it (heat flows downhill).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from connectors.site import Site
-from connectors.store import Store
+from tools.quality.check import Check, share_scores
 from tools.quality.config import QualityConfig
+from tools.quality.grid import CellGrid
 
 CP_WATER = 4.19  # kJ/(kg·K) × 1 kg/L → kW per (L/s · K)
+
+Values = Mapping[str, np.ndarray]
+Cond = Callable[[Values], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Role:
     kinds: tuple[str, ...] = ()  # for scope "site": equipment kinds to look in
     involved: bool = True  # a violation lowers this role's points
     optional: bool = False
-    agg: Literal["avg", "min", "max"] = "avg"
+    agg: Literal["avg", "min", "max", "sum"] = "avg"
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,35 @@ class PhysicsRule:
     id: str
     kind: str
     roles: tuple[Role, ...]
-    when: str  # SQL over role columns; NULL counts as "does not apply"
-    violated: str  # SQL over role columns
-    message: str  # str.format over role values (and any `extra` columns)
-    extra: tuple[tuple[str, str], ...] = ()  # (column, SQL) computed per bucket for the message
+    when: Cond  # over role values: where the rule applies
+    violated: Cond  # over role values
+    message: str  # str.format over role values (and any `extra` values) at the last violation
+    extra: tuple[tuple[str, Cond], ...] = ()  # (name, value) computed per cell for the message
+
+
+def _gt(v: Values, name: str, c: float, default: np.ndarray | bool) -> np.ndarray:
+    """``v[name] > c`` where the value is known, else ``default`` (SQL's coalesce)."""
+    x = v[name]
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(x), default, x > c)
+
+
+def _lt(v: Values, name: str, c: float, default: np.ndarray | bool) -> np.ndarray:
+    x = v[name]
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(x), default, x < c)
+
+
+def _always(v: Values) -> np.ndarray:
+    return np.ones_like(next(iter(v.values())), bool)
+
+
+def _qe(v: Values) -> np.ndarray:
+    return v["chw_flow"] * (v["ret"] - v["sup"]) * CP_WATER
+
+
+def _qc(v: Values) -> np.ndarray:
+    return v["cw_flow"] * (v["cw_out"] - v["cw_in"]) * CP_WATER
 
 
 _SUP = Role(
@@ -85,8 +117,8 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
         id="chiller_supply_below_return",
         kind="chiller",
         roles=(_SUP, _RET, _RUN, _PWR),
-        when="coalesce(run > 0.5, pwr > 5)",
-        violated="sup > ret + 0.3",
+        when=lambda v: _gt(v, "run", 0.5, _gt(v, "pwr", 5.0, False)),
+        violated=lambda v: v["sup"] > v["ret"] + 0.3,
         message="chilled-water supply {sup:.1f} °C is not colder than return {ret:.1f} °C "
         "while running (sensor drift/bias, or a real fault)",
     ),
@@ -103,19 +135,17 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
             Role("pwr", ("Electric_Power_Sensor",)),
             _RUN,
         ),
-        when="coalesce(run > 0.5, TRUE) AND pwr > 5",
-        violated=f"abs(chw_flow * (ret - sup) * {CP_WATER} + pwr - cw_flow * (cw_out - cw_in) * {CP_WATER})"
-        f" > 0.2 * greatest(cw_flow * (cw_out - cw_in) * {CP_WATER}, chw_flow * (ret - sup) * {CP_WATER} + pwr, 1)",
+        when=lambda v: _gt(v, "run", 0.5, True) & (v["pwr"] > 5),
+        violated=lambda v: (
+            np.abs(_qe(v) + v["pwr"] - _qc(v))
+            > 0.2 * np.fmax(np.fmax(_qc(v), _qe(v) + v["pwr"]), 1.0)
+        ),
         message="heat balance off by {imbalance:.0%}: evaporator {qe:.0f} kW + compressor {pwr:.0f} kW "
         "vs condenser {qc:.0f} kW (a flow or temperature reads wrong: drift/bias?)",
         extra=(
-            ("qe", f"chw_flow * (ret - sup) * {CP_WATER}"),
-            ("qc", f"cw_flow * (cw_out - cw_in) * {CP_WATER}"),
-            (
-                "imbalance",
-                f"abs(chw_flow * (ret - sup) * {CP_WATER} + pwr - cw_flow * (cw_out - cw_in) * {CP_WATER})"
-                f" / greatest(cw_flow * (cw_out - cw_in) * {CP_WATER}, 1)",
-            ),
+            ("qe", _qe),
+            ("qc", _qc),
+            ("imbalance", lambda v: np.abs(_qe(v) + v["pwr"] - _qc(v)) / np.fmax(_qc(v), 1.0)),
         ),
     ),
     PhysicsRule(
@@ -126,16 +156,16 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
             Role("speed", ("Speed_Sensor",), involved=False, optional=True),
             Role("flow", _FLOW_BRICKS),
         ),
-        when="run > 0.5 AND coalesce(speed > 10, TRUE)",
-        violated="flow < 0.5",
+        when=lambda v: (v["run"] > 0.5) & _gt(v, "speed", 10.0, True),
+        violated=lambda v: v["flow"] < 0.5,
         message="pump reports running but flow is {flow:.2f} L/s",
     ),
     PhysicsRule(
         id="cdu_pump_without_flow",
         kind="cdu",
         roles=(Role("speed", ("Speed_Sensor",)), Role("flow", ("Coolant_Flow_Sensor",))),
-        when="speed > 10",
-        violated="flow < 0.5",
+        when=lambda v: v["speed"] > 10,
+        violated=lambda v: v["flow"] < 0.5,
         message="CDU pump at {speed:.0f} % but coolant flow is {flow:.2f} L/s",
     ),
     PhysicsRule(
@@ -146,9 +176,24 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
             Role("pout", names=("output_power",)),
             Role("batt", names=("on_battery",), involved=False, optional=True),
         ),
-        when="coalesce(batt < 0.5, TRUE) AND pin > 1",
-        violated="pout > pin * 1.01 + 2",
+        when=lambda v: _lt(v, "batt", 0.5, True) & (v["pin"] > 1),
+        violated=lambda v: v["pout"] > v["pin"] * 1.01 + 2,
         message="UPS output {pout:.0f} kW above input {pin:.0f} kW (efficiency > 100 %)",
+    ),
+    *(
+        PhysicsRule(
+            id=f"{kind}_off_but_drawing_power",
+            kind=kind,
+            roles=(
+                Role("run", ("Run_Status", "On_Status")),
+                Role("pwr", ("Electric_Power_Sensor",), involved=False),
+            ),
+            when=_always,
+            violated=lambda v: (v["run"] < 0.5) & (v["pwr"] > 2),
+            message="reports not running ({run:.0f}) while drawing {pwr:.1f} kW "
+            "(a status input that contradicts the power meter)",
+        )
+        for kind in ("chiller", "pump", "cooling_tower", "crah")
     ),
     PhysicsRule(
         id="gpu_above_coolant",
@@ -163,8 +208,8 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
                 agg="min",
             ),
         ),
-        when="TRUE",
-        violated="gpu < cool - 0.5",
+        when=_always,
+        violated=lambda v: v["gpu"] < v["cool"] - 0.5,
         message="GPU temperature {gpu:.1f} °C below the coolant supplied to it {cool:.1f} °C",
     ),
 )
@@ -214,175 +259,78 @@ def role_table(site: Site, scored: pd.DataFrame, rules: tuple[PhysicsRule, ...])
             if not complete:
                 continue
             rows += [(rule.id, eq.id, r, pid[t], t, inv, poll[t]) for r, t, inv in found]
-    return pd.DataFrame(
+    df = pd.DataFrame(
         rows, columns=["rule_id", "anchor", "role", "point_id", "tag", "involved", "poll_s"]
     )
+    row_of = {t: i for i, t in enumerate(tags_)}
+    df["row"] = np.asarray([row_of[t] for t in df["tag"]], dtype=np.int64)
+    return df
 
 
-def _role_aggs(rules: tuple[PhysicsRule, ...]) -> dict[str, str]:
-    """Role name → how its points combine per bucket; one way per name across the rules."""
-    aggs: dict[str, str] = {}
-    for rule in rules:
-        for role in rule.roles:
-            prev = aggs.get(role.name)
-            if prev is not None and prev != role.agg:
-                raise ValueError(f"role {role.name!r} is aggregated both {prev} and {role.agg}")
-            aggs[role.name] = role.agg
-    return aggs
+@dataclass(frozen=True)
+class PhysicsPlan:
+    """What :func:`physics_scores` needs from the site, computed once (:func:`physics_plan`)."""
+
+    roles: pd.DataFrame  # role_table(...) with its `row` column
+    rules: tuple[PhysicsRule, ...]  # the rules that have instances
+    # per rule: (anchors, {role: [point rows per instance]}, involved rows per instance)
+    per_rule: tuple[tuple[list[str], dict[str, list[list[int]]], list[list[int]]], ...]
 
 
-def physics_sql(rules: tuple[PhysicsRule, ...]) -> str:
-    """The pivot-and-evaluate query for ``rules`` over ``_q_buckets`` and ``_q_roles`` ($start).
-
-    ``_q_roles`` has one row per (rule instance ``inst``, point): ``ri`` the rule's index
-    in ``rules``, ``role_i`` the role's index in :func:`role_names`, ``w`` the bucket
-    width and ``rk`` the first recent bucket. Readings buckets are joined to their roles
-    once; then each rule pivots only its own roles (integer keys, one narrow aggregate per
-    rule) and the per-rule results are stacked. Output: one row per instance with its
-    counts, last violated bucket and the role/extra values of that bucket (NULL for the
-    columns of other rules).
-    """
-    aggs = _role_aggs(rules)
-    names = sorted(aggs)
-    role_i = {name: i for i, name in enumerate(names)}
-    extras = sorted({col for r in rules for col, _ in r.extra})
-    cols = names + extras
-
-    def pivot(name: str, agg: str) -> str:  # CASE is cheaper than FILTER here
-        when = f"CASE WHEN role_i = {role_i[name]} THEN"
-        if agg == "avg":  # sample-weighted mean over the role's points
-            return f"sum({when} vsum END) / sum({when} n END) AS {name}"
-        return f"{agg}({when} vsum / n END) AS {name}"
-
-    parts = []
-    for ri, rule in enumerate(rules):
-        own = {role.name for role in rule.roles}
-        extra = dict(rule.extra)
-        pivots = ",\n               ".join(
-            pivot(n, aggs[n]) if n in own else f"NULL::DOUBLE AS {n}" for n in names
-        )
-        extra_cols = "".join(f",\n               ({extra[c]}) AS {c}" for c in extras if c in extra)
-        last_vals = ",\n       ".join(
-            f"arg_max({c}, bucket) FILTER (applies AND violated) AS {c}"
-            if c in own or c in extra
-            else f"NULL::DOUBLE AS {c}"
-            for c in cols
-        )
-        parts.append(f"""
-SELECT inst,
-       count(*) FILTER (applies) AS n_checked,
-       count(*) FILTER (applies AND violated) AS n_violated,
-       count(*) FILTER (applies AND recent) AS n_checked_recent,
-       count(*) FILTER (applies AND violated AND recent) AS n_violated_recent,
-       max(bucket) FILTER (applies AND violated) AS last_violation,
-       {last_vals}
-FROM (
-    SELECT *,
-           coalesce(({rule.when}), FALSE) AS applies,
-           coalesce(({rule.violated}), FALSE) AS violated,
-           bucket >= rk AS recent{extra_cols}
-    FROM (
-        SELECT inst, bucket, max(rk) AS rk,
-               {pivots}
-        FROM pb WHERE ri = {ri}
-        GROUP BY inst, bucket
-    )
-)
-GROUP BY inst""")
-    union = "\nUNION ALL".join(parts)
-    return f"""
-WITH pb AS MATERIALIZED (
-    SELECT ro.inst, ro.ri, ro.role_i, ro.rk, k.n, k.vsum,
-           CAST(floor(epoch(k.tf - $start) / ro.w) AS BIGINT) AS bucket
-    FROM _q_buckets k JOIN _q_roles ro USING (point_id)
-){union}
-"""
-
-
-def physics_scores(
-    store: Store,
-    site: Site,
-    scored: pd.DataFrame,
-    buckets: pa.Table,
-    start: datetime,
-    now: datetime,
-    cfg: QualityConfig,
-    rules: tuple[PhysicsRule, ...] = DEFAULT_RULES,
-) -> pd.DataFrame:
-    """Per involved tag: ``physics`` sub-score and ``physics_reason`` (worst rule wins).
-
-    ``buckets`` is the good-reading bucket table of :func:`tools.quality.checks.point_stats`
-    (columns point_id, n, tf, vsum): rules compare bucket means, never a bad reading.
-    """
-    empty = pd.DataFrame({"tag": pd.Series(dtype=str), "physics": [], "physics_reason": []})
-    roles = role_table(site, scored, rules)
-    if roles.empty:
-        return empty
+def physics_plan(roles: pd.DataFrame, rules: tuple[PhysicsRule, ...]) -> PhysicsPlan:
     present = set(roles["rule_id"].unique())
     used = tuple(r for r in rules if r.id in present)
-    # one time grid per rule instance: the coarsest bucket of its points, at least bucket_s
-    bw = roles["poll_s"] * cfg.bucket_samples
-    roles["w"] = np.maximum(
-        bw.groupby([roles["rule_id"], roles["anchor"]]).transform("max"), cfg.physics_bucket_s
-    )
-    span_s = (now - start).total_seconds()
-    roles["rk"] = np.floor(span_s / roles["w"]) - cfg.physics_recent_buckets
-    # integer keys for the SQL: rule instance, rule, role
-    roles["inst"] = roles.groupby(["rule_id", "anchor"], sort=False).ngroup()
-    roles["ri"] = roles["rule_id"].map({r.id: i for i, r in enumerate(used)})
-    roles["role_i"] = roles["role"].map({n: i for i, n in enumerate(sorted(_role_aggs(used)))})
-    cur = store.cursor()
-    try:
-        cur.register("_q_buckets", buckets)
-        cur.register("_q_roles", roles[["inst", "ri", "role_i", "point_id", "w", "rk"]])
-        res = cur.execute(physics_sql(used), {"start": start}).df()
-    finally:
-        cur.close()
-    if not res.empty:
-        inst = roles.drop_duplicates("inst").set_index("inst").loc[res["inst"]]
-        res.insert(0, "rule_id", inst["rule_id"].to_numpy())
-        res.insert(1, "anchor", inst["anchor"].to_numpy())
-        res = res.drop(columns=["inst"])
-        res["last_violation"] = pd.Timestamp(start) + pd.to_timedelta(
-            res["last_violation"].astype(float) * inst["w"].to_numpy(), unit="s"
-        )
-    if res.empty:
-        return empty
-    share_w = res["n_violated"] / res["n_checked"].where(res["n_checked"] > 0)
-    share_r = res["n_violated_recent"] / res["n_checked_recent"].where(res["n_checked_recent"] > 0)
-    lo_w, lo_r = 0.02, 1.0 / max(cfg.physics_recent_buckets, 1) + 1e-9
-    excess = np.fmax(
-        ((share_w - lo_w) / (cfg.physics_window_share - lo_w)).to_numpy(dtype=float),
-        ((share_r - lo_r) / (cfg.physics_recent_share - lo_r)).to_numpy(dtype=float),
-    )
-    excess = np.clip(np.nan_to_num(excess, nan=0.0), 0.0, 1.0)
-    res["physics"] = 1.0 - (1.0 - cfg.floor) * excess
-    by_id = {r.id: r for r in used}
-    reasons = []
-    for row in res.itertuples(index=False):  # one row per failing rule instance: a handful
-        if row.physics >= 1.0:
-            reasons.append("")
-            continue
-        rule = by_id[row.rule_id]
-        vals = {
-            k: (float(v) if v is not None and not pd.isna(v) else float("nan"))
-            for k, v in row._asdict().items()
-            if isinstance(v, (int, float, np.floating))
+    rows_by: dict[tuple[str, str, str], list[int]] = {}
+    anchors: dict[str, list[str]] = {}
+    for rid, anchor, role, row in zip(
+        roles["rule_id"], roles["anchor"], roles["role"], roles["row"], strict=True
+    ):
+        rows_by.setdefault((str(rid), str(anchor), str(role)), []).append(int(row))
+        a = anchors.setdefault(str(rid), [])
+        if not a or a[-1] != anchor:
+            a.append(str(anchor))
+    per_rule = []
+    for rule in used:
+        anc = list(dict.fromkeys(anchors[rule.id]))
+        per_role = {
+            ro.name: [rows_by.get((rule.id, a, ro.name), []) for a in anc] for ro in rule.roles
         }
-        try:
-            msg = rule.message.format(**vals)
-        except (KeyError, ValueError):
-            msg = rule.id
-        reasons.append(
-            f"physics {rule.id} ({row.anchor}): {msg}; failed {row.n_violated}/{row.n_checked} "
-            f"checks, last at {pd.Timestamp(row.last_violation):%H:%M:%S}"
-        )
-    res["physics_reason"] = reasons
-    inv = roles[roles["involved"]][["rule_id", "anchor", "tag"]]
-    per_tag = inv.merge(
-        res[["rule_id", "anchor", "physics", "physics_reason"]], on=["rule_id", "anchor"]
-    )
-    if per_tag.empty:
-        return empty
-    per_tag = per_tag.sort_values("physics", kind="stable").drop_duplicates("tag")
-    return per_tag[["tag", "physics", "physics_reason"]].reset_index(drop=True)
+        involved = [
+            [i for ro in rule.roles if ro.involved for i in rows_by.get((rule.id, a, ro.name), [])]
+            for a in anc
+        ]
+        per_rule.append((anc, per_role, involved))
+    return PhysicsPlan(roles, used, tuple(per_rule))
+
+
+def physics_scores(grid: CellGrid, plan: PhysicsPlan, cfg: QualityConfig) -> list[Check]:
+    """The violated rule instances: their involved point rows, score and reason (isolated
+    with the residual balances in :func:`tools.quality.residuals.residual_scores`).
+
+    ``grid`` holds the window's bucket means of the plan's points: rules compare bucket
+    means, never a bad reading.
+    """
+    out: list[Check] = []
+    for rule, (anchors, per_role, involved) in zip(plan.rules, plan.per_rule, strict=True):
+        aggs = {ro.name: ro.agg for ro in rule.roles}
+        vals = {n: grid.matrix(rows, aggs[n]) for n, rows in per_role.items()}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            applies = np.asarray(rule.when(vals), bool) & np.ones((len(anchors), grid.cells), bool)
+            viol = applies & np.asarray(rule.violated(vals), bool)
+        score = share_scores(viol, applies, grid.recent, cfg)
+        for k in np.flatnonzero((score < 1.0) & viol.any(axis=1)):
+            c = int(np.flatnonzero(viol[k])[-1])
+            at = {n: float(x[k, c]) for n, x in vals.items()}
+            with np.errstate(invalid="ignore", divide="ignore"):
+                at.update({n: float(f(vals)[k, c]) for n, f in rule.extra})
+            try:
+                msg = rule.message.format(**at)
+            except (KeyError, ValueError):
+                msg = rule.id
+            when = pd.Timestamp(grid.origin_us + c * grid.cell_us, unit="us")
+            why = (
+                f"physics {rule.id} ({anchors[k]}): {msg}; failed {int(viol[k].sum())}/"
+                f"{int(applies[k].sum())} checks, last at {when:%H:%M:%S}"
+            )
+            out.append(Check(involved[k], float(score[k]), False, why))
+    return out

@@ -72,7 +72,7 @@ def subscores(
     readings has NaN statistics and scores 0 on freshness and completeness.
     """
     n = len(st)
-    out = pd.DataFrame(index=st.index)
+    out: dict[str, np.ndarray] = {}  # one DataFrame at the end
     poll = st["poll_s"].to_numpy(float)
     unit = st["unit"].astype(str).to_numpy()
     start = now - window
@@ -119,6 +119,8 @@ def subscores(
     span_s = (now_ts - first.clip(lower=pd.Timestamp(start))).dt.total_seconds().to_numpy(float)
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
+    if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
+        exp_recent = np.minimum(expected, st["exp_recent"].to_numpy(float))
     n_good = st["n_good"].fillna(0).to_numpy(float)
     n_good_recent = st["n_good_recent"].fillna(0).to_numpy(float)
     c_win = np.minimum(n_good / expected, 1.0)
@@ -248,7 +250,12 @@ def subscores(
     sig_recent = st["sigma_recent"].to_numpy(float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
     level = np.where(np.isnan(level), 0.0, level)
-    den = np.maximum(MAD_TO_SIGMA * level, cfg.spike_floor_frac * scale)
+    # the smallest excursion worth calling a spike: from the instrument's own noise and
+    # resolution when the site file gives them, else a fraction of the span
+    floor = cfg.spike_floor_frac * scale
+    if "spike_floor" in st:
+        floor = np.where(np.isnan(st["spike_floor"]), floor, st["spike_floor"].to_numpy(float))
+    den = np.maximum(MAD_TO_SIGMA * level, floor)
     spike_ratio = np.where(stats, st["spike_max"].to_numpy(float) / den, np.nan)
     spike = log_curve(spike_ratio, cfg.spike_ratio_lo, cfg.spike_ratio_hi, cfg.floor)
     out["spike"] = spike
@@ -329,7 +336,7 @@ def subscores(
             )
         )
     out["rate_reason"] = reason
-    return out
+    return pd.DataFrame(out, index=st.index)
 
 
 def noise_ratio(
