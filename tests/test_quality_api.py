@@ -10,12 +10,18 @@ from test_agent_twin import cdu_policy
 
 from agent.api import make_app
 from agent.context import AgentContext
+from agent.users import Role, Users
 from twin.faults import Fault
 
 
 async def _get(ctx: AgentContext, path: str) -> list[dict[str, object]]:
+    token = Users(ctx.store).add("vic", Role.VIEWER, "test")
     transport = httpx.ASGITransport(app=make_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://site") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://127.0.0.1",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         r = await client.get(path)
         r.raise_for_status()
         out: list[dict[str, object]] = r.json()

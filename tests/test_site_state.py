@@ -113,8 +113,9 @@ def test_cooldown_holds_across_a_restart(tmp_path: Path, port: int) -> None:
         )
         res = await decide_once(ctx)
         d = res.decisions[0]
-        assert d["policy_id"] == "nudge_cdu" and d["outcome"] == "approval_requested"
-        out = await answer_approval(ctx, d["approval_id"], "approved", "ana", "go")
+        assert d.policy_id == "nudge_cdu" and d.outcome == "approval_requested"
+        assert d.approval_id is not None
+        out = await answer_approval(ctx, d.approval_id, "approved", "ana", "go")
         assert out is not None
         act = next(a for a in out.actions if a.get("tag") == "cdu_1.coolant_supply_setpoint")
         assert (
@@ -139,9 +140,7 @@ def test_cooldown_holds_across_a_restart(tmp_path: Path, port: int) -> None:
             hall.site, hall.store, hall.writer, hall.clock, policies=pols, site_state=SiteState()
         )
         try:
-            assert [x["policy_id"] for x in (await decide_once(forgetful)).decisions] == [
-                "nudge_cdu"
-            ]
+            assert [x.policy_id for x in (await decide_once(forgetful)).decisions] == ["nudge_cdu"]
         finally:
             await close(forgetful)
 
@@ -166,7 +165,7 @@ def test_auto_lock_history_survives_a_restart(tmp_path: Path, port: int) -> None
         ctx = AgentContext.build(hall.site, hall.store, hall.writer, hall.clock, policies=pols)
         set_autonomy(ctx, 3, "admin")
         d = (await decide_once(ctx)).decisions[0]
-        assert d["outcome"] == "executed" and d["verdict"]["level"] == 3
+        assert d.outcome == "executed" and d.level == 3
         assert len(ctx.autolock.times) == 1
         await close(ctx)
 
@@ -213,12 +212,12 @@ def test_saved_chiller_reference_runs_chiller_fdd_in_the_live_agent(
                 i.lp.policy.id for i in ctx.engine.c.instances
             }
             res = await decide_once(ctx)
-            fdd = [d for d in res.decisions if str(d["policy_id"]).startswith("chiller_fdd")]
-            assert [(d["policy_id"], d["equipment"], d["fault_class"]) for d in fdd] == [
+            fdd = [d for d in res.decisions if d.policy_id.startswith("chiller_fdd")]
+            assert [(d.policy_id, d.equipment, d.fault_class) for d in fdd] == [
                 ("chiller_fdd_condenser_fouling", "chiller_1", "condenser_fouling")
             ]
-            logged = ctx.audit.decision(fdd[0]["decision_id"])
-            assert logged is not None and logged["policy_id"] == "chiller_fdd_condenser_fouling"
+            logged = ctx.audit.decision(fdd[0].decision_id)
+            assert logged is not None and logged.policy_id == "chiller_fdd_condenser_fouling"
         finally:
             await close(ctx)
 
