@@ -204,7 +204,7 @@ def test_estop_restores_the_pre_agent_value_and_stops_the_heartbeat(
     tmp_path: Path, port: int
 ) -> None:
     async def main() -> None:
-        async with plant(port) as (site, proxy, plc):
+        async with plant(port) as (_site, proxy, plc):
             before = await plc.read(SETPOINT)
             sp, (op, admin) = await SiteProcess.start(tmp_path, proxy.port, 3, "--first", "--fault")
             try:
@@ -298,7 +298,7 @@ def test_an_approval_killed_before_its_write_is_carried_out_after_restart(
     tmp_path: Path, port: int
 ) -> None:
     async def main() -> None:
-        async with plant(port) as (site, proxy, plc):
+        async with plant(port) as (_site, proxy, plc):
             before = await plc.read(SETPOINT)
             sp, (op, _) = await SiteProcess.start(tmp_path, proxy.port, 2, "--first", "--fault")
             try:

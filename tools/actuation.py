@@ -11,6 +11,14 @@ the gate can mint — and for each change:
 3. journals ``proposed → approved → executing`` *before* touching the device,
    writes, reads back, and journals ``done`` (read-back matches) or ``failed``.
 
+While an emergency stop is engaged (the control state is read at every write, not only
+in the gate) nothing is written but the stop's own restore: :meth:`Actuator.hand_back`
+writes every point the agent holds (:meth:`Journal.takeovers`) back to its journaled
+pre-agent value — or, on a protocol with a priority array (a writer with
+``relinquish``), gives the agent's slot up. A rollback or restore writes only a
+journaled previous value (:func:`~tools.gate.authorize_rollback` takes the journal row),
+inside the write limits — it is refused, never clamped into another value.
+
 Then :meth:`Actuator.check_verifications` (called every cycle) compares the
 plant with what the what-if predicted over the verification window and rolls
 back automatically — writing the previous value — when it moved the wrong way.
@@ -319,6 +327,7 @@ class Actuator:
             )
 
         try:
+            self._not_stopped(auth)
             clamped, previous = await self._guard(ch, auth)
         except WriteRejected as err:
             detail["error"] = str(err)
@@ -326,10 +335,12 @@ class Actuator:
             raise
         row("proposed", clamped=clamped, previous=previous)
         row("approved", clamped=clamped, previous=previous)
-        if self.control().estop and not auth.estop_restore:
-            detail["error"] = "emergency stop engaged: nothing but its restore is written"
+        try:  # again at the last moment: the guard's reads took time
+            self._not_stopped(auth)
+        except WriteRejected as err:
+            detail["error"] = str(err)
             row("failed", clamped=clamped, previous=previous)
-            raise WriteRejected(f"{ch.tag}: {detail['error']}")
+            raise
         row("executing", clamped=clamped, previous=previous, written=clamped)
         try:
             res = await self._write(ch.tag, clamped, auth)
@@ -358,6 +369,12 @@ class Actuator:
                 "status": "pending",
             }
         return row("done", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
+
+    def _not_stopped(self, auth: Authorization) -> None:
+        if self.control().estop and not auth.estop_restore:
+            raise WriteRejected(
+                f"{auth.decision_id}: emergency stop engaged: nothing but its restore is written"
+            )
 
     async def _guard(self, ch: AuthorizedChange, auth: Authorization) -> tuple[float, float | None]:
         try:
