@@ -289,9 +289,32 @@ async def _approve_and_kill(
     proxy.release()
 
 
-async def _decision(c: httpx.AsyncClient, decision_id: str) -> dict[str, Any]:
-    r = await c.get("/decisions", params={"limit": 1000})
-    return next(d for d in r.json() if d["decision_id"] == decision_id)
+async def _settled(c: httpx.AsyncClient, decision_id: str) -> dict[str, Any]:
+    """The decision once it is carried out or refused (no longer waiting for its approval)."""
+    got: dict[str, Any] = {}
+
+    async def done() -> bool:
+        r = await c.get("/decisions", params={"limit": 1000})
+        got.update(next(d for d in r.json() if d["decision_id"] == decision_id))
+        return got["outcome"] != "approval_requested"
+
+    await until(done, f"decision {decision_id} settled")
+    return got
+
+
+async def _crash_in_approval(
+    tmp: Path, proxy: HoldingProxy, hold: Callable[[bytes], str | None]
+) -> tuple[SiteProcess, str, dict[str, Any]]:
+    """Start the site (ceiling 2), approve its request, SIGKILL it once the proxy holds what
+    ``hold`` picks, restart it; returns the new process, the operator's token, the approval."""
+    sp, (op, _) = await SiteProcess.start(tmp, proxy.port, 2, "--first", "--fault")
+    try:
+        p = await _pending(sp, op)
+        await _approve_and_kill(sp, proxy, op, p["approval_id"], hold)
+    finally:
+        await sp.kill()
+    sp, _ = await SiteProcess.start(tmp, proxy.port, 2, "--fault", "--later")
+    return sp, op, p
 
 
 def test_an_approval_killed_before_its_write_is_carried_out_after_restart(
@@ -300,21 +323,11 @@ def test_an_approval_killed_before_its_write_is_carried_out_after_restart(
     async def main() -> None:
         async with plant(port) as (_site, proxy, plc):
             before = await plc.read(SETPOINT)
-            sp, (op, _) = await SiteProcess.start(tmp_path, proxy.port, 2, "--first", "--fault")
+            # the approval is recorded, then the actuator's first read is held: SIGKILL
+            sp, op, p = await _crash_in_approval(tmp_path, proxy, hold_reads)
             try:
-                p = await _pending(sp, op)
-                # the approval is recorded, then the actuator's first read is held: SIGKILL
-                await _approve_and_kill(sp, proxy, op, p["approval_id"], hold_reads)
-                assert await plc.read(SETPOINT) == before  # nothing was written
-                sp, _ = await SiteProcess.start(tmp_path, proxy.port, 2, "--fault", "--later")
                 async with sp.client(op) as c:
-                    got: dict[str, Any] = {}
-
-                    async def settled() -> bool:
-                        got.update(await _decision(c, p["decision_id"]))
-                        return got["outcome"] != "approval_requested"
-
-                    await until(settled, "the approved decision carried out or refused")
+                    got = await _settled(c, p["decision_id"])
                     # carried out after the gate judged it again — or refused, saying why
                     if got["outcome"] == "executed":
                         assert await plc.read(SETPOINT) == before - 2.0
@@ -342,30 +355,21 @@ def test_a_write_killed_while_executing_is_reconciled_and_verified(
     async def main() -> None:
         async with plant(port) as (site, proxy, plc):
             before = await plc.read(SETPOINT)
-            sp, (op, _) = await SiteProcess.start(tmp_path, proxy.port, 2, "--first", "--fault")
+            is_write = writes_to(site, SETPOINT)
+            # the write lands on the plant; its reply is held: SIGKILL while `executing`
+            sp, op, p = await _crash_in_approval(
+                tmp_path, proxy, lambda f: "reply" if is_write(f) else None
+            )
             try:
-                p = await _pending(sp, op)
-                is_write = writes_to(site, SETPOINT)
-                # the write lands on the plant; its reply is held: SIGKILL while `executing`
-                await _approve_and_kill(
-                    sp, proxy, op, p["approval_id"], lambda f: "reply" if is_write(f) else None
-                )
                 assert await plc.read(SETPOINT) == before - 2.0
-                sp, _ = await SiteProcess.start(tmp_path, proxy.port, 2, "--fault", "--later")
                 async with sp.client(op) as c:
-                    d: dict[str, Any] = {}
-
-                    async def settled() -> bool:
-                        d.update(await _decision(c, p["decision_id"]))
-                        return d["outcome"] != "approval_requested"
-
-                    await until(settled, "the reconciled decision settled")
+                    d = await _settled(c, p["decision_id"])
                     assert d["outcome"] == "executed", d
                     mine = [
                         a for a in await rows(c, "actions") if a["decision_id"] == d["decision_id"]
                     ]
-                    settled = [a for a in mine if detail(a).get("reconciled") == "write landed"]
-                    assert settled and settled[0]["state"] == "done"
+                    landed = [a for a in mine if detail(a).get("reconciled") == "write landed"]
+                    assert landed and landed[0]["state"] == "done"
                     armed = [detail(a).get("verify", {}).get("status") for a in mine]
                     assert "pending" in armed, mine  # its verification runs like any other
                     assert [a["state"] for a in mine].count("executing") == 1  # never twice
