@@ -14,11 +14,15 @@ from agent_harness import Hall
 
 from connectors.errors import WriteRejected
 from tools import gate
-from tools.actuation import Actuator, Journal
+from tools.actuation import Actuator, Journal, VerifySpec
 from tools.gate import AuthorizedChange, GateControl
 
 SP = "cdu_1.coolant_supply_setpoint"  # write limits 20–40, max_step 2, min_interval 60 s
 NOW = datetime(2026, 1, 1)
+
+
+def _verify() -> VerifySpec:
+    return VerifySpec("cdu_1.coolant_supply_temp", "decrease", 180.0, 0.1)
 
 
 def _auth(value: float, decision: str) -> gate.Authorization:
@@ -46,7 +50,7 @@ def test_estop_restores_the_earliest_previous_and_refuses_everything_else(
         act = Actuator(hall.site, hall.writer, Journal(hall.store), hall.clock, ctl)
         await act.execute(_auth(25.0, "d1"))
         hall.run(60)
-        await act.execute(_auth(23.0, "d2"))
+        await act.execute(_auth(23.0, "d2"), _verify(), 30.0)
         assert hall.twin.values()[SP] == 23.0
         [held] = act.journal.takeovers()
         assert (held.tag, held.agent_value, held.before_agent) == (SP, 23.0, 27.0)
@@ -58,6 +62,11 @@ def test_estop_restores_the_earliest_previous_and_refuses_everything_else(
         assert (r.tag, r.agent_value, r.restored, r.read_back, r.ok) == (SP, 23.0, 27.0, 27.0, True)
         assert hall.twin.values()[SP] == 27.0  # no max-step, no min-interval for the hand-back
         assert act.journal.takeovers() == []  # handed back: nothing held
+        # the verification of a value that is gone is closed, not judged (nor rolled back)
+        [d2] = [x for x in act.journal.latest() if x.decision_id == "d2"]
+        assert (d2.state, d2.detail["verify"]["status"]) == ("done", "closed")
+        hall.run(600)
+        assert await act.check_verifications({"cdu_1.coolant_supply_temp": 99.0}) == []
         # a rollback is an ordinary write's undo: refused while e-stopped
         first = next(x for x in act.journal.latest() if x.decision_id == "d1")
         with pytest.raises(WriteRejected, match="emergency stop"):

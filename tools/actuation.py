@@ -440,9 +440,18 @@ class Actuator:
                 )
                 r = (await self.execute(auth))[0]
                 out.append(Restore(t.tag, t.agent_value, r.written, r.read_back, r.action_id))
+                self._close_verifications(t.tag, f"handed back by the e-stop ({r.action_id})")
             except (WriteRejected, WriteFailed) as err:
                 out.append(Restore(t.tag, t.agent_value, t.first.previous, None, None, str(err)))
         return out
+
+    def _close_verifications(self, tag: str, why: str) -> None:
+        """Verifications still pending on ``tag`` end: the value they judge is gone."""
+        for r in self.journal.latest():
+            v = r.detail.get("verify")
+            if r.tag == tag and r.state == "done" and v and v.get("status") == "pending":
+                detail = {**r.detail, "verify": {**v, "status": "closed", "why": why}}
+                self.journal.append(_replace(r, ts=self.clock.now(), detail=detail))
 
     def arm_verification(
         self, r: ActionRow, verify: VerifySpec, baseline: float | None
