@@ -249,6 +249,18 @@ class VerifySpec:
     tolerance: float = 0.0
     predicted: float | None = None
 
+    def pending(self, start: datetime, baseline: float | None) -> dict[str, Any]:
+        """The journal's ``verify`` detail of a write made at ``start``, not judged yet."""
+        return {
+            "tag": self.tag,
+            "expect": self.expect,
+            "tolerance": self.tolerance,
+            "due": (start + timedelta(seconds=self.window_s)).isoformat(),
+            "baseline": baseline,
+            "predicted": self.predicted,
+            "status": "pending",
+        }
+
 
 def judge(
     baseline: float, observed: float, expect: str, tolerance: float
@@ -359,15 +371,7 @@ class Actuator:
             row("failed", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
             raise WriteFailed(f"{ch.tag}: read back {read_back}, wrote {held}")
         if verify is not None and auth.rollback_of is None:
-            detail["verify"] = {
-                "tag": verify.tag,
-                "expect": verify.expect,
-                "tolerance": verify.tolerance,
-                "due": (now + timedelta(seconds=verify.window_s)).isoformat(),
-                "baseline": baseline,
-                "predicted": verify.predicted,
-                "status": "pending",
-            }
+            detail["verify"] = verify.pending(now, baseline)
         return row("done", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
 
     def _not_stopped(self, auth: Authorization) -> None:
@@ -458,19 +462,7 @@ class Actuator:
     ) -> ActionRow:
         """Start the verification window of a landed write now (a write settled by
         :meth:`reconcile` gets one like any other)."""
-        due = self.clock.now() + timedelta(seconds=verify.window_s)
-        detail = {
-            **r.detail,
-            "verify": {
-                "tag": verify.tag,
-                "expect": verify.expect,
-                "tolerance": verify.tolerance,
-                "due": due.isoformat(),
-                "baseline": baseline,
-                "predicted": verify.predicted,
-                "status": "pending",
-            },
-        }
+        detail = {**r.detail, "verify": verify.pending(self.clock.now(), baseline)}
         return self.journal.append(_replace(r, ts=self.clock.now(), detail=detail))
 
     # ---- verification and rollback ----------------------------------------------------------
