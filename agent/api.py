@@ -160,13 +160,26 @@ def make_app(
             except KeyError as err:
                 raise HTTPException(404, str(err).strip("'\"")) from None
             except ValueError as err:
-                raise HTTPException(409, str(err)) from None
+                raise HTTPException(409, answered(approval_id, str(err))) from None
         return {
             "approval_id": approval_id,
             "state": state,
             "by": who.name,
             "actions": res.actions if res else [],
             "report": res.report if res else {},
+        }
+
+    def answered(approval_id: str, message: str) -> dict[str, Any]:
+        """The approval's real state (and its decision's outcome) for an answer that came late."""
+        a = ctx.audit.approval(approval_id)
+        d = ctx.audit.decision(a.decision_id) if a else None
+        return {
+            "message": message,
+            "approval_id": approval_id,
+            "state": a.state if a else None,
+            "by": a.by_whom if a else None,
+            "outcome": d.outcome if d and d.verdict else None,
+            "explanation": d.explanation if d else None,
         }
 
     @app.post("/approvals/{approval_id}/approve")
@@ -188,13 +201,8 @@ def make_app(
     @app.post("/estop")
     async def estop(a: Answer, who: Operator) -> dict[str, Any]:
         async with lock:
-            cancelled = await runtime.emergency_stop(ctx, who.name, a.why)
-        return {
-            "estop": True,
-            "cancelled": cancelled,
-            "by": who.name,
-            "in_force": runtime.agent_values_in_force(ctx),
-        }
+            res = await runtime.emergency_stop(ctx, who.name, a.why)
+        return {**res.as_json(), "in_force": runtime.agent_values_in_force(ctx)}
 
     @app.post("/estop/clear")
     async def estop_clear(a: Answer, who: Admin) -> dict[str, Any]:

@@ -232,6 +232,23 @@ class Audit:
         )
         return [dict(r) for r in df.to_dict("records")]
 
+    def approved_unexecuted(self) -> list[dict[str, Any]]:
+        """Approvals whose latest answer is ``approved`` and whose decision has no journaled
+        write: ``{approval_id, decision_id, requested (first row's ts), by_whom}``."""
+        df = self.store.query(
+            """SELECT a.approval_id, a.decision_id, a.by_whom,
+                      (SELECT min(f.ts) FROM approvals f WHERE f.approval_id = a.approval_id)
+                        AS requested
+               FROM approvals_latest a
+               WHERE a.state = 'approved' AND NOT EXISTS
+                     (SELECT 1 FROM actions x WHERE x.decision_id = a.decision_id)
+               ORDER BY a.ts"""
+        )
+        return [
+            {**r, "requested": pd.Timestamp(r["requested"]).to_pydatetime()}
+            for r in df.to_dict("records")
+        ]
+
     def pending_instance_keys(self) -> set[str]:
         """Policy instances (``policy@equipment``) with an approval still pending."""
         df = self.store.query(

@@ -202,7 +202,9 @@ class AgentContext:
             clock=clock,
             engine=engine,
             audit=audit,
-            actuator=Actuator(site, writer, audit.journal, clock),
+            actuator=Actuator(
+                site, writer, audit.journal, clock, lambda: audit.control(site.autonomy_ceiling)
+            ),
             approvals=approvals,
             llm=llm,
             checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,

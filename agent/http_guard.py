@@ -161,9 +161,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers
+        d = exc.detail
+        body = (  # a dict detail: its "message" is the text, the rest rides along
+            error_body(
+                exc.status_code,
+                str(d.get("message", "")),
+                **{k: v for k, v in d.items() if k != "message"},
+            )
+            if isinstance(d, dict)
+            else error_body(exc.status_code, str(d))
         )
+        return JSONResponse(body, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -60,8 +60,9 @@ from agent.graph import compile_graph
 from agent.state import CycleState, Trigger
 from connectors.errors import FacilityError
 from connectors.site import HEARTBEAT_TAG
-from tools.actuation import write_heartbeat
+from tools.actuation import ActionRow, Restore, VerifySpec, write_heartbeat
 from tools.gate import ANSWERS, APPROVAL_TTL_S, ApprovalState, GateControl
+from tools.telemetry import latest_array
 
 log = logging.getLogger(__name__)
 
@@ -195,39 +196,65 @@ async def execute_recorded(ctx: AgentContext, decision_id: str) -> list[dict[str
     return list(out.get("actions", []))
 
 
-async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> list[str]:
-    """Engage the emergency stop and cancel every pending approval; returns the cancelled ids."""
+@dataclass(frozen=True)
+class EstopResult:
+    """What an emergency stop did: approvals cancelled, set points handed back (or not, and why)."""
+
+    by: str
+    cancelled: list[str]
+    restores: list[Restore]
+
+    @property
+    def restored(self) -> list[Restore]:
+        return [r for r in self.restores if r.ok]
+
+    @property
+    def not_restored(self) -> list[Restore]:
+        return [r for r in self.restores if not r.ok]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "estop": True,
+            "by": self.by,
+            "cancelled": self.cancelled,
+            "restored": [r.as_dict() for r in self.restored],
+            "not_restored": [r.as_dict() for r in self.not_restored],
+        }
+
+
+async def emergency_stop(ctx: AgentContext, by_whom: str, why: str = "") -> EstopResult:
+    """Engage the emergency stop and hand the plant back, at once.
+
+    The stop is recorded first (from then on the gate and the actuator refuse every write
+    but the restore, and :func:`run_forever` stops the heartbeat so the plant's own control
+    takes over at its lapse); every pending approval is cancelled; every set point the agent
+    holds is restored to its pre-agent value from the journal (journaled, read back)."""
     c = ctx.control()
-    ctx.set_control(
-        GateControl(c.site_ceiling, c.locked, c.lock_reason, True), by_whom, why or "emergency stop"
-    )
+    why = why or "emergency stop"
+    ctx.set_control(GateControl(c.site_ceiling, c.locked, c.lock_reason, True), by_whom, why)
     cancelled = []
     for p in ctx.audit.pending_approvals():
-        await answer_approval(ctx, p["approval_id"], "cancelled", by_whom, why or "emergency stop")
+        await answer_approval(ctx, p["approval_id"], "cancelled", by_whom, why)
         cancelled.append(p["approval_id"])
-    return cancelled
+    restores = await ctx.actuator.hand_back()
+    for r in restores:
+        if not r.ok:
+            log.error("e-stop: %s NOT restored (agent value %s): %s", r.tag, r.agent_value, r.error)
+    return EstopResult(by_whom, cancelled, restores)
 
 
 def agent_values_in_force(ctx: AgentContext) -> list[dict[str, Any]]:
-    """Set points whose latest journaled write is the agent's own (not a rollback), per tag:
+    """Set points the agent holds now (journal), per tag:
     ``{tag, value, before_agent, action_id, ts}`` — what an operator must know after an e-stop."""
-    firsts: dict[str, float | None] = {}
-    last: dict[str, Any] = {}
-    for r in ctx.audit.journal.latest():  # ordered by time
-        if r.state == "failed":
-            continue
-        firsts.setdefault(r.tag, r.previous)
-        last[r.tag] = r
     return [
         {
-            "tag": tag,
-            "value": r.written,
-            "before_agent": firsts[tag],
-            "action_id": r.action_id,
-            "ts": r.ts.isoformat(),
+            "tag": t.tag,
+            "value": t.agent_value,
+            "before_agent": t.before_agent,
+            "action_id": t.last.action_id,
+            "ts": t.last.ts.isoformat(),
         }
-        for tag, r in sorted(last.items())
-        if r.state == "done" and r.detail.get("by") != "rollback"
+        for t in ctx.audit.journal.takeovers()
     ]
 
 
@@ -272,8 +299,85 @@ async def expire_approvals(ctx: AgentContext, max_age_s: float = APPROVAL_TTL_S)
 
 
 async def startup(ctx: AgentContext) -> list[dict[str, Any]]:
-    """Reconcile actions a crash left mid-way (read back, never write twice)."""
-    return [r.as_dict() for r in await ctx.actuator.reconcile()]
+    """After a restart, lose nothing a crash interrupted:
+
+    * actions left mid-way are reconciled (read back, never written twice); a landed one
+      starts its verification like any other write, and its decision becomes executed or
+      failed in the audit;
+    * approvals recorded ``approved`` whose write never started are carried out through the
+      same re-evaluation every approval goes through — or refused with the reason.
+
+    Returns the reconciled journal rows and, per resumed approval, its outcome."""
+    out = []
+    for r in await ctx.actuator.reconcile():
+        settle_reconciled(ctx, r)
+        out.append(r.as_dict())
+    return out + await resume_approved(ctx)
+
+
+def settle_reconciled(ctx: AgentContext, r: ActionRow) -> None:
+    """A write :meth:`~tools.actuation.Actuator.reconcile` settled: verify it, settle its decision."""
+    if r.detail.get("by") in ("rollback", "estop") or not r.decision_id:
+        return  # not a decision's own write (its restore has no decision outcome of its own)
+    d = ctx.audit.decision(r.decision_id)
+    if d is None:
+        return
+    landed = r.state == "done"
+    if landed and d.verify is not None:
+        vf = d.verify
+        pred = nodes.predicted_value(d.prediction, vf.tag)
+        snap = latest_array(ctx.store, ctx.site, r.ts, ctx.lookback)
+        base = snap.get(ctx.site, vf.tag)
+        baseline = None if base is None or base != base else float(base)
+        spec = VerifySpec(vf.tag, vf.expect, vf.window_s, vf.tolerance, pred)
+        ctx.actuator.arm_verification(r, spec, baseline)
+    what = (
+        f"{r.tag} = {r.written:.4g} (read back {r.read_back:.4g})"
+        if landed and r.written is not None and r.read_back is not None
+        else f"{r.tag}: {r.detail.get('reconciled', r.state)}"
+    )
+    verb = (
+        "Written (settled after a restart)" if landed else "Not carried out (found after a restart)"
+    )
+    ctx.audit.record_decision(
+        replace(d, done=True, executed=landed, explanation=f"{d.explanation} {verb}: {what}."),
+        ctx.clock.now(),
+    )
+
+
+async def resume_approved(
+    ctx: AgentContext, max_age_s: float = APPROVAL_TTL_S
+) -> list[dict[str, Any]]:
+    """Approvals answered ``approved`` whose decision has no journaled write (a crash between
+    the answer and the write): carry each out now (the gate judges it again on today's plant)
+    or, when the request has expired, refuse it with the reason — never drop it."""
+    now = ctx.clock.now()
+    out: list[dict[str, Any]] = []
+    for a in ctx.audit.approved_unexecuted():
+        d = ctx.audit.decision(a["decision_id"])
+        if d is None or d.executed is not None:
+            continue  # settled already (refused or written)
+        age = (now - a["requested"]).total_seconds()
+        if age > max_age_s:
+            why = (
+                f"approved by {a['by_whom']} but not written before a restart; the request is "
+                f"{age:.0f} s old (expires after {max_age_s:.0f} s): not carried out"
+            )
+            ctx.audit.record_decision(
+                replace(d, done=True, executed=False, explanation=f"{d.explanation} {why}."), now
+            )
+            out.append({"decision_id": d.decision_id, "error": why})
+            continue
+        try:
+            rows = await execute_recorded(ctx, d.decision_id)
+        except (FacilityError, ValueError, KeyError) as err:
+            why = f"approved but not carried out after a restart: {err}"
+            ctx.audit.record_decision(
+                replace(d, done=True, executed=False, explanation=f"{d.explanation} {why}."), now
+            )
+            rows = [{"decision_id": d.decision_id, "error": why}]
+        out += [{"resumed_approval": a["approval_id"], **r} for r in rows]
+    return out
 
 
 async def run_forever(

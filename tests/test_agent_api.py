@@ -186,12 +186,14 @@ def test_viewer_cannot_approve_and_the_approver_is_the_tokens_user(site: Site) -
     mine = [r for r in rows if r["approval_id"] == apr and r["state"] == "approved"]
     assert [r["by_whom"] for r in mine] == ["olga"]
     assert not any(r["by_whom"] == "mallory" for r in rows)
-    # an e-stop now names the set point the agent wrote and what it was before
+    # an e-stop hands the set point the agent wrote back, and says so
     with site.client("operator") as o, site.client("admin") as a:
         r = o.post("/estop", json={}).json()
-        assert [(v["tag"], v["value"], v["before_agent"]) for v in r["in_force"]] == [
+        assert [(v["tag"], v["agent_value"], v["restored"]) for v in r["restored"]] == [
             ("cdu_1.coolant_supply_setpoint", 25.0, 27.0)
         ]
+        assert r["not_restored"] == [] and r["in_force"] == []
+        assert site.do(lambda: site.hall.twin.values()["cdu_1.coolant_supply_setpoint"]) == 27.0
         assert a.post("/estop/clear", json={}).json()["cleared"] is True
 
 

@@ -175,7 +175,7 @@ def test_emergency_stop_cancels_pending(tmp_path: Path, port: int, agent_on: Age
             )
             res = await until_decision(hall, ctx)
             apr = res.decisions[0].approval_id
-            assert await emergency_stop(ctx, "shift lead") == [apr]
+            assert (await emergency_stop(ctx, "shift lead")).cancelled == [apr]
             assert ctx.audit.approval(apr).state == "cancelled"  # type: ignore[union-attr]
             assert ctx.audit.pending_approvals() == []
             assert ctx.control().estop

@@ -11,6 +11,14 @@ the gate can mint — and for each change:
 3. journals ``proposed → approved → executing`` *before* touching the device,
    writes, reads back, and journals ``done`` (read-back matches) or ``failed``.
 
+While an emergency stop is engaged (the control state is read at every write, not only
+in the gate) nothing is written but the stop's own restore: :meth:`Actuator.hand_back`
+writes every point the agent holds (:meth:`Journal.takeovers`) back to its journaled
+pre-agent value — or, on a protocol with a priority array (a writer with
+``relinquish``), gives the agent's slot up. A rollback or restore writes only a
+journaled previous value (:func:`~tools.gate.authorize_rollback` takes the journal row),
+inside the write limits — it is refused, never clamped into another value.
+
 Then :meth:`Actuator.check_verifications` (called every cycle) compares the
 plant with what the what-if predicted over the verification window and rolls
 back automatically — writing the previous value — when it moved the wrong way.
@@ -26,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -36,8 +45,8 @@ from connectors.clock import Clock
 from connectors.errors import DeviceError, WriteFailed, WriteRejected
 from connectors.site import Site
 from connectors.store import Store
-from connectors.writer import PointWriter
-from tools.gate import Authorization, AuthorizedChange, authorize_rollback
+from connectors.writer import PointWriter, WriteResult
+from tools.gate import Authorization, AuthorizedChange, GateControl, authorize_rollback
 
 ACTIONS_DDL = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -142,6 +151,76 @@ class Journal:
     def for_decision(self, decision_id: str) -> list[ActionRow]:
         return [r for r in self.latest() if r.decision_id == decision_id]
 
+    def takeovers(self) -> list[Takeover]:
+        """Points the agent holds now: per tag, its first write since it took the point over
+        (whose ``previous`` is the pre-agent value) and its latest. A write that failed did
+        not land; an e-stop restore hands the point back (the next write takes it over anew);
+        a point whose last write is a rollback to the pre-agent value is no longer held."""
+        rows = self._rows(  # latest row per action, in the order the actions began
+            """SELECT * EXCLUDE (first) FROM (
+                 SELECT *, min(rowid) OVER (PARTITION BY action_id) AS first FROM actions
+                 QUALIFY row_number() OVER (PARTITION BY action_id ORDER BY rowid DESC) = 1)
+               ORDER BY first""",
+            [],
+        )
+        first: dict[str, ActionRow] = {}
+        last: dict[str, ActionRow] = {}
+        for r in rows:
+            if r.state == "failed" and "rollback_error" not in r.detail:
+                continue
+            if r.detail.get("estop_restore"):
+                first.pop(r.tag, None)
+                continue
+            first.setdefault(r.tag, r)
+            last[r.tag] = r
+        out = []
+        for tag, f in sorted(first.items()):
+            lr = last[tag]
+            back = lr.detail.get("by") == "rollback" and _same(lr.written, f.previous)
+            if not back:
+                out.append(Takeover(tag, f, lr))
+        return out
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= READBACK_TOL * max(1.0, abs(b))
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A point the agent holds: ``first`` is its first write since taking it over."""
+
+    tag: str
+    first: ActionRow
+    last: ActionRow
+
+    @property
+    def agent_value(self) -> float | None:
+        return self.last.written
+
+    @property
+    def before_agent(self) -> float | None:
+        return self.first.previous
+
+
+@dataclass(frozen=True)
+class Restore:
+    """One point handed back by an e-stop: agent value → restored value, read back (or why not)."""
+
+    tag: str
+    agent_value: float | None
+    restored: float | None
+    read_back: float | None
+    action_id: str | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
 
 def _row(r: dict[str, Any]) -> ActionRow:
     detail = r.get("detail")
@@ -170,6 +249,18 @@ class VerifySpec:
     tolerance: float = 0.0
     predicted: float | None = None
 
+    def pending(self, start: datetime, baseline: float | None) -> dict[str, Any]:
+        """The journal's ``verify`` detail of a write made at ``start``, not judged yet."""
+        return {
+            "tag": self.tag,
+            "expect": self.expect,
+            "tolerance": self.tolerance,
+            "due": (start + timedelta(seconds=self.window_s)).isoformat(),
+            "baseline": baseline,
+            "predicted": self.predicted,
+            "status": "pending",
+        }
+
 
 def judge(
     baseline: float, observed: float, expect: str, tolerance: float
@@ -192,11 +283,22 @@ def override_tag(tag: str) -> str:
 
 
 class Actuator:
-    def __init__(self, site: Site, writer: PointWriter, journal: Journal, clock: Clock) -> None:
+    """``control`` gives the site's control state *now*: read at every write, so an emergency
+    stop engaged after a permit was minted still refuses it (only its own restore writes)."""
+
+    def __init__(
+        self,
+        site: Site,
+        writer: PointWriter,
+        journal: Journal,
+        clock: Clock,
+        control: Callable[[], GateControl] = GateControl,
+    ) -> None:
         self.site = site
         self.writer = writer
         self.journal = journal
         self.clock = clock
+        self.control = control
 
     # ---- writing ----------------------------------------------------------------------------
     async def execute(
@@ -227,6 +329,8 @@ class Actuator:
             detail["approval_id"] = auth.approval_id
         if auth.rollback_of:
             detail["rollback_of"] = auth.rollback_of
+        if auth.estop_restore:
+            detail["estop_restore"] = True
 
         def row(state: str, **kw: Any) -> ActionRow:
             fields = {"clamped": None, "previous": None, "written": None, "read_back": None, **kw}
@@ -235,6 +339,7 @@ class Actuator:
             )
 
         try:
+            self._not_stopped(auth)
             clamped, previous = await self._guard(ch, auth)
         except WriteRejected as err:
             detail["error"] = str(err)
@@ -242,9 +347,15 @@ class Actuator:
             raise
         row("proposed", clamped=clamped, previous=previous)
         row("approved", clamped=clamped, previous=previous)
+        try:  # again at the last moment: the guard's reads took time
+            self._not_stopped(auth)
+        except WriteRejected as err:
+            detail["error"] = str(err)
+            row("failed", clamped=clamped, previous=previous)
+            raise
         row("executing", clamped=clamped, previous=previous, written=clamped)
         try:
-            res = await self.writer.write(ch.tag, clamped)
+            res = await self._write(ch.tag, clamped, auth)
             read_back = _f(res.read_back)
             if read_back is None:
                 read_back = _f(await self.writer.read(ch.tag))
@@ -260,16 +371,14 @@ class Actuator:
             row("failed", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
             raise WriteFailed(f"{ch.tag}: read back {read_back}, wrote {held}")
         if verify is not None and auth.rollback_of is None:
-            detail["verify"] = {
-                "tag": verify.tag,
-                "expect": verify.expect,
-                "tolerance": verify.tolerance,
-                "due": (now + timedelta(seconds=verify.window_s)).isoformat(),
-                "baseline": baseline,
-                "predicted": verify.predicted,
-                "status": "pending",
-            }
+            detail["verify"] = verify.pending(now, baseline)
         return row("done", clamped=clamped, previous=previous, written=clamped, read_back=read_back)
+
+    def _not_stopped(self, auth: Authorization) -> None:
+        if self.control().estop and not auth.estop_restore:
+            raise WriteRejected(
+                f"{auth.decision_id}: emergency stop engaged: nothing but its restore is written"
+            )
 
     async def _guard(self, ch: AuthorizedChange, auth: Authorization) -> tuple[float, float | None]:
         try:
@@ -302,9 +411,59 @@ class Actuator:
         if previous is None:
             previous = ch.previous
         value = lim.clamp(ch.value)
+        if auth.rollback_of is not None and value != ch.value:
+            # a journaled previous value lies inside the limits by construction — unless the
+            # limits changed or the plant was elsewhere: then it is no restore, refuse it
+            raise WriteRejected(
+                f"{ch.tag}: value before the agent {ch.value} is outside the write limits "
+                f"[{lim.min}, {lim.max}]; not restored"
+            )
         if lim.max_step is not None and previous is not None and auth.rollback_of is None:
             value = min(previous + lim.max_step, max(previous - lim.max_step, value))
         return value, previous
+
+    async def _write(self, tag: str, value: float, auth: Authorization) -> WriteResult:
+        """Write ``value`` — or, restoring on a protocol with a priority array (a writer with
+        ``relinquish``, e.g. BACnet), give the agent's priority slot up instead."""
+        relinquish = getattr(self.writer, "relinquish", None) if auth.rollback_of else None
+        if relinquish is not None:
+            res: WriteResult = await relinquish(tag)
+            return res
+        return await self.writer.write(tag, value)
+
+    # ---- handing the plant back ---------------------------------------------------------------
+    async def hand_back(self) -> list[Restore]:
+        """E-stop: restore every set point the agent holds to its value before the agent took it
+        over (journaled ``previous``); one :class:`Restore` per point, failures included."""
+        control = self.control()
+        out = []
+        for t in self.journal.takeovers():
+            try:
+                auth = authorize_rollback(
+                    t.first, self.clock.now(), control=control, estop_restore=True
+                )
+                r = (await self.execute(auth))[0]
+                out.append(Restore(t.tag, t.agent_value, r.written, r.read_back, r.action_id))
+                self._close_verifications(t.tag, f"handed back by the e-stop ({r.action_id})")
+            except (WriteRejected, WriteFailed) as err:
+                out.append(Restore(t.tag, t.agent_value, t.first.previous, None, None, str(err)))
+        return out
+
+    def _close_verifications(self, tag: str, why: str) -> None:
+        """Verifications still pending on ``tag`` end: the value they judge is gone."""
+        for r in self.journal.latest():
+            v = r.detail.get("verify")
+            if r.tag == tag and r.state == "done" and v and v.get("status") == "pending":
+                detail = {**r.detail, "verify": {**v, "status": "closed", "why": why}}
+                self.journal.append(_replace(r, ts=self.clock.now(), detail=detail))
+
+    def arm_verification(
+        self, r: ActionRow, verify: VerifySpec, baseline: float | None
+    ) -> ActionRow:
+        """Start the verification window of a landed write now (a write settled by
+        :meth:`reconcile` gets one like any other)."""
+        detail = {**r.detail, "verify": verify.pending(self.clock.now(), baseline)}
+        return self.journal.append(_replace(r, ts=self.clock.now(), detail=detail))
 
     # ---- verification and rollback ----------------------------------------------------------
     async def check_verifications(self, values: dict[str, float]) -> list[ActionRow]:
@@ -344,11 +503,8 @@ class Actuator:
 
     async def rollback(self, r: ActionRow, detail: dict[str, Any]) -> ActionRow:
         """Write back the value the point had before action ``r``; journal ``rolled_back``."""
-        assert r.previous is not None
-        auth = authorize_rollback(
-            r.action_id, r.decision_id or "", AuthorizedChange(r.tag, r.previous), self.clock.now()
-        )
         try:
+            auth = authorize_rollback(r, self.clock.now(), control=self.control())
             res = await self.execute(auth)
             detail["rollback_action"] = res[0].action_id
         except (WriteRejected, WriteFailed) as err:

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -308,6 +308,7 @@ class Authorization:
         "by_whom",
         "changes",
         "decision_id",
+        "estop_restore",
         "issued",
         "level",
         "rollback_of",
@@ -324,6 +325,7 @@ class Authorization:
         approval_id: str | None = None,
         by_whom: str = "agent",
         rollback_of: str | None = None,
+        estop_restore: bool = False,
     ) -> None:
         if token is not _MINT:
             raise WriteRejected("an Authorization is issued by the autonomy gate only")
@@ -334,6 +336,7 @@ class Authorization:
         self.approval_id = approval_id
         self.by_whom = by_whom
         self.rollback_of = rollback_of
+        self.estop_restore = estop_restore
         self._frozen = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -385,16 +388,39 @@ def authorize(
     )
 
 
+class JournaledWrite(Protocol):
+    """A journal row of one of our own writes (``tools.actuation.ActionRow`` is one)."""
+
+    @property
+    def action_id(self) -> str: ...
+    @property
+    def decision_id(self) -> str | None: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def previous(self) -> float | None: ...
+
+
 def authorize_rollback(
-    action_id: str, decision_id: str, change: AuthorizedChange, now: datetime
+    row: JournaledWrite, now: datetime, *, control: GateControl, estop_restore: bool = False
 ) -> Authorization:
-    """Restoring the value a point had before our own write is always permitted."""
+    """Permit writing back the journaled value a point had before our own write ``row`` — that
+    value and no other. Refused when it is unknown or not finite; during an emergency stop only
+    the e-stop's own restore (``estop_restore``) may write, and it only during one."""
+    prev = row.previous
+    if prev is None or not math.isfinite(prev):
+        raise WriteRejected(f"{row.tag}: the value before {row.action_id} is unknown; not restored")
+    if control.estop and not estop_restore:
+        raise WriteRejected(f"{row.tag}: emergency stop engaged; only its restore writes")
+    if estop_restore and not control.estop:
+        raise WriteRejected(f"{row.tag}: an e-stop restore needs the emergency stop engaged")
     return Authorization(
         _MINT,
-        decision_id=decision_id,
-        changes=[change],
+        decision_id=row.decision_id or "",
+        changes=[AuthorizedChange(row.tag, prev, prev)],
         level=3,
         issued=now,
-        by_whom="rollback",
-        rollback_of=action_id,
+        by_whom="estop" if estop_restore else "rollback",
+        rollback_of=row.action_id,
+        estop_restore=estop_restore,
     )

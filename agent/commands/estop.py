@@ -1,4 +1,8 @@
-"""``facility-agent estop``: emergency stop — cancel every pending approval, no more writes.
+"""``facility-agent estop``: emergency stop — hand the plant back, cancel what is pending.
+
+Every set point the agent holds is restored to its value before the agent (listed:
+agent value → restored, read back; anything not restored is named loudly), the
+heartbeat stops, pending approvals are cancelled, and nothing more is written.
 
 ``facility-agent estop clear`` (admin) releases the emergency stop and an auto-lock;
 the autonomy ceiling is left as it was (``autonomy set`` never clears an e-stop).
@@ -41,18 +45,14 @@ def engage(args: argparse.Namespace) -> int:
     out = console()
     client = api(args)
     if client is not None:
-        res = client.call("POST", "/estop", json={"why": args.why})
-        out.print(
-            f"[bold red]emergency stop engaged[/] by {res['by']}; cancelled: {res['cancelled']}"
-        )
+        report(out, client.call("POST", "/estop", json={"why": args.why}))
         return 0
 
     async def main() -> None:
         ctx = direct_ctx(args)
         try:
-            who = local_user()
-            cancelled = await runtime.emergency_stop(ctx, who, args.why)
-            report(out, who, cancelled, runtime.agent_values_in_force(ctx))
+            res = await runtime.emergency_stop(ctx, local_user(), args.why)
+            report(out, {**res.as_json(), "in_force": runtime.agent_values_in_force(ctx)})
         finally:
             await runtime.close(ctx, close_writer=True)
             ctx.store.close()
@@ -61,16 +61,31 @@ def engage(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(out: Any, by: str, cancelled: list[str], in_force: list[dict[str, Any]]) -> None:
-    out.print(f"[bold red]emergency stop engaged[/] by {by}; nothing more is written until cleared")
+def report(out: Any, res: dict[str, Any]) -> None:
+    """What the stop did (the API's JSON answer): cancelled, restored, NOT restored, still held."""
+    out.print(
+        f"[bold red]emergency stop engaged[/] by {res['by']}; nothing more is written until cleared"
+    )
+    cancelled = res["cancelled"]
     out.print(f"cancelled approvals: {', '.join(cancelled) if cancelled else 'none pending'}")
-    if not in_force:
-        out.print("no set point holds a value the agent wrote")
-        return
-    out.print("set points still at the agent's values (journal):")
-    for v in in_force:
+    restored, failed = res["restored"], res["not_restored"]
+    if not restored and not failed:
+        out.print("no set point held a value the agent wrote: nothing to restore")
+    if restored:
+        out.print("set points handed back (agent value → restored, read back):")
+    for r in restored:
         out.print(
-            f"  {v['tag']} = {v['value']} (before the agent: {v['before_agent']}, {v['ts'][:19]})"
+            f"  {r['tag']}: {r['agent_value']} → {r['restored']} (read back {r['read_back']})"
+        )
+    for r in failed:
+        out.print(
+            f"[bold red]NOT RESTORED[/] {r['tag']}: still {r['agent_value']} "
+            f"(before the agent: {r['restored']}) — {r['error']}"
+        )
+    for v in res.get("in_force", []):
+        out.print(
+            f"[bold red]still at the agent's value[/] {v['tag']} = {v['value']} "
+            f"(before the agent: {v['before_agent']})"
         )
 
 

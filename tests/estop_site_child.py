@@ -1,0 +1,76 @@
+"""The site process of the e-stop and crash tests: API + ``run_forever`` (cycles and heartbeat).
+
+    estop_site_child.py DB CKPT PLANT_PORT CEILING [--first] [--fault] [--later]
+
+Readings come from a twin inside this process (a hall with a manual clock moved on
+here, ~200x real time: the GPU fault develops in seconds); every write — the set
+points and the heartbeat — goes over Modbus TCP to PLANT_PORT, the plant served by
+the test process (through its proxy), which outlives this process when it is killed.
+Prints ``TOKENS operator admin`` (with ``--first``) and ``READY`` once the API serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from agent_harness import Hall
+from test_agent_twin import cdu_policy
+
+from agent import runtime
+from agent.api import serve, state_file
+from agent.context import AgentContext
+from agent.users import Role, Users
+from connectors.site import with_port
+from connectors.writer import ModbusPointWriter
+from twin.faults import Fault
+
+
+async def main(db: str, ckpt: str, plant_port: int, ceiling: int, flags: list[str]) -> None:
+    state_file(db).unlink(missing_ok=True)  # left by a killed predecessor
+    hall = Hall(db)
+    hall.run(900)
+    if "--fault" in flags:  # the same seed and fault: a restart replays the same readings
+        fault = Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
+        hall.twin.inject(fault)
+    if "--later" in flags:  # a restart: the plant's clock has moved on past the crash
+        hall.run(120)
+    if "--first" in flags:
+        users = Users(hall.store)
+        op, admin = users.add("olga", Role.OPERATOR, "t"), users.add("root", Role.ADMIN, "t")
+        print("TOKENS", op, admin, flush=True)
+    writer = ModbusPointWriter(with_port(hall.site, plant_port))
+    ctx = AgentContext.build(
+        hall.site,
+        hall.store,
+        writer,
+        hall.clock,
+        policies=cdu_policy(ceiling=3, cooldown="60s"),
+        checkpoint_path=ckpt,
+    )
+    if "--first" in flags:
+        runtime.set_autonomy(ctx, ceiling, "test")
+    stop = asyncio.Event()
+
+    async def plant_time() -> None:  # the readings move on: 10 simulated s per 50 ms
+        while not stop.is_set():
+            hall.run(10)
+            await asyncio.sleep(0.05)
+
+    api = asyncio.create_task(serve(ctx, db, port=0, stop=stop))
+    while not state_file(db).exists():
+        await asyncio.sleep(0.02)
+    print("READY", flush=True)
+    await asyncio.gather(
+        api,
+        plant_time(),
+        runtime.run_forever(ctx, interval_s=0.3, heartbeat_s=0.1, stop=stop),
+    )
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    asyncio.run(main(a[0], a[1], int(a[2]), int(a[3]), a[4:]))
