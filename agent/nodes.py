@@ -449,7 +449,8 @@ async def _carry_out(ctx: AgentContext, d: Decision) -> tuple[Decision, list[dic
         auth = gate.authorize(verdict, changes, control=control, now=now, approval=approval)
         rows = await ctx.actuator.execute(auth, verify, baseline)
     except (WriteRejected, WriteFailed) as err:
-        extra = f" ({d.recheck})" if d.recheck else ""
+        said = d.recheck.removeprefix("re-evaluated at write time: ") in str(err)
+        extra = f" ({d.recheck})" if d.recheck and not said else ""
         d = replace(d, executed=False, explanation=f"{d.explanation} Not carried out: {err}{extra}")
         ctx.audit.record_decision(d, now)
         return d, [{"decision_id": d.decision_id, "error": str(err)}]

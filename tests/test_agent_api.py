@@ -170,7 +170,7 @@ def test_viewer_cannot_approve_and_the_approver_is_the_tokens_user(site: Site) -
         Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7)
     ))  # fmt: skip
     res = site.on_loop(until_decision(site.hall, site.ctx))
-    apr = res.decisions[0]["approval_id"]
+    apr = res.decisions[0].approval_id
     with site.client("viewer") as v:
         r = v.post(f"/approvals/{apr}/approve", json={"why": "looks fine"})
         assert r.status_code == 403

@@ -227,6 +227,7 @@ def test_cycle_summary_by_llm_records_tokens_and_decides_nothing(
 
     async def main() -> None:
         hall = Hall(tmp_path / "s.duckdb")
+        hall.run(900)  # a quarter-hour of healthy history: the quality window has a baseline
         model = ScriptedChat(
             responses=[final("GPU hot; asked an operator to lower the CDU set point.")]
         )

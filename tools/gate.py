@@ -427,7 +427,7 @@ def authorize(
             approval_id=approval.approval_id,
             by_whom=approval.by_whom or "operator",
         )
-    raise WriteRejected(f"{verdict.decision_id}: refused, {why_level(verdict)}")
+    raise WriteRejected(f"{verdict.decision_id}: refused, {why_level(verdict)}: does not write")
 
 
 def authorize_rollback(

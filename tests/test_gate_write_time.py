@@ -1,0 +1,197 @@
+"""Approval is consent, never authority (issue 11): the whole gate at the moment of writing.
+
+Driven from outside: a site on the twin served over Modbus, its HTTP API with real tokens,
+a scripted chat model behind ``POST /chat``, registers read back over Modbus by a separate
+client. Each scenario is a finding of issue 11 that wrote on the old main:
+
+(a) ceiling 0 set by an admin, then a pending ``gpu.power_cap`` request approved → nothing
+    written, "site ceiling 0" in the response and the audit;
+(b) a chat proposal fine when made, breaking a constraint when approved (chiller_1 trips)
+    → refused by the fresh what-if;
+(d) an approval answered after its time to live → expired, nothing written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from agent_harness import Hall
+from conftest import free_port
+from test_agent_llm import ScriptedChat, call, final
+
+from agent.api import find_api, serve, state_file
+from agent.context import AgentContext
+from agent.runtime import close
+from agent.users import Role, Users
+from connectors.writer import ModbusPointWriter
+from tools.gate import APPROVAL_TTL_S
+from twin.faults import Fault
+
+T = TypeVar("T")
+GPU_CAP = "gpu.power_cap"
+NAMES = {"viewer": "vic", "operator": "olga", "admin": "root"}
+
+
+@dataclass
+class Site:
+    url: str
+    hall: Hall
+    ctx: AgentContext
+    loop: asyncio.AbstractEventLoop
+    tokens: dict[str, str]
+
+    def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
+
+    def client(self, role: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+
+    def register(self, tag: str) -> float:
+        """The point's register, read over Modbus by a client of its own."""
+
+        async def read() -> float:
+            w = ModbusPointWriter(self.hall.served)
+            try:
+                return await w.read(tag)
+            finally:
+                await w.close()
+
+        return self.on_loop(read())
+
+    def advance(self, seconds: float) -> None:
+        async def run() -> None:
+            self.hall.run(seconds)
+
+        self.on_loop(run())
+
+    def propose(self, tag: str, value: float) -> dict[str, Any]:
+        """An operator asks the chat; the (scripted) model proposes ``tag = value``."""
+        self.ctx.llm = ScriptedChat(
+            responses=[
+                call("propose_action", {"tag": tag, "value": value, "reason": "test"}, 1),
+                final("Proposed; an operator must approve."),
+            ]
+        )
+        with self.client("operator") as c:
+            r = c.post("/chat", json={"message": f"please set {tag} to {value}"})
+        assert r.status_code == 200, r.text
+        (prop,) = r.json()["proposals"]
+        assert prop["outcome"] == "approval_requested", prop
+        return dict(prop)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("gate")
+    db = tmp / "site.duckdb"
+    ready: dict[str, Any] = {}
+    started = threading.Event()
+    port, mb_port = free_port(), free_port()
+
+    async def main() -> None:
+        hall = Hall(db)
+        hall.run(900)
+        await hall.start(mb_port)
+        users = Users(hall.store)
+        tokens = {role: users.add(name, Role.parse(role), "test") for role, name in NAMES.items()}
+        ctx = AgentContext.build(
+            hall.site, hall.store, hall.writer, hall.clock, policies=[], approvals="record"
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(ctx, db, port=port, stop=stop))
+        while not state_file(db).exists() and not task.done():
+            await asyncio.sleep(0.02)
+        ready.update(hall=hall, ctx=ctx, tokens=tokens, stop=stop, loop=asyncio.get_running_loop())
+        started.set()
+        try:
+            await task
+        finally:
+            await close(ctx)
+            await hall.stop()
+            hall.store.close()
+
+    th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    th.start()
+    assert started.wait(120), "the site did not start"
+    url = find_api(db)
+    assert url is not None
+    yield Site(url, ready["hall"], ready["ctx"], ready["loop"], ready["tokens"])
+    ready["loop"].call_soon_threadsafe(ready["stop"].set)
+    th.join(60)
+
+
+def audit_row(c: httpx.Client, decision_id: str) -> dict[str, Any]:
+    """The decision as the audit holds it now (its latest row)."""
+    rows = c.get("/decisions", params={"limit": 1000}).json()
+    mine = [r for r in rows if r["decision_id"] == decision_id]
+    assert len(mine) == 1, decision_id
+    return dict(mine[0])
+
+
+def test_a_ceiling_lowered_after_the_request_refuses_the_approved_write(site: Site) -> None:
+    assert site.register(GPU_CAP) == 100.0
+    prop = site.propose(GPU_CAP, 90.0)
+    with site.client("admin") as admin:
+        assert admin.post("/autonomy", json={"level": 0, "why": "hands off"}).status_code == 200
+    try:
+        with site.client("operator") as op:
+            r = op.post(f"/approvals/{prop['approval_id']}/approve", json={"why": "ok"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert "site ceiling 0" in body["actions"][0]["error"], body
+            assert not any(a.get("state") == "done" for a in body["actions"])
+            row = audit_row(op, prop["decision_id"])
+        assert row["outcome"] == "blocked" and "site ceiling 0" in row["explanation"], row
+        assert site.register(GPU_CAP) == 100.0  # nothing reached the plant
+        assert site.on_loop(_journal(site)) == []
+    finally:
+        with site.client("admin") as admin:
+            admin.post("/autonomy", json={"level": 2})
+
+
+async def _journal(site: Site) -> list[Any]:
+    return site.ctx.audit.journal.latest()
+
+
+def test_b_fresh_whatif_refuses_a_proposal_the_plant_outgrew(site: Site) -> None:
+    tag = "chiller_3.enable"
+    assert site.register(tag) == 1.0
+    prop = site.propose(tag, 0.0)  # fine now: two chillers carry the load
+    trip = Fault(kind="chiller_trip", target="chiller_1", start_s=0, duration_s=120)
+    site.on_loop(_inject(site, trip))
+    site.advance(60)
+    with site.client("operator") as op:
+        r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
+        assert r.status_code == 200, r.text
+        err = r.json()["actions"][0]["error"]
+        row = audit_row(op, prop["decision_id"])
+    assert "whatif" in err and "chiller_max_load" in err, err
+    assert row["outcome"] == "blocked" and "at write time" in row["explanation"]
+    assert site.register(tag) == 1.0
+    site.advance(300)  # the trip is over: chiller_1 back for the next test
+
+
+async def _inject(site: Site, fault: Fault) -> None:
+    site.hall.twin.inject(fault)
+
+
+def test_d_an_approval_answered_after_its_ttl_expires_and_writes_nothing(site: Site) -> None:
+    prop = site.propose(GPU_CAP, 90.0)
+    site.advance(APPROVAL_TTL_S + 30)
+    with site.client("operator") as op:
+        r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
+        assert r.status_code == 409, r.text
+        assert "expired" in r.json()["detail"] and "nothing written" in r.json()["detail"]
+        states = op.get("/audit", params={"table": "approvals", "limit": 1000}).json()
+        assert op.get("/approvals").json() == []  # no longer pending
+        assert op.post(f"/approvals/{prop['approval_id']}/approve", json={}).status_code == 409
+    mine = sorted(a["state"] for a in states if a["approval_id"] == prop["approval_id"])
+    assert mine == ["expired", "pending"], mine  # never approved
+    assert site.register(GPU_CAP) == 100.0
