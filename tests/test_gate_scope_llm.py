@@ -11,19 +11,16 @@ non-finite values: refused on the LLM path and on the policy path (what-if optio
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import threading
 from dataclasses import replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from agent_harness import AgentOn, Hall
 from langchain_core.messages import AIMessage, ToolMessage
-from test_agent_llm import SEEN, ScriptedChat, blocked, final
+from test_agent_llm import SEEN, FakeOpenAI, ScriptedChat, blocked, fake_openai, final
 
 from agent import nodes
 from agent.decision import Action, Change, new_decision
@@ -213,54 +210,18 @@ def test_e_one_reply_with_5_proposals_makes_3_requests_and_2_refusals(
     asyncio.run(main())
 
 
-class _MalformedOpenAI(BaseHTTPRequestHandler):
+class _MalformedOpenAI(FakeOpenAI):
     """First reply: a tool call whose arguments are broken JSON; then a plain answer."""
 
     requests: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _MalformedOpenAI.requests.append(body)
-        if not any(m.get("role") == "tool" for m in body["messages"]):
-            fn = {"name": "propose_action", "arguments": '{"tag": "gpu.power_cap", "value": '}
-            msg: dict[str, Any] = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": "call_bad", "type": "function", "function": fn}],
-            }
-            finish = "tool_calls"
-        else:
-            msg, finish = {"role": "assistant", "content": "Sorry, my call was malformed."}, "stop"
-        out = {
-            "id": "cmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
-        }
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    call = ("call_bad", "propose_action", '{"tag": "gpu.power_cap", "value": ')
+    answer = "Sorry, my call was malformed."
 
 
 def test_malformed_tool_call_over_http_is_refused_audited_and_answered(
     tmp_path: Path, agent_on: AgentOn
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MalformedOpenAI)
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
-    try:
-        env = {
-            "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
-            "OPENAI_API_KEY": "test",
-        }
+    with fake_openai(_MalformedOpenAI) as env:
 
         async def main() -> None:
             hall = Hall(tmp_path / "m.duckdb")
@@ -278,5 +239,3 @@ def test_malformed_tool_call_over_http_is_refused_audited_and_answered(
             assert ctx.audit.pending_approvals() == [] and hall.writer.writes == []
 
         asyncio.run(main())
-    finally:
-        server.shutdown()

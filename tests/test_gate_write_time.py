@@ -13,45 +13,26 @@ client. Each scenario is a finding of issue 11 that wrote on the old main:
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from agent_harness import Hall
-from conftest import free_port
+from site_harness import Running, running_site
 from test_agent_llm import ScriptedChat, call, final
 
-from agent.api import find_api, serve, state_file
 from agent.context import AgentContext
-from agent.runtime import close
-from agent.users import Role, Users
 from connectors.writer import ModbusPointWriter
 from tools.gate import APPROVAL_TTL_S
 from twin.faults import Fault
 
 T = TypeVar("T")
 GPU_CAP = "gpu.power_cap"
-NAMES = {"viewer": "vic", "operator": "olga", "admin": "root"}
 
 
-@dataclass
-class Site:
-    url: str
-    hall: Hall
-    ctx: AgentContext
-    loop: asyncio.AbstractEventLoop
-    tokens: dict[str, str]
-
-    def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
-
-    def client(self, role: str) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+class Site(Running):
+    """The running site, with the plant's registers read over Modbus and a scripted chat."""
 
     def register(self, tag: str) -> float:
         """The point's register, read over Modbus by a client of its own."""
@@ -89,42 +70,13 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("gate")
-    db = tmp / "site.duckdb"
-    ready: dict[str, Any] = {}
-    started = threading.Event()
-    port, mb_port = free_port(), free_port()
-
-    async def main() -> None:
-        hall = Hall(db)
-        hall.run(900)
-        await hall.start(mb_port)
-        users = Users(hall.store)
-        tokens = {role: users.add(name, Role.parse(role), "test") for role, name in NAMES.items()}
-        ctx = AgentContext.build(
+    def build(hall: Hall) -> AgentContext:
+        return AgentContext.build(
             hall.site, hall.store, hall.writer, hall.clock, policies=[], approvals="record"
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(ctx, db, port=port, stop=stop))
-        while not state_file(db).exists() and not task.done():
-            await asyncio.sleep(0.02)
-        ready.update(hall=hall, ctx=ctx, tokens=tokens, stop=stop, loop=asyncio.get_running_loop())
-        started.set()
-        try:
-            await task
-        finally:
-            await close(ctx)
-            await hall.stop()
-            hall.store.close()
 
-    th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-    th.start()
-    assert started.wait(120), "the site did not start"
-    url = find_api(db)
-    assert url is not None
-    yield Site(url, ready["hall"], ready["ctx"], ready["loop"], ready["tokens"])
-    ready["loop"].call_soon_threadsafe(ready["stop"].set)
-    th.join(60)
+    with running_site(tmp_path_factory.mktemp("gate") / "site.duckdb", build, modbus=True) as r:
+        yield Site(**vars(r))
 
 
 def audit_row(c: httpx.Client, decision_id: str) -> dict[str, Any]:

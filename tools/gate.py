@@ -269,13 +269,10 @@ def refused(decision_id: str, why: str) -> GateVerdict:
     )
 
 
-def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> GateVerdict:
-    """A later cap (e.g. found at act time): never raises the level."""
-    caps = dict(verdict.caps)
-    caps[factor] = min(caps.get(factor, 3), level)
-    new = min(verdict.level, level)
+def _capped(verdict: GateVerdict, caps: dict[Factor, int], reasons: dict[str, str]) -> GateVerdict:
+    """``verdict`` with lower ``caps`` (and their ``reasons``): level, set_by and route follow."""
+    new = min(verdict.level, *caps.values())
     set_by = tuple(f for f in caps if caps[f] == new)
-    reasons = {**verdict.reasons, factor: why}
     return replace(
         verdict,
         level=new,
@@ -284,6 +281,13 @@ def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> Gat
         reasons=reasons,
         outcome=route(new, verdict.writes, False, set_by),
     )
+
+
+def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> GateVerdict:
+    """A later cap (e.g. found at act time): never raises the level."""
+    caps = dict(verdict.caps)
+    caps[factor] = min(caps.get(factor, 3), level)
+    return _capped(verdict, caps, {**verdict.reasons, factor: why})
 
 
 def nonfinite(changes: Iterable[tuple[str, float]]) -> str | None:
@@ -301,17 +305,8 @@ def at_write_time(stored: GateVerdict, fresh: GateVerdict) -> GateVerdict:
     for f, lvl in fresh.caps.items():
         if lvl < caps.get(f, 3):
             reasons[f] = f"at write time: {fresh.reasons.get(f, f'{f} {lvl}')}"
-        caps[f] = min(caps.get(f, 3), lvl)
-    level = min(stored.level, fresh.level)
-    set_by = tuple(f for f in caps if caps[f] == level)
-    return replace(
-        stored,
-        level=level,
-        set_by=set_by,
-        caps=caps,
-        reasons=reasons,
-        outcome=route(level, stored.writes, False, set_by),
-    )
+            caps[f] = lvl
+    return _capped(stored, caps, reasons)
 
 
 def why_level(verdict: GateVerdict) -> str:
