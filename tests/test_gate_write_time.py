@@ -20,6 +20,7 @@ import httpx
 import pytest
 from agent_harness import Hall
 from site_harness import Running, running_site
+from test_agent_api import run_cli
 from test_agent_llm import ScriptedChat, call, final
 
 from agent.context import AgentContext
@@ -146,4 +147,27 @@ def test_d_an_approval_answered_after_its_ttl_expires_and_writes_nothing(site: S
         assert op.post(f"/approvals/{prop['approval_id']}/approve", json={}).status_code == 409
     mine = sorted(a["state"] for a in states if a["approval_id"] == prop["approval_id"])
     assert mine == ["expired", "pending"], mine  # never approved
+    assert site.register(GPU_CAP) == 100.0
+
+
+def test_the_cli_approver_sees_the_refusal_and_the_expiry(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(site.db)
+    monkeypatch.setenv("FACILITY_AGENT_TOKEN", site.tokens["operator"])
+    prop = site.propose(GPU_CAP, 90.0)
+    with site.client("admin") as admin:
+        assert admin.post("/autonomy", json={"level": 1}).status_code == 200
+    try:
+        code, out = run_cli("approve", prop["approval_id"], "--db", db)
+    finally:
+        with site.client("admin") as admin:
+            admin.post("/autonomy", json={"level": 2})
+    assert code == 0 and "approved by olga" in out
+    assert "not written" in out and "site ceiling 1" in out, out
+    late = site.propose(GPU_CAP, 90.0)
+    site.advance(APPROVAL_TTL_S + 30)
+    code, _ = run_cli("approve", late["approval_id"], "--db", db)
+    err = capsys.readouterr().err
+    assert code == 2 and "expired" in err, err
     assert site.register(GPU_CAP) == 100.0
