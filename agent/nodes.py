@@ -192,9 +192,11 @@ def predicted_value(prediction: PredictionRecord | None, tag: str) -> float | No
 
 # ---- gate ---------------------------------------------------------------------------------------
 def _scope(ctx: AgentContext, d: Decision) -> tuple[str, ...]:
-    """The points the decision rests on (:func:`tools.scope.write_scope`)."""
+    """The points the decision rests on (:func:`tools.scope.write_scope`); the what-if's
+    inputs count when a model is there to read them."""
     written = [c.tag for c in d.action.changes]
-    return write_scope(ctx.site, d.rests_on, written, d.whatif_req != "none")
+    model = ctx.optimise if d.action.kind == "optimise" else ctx.whatif
+    return write_scope(ctx.site, d.rests_on, written, d.whatif_req != "none" and model is not None)
 
 
 def _scored(

@@ -171,3 +171,22 @@ def test_the_cli_approver_sees_the_refusal_and_the_expiry(
     err = capsys.readouterr().err
     assert code == 2 and "expired" in err, err
     assert site.register(GPU_CAP) == 100.0
+
+
+def test_quality_lost_while_the_request_waits_refuses_the_write(site: Site) -> None:
+    """The GPU temperature sensor sticks between the request and the approval: the points
+    the write rests on are judged again at write time, and the weakest is named."""
+    prop = site.propose(GPU_CAP, 90.0)
+    stuck = Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0, duration_s=300)
+    site.on_loop(_inject(site, stuck))
+    site.advance(240)
+    with site.client("operator") as op:
+        r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
+        assert r.status_code == 200, r.text
+        err = r.json()["actions"][0]["error"]
+        row = audit_row(op, prop["decision_id"])
+    assert "at write time: data quality" in err, err
+    assert "weakest point gpu.gpu_temp_max" in err and "stuck" in err, err
+    assert row["outcome"] == "blocked"
+    site.advance(120)  # the sensor is back
+    assert site.register(GPU_CAP) == 100.0

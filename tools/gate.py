@@ -17,6 +17,11 @@ here can construct one — the constructor demands a private token. A level-2
 verdict needs a matching approved :class:`Approval`; an emergency stop or an
 auto-lock refuses everything.
 
+Approval is consent, never authority: the verdict a write is authorised under is
+:func:`at_write_time` — the stored verdict lowered by the whole gate judged again on
+current data at the moment of writing (``agent.nodes.reevaluate``), never raised. A
+NaN or infinite value is refused outright (:func:`nonfinite`; what-if level 0).
+
 Everything here is pure: state (the control settings, the auto-lock window)
 is passed in and returned, never read from globals or the clock.
 """
