@@ -53,6 +53,18 @@ class Site(Running):
 
         self.on_loop(run())
 
+    def fault_then_approve(
+        self, prop: dict[str, Any], fault: Fault, seconds: float
+    ) -> tuple[str, dict[str, Any]]:
+        """Inject ``fault``, let the plant run ``seconds``, then an operator approves
+        ``prop`` over the API: (the write's refusal, the decision's audit row)."""
+        self.on_loop(_inject(self, fault))
+        self.advance(seconds)
+        with self.client("operator") as op:
+            r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
+            assert r.status_code == 200, r.text
+            return str(r.json()["actions"][0]["error"]), audit_row(op, prop["decision_id"])
+
     def propose(self, tag: str, value: float) -> dict[str, Any]:
         """An operator asks the chat; the (scripted) model proposes ``tag = value``."""
         self.ctx.llm = ScriptedChat(
@@ -118,13 +130,7 @@ def test_b_fresh_whatif_refuses_a_proposal_the_plant_outgrew(site: Site) -> None
     assert site.register(tag) == 1.0
     prop = site.propose(tag, 0.0)  # fine now: two chillers carry the load
     trip = Fault(kind="chiller_trip", target="chiller_1", start_s=0, duration_s=120)
-    site.on_loop(_inject(site, trip))
-    site.advance(60)
-    with site.client("operator") as op:
-        r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
-        assert r.status_code == 200, r.text
-        err = r.json()["actions"][0]["error"]
-        row = audit_row(op, prop["decision_id"])
+    err, row = site.fault_then_approve(prop, trip, 60)
     assert "whatif" in err and "chiller_max_load" in err, err
     assert row["outcome"] == "blocked" and "at write time" in row["explanation"]
     assert site.register(tag) == 1.0
@@ -178,13 +184,7 @@ def test_quality_lost_while_the_request_waits_refuses_the_write(site: Site) -> N
     the write rests on are judged again at write time, and the weakest is named."""
     prop = site.propose(GPU_CAP, 90.0)
     stuck = Fault(kind="stuck", target="gpu.gpu_temp_max", start_s=0, duration_s=300)
-    site.on_loop(_inject(site, stuck))
-    site.advance(240)
-    with site.client("operator") as op:
-        r = op.post(f"/approvals/{prop['approval_id']}/approve", json={})
-        assert r.status_code == 200, r.text
-        err = r.json()["actions"][0]["error"]
-        row = audit_row(op, prop["decision_id"])
+    err, row = site.fault_then_approve(prop, stuck, 240)
     assert "at write time: data quality" in err, err
     assert "weakest point gpu.gpu_temp_max" in err and "stuck" in err, err
     assert row["outcome"] == "blocked"
