@@ -11,7 +11,9 @@ otherwise None and the agent runs fully deterministic.
 nodes as the policies with a ceiling of 2 (an approval request at most). Any
 other tool call (a "write_point", an "approve") or a claim the tool does not
 accept is refused, answered with an error the model sees, and recorded in the
-audit as a blocked ``llm_proposal``. Tokens are recorded per run in ``runs``.
+audit as a blocked ``llm_proposal``; so is a malformed call (``invalid_tool_calls``: bad
+JSON, no name), a proposal of a NaN or infinite value, and every proposal after the
+first :data:`MAX_PROPOSALS` of a chat turn. Tokens are recorded per run in ``runs``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from tools.telemetry import latest_array
 
 LLM_CEILING = 2  # an LLM proposal is an approval request at most
 MAX_ROUNDS = 6
+MAX_PROPOSALS = 3  # per chat turn: the rest are refused (audited), and the model is told
 
 
 def tool_descriptions() -> dict[str, str]:
@@ -133,6 +136,9 @@ async def propose(
     """An LLM proposal through the same what-if and gate nodes as the policies (ceiling 2)."""
     now = ctx.clock.now()
     point = ctx.site.points_by_tag.get(tag)
+    if not math.isfinite(value):
+        why = f"non-finite value {value} for {tag}: only a finite number can be proposed"
+        return refuse(ctx, run_id, "propose_action", {"tag": tag, "value": str(value)}, why)
     if point is None or point[1].write is None:
         why = f"{tag} is not a writable point" if point else f"unknown point {tag!r}"
         return refuse(ctx, run_id, "propose_action", {"tag": tag, "value": value}, why)
@@ -218,8 +224,20 @@ def make_tools(ctx: AgentContext, run_id: str, result: ChatResult) -> list[Struc
         return _data(ctx.audit.pending_approvals())
 
     async def propose_action(tag: str, value: float, reason: str = "") -> str:
+        if len(result.proposals) >= MAX_PROPOSALS:
+            args = {"tag": tag, "value": value, "reason": reason}
+            why = (
+                f"at most {MAX_PROPOSALS} proposals per chat turn: this one is refused, "
+                "nothing was recorded for approval"
+            )
+            out = refuse(ctx, run_id, "propose_action", args, why)
+            result.refused.append({"name": "propose_action", "args": args, **out})
+            return _data(out)
         out = await propose(ctx, run_id, tag, value, reason)
-        result.proposals.append(out)
+        if out.get("refused"):
+            result.refused.append({"name": "propose_action", "args": {"tag": tag}, **out})
+        else:
+            result.proposals.append(out)
         return _data(out)
 
     specs: list[tuple[Any, type[BaseModel]]] = [
@@ -273,7 +291,16 @@ async def chat(
         result.tokens_out += to
         msgs.append(ai)
         calls = getattr(ai, "tool_calls", None) or []
-        if not calls:
+        invalid = getattr(ai, "invalid_tool_calls", None) or []
+        for bad in invalid:  # malformed (bad JSON, no name): refused, audited, the model told
+            name = bad.get("name") or "?"
+            raw = bad.get("args") or ""
+            why = f"malformed tool call: {bad.get('error') or 'arguments are not valid JSON'}"
+            out = refuse(ctx, run_id, name, {"raw": raw}, why)
+            result.refused.append({"name": name, "args": raw, **out})
+            cid = bad.get("id") or new_id("call")
+            msgs.append(ToolMessage(content=_data(out), tool_call_id=cid, name=name))
+        if not calls and not invalid:
             result.text = ai.content if isinstance(ai.content, str) else json.dumps(ai.content)
             break
         for call in calls:

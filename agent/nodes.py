@@ -34,12 +34,13 @@ from agent.decision import (
 )
 from agent.state import CycleState
 from agent.summary import summarise
-from connectors.errors import FacilityError, WriteFailed, WriteRejected
+from connectors.errors import FacilityError, NonFiniteValue, WriteFailed, WriteRejected
 from tools import gate
 from tools.actuation import VerifySpec, override_tag
 from tools.modelmap import model_output_for
 from tools.policies import Observation, Trigger
 from tools.policies.engine import ValuesView
+from tools.scope import write_scope
 from tools.telemetry import latest_array
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,14 @@ def _decision(ctx: AgentContext, state: CycleState, t: Trigger, s: CycleScratch)
 
 
 # ---- what-if ------------------------------------------------------------------------------------
+def _values_view(ctx: AgentContext, s: CycleScratch) -> dict[str, float]:
+    return {
+        k: v
+        for k, v in ValuesView(ctx.site.point_ids, s.snapshot.values).items()
+        if not math.isnan(v)
+    }
+
+
 async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     s = _scratch(ctx, state)
@@ -129,39 +138,46 @@ async def whatif(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     out = []
     for d in decisions_of(state.get("decisions", [])):
         if not d.action.writes or d.whatif_req == "none":
-            lvl, why = gate.whatif_level(None, "none")
+            bad = gate.nonfinite((c.tag, c.value) for c in d.action.changes)
+            lvl, why = gate.whatif_level(None, "none", refused=bad)
             out.append(replace(d, prediction=None, whatif_level=lvl, whatif_reason=why))
             continue
         if view is None:
-            view = {
-                k: v
-                for k, v in ValuesView(ctx.site.point_ids, s.snapshot.values).items()
-                if not math.isnan(v)
-            }
+            view = _values_view(ctx, s)
         out.append(_predict(ctx, d, view))
     return {"decisions": out}
 
 
-def _predict(ctx: AgentContext, d: Decision, view: Mapping[str, float]) -> Decision:
-    """Ask the performance model (or the optimiser) about the decision's changes."""
+def _predict(
+    ctx: AgentContext, d: Decision, view: Mapping[str, float], optimise: bool = True
+) -> Decision:
+    """Ask the performance model (or, for an ``optimise`` action when ``optimise``, the
+    optimiser) about the decision's changes. A NaN or infinite value is refused (level 0)."""
     act = d.action
-    pred, err = None, None
+    pred, err, bad = None, None, gate.nonfinite((c.tag, c.value) for c in act.changes)
     try:
-        if act.kind == "optimise":
+        if bad is not None:
+            pass
+        elif act.kind == "optimise" and optimise:
             if ctx.optimise is None:
                 err = "no optimiser"
             else:
                 changes, pred = ctx.optimise(ctx.site, view, act.variables)
                 act = replace(act, changes=tuple(Change(t, v, view.get(t)) for t, v in changes))
+                bad = gate.nonfinite(changes)
         elif ctx.whatif is None:
             err = "no performance model"
         else:
             pred = ctx.whatif(ctx.site, view, [(c.tag, c.value) for c in act.changes])
+    except NonFiniteValue as e:
+        pred, bad = None, str(e)
     except (FacilityError, ValueError, ArithmeticError, KeyError, TypeError) as e:
         pred, err = None, f"{type(e).__name__}: {e}"
+    if bad is not None:
+        pred = None
     record = PredictionRecord.of(pred) if pred is not None else None
-    lvl, why = gate.whatif_level(record, d.whatif_req, err)
-    if act.kind == "optimise" and pred is not None and not act.changes:
+    lvl, why = gate.whatif_level(record, d.whatif_req, err, refused=bad)
+    if act.kind == "optimise" and optimise and pred is not None and not act.changes:
         why = "optimiser: no better set points"
     return replace(d, action=act, prediction=record, whatif_level=lvl, whatif_reason=why)
 
@@ -175,37 +191,92 @@ def predicted_value(prediction: PredictionRecord | None, tag: str) -> float | No
 
 
 # ---- gate ---------------------------------------------------------------------------------------
+def _scope(ctx: AgentContext, d: Decision) -> tuple[str, ...]:
+    """The points the decision rests on (:func:`tools.scope.write_scope`); the what-if's
+    inputs count when a model is there to read them."""
+    written = [c.tag for c in d.action.changes]
+    model = ctx.optimise if d.action.kind == "optimise" else ctx.whatif
+    return write_scope(ctx.site, d.rests_on, written, d.whatif_req != "none" and model is not None)
+
+
+def _scored(
+    ctx: AgentContext, now: datetime, have: QualityResult | None, tags: set[str]
+) -> QualityResult:
+    """``have`` widened to ``tags`` (scored at ``now``); a failing scorer trusts nothing new."""
+    if have is not None and tags <= have.scores.keys():
+        return have
+    old = have or QualityResult({})
+    try:
+        new = ctx.quality_for(now, sorted(tags | old.scores.keys()))
+    except Exception as err:  # a broken scorer must not stop the loop: trust nothing instead
+        log.error("quality scorer failed: %s: %s", type(err).__name__, err)
+        why = [f"quality scorer failed ({type(err).__name__}): nothing can be trusted"]
+        new = QualityResult(dict.fromkeys(tags, 0.0), dict.fromkeys(tags, why))
+    return QualityResult({**old.scores, **new.scores}, {**old.reasons, **new.reasons})
+
+
+def quality_record(q: QualityResult, scope: Sequence[str]) -> QualityRecord:
+    """The weakest point of ``scope`` decides; the record names it first (tag and reasons)."""
+    score, reasons = q.decision(scope)
+    if not scope or score >= 0.95:
+        return QualityRecord(round(score, 4), tuple(reasons[:10]))
+
+    def of(t: str) -> float:
+        v = q.scores.get(t, 0.0)
+        return 0.0 if math.isnan(v) else v
+
+    weakest = min(scope, key=of)
+    mine = [r for r in reasons if r.startswith(f"{weakest}: ")]
+    rest = [r for r in reasons if not r.startswith(f"{weakest}: ")]
+    head = f"weakest point {weakest} ({of(weakest):.2f})"
+    return QualityRecord(round(score, 4), tuple([head, *mine, *rest][:10]))
+
+
+def judge(
+    ctx: AgentContext, snapshot: CycleScratch, d: Decision, control: gate.GateControl
+) -> gate.GateVerdict:
+    """The whole gate on one decision: control, policy ceiling, data quality of its scope,
+    what-if level (already in ``d``), operator override on its targets."""
+    changes = d.action.changes
+    q = d.quality
+    ql = gate.quality_level(q.score, ctx.site.quality, d.min_quality)
+    held = [c.tag for c in changes if _override_on(ctx, snapshot, c.tag)]
+    reasons = {
+        "quality": f"data quality {q.score:.2f} allows level {ql}"
+        + (f" ({'; '.join(q.reasons[:3])})" if q.reasons else ""),
+        "whatif": d.whatif_reason,
+    }
+    if held:
+        reasons["override"] = (
+            f"operator override holds {', '.join(held)}: respected, nothing written"
+        )
+    return gate.evaluate(
+        d.decision_id,
+        control=control,
+        policy_ceiling=d.policy_ceiling,
+        quality=ql,
+        whatif=d.whatif_level,
+        writes=bool(changes),
+        notify_only=d.action.kind in ("alarm", "notify"),
+        override=bool(held),
+        reasons=reasons,
+    )
+
+
 async def gate_node(state: CycleState, config: RunnableConfig) -> dict[str, Any]:
     ctx = get_ctx(config)
     s = _scratch(ctx, state)
     now = _now(state)
     control = ctx.control()
+    decisions = decisions_of(state.get("decisions", []))
+    scopes = {d.decision_id: _scope(ctx, d) for d in decisions if d.action.changes}
+    if scopes:  # the quality scope of a write: widen the scores to every point it rests on
+        s.quality = _scored(ctx, now, s.quality, {t for sc in scopes.values() for t in sc})
     out = []
-    for d in decisions_of(state.get("decisions", [])):
-        changes = d.action.changes
-        q = d.quality
-        ql = gate.quality_level(q.score, ctx.site.quality, d.min_quality)
-        held = [c.tag for c in changes if _override_on(ctx, s, c.tag)]
-        reasons = {
-            "quality": f"data quality {q.score:.2f} allows level {ql}"
-            + (f" ({'; '.join(q.reasons[:3])})" if q.reasons else ""),
-            "whatif": d.whatif_reason,
-        }
-        if held:
-            reasons["override"] = (
-                f"operator override holds {', '.join(held)}: respected, nothing written"
-            )
-        v = gate.evaluate(
-            d.decision_id,
-            control=control,
-            policy_ceiling=d.policy_ceiling,
-            quality=ql,
-            whatif=d.whatif_level,
-            writes=bool(changes),
-            notify_only=d.action.kind in ("alarm", "notify"),
-            override=bool(held),
-            reasons=reasons,
-        )
+    for d in decisions:
+        if d.decision_id in scopes and s.quality is not None:
+            d = replace(d, quality=quality_record(s.quality, scopes[d.decision_id]))
+        v = judge(ctx, s, d, control)
         approval_id = new_id("apr") if v.outcome == "approval_requested" else None
         d = replace(d, verdict=v, approval_id=approval_id)
         d = replace(d, explanation=explain(d))
@@ -370,15 +441,18 @@ async def _carry_out(ctx: AgentContext, d: Decision) -> tuple[Decision, list[dic
         verify = VerifySpec(
             vf.tag, vf.expect, vf.window_s, vf.tolerance, predicted_value(d.prediction, vf.tag)
         )
-        snap = latest_array(ctx.store, ctx.site, now, ctx.lookback)
-        baseline = _num(snap.get(ctx.site, vf.tag))
-    verdict, recheck = _recheck(ctx, d, now)
+    snap = CycleScratch(latest_array(ctx.store, ctx.site, now, ctx.lookback))
+    if verify is not None:
+        baseline = _num(snap.snapshot.get(ctx.site, verify.tag))
+    control = ctx.control()
+    verdict, recheck = reevaluate(ctx, d, now, snap, control)
     d = replace(d, recheck=recheck)
     try:
-        auth = gate.authorize(verdict, changes, control=ctx.control(), now=now, approval=approval)
+        auth = gate.authorize(verdict, changes, control=control, now=now, approval=approval)
         rows = await ctx.actuator.execute(auth, verify, baseline)
     except (WriteRejected, WriteFailed) as err:
-        extra = f" ({d.recheck})" if d.recheck else ""
+        said = d.recheck.removeprefix("re-evaluated at write time: ") in str(err)
+        extra = f" ({d.recheck})" if d.recheck and not said else ""
         d = replace(d, executed=False, explanation=f"{d.explanation} Not carried out: {err}{extra}")
         ctx.audit.record_decision(d, now)
         return d, [{"decision_id": d.decision_id, "error": str(err)}]
@@ -405,22 +479,31 @@ async def _carry_out(ctx: AgentContext, d: Decision) -> tuple[Decision, list[dic
     return d, [r.as_dict() for r in rows]
 
 
-def _recheck(ctx: AgentContext, d: Decision, now: datetime) -> tuple[gate.GateVerdict, str]:
-    """An approval may come long after the decision: the data quality must still allow it.
+def reevaluate(
+    ctx: AgentContext, d: Decision, now: datetime, snap: CycleScratch, control: gate.GateControl
+) -> tuple[gate.GateVerdict, str]:
+    """Approval is consent, never authority: the whole gate again, on current data, at the
+    moment of writing — the control now (ceiling, e-stop, auto-lock), operator overrides,
+    the data quality of the write's scope and a fresh what-if of the same changes.
 
-    Returns the verdict to authorise with and, when it was lowered, why."""
+    Returns the verdict to authorise with (the stored one, only ever lowered —
+    :func:`tools.gate.at_write_time`) and, when it came out lower, why."""
     v = d.verdict
     if v is None:
         raise ValueError(f"decision {d.decision_id} has no verdict")
-    if not d.approval_id or not d.rests_on:
-        return v, ""
-    q = ctx.quality_for(now, d.rests_on)
-    score, why = q.decision(d.rests_on)
-    ql = gate.quality_level(score, ctx.site.quality, d.min_quality)
-    if ql >= v.level:
-        return v, ""
-    reason = f"at approval time the data quality is {score:.2f} (level {ql}): {'; '.join(why[:2])}"
-    return gate.downgrade(v, "quality", ql, reason), reason
+    scope = _scope(ctx, d)
+    snap.quality = _scored(ctx, now, None, set(scope))
+    fresh = replace(d, quality=quality_record(snap.quality, scope))
+    if d.action.writes and d.whatif_req != "none":
+        fresh = _predict(ctx, fresh, _values_view(ctx, snap), optimise=False)
+    else:
+        bad = gate.nonfinite((c.tag, c.value) for c in d.action.changes)
+        lvl, why = gate.whatif_level(None, "none", refused=bad)
+        fresh = replace(fresh, whatif_level=lvl, whatif_reason=why)
+    final = gate.at_write_time(v, judge(ctx, snap, fresh, control))
+    if final.level >= v.level:
+        return final, ""
+    return final, f"re-evaluated at write time: {gate.why_level(final)}"
 
 
 async def verify(state: CycleState, config: RunnableConfig) -> dict[str, Any]:

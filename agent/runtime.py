@@ -144,13 +144,31 @@ async def decide_once(ctx: AgentContext, trigger: Trigger = "schedule") -> Cycle
     return res
 
 
+class ApprovalExpired(ValueError):
+    """An answer came after the request's time to live: the request expired, nothing written."""
+
+
+def _age_s(ctx: AgentContext, approval_id: str) -> float | None:
+    """Seconds since the approval was requested (None: not pending)."""
+    for p in ctx.audit.pending_approvals():
+        if p["approval_id"] == approval_id:
+            ts = p["ts"].to_pydatetime() if hasattr(p["ts"], "to_pydatetime") else p["ts"]
+            return float((ctx.clock.now() - ts).total_seconds())
+    return None
+
+
 async def answer_approval(
     ctx: AgentContext, approval_id: str, state: ApprovalState, by_whom: str, why: str = ""
 ) -> CycleResult | None:
     """Approve / reject / cancel a pending approval and resume its paused run.
 
     Returns the resumed run's result, or None when no run waits for it (the answer is
-    recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending.
+    recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending,
+    :class:`ApprovalExpired` (a ValueError) when it is answered after ``APPROVAL_TTL_S``: it is
+    then recorded expired and nothing is written. An approved action is written only after
+    the whole gate judged it again on current data (:func:`agent.nodes.reevaluate`), on every
+    route: the resumed graph run and :func:`execute_recorded` both carry it out through
+    ``nodes.act``.
     """
     if state not in ANSWERS:
         raise ValueError(f"state must be approved, rejected, cancelled or expired, not {state!r}")
@@ -159,6 +177,15 @@ async def answer_approval(
         raise KeyError(f"unknown approval {approval_id!r}")
     if a.state != "pending":
         raise ValueError(f"approval {approval_id} is already {a.state}")
+    if state in ("approved", "rejected"):
+        age = _age_s(ctx, approval_id)
+        if age is not None and age > APPROVAL_TTL_S:
+            why_exp = f"answered {age:.0f} s after the request, limit {APPROVAL_TTL_S:.0f} s"
+            await answer_approval(ctx, approval_id, "expired", "agent", why_exp)
+            raise ApprovalExpired(
+                f"approval {approval_id} expired ({why_exp}); nothing written — the policy asks "
+                "again on fresh data if its condition persists"
+            )
     ctx.audit.approval_event(approval_id, a.decision_id, ctx.clock.now(), state, by_whom, why)
     d = ctx.audit.decision(a.decision_id)
     if d is None:

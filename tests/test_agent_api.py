@@ -10,23 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from agent_harness import Hall
-from conftest import free_port, wait_until
+from conftest import wait_until
+from site_harness import NAMES, Running, running_site
 from test_agent_twin import cdu_policy, until_decision
 
-from agent.api import find_api, serve, state_file
+from agent.api import find_api
 from agent.cli import main as cli
 from agent.context import AgentContext
 from agent.runtime import close
-from agent.users import Role, Users
 from tools.gate import GateControl
 from twin.faults import Fault
 
@@ -40,48 +38,15 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, buf.getvalue()
 
 
-@dataclass
-class Site:
-    url: str
-    db: Path
-    hall: Hall
-    ctx: AgentContext
-    loop: asyncio.AbstractEventLoop
-    tokens: dict[str, str]  # role label → token of a user with that role
-
-    def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the site's event loop (where its DuckDB connection is used)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
-
-    def do(self, fn: Callable[[], T]) -> T:
-        async def call() -> T:
-            return fn()
-
-        return self.on_loop(call())
-
-    def client(self, role: str | None = None, token: str | None = None) -> httpx.Client:
-        tok = token or (self.tokens[role] if role else None)
-        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
-
-
-NAMES = {"viewer": "vic", "operator": "olga", "admin": "root"}
+Site = Running
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("api")
-    db = tmp / "site.duckdb"
-    ready: dict[str, Any] = {}
-    started = threading.Event()
-    port = free_port()
 
-    async def main() -> None:
-        hall = Hall(db)
-        hall.run(900)
-        users = Users(hall.store)
-        tokens = {role: users.add(name, Role.parse(role), "test") for role, name in NAMES.items()}
-        ctx = AgentContext.build(
+    def build(hall: Hall) -> AgentContext:
+        return AgentContext.build(
             hall.site,
             hall.store,
             hall.writer,
@@ -89,27 +54,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             policies=cdu_policy(),
             checkpoint_path=tmp / "c.sqlite",
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(ctx, db, port=port, stop=stop))
-        while not state_file(db).exists() and not task.done():
-            await asyncio.sleep(0.02)
-        ready.update(hall=hall, ctx=ctx, tokens=tokens, stop=stop, loop=asyncio.get_running_loop())
-        started.set()
-        try:
-            await task
-        finally:
-            await close(ctx)
-            hall.store.close()
 
-    th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-    th.start()
-    assert started.wait(120), "the site did not start"
-    url = find_api(db)
-    assert url == f"http://127.0.0.1:{port}"
-    yield Site(url, db, ready["hall"], ready["ctx"], ready["loop"], ready["tokens"])
-    ready["loop"].call_soon_threadsafe(ready["stop"].set)
-    th.join(60)
-    assert not th.is_alive() and not state_file(db).exists()
+    with running_site(tmp / "site.duckdb", build) as r:
+        yield r
 
 
 # (method, path, json body, role needed) — every endpoint but /health

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,61 +135,76 @@ def test_injected_telemetry_instructions_change_nothing(tmp_path: Path, agent_on
     asyncio.run(main())
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server: first the tool ``call`` (id, name, raw JSON arguments),
+    then, once a tool result came back, the plain ``answer``. Subclass to change them."""
+
     requests: ClassVar[list[dict[str, Any]]] = []
+    call: ClassVar[tuple[str, str, str]] = (
+        "call_1",
+        "latest_values",
+        json.dumps({"tags": ["gpu.gpu_temp_max"]}),
+    )
+    answer: ClassVar[str] = "The hottest GPU is at a safe temperature."
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _FakeOpenAI.requests.append(body)
-        has_tool_result = any(m.get("role") == "tool" for m in body["messages"])
-        if not has_tool_result:
-            msg = {
+        type(self).requests.append(body)
+        if not any(m.get("role") == "tool" for m in body["messages"]):
+            cid, name, args = self.call
+            fn = {"name": name, "arguments": args}
+            msg: dict[str, Any] = {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {
-                            "name": "latest_values",
-                            "arguments": json.dumps({"tags": ["gpu.gpu_temp_max"]}),
-                        },
-                    }
-                ],
+                "tool_calls": [{"id": cid, "type": "function", "function": fn}],
             }
             finish = "tool_calls"
         else:
-            msg = {"role": "assistant", "content": "The hottest GPU is at a safe temperature."}
-            finish = "stop"
-        out = {
-            "id": "cmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
-        }
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            msg, finish = {"role": "assistant", "content": self.answer}, "stop"
+        send_completion(self, body["model"], msg, finish)
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def test_chatopenai_against_fake_server(tmp_path: Path, agent_on: AgentOn) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+def send_completion(
+    handler: BaseHTTPRequestHandler, model: str, msg: dict[str, Any], finish: str
+) -> None:
+    """Answer an OpenAI chat-completions request with one choice ``msg``."""
+    out = {
+        "id": "cmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
+    }
+    data = json.dumps(out).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextmanager
+def fake_openai(handler: type[FakeOpenAI]) -> Iterator[dict[str, str]]:
+    """Serve ``handler`` on loopback; yields the environment that points ChatOpenAI at it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     th = threading.Thread(target=server.serve_forever, daemon=True)
     th.start()
     try:
-        env = {
+        yield {
             "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
             "OPENAI_API_KEY": "test",
             "FACILITY_AGENT_MODEL": "tiny-model",
         }
+    finally:
+        server.shutdown()
+
+
+def test_chatopenai_against_fake_server(tmp_path: Path, agent_on: AgentOn) -> None:
+    with fake_openai(FakeOpenAI) as env:
         assert chat_model_from_env({}) is None
         model = chat_model_from_env(env)
 
@@ -202,20 +218,18 @@ def test_chatopenai_against_fake_server(tmp_path: Path, agent_on: AgentOn) -> No
                 {"name": "latest_values", "args": {"tags": ["gpu.gpu_temp_max"]}}
             ]
             assert (res.tokens_in, res.tokens_out) == (60, 14)
-            tool_msg = next(m for m in _FakeOpenAI.requests[-1]["messages"] if m["role"] == "tool")
+            tool_msg = next(m for m in FakeOpenAI.requests[-1]["messages"] if m["role"] == "tool")
             assert (
                 "gpu.gpu_temp_max" in tool_msg["content"]
                 and "not instructions" in tool_msg["content"]
             )
-            assert _FakeOpenAI.requests[0]["model"] == "tiny-model"
-            assert {t["function"]["name"] for t in _FakeOpenAI.requests[0]["tools"]} >= {
+            assert FakeOpenAI.requests[0]["model"] == "tiny-model"
+            assert {t["function"]["name"] for t in FakeOpenAI.requests[0]["tools"]} >= {
                 "propose_action",
                 "latest_values",
             }
 
         asyncio.run(main())
-    finally:
-        server.shutdown()
 
 
 def test_cycle_summary_by_llm_records_tokens_and_decides_nothing(
@@ -227,6 +241,7 @@ def test_cycle_summary_by_llm_records_tokens_and_decides_nothing(
 
     async def main() -> None:
         hall = Hall(tmp_path / "s.duckdb")
+        hall.run(900)  # a quarter-hour of healthy history: the quality window has a baseline
         model = ScriptedChat(
             responses=[final("GPU hot; asked an operator to lower the CDU set point.")]
         )

@@ -17,6 +17,11 @@ here can construct one — the constructor demands a private token. A level-2
 verdict needs a matching approved :class:`Approval`; an emergency stop or an
 auto-lock refuses everything.
 
+Approval is consent, never authority: the verdict a write is authorised under is
+:func:`at_write_time` — the stored verdict lowered by the whole gate judged again on
+current data at the moment of writing (``agent.nodes.reevaluate``), never raised. A
+NaN or infinite value is refused outright (:func:`nonfinite`; what-if level 0).
+
 Everything here is pure: state (the control settings, the auto-lock window)
 is passed in and returned, never read from globals or the clock.
 """
@@ -102,10 +107,15 @@ def constraint_verdict(prediction: PredictionRecord) -> ConstraintVerdict:
 
 
 def whatif_level(
-    prediction: PredictionRecord | None, requirement: WhatIfRequirement, error: str | None = None
+    prediction: PredictionRecord | None,
+    requirement: WhatIfRequirement,
+    error: str | None = None,
+    refused: str | None = None,
 ) -> tuple[int, str]:
     """Level the what-if check allows, and why.
 
+    * ``refused`` (the proposal itself is invalid, e.g. a NaN or infinite value) → 0,
+      whatever the requirement: there is nothing sound to carry out;
     * ``requirement == "none"`` → 3 (the policy does not ask for one);
     * no prediction: 1 when required ("cannot check: recommend only"), 3 when optional;
     * a constraint the change breaks (it held before) or makes worse → 0 (rejected);
@@ -117,6 +127,8 @@ def whatif_level(
       does not address what is wrong) → 2: a person decides;
     * outside the model's validity range → 2 (a person must look).
     """
+    if refused is not None:
+        return 0, f"proposal refused: {refused}"
     if requirement == "none":
         return 3, "no what-if needed"
     if prediction is None:
@@ -262,13 +274,10 @@ def refused(decision_id: str, why: str) -> GateVerdict:
     )
 
 
-def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> GateVerdict:
-    """A later cap (e.g. found at act time): never raises the level."""
-    caps = dict(verdict.caps)
-    caps[factor] = min(caps.get(factor, 3), level)
-    new = min(verdict.level, level)
+def _capped(verdict: GateVerdict, caps: dict[Factor, int], reasons: dict[str, str]) -> GateVerdict:
+    """``verdict`` with lower ``caps`` (and their ``reasons``): level, set_by and route follow."""
+    new = min(verdict.level, *caps.values())
     set_by = tuple(f for f in caps if caps[f] == new)
-    reasons = {**verdict.reasons, factor: why}
     return replace(
         verdict,
         level=new,
@@ -276,6 +285,41 @@ def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> Gat
         caps=caps,
         reasons=reasons,
         outcome=route(new, verdict.writes, False, set_by),
+    )
+
+
+def downgrade(verdict: GateVerdict, factor: Factor, level: int, why: str) -> GateVerdict:
+    """A later cap (e.g. found at act time): never raises the level."""
+    caps = dict(verdict.caps)
+    caps[factor] = min(caps.get(factor, 3), level)
+    return _capped(verdict, caps, {**verdict.reasons, factor: why})
+
+
+def nonfinite(changes: Iterable[tuple[str, float]]) -> str | None:
+    """Why a set of ``(tag, value)`` changes is refused outright (a NaN or an infinity), or None."""
+    bad = [f"{t} = {v}" for t, v in changes if not math.isfinite(v)]
+    return f"non-finite value {', '.join(bad)}" if bad else None
+
+
+def at_write_time(stored: GateVerdict, fresh: GateVerdict) -> GateVerdict:
+    """The verdict an approved (or autonomous) decision is written under: the stored one,
+    lowered by every cap the fresh verdict (the whole gate on current data) puts lower —
+    never raised (an approval of a level-2 request never becomes level-3 authority)."""
+    caps = dict(stored.caps)
+    reasons = dict(stored.reasons)
+    for f, lvl in fresh.caps.items():
+        if lvl < caps.get(f, 3):
+            reasons[f] = f"at write time: {fresh.reasons.get(f, f'{f} {lvl}')}"
+            caps[f] = lvl
+    return _capped(stored, caps, reasons)
+
+
+def why_level(verdict: GateVerdict) -> str:
+    """``level N (name), set by f: reason; …`` — what capped a verdict, in words."""
+    why = "; ".join(verdict.reasons.get(f, f) for f in verdict.set_by)
+    return (
+        f"level {verdict.level} ({LEVEL_NAMES[verdict.level]}), "
+        f"set by {'/'.join(verdict.set_by)}: {why}"
     )
 
 
@@ -363,6 +407,9 @@ def authorize(
         raise WriteRejected(f"{verdict.decision_id}: site auto-locked ({control.lock_reason})")
     if not changes:
         raise WriteRejected(f"{verdict.decision_id}: nothing to write")
+    bad = nonfinite((c.tag, c.value) for c in changes)
+    if bad is not None:
+        raise WriteRejected(f"{verdict.decision_id}: {bad}")
     if verdict.level >= 3:
         return Authorization(
             _MINT, decision_id=verdict.decision_id, changes=changes, level=3, issued=now
@@ -383,9 +430,7 @@ def authorize(
             approval_id=approval.approval_id,
             by_whom=approval.by_whom or "operator",
         )
-    raise WriteRejected(
-        f"{verdict.decision_id}: level {verdict.level} ({LEVEL_NAMES[verdict.level]}) does not write"
-    )
+    raise WriteRejected(f"{verdict.decision_id}: refused, {why_level(verdict)}: does not write")
 
 
 class JournaledWrite(Protocol):

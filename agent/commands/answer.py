@@ -45,7 +45,7 @@ def describe_action(a: Mapping[str, Any]) -> str:
 def _print(out: Any, approval_id: str, state: str, actions: Sequence[Mapping[str, Any]]) -> None:
     out.print(f"{approval_id}: {state}" + ("" if actions else "; nothing written"))
     for a in actions:
-        out.print("  " + describe_action(a))
+        out.print("  " + (f"not written: {a['error']}" if "error" in a else describe_action(a)))
 
 
 def _runner(verb: str, state: ApprovalState) -> Any:
