@@ -364,10 +364,15 @@ def noise_ratio(
 
 def _max_excluding_self(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     """For each row, the max of ``values`` over the other rows of its group (int64 min if none)."""
-    df = pd.DataFrame({"g": groups, "v": values})
-    top = df.groupby("g")["v"].transform("max").to_numpy()
-    is_top = values == top
-    n_top = pd.Series(is_top).groupby(groups).transform("sum").to_numpy()
-    second = df["v"].where(~is_top).groupby(groups).transform("max")
-    sec = second.fillna(np.iinfo(np.int64).min).to_numpy()
-    return np.where(is_top & (n_top == 1), sec, top).astype(np.int64)
+    codes, uniq = pd.factorize(groups, use_na_sentinel=False)
+    m = len(uniq)
+    lowest = np.iinfo(np.int64).min
+    v = np.asarray(values, dtype=np.int64)
+    top = np.full(m, lowest, np.int64)
+    np.maximum.at(top, codes, v)
+    top_row = top[codes]
+    is_top = v == top_row
+    n_top = np.bincount(codes[is_top], minlength=m)[codes]
+    second = np.full(m, lowest, np.int64)
+    np.maximum.at(second, codes[~is_top], v[~is_top])
+    return np.where(is_top & (n_top == 1), second[codes], top_row).astype(np.int64)
