@@ -43,7 +43,7 @@ from tools.quality.residuals import (
     member_rows,
     residual_scores,
 )
-from tools.quality.subscores import subscores
+from tools.quality.subscores import subscore_arrays
 from tools.quality.tracker import Batch, PointTracker
 
 # detectors whose result is shown in an existing column of the report (and the `quality`
@@ -154,9 +154,8 @@ class IncrementalScorer:
         stats = self.tracker.window_stats(now, window)
         st = pd.concat([self.points.reset_index(drop=True), stats.drop(columns="point_id")], axis=1)
         st["at_setpoint"] = self._at_setpoint(st["last_value"].to_numpy(float))
-        sub = subscores(st, now, window, cfg)
         # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
-        c: dict[str, np.ndarray] = {k: sub[k].to_numpy() for k in sub.columns}
+        c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
         c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
         c["flapping"], c["flapping_reason"] = detectors.flapping(st, window, cfg)
         c["history"], c["history_reason"] = detectors.history(st, now, window, cfg)

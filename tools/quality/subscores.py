@@ -63,6 +63,22 @@ def log_curve(ratio: np.ndarray, lo: float, hi: float, floor: float) -> np.ndarr
     return 1.0 - (1.0 - floor) * np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
 
 
+_NAT = np.iinfo(np.int64).min
+
+
+def _us(col: pd.Series) -> np.ndarray:
+    """A datetime column as int64 µs (NaT: int64 min), without Series arithmetic."""
+    if col.dtype.kind != "M":
+        col = pd.to_datetime(col)
+    return col.to_numpy("datetime64[us]").view(np.int64)
+
+
+def _seconds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a − b) in seconds for int64 µs times; NaN where either is NaT."""
+    with np.errstate(invalid="ignore"):
+        return np.where((a == _NAT) | (b == _NAT), np.nan, (a - b) / 1e6)
+
+
 def subscores(
     st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
 ) -> pd.DataFrame:
@@ -71,16 +87,24 @@ def subscores(
     ``st`` is the point table merged with the window statistics; a point with no
     readings has NaN statistics and scores 0 on freshness and completeness.
     """
+    return pd.DataFrame(subscore_arrays(st, now, window, cfg), index=st.index)
+
+
+def subscore_arrays(
+    st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
+) -> dict[str, np.ndarray]:
+    """:func:`subscores` as one array per column (no DataFrame: for the scorer's hot path)."""
     n = len(st)
     out: dict[str, np.ndarray] = {}  # one DataFrame at the end
     poll = st["poll_s"].to_numpy(float)
     unit = st["unit"].astype(str).to_numpy()
     start = now - window
-    now_ts = pd.Timestamp(now)
+    now_us = int(pd.Timestamp(now).value // 1000)
+    now_col = np.full(n, now_us, np.int64)
 
     # ---- freshness ------------------------------------------------------------------
-    last_good = pd.to_datetime(st["last_good"])
-    age = (now_ts - last_good).dt.total_seconds().to_numpy(float)
+    last_good = _us(st["last_good"])
+    age = _seconds(now_col, last_good)
     polls = age / poll
     fresh = np.where(
         np.isnan(age), 0.0, np.clip(1.0 - cfg.stale_step * (polls - cfg.fresh_polls), 0.0, 1.0)
@@ -89,7 +113,7 @@ def subscores(
     out["freshness"] = fresh
     last_status = st["last_status"].fillna(0).astype(int).to_numpy()
     n_rows = st["n_rows"].fillna(0).to_numpy(float)
-    last_ts = pd.to_datetime(st["last_ts"])
+    last_ts = _us(st["last_ts"])
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(fresh < 1.0):
         if n_rows[i] == 0:
@@ -105,7 +129,7 @@ def subscores(
                 f"comm loss: no good reading for {_dur(age[i])} ({polls[i]:.0f} polls), "
                 f"device answers {status_name(int(last_status[i]))}"
             )
-        elif last_ts.iloc[i] > last_good.iloc[i]:
+        elif last_ts[i] != _NAT and last_ts[i] > last_good[i]:
             reason[i] = (
                 f"stale: newest good reading {_dur(age[i])} old ({polls[i]:.0f} polls); "
                 "the readings since are bad values"
@@ -115,8 +139,10 @@ def subscores(
     out["freshness_reason"] = reason
 
     # ---- completeness ---------------------------------------------------------------
-    first = pd.to_datetime(st["first_ts"]).fillna(pd.Timestamp(start))
-    span_s = (now_ts - first.clip(lower=pd.Timestamp(start))).dt.total_seconds().to_numpy(float)
+    start_us = int(pd.Timestamp(start).value // 1000)
+    first = _us(st["first_ts"])
+    first = np.maximum(np.where(first == _NAT, start_us, first), start_us)
+    span_s = (now_us - first) / 1e6
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
     if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
@@ -190,25 +216,17 @@ def subscores(
     flat = np.ones(n)
     reason = np.full(n, "", dtype=object)
     if "flat_check" in st:
-        first_good = pd.to_datetime(st["first_good"])
-        last_change = pd.to_datetime(st["last_change"])
-        since = last_change.fillna(first_good)
-        flat_s = (last_good - since).dt.total_seconds().to_numpy(float)
+        first_good = _us(st["first_good"])
+        last_change = _us(st["last_change"])
+        since = np.where(last_change == _NAT, first_good, last_change)
+        flat_s = _seconds(last_good, since)
         flat_n = flat_s / poll
         # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
         moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
-        moved_at = pd.to_datetime(st["moved_at"])
-        lc = np.where(
-            moving, moved_at.to_numpy("datetime64[us]").astype("int64"), np.iinfo(np.int64).min
-        )
-        lc = np.where(pd.isna(moved_at).to_numpy(), np.iinfo(np.int64).min, lc)
+        lc = np.where(moving, _us(st["moved_at"]), _NAT)
         eq = st["equipment"].to_numpy()
         sib_max = _max_excluding_self(eq, lc)
-        own = np.where(
-            pd.isna(since).to_numpy(),
-            np.iinfo(np.int64).max,
-            since.to_numpy("datetime64[us]").astype("int64"),
-        )
+        own = np.where(since == _NAT, np.iinfo(np.int64).max, since)
         sibling_moved = sib_max > own + (poll * 1e6).astype(np.int64)
         at_setpoint = st["at_setpoint"].to_numpy(bool) if "at_setpoint" in st else np.zeros(n, bool)
         zero_off = st["onoff"].to_numpy(bool) & (
@@ -217,7 +235,7 @@ def subscores(
         # only a point that moved nearly every sample before is judged: a quantised,
         # slowly varying point legitimately holds a value for minutes
         n_changes = st["n_changes"].fillna(0).to_numpy(float)
-        before_n = (last_change - first_good).dt.total_seconds().to_numpy(float) / poll
+        before_n = _seconds(last_change, first_good) / poll
         share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
         cand = (
             st["flat_check"].to_numpy(bool)
@@ -313,11 +331,7 @@ def subscores(
     t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
     rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
     # a spike explains the jumps into and out of it: report the spike, not the rate
-    gap = np.abs(
-        (pd.to_datetime(pd.Series(rate_ts)) - pd.to_datetime(st["spike_ts"].reset_index(drop=True)))
-        .dt.total_seconds()
-        .to_numpy(float)
-    )
+    gap = np.abs(_seconds(_us(pd.Series(rate_ts)), _us(st["spike_ts"])))
     explained = viol & (spike < 1.0) & (gap <= 1.5 * poll)
     rate = np.where(explained, np.maximum(rate, spike), rate)
     # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
@@ -336,7 +350,7 @@ def subscores(
             )
         )
     out["rate_reason"] = reason
-    return pd.DataFrame(out, index=st.index)
+    return out
 
 
 def noise_ratio(
