@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tools.quality.config import QualityConfig
+from tools.quality.subscores import as_us, seconds_between
 
 FLOAT32_EPS = 2.0**-23
 
@@ -97,9 +98,7 @@ def flapping(
     n = len(st)
     disc = st["discrete"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
     changes = st["n_changes"].fillna(0).to_numpy(float)
-    first = pd.to_datetime(st["first_good"])
-    last = pd.to_datetime(st["last_good"])
-    span = np.nan_to_num((last - first).dt.total_seconds().to_numpy(float))
+    span = np.nan_to_num(seconds_between(as_us(st["last_good"]), as_us(st["first_good"])))
     span = np.minimum(span, window.total_seconds())
     dwell = st["dwell_s"].to_numpy(float)
     allowed = cfg.flap_slack + span / dwell
@@ -123,8 +122,8 @@ def history(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cap, reason): too little data in the window to judge stuck or drift yet."""
     n = len(st)
-    first = pd.to_datetime(st["first_ts"])
-    have = (pd.Timestamp(now) - first).dt.total_seconds().to_numpy(float)
+    now_us = np.full(n, int(pd.Timestamp(now).value // 1000), np.int64)
+    have = seconds_between(now_us, as_us(st["first_ts"]))
     need = min(cfg.min_history_s, window.total_seconds())
     n_good = st["n_good"].fillna(0).to_numpy(float)
     short = ~np.isnan(have) & ((have < need) | (n_good < cfg.min_history_samples))

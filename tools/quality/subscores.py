@@ -66,14 +66,14 @@ def log_curve(ratio: np.ndarray, lo: float, hi: float, floor: float) -> np.ndarr
 _NAT = np.iinfo(np.int64).min
 
 
-def _us(col: pd.Series) -> np.ndarray:
+def as_us(col: pd.Series) -> np.ndarray:
     """A datetime column as int64 µs (NaT: int64 min), without Series arithmetic."""
     if col.dtype.kind != "M":
         col = pd.to_datetime(col)
     return col.to_numpy("datetime64[us]").view(np.int64)
 
 
-def _seconds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def seconds_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(a − b) in seconds for int64 µs times; NaN where either is NaT."""
     with np.errstate(invalid="ignore"):
         return np.where((a == _NAT) | (b == _NAT), np.nan, (a - b) / 1e6)
@@ -103,8 +103,8 @@ def subscore_arrays(
     now_col = np.full(n, now_us, np.int64)
 
     # ---- freshness ------------------------------------------------------------------
-    last_good = _us(st["last_good"])
-    age = _seconds(now_col, last_good)
+    last_good = as_us(st["last_good"])
+    age = seconds_between(now_col, last_good)
     polls = age / poll
     fresh = np.where(
         np.isnan(age), 0.0, np.clip(1.0 - cfg.stale_step * (polls - cfg.fresh_polls), 0.0, 1.0)
@@ -113,7 +113,7 @@ def subscore_arrays(
     out["freshness"] = fresh
     last_status = st["last_status"].fillna(0).astype(int).to_numpy()
     n_rows = st["n_rows"].fillna(0).to_numpy(float)
-    last_ts = _us(st["last_ts"])
+    last_ts = as_us(st["last_ts"])
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(fresh < 1.0):
         if n_rows[i] == 0:
@@ -140,7 +140,7 @@ def subscore_arrays(
 
     # ---- completeness ---------------------------------------------------------------
     start_us = int(pd.Timestamp(start).value // 1000)
-    first = _us(st["first_ts"])
+    first = as_us(st["first_ts"])
     first = np.maximum(np.where(first == _NAT, start_us, first), start_us)
     span_s = (now_us - first) / 1e6
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
@@ -216,14 +216,14 @@ def subscore_arrays(
     flat = np.ones(n)
     reason = np.full(n, "", dtype=object)
     if "flat_check" in st:
-        first_good = _us(st["first_good"])
-        last_change = _us(st["last_change"])
+        first_good = as_us(st["first_good"])
+        last_change = as_us(st["last_change"])
         since = np.where(last_change == _NAT, first_good, last_change)
-        flat_s = _seconds(last_good, since)
+        flat_s = seconds_between(last_good, since)
         flat_n = flat_s / poll
         # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
         moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
-        lc = np.where(moving, _us(st["moved_at"]), _NAT)
+        lc = np.where(moving, as_us(st["moved_at"]), _NAT)
         eq = st["equipment"].to_numpy()
         sib_max = _max_excluding_self(eq, lc)
         own = np.where(since == _NAT, np.iinfo(np.int64).max, since)
@@ -235,7 +235,7 @@ def subscore_arrays(
         # only a point that moved nearly every sample before is judged: a quantised,
         # slowly varying point legitimately holds a value for minutes
         n_changes = st["n_changes"].fillna(0).to_numpy(float)
-        before_n = _seconds(last_change, first_good) / poll
+        before_n = seconds_between(last_change, first_good) / poll
         share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
         cand = (
             st["flat_check"].to_numpy(bool)
@@ -331,7 +331,7 @@ def subscore_arrays(
     t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
     rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
     # a spike explains the jumps into and out of it: report the spike, not the rate
-    gap = np.abs(_seconds(_us(pd.Series(rate_ts)), _us(st["spike_ts"])))
+    gap = np.abs(seconds_between(as_us(pd.Series(rate_ts)), as_us(st["spike_ts"])))
     explained = viol & (spike < 1.0) & (gap <= 1.5 * poll)
     rate = np.where(explained, np.maximum(rate, spike), rate)
     # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
