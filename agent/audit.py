@@ -83,7 +83,7 @@ class Audit:
         self._pending: tuple[tuple[int, ...], list[dict[str, Any]], set[str]] | None = None
         self._control: tuple[tuple[int, ...], GateControl | None] | None = None
 
-    def _exec(self, sql: str, params: list[Any]) -> None:
+    def _exec(self, sql: str, params: list[Any] | dict[str, Any]) -> None:
         self.store.execute(sql, params)
 
     # ---- runs -------------------------------------------------------------------------------
@@ -95,14 +95,15 @@ class Audit:
     def finish_run(
         self, run_id: str, now: datetime, status: str, tokens_in: int = 0, tokens_out: int = 0
     ) -> None:
-        df = self.store.query(
-            "SELECT started, trigger FROM runs WHERE run_id = ? LIMIT 1", [run_id]
-        )
-        started = df["started"].iloc[0] if len(df) else now
-        trigger = df["trigger"].iloc[0] if len(df) else "unknown"
+        # one statement: the run's first row gives started and trigger (none: now, unknown)
         self._exec(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, started, now, trigger, tokens_in, tokens_out, status],
+            """INSERT INTO runs
+               SELECT $id, f.started, $now, f.trigger, $tin, $tout, $status
+               FROM (SELECT started, trigger FROM runs WHERE run_id = $id LIMIT 1) f
+               UNION ALL
+               SELECT $id, $now, $now, 'unknown', $tin, $tout, $status
+               WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $id)""",
+            {"id": run_id, "now": now, "tin": tokens_in, "tout": tokens_out, "status": status},
         )
 
     def add_tokens(self, run_id: str, now: datetime, tokens_in: int, tokens_out: int) -> None:

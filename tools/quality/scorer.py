@@ -88,6 +88,7 @@ class IncrementalScorer:
         for c in ("tag", "equipment", "kind", "name", "unit", "brick"):  # plain objects: fast
             self.points[c] = self.points[c].astype(object)
         p = self.points
+        self._points0 = p.reset_index(drop=True)  # the report's left half, built once
         self.tracker = PointTracker(
             p["point_id"].to_numpy(),
             p["lo"].to_numpy(float),
@@ -152,8 +153,8 @@ class IncrementalScorer:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
         cfg = self.config
         stats = self.tracker.window_stats(now, window)
-        st = pd.concat([self.points.reset_index(drop=True), stats.drop(columns="point_id")], axis=1)
-        st["at_setpoint"] = self._at_setpoint(st["last_value"].to_numpy(float))
+        stats["at_setpoint"] = self._at_setpoint(stats["last_value"].to_numpy(float))
+        st = pd.concat([self._points0, stats.drop(columns="point_id")], axis=1)
         # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
         c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
         c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
