@@ -80,8 +80,9 @@ def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]
     score = np.where(cand, 0.75 - (0.75 - cfg.stuck_floor) * t, 1.0)
     reason = np.full(n, "", dtype=object)
     unit = st["unit"].astype(str).to_numpy()
-    since = pd.to_datetime(st["run_since"])
+    since = pd.to_datetime(st["run_since"]) if cand.any() else None
     for i in np.flatnonzero(cand):
+        assert since is not None
         reason[i] = (
             f"stuck: {run_n[i]:.0f} identical readings of {last[i]:.6g} {unit[i]} since "
             f"{since.iloc[i]:%H:%M:%S}; a sensor with noise σ ≈ {sigma[i]:.2g} {unit[i]} and "

@@ -195,8 +195,8 @@ class IncrementalScorer:
         for extra, shown in FOLDED:
             out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
-        df = pd.DataFrame(out)
-        return QualityReport(now, window, df[list(COLUMNS)], self.site.quality)
+        df = pd.DataFrame({k: out[k] for k in COLUMNS})
+        return QualityReport(now, window, df, self.site.quality)
 
 
 def score(
