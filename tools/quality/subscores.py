@@ -73,6 +73,12 @@ def as_us(col: pd.Series) -> np.ndarray:
     return col.to_numpy("datetime64[us]").view(np.int64)
 
 
+def filled(col: pd.Series, fill: float) -> np.ndarray:
+    """``col.fillna(fill).to_numpy(float)`` without the intermediate Series."""
+    a = col.to_numpy(float, na_value=np.nan)
+    return np.where(np.isnan(a), fill, a)
+
+
 def seconds_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(a − b) in seconds for int64 µs times; NaN where either is NaT."""
     with np.errstate(invalid="ignore"):
@@ -112,7 +118,7 @@ def subscore_arrays(
     fresh = np.minimum(fresh, 1.0)
     out["freshness"] = fresh
     last_status = st["last_status"].fillna(0).astype(int).to_numpy()
-    n_rows = st["n_rows"].fillna(0).to_numpy(float)
+    n_rows = filled(st["n_rows"], 0)
     last_ts = as_us(st["last_ts"])
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(fresh < 1.0):
@@ -147,8 +153,8 @@ def subscore_arrays(
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
     if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
         exp_recent = np.minimum(expected, st["exp_recent"].to_numpy(float))
-    n_good = st["n_good"].fillna(0).to_numpy(float)
-    n_good_recent = st["n_good_recent"].fillna(0).to_numpy(float)
+    n_good = filled(st["n_good"], 0)
+    n_good_recent = filled(st["n_good_recent"], 0)
     c_win = np.minimum(n_good / expected, 1.0)
     c_rec = np.minimum(n_good_recent / exp_recent, 1.0)
     comp = np.clip(1.0 - cfg.completeness_slope * (1.0 - np.minimum(c_win, c_rec)), 0.0, 1.0)
@@ -165,11 +171,9 @@ def subscore_arrays(
     kinds = ["n_nan", "n_inf", "n_sentinel", "n_denormal", "n_low", "n_high"]
     counts = st[kinds].fillna(0).to_numpy(float)
     n_bad = counts.sum(axis=1)
-    n_ok_status = n_rows - st["n_status"].fillna(0).to_numpy(float)
+    n_ok_status = n_rows - filled(st["n_status"], 0)
     frac_w = n_bad / np.maximum(n_ok_status, 1.0)
-    frac_r = st["n_badval_recent"].fillna(0).to_numpy(float) / np.maximum(
-        st["n_okstatus_recent"].fillna(0).to_numpy(float), 1.0
-    )
+    frac_r = filled(st["n_badval_recent"], 0) / np.maximum(filled(st["n_okstatus_recent"], 0), 1.0)
     rng = np.where(
         n_bad > 0,
         np.clip(
@@ -229,12 +233,10 @@ def subscore_arrays(
         own = np.where(since == _NAT, np.iinfo(np.int64).max, since)
         sibling_moved = sib_max > own + (poll * 1e6).astype(np.int64)
         at_setpoint = st["at_setpoint"].to_numpy(bool) if "at_setpoint" in st else np.zeros(n, bool)
-        zero_off = st["onoff"].to_numpy(bool) & (
-            st["last_value"].fillna(1.0).to_numpy(float) == 0.0
-        )
+        zero_off = st["onoff"].to_numpy(bool) & (filled(st["last_value"], 1.0) == 0.0)
         # only a point that moved nearly every sample before is judged: a quantised,
         # slowly varying point legitimately holds a value for minutes
-        n_changes = st["n_changes"].fillna(0).to_numpy(float)
+        n_changes = filled(st["n_changes"], 0)
         before_n = seconds_between(last_change, first_good) / poll
         share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
         cand = (
@@ -261,9 +263,7 @@ def subscore_arrays(
     # ---- spikes and noise -----------------------------------------------------------
     stats = st["stats"].to_numpy(bool)
     span = st["span"].to_numpy(float)
-    scale = np.where(
-        np.isfinite(span), span, np.abs(st["last_value"].fillna(1.0).to_numpy(float)) + 1.0
-    )
+    scale = np.where(np.isfinite(span), span, np.abs(filled(st["last_value"], 1.0)) + 1.0)
     sig_early = st["sigma_early"].to_numpy(float)
     sig_recent = st["sigma_recent"].to_numpy(float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
@@ -285,8 +285,8 @@ def subscore_arrays(
         )
     out["spike_reason"] = reason
 
-    enough_early = st["n_sigma_early"].fillna(0).to_numpy(float) >= 3
-    enough_recent = st["n_sigma_recent"].fillna(0).to_numpy(float) >= 2
+    enough_early = filled(st["n_sigma_early"], 0) >= 3
+    enough_recent = filled(st["n_sigma_recent"], 0) >= 2
     ratio_b, base_b = noise_ratio(
         sig_early, sig_recent, enough_early, enough_recent, scale, poll, cfg
     )
