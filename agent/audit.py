@@ -78,8 +78,12 @@ class Audit:
         self.store = store
         store.ensure_schema(AUDIT_DDL)
         self.journal = Journal(store)
+        # the per-cycle reads of small tables, kept until a write to their tables
+        # (Store.versions): pending approvals and the control settings
+        self._pending: tuple[tuple[int, ...], list[dict[str, Any]], set[str]] | None = None
+        self._control: tuple[tuple[int, ...], GateControl | None] | None = None
 
-    def _exec(self, sql: str, params: list[Any]) -> None:
+    def _exec(self, sql: str, params: list[Any] | dict[str, Any]) -> None:
         self.store.execute(sql, params)
 
     # ---- runs -------------------------------------------------------------------------------
@@ -91,14 +95,15 @@ class Audit:
     def finish_run(
         self, run_id: str, now: datetime, status: str, tokens_in: int = 0, tokens_out: int = 0
     ) -> None:
-        df = self.store.query(
-            "SELECT started, trigger FROM runs WHERE run_id = ? LIMIT 1", [run_id]
-        )
-        started = df["started"].iloc[0] if len(df) else now
-        trigger = df["trigger"].iloc[0] if len(df) else "unknown"
+        # one statement: the run's first row gives started and trigger (none: now, unknown)
         self._exec(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, started, now, trigger, tokens_in, tokens_out, status],
+            """INSERT INTO runs
+               SELECT $id, f.started, $now, f.trigger, $tin, $tout, $status
+               FROM (SELECT started, trigger FROM runs WHERE run_id = $id LIMIT 1) f
+               UNION ALL
+               SELECT $id, $now, $now, 'unknown', $tin, $tout, $status
+               WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $id)""",
+            {"id": run_id, "now": now, "tin": tokens_in, "tout": tokens_out, "status": status},
         )
 
     def add_tokens(self, run_id: str, now: datetime, tokens_in: int, tokens_out: int) -> None:
@@ -223,14 +228,25 @@ class Audit:
             r["approval_id"], r["decision_id"], r["state"], r["by_whom"] or "", r["why"] or ""
         )
 
-    def pending_approvals(self) -> list[dict[str, Any]]:
+    def _pending_rows(self) -> tuple[list[dict[str, Any]], set[str]]:
+        """Pending approvals with their decisions, and their policy instances — one query,
+        kept until the approvals or decisions tables change."""
+        key = self.store.versions("approvals", "decisions")
+        if self._pending is not None and self._pending[0] == key:
+            return self._pending[1], self._pending[2]
         df = self.store.query(
             """SELECT a.approval_id, a.decision_id, a.ts, d.run_id, d.policy_id, d.severity, d.action,
-                      d.explanation
+                      d.explanation, json_extract_string(d.evidence, '$.instance_key') AS _k
                FROM approvals_latest a LEFT JOIN decisions_latest d USING (decision_id)
                WHERE a.state = 'pending' ORDER BY a.ts"""
         )
-        return [dict(r) for r in df.to_dict("records")]
+        keys = {str(k) for k in df.pop("_k") if k is not None and k == k}
+        rows = [dict(r) for r in df.to_dict("records")]
+        self._pending = (key, rows, keys)
+        return rows, keys
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._pending_rows()[0]]
 
     def approved_unexecuted(self) -> list[dict[str, Any]]:
         """Approvals whose latest answer is ``approved`` and whose decision has no journaled
@@ -251,22 +267,26 @@ class Audit:
 
     def pending_instance_keys(self) -> set[str]:
         """Policy instances (``policy@equipment``) with an approval still pending."""
-        df = self.store.query(
-            """SELECT DISTINCT json_extract_string(d.evidence, '$.instance_key') AS k
-               FROM approvals_latest a JOIN decisions_latest d USING (decision_id)
-               WHERE a.state = 'pending'"""
-        )
-        return {str(k) for k in df["k"] if k is not None and k == k}
+        return set(self._pending_rows()[1])
 
     # ---- autonomy settings ------------------------------------------------------------------
     def control(self, default_ceiling: int) -> GateControl:
-        df = self.store.query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
-        if not len(df):
-            return GateControl(site_ceiling=default_ceiling)
-        r = df.iloc[0]
-        return GateControl(
-            int(r["site_ceiling"]), bool(r["locked"]), r["lock_reason"] or "", bool(r["estop"])
-        )
+        key = self.store.versions("autonomy")
+        if self._control is None or self._control[0] != key:
+            df = self.store.query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
+            if not len(df):
+                self._control = (key, None)
+            else:
+                r = df.iloc[0]
+                c = GateControl(
+                    int(r["site_ceiling"]),
+                    bool(r["locked"]),
+                    r["lock_reason"] or "",
+                    bool(r["estop"]),
+                )
+                self._control = (key, c)
+        stored = self._control[1]
+        return GateControl(site_ceiling=default_ceiling) if stored is None else stored
 
     def set_control(self, c: GateControl, ts: datetime, by_whom: str, why: str = "") -> GateControl:
         d = asdict(c)

@@ -22,6 +22,7 @@ thousand. One process owns the file read-write; a second writer gets a
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,11 @@ import pyarrow as pa
 from connectors.errors import StoreError
 from connectors.site import Site
 from connectors.status import all_status_names
+
+# the table a single INSERT / UPDATE / DELETE writes (Store.versions)
+_WRITE_TARGET = re.compile(
+    r"\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(\w+)[^;]*;?\s*$", re.I | re.S
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -113,6 +119,10 @@ class Store:
         self.con = _connect(self.path, read_only)
         self._lock = threading.RLock()
         self._tag_to_id: dict[str, int] = {}
+        # writes per table through execute()/transaction() (readings appends excluded),
+        # for readers that cache a small table's query until it changes (see versions())
+        self._writes: dict[str, int] = {}
+        self._epoch = 0
         if not read_only:
             self.con.execute(_SCHEMA)
             self.con.execute("DELETE FROM statuses")
@@ -138,6 +148,7 @@ class Store:
         """Create tables/views another layer owns (idempotent DDL)."""
         if not self.read_only:
             with self._lock:
+                self._epoch += 1
                 self.con.execute(ddl)
 
     # ---- catalogue -----------------------------------------------------------
@@ -276,18 +287,39 @@ class Store:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         """Run one statement (an insert, an update) under the store's lock."""
         with self._lock:
-            self.con.execute(sql, params or [])
+            try:
+                self.con.execute(sql, params or [])
+            finally:
+                self._count_write(sql)
+
+    def _count_write(self, sql: str) -> None:
+        m = _WRITE_TARGET.match(sql)
+        if m is None:
+            self._epoch += 1  # DDL or anything else: every table may have changed
+        else:
+            t = m.group(1).lower()
+            self._writes[t] = self._writes.get(t, 0) + 1
+
+    def versions(self, *tables: str) -> tuple[int, ...]:
+        """A key that changes whenever one of ``tables`` may have changed through this store
+        (:meth:`execute`, :meth:`transaction`, DDL): a reader may keep a query's result on a
+        small table until its key changes. Writes on ``con`` directly are not seen."""
+        with self._lock:
+            return (self._epoch, *(self._writes.get(t.lower(), 0) for t in tables))
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Statements on the yielded connection commit together, or not at all on an error."""
         with self._lock:
+            self._epoch += 1  # statements on the yielded connection are not parsed
             self.con.execute("BEGIN TRANSACTION")
             try:
                 yield self.con
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+            finally:
+                self._epoch += 1
             self.con.execute("COMMIT")
 
     # ---- queries -------------------------------------------------------------

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tools.quality.config import QualityConfig
+from tools.quality.subscores import as_us, filled, seconds_between
 
 FLOAT32_EPS = 2.0**-23
 
@@ -46,13 +47,13 @@ def p_same(sigma: np.ndarray, q: np.ndarray) -> np.ndarray:
 def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
     """(score, reason) of the noise-based stuck test per point."""
     n = len(st)
-    run_n = st["run_n"].fillna(0).to_numpy(float)
+    run_n = filled(st["run_n"], 0)
     last = st["last_value"].to_numpy(float)
     spec = st["sensor_sigma"].to_numpy(float) + st["sensor_rel"].to_numpy(float) * np.abs(
         np.nan_to_num(last)
     )
     seen = np.where(
-        st["n_sigma_before"].fillna(0).to_numpy(float) >= 3,
+        filled(st["n_sigma_before"], 0) >= 3,
         st["sigma_before"].to_numpy(float),
         np.nan,
     )
@@ -79,8 +80,9 @@ def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]
     score = np.where(cand, 0.75 - (0.75 - cfg.stuck_floor) * t, 1.0)
     reason = np.full(n, "", dtype=object)
     unit = st["unit"].astype(str).to_numpy()
-    since = pd.to_datetime(st["run_since"])
+    since = pd.to_datetime(st["run_since"]) if cand.any() else None
     for i in np.flatnonzero(cand):
+        assert since is not None
         reason[i] = (
             f"stuck: {run_n[i]:.0f} identical readings of {last[i]:.6g} {unit[i]} since "
             f"{since.iloc[i]:%H:%M:%S}; a sensor with noise σ ≈ {sigma[i]:.2g} {unit[i]} and "
@@ -96,10 +98,8 @@ def flapping(
     """(score, reason): state changes of discrete points against what the equipment can do."""
     n = len(st)
     disc = st["discrete"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
-    changes = st["n_changes"].fillna(0).to_numpy(float)
-    first = pd.to_datetime(st["first_good"])
-    last = pd.to_datetime(st["last_good"])
-    span = np.nan_to_num((last - first).dt.total_seconds().to_numpy(float))
+    changes = filled(st["n_changes"], 0)
+    span = np.nan_to_num(seconds_between(as_us(st["last_good"]), as_us(st["first_good"])))
     span = np.minimum(span, window.total_seconds())
     dwell = st["dwell_s"].to_numpy(float)
     allowed = cfg.flap_slack + span / dwell
@@ -123,10 +123,10 @@ def history(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cap, reason): too little data in the window to judge stuck or drift yet."""
     n = len(st)
-    first = pd.to_datetime(st["first_ts"])
-    have = (pd.Timestamp(now) - first).dt.total_seconds().to_numpy(float)
+    now_us = np.full(n, int(pd.Timestamp(now).value // 1000), np.int64)
+    have = seconds_between(now_us, as_us(st["first_ts"]))
     need = min(cfg.min_history_s, window.total_seconds())
-    n_good = st["n_good"].fillna(0).to_numpy(float)
+    n_good = filled(st["n_good"], 0)
     short = ~np.isnan(have) & ((have < need) | (n_good < cfg.min_history_samples))
     short &= n_good > 0  # no reading at all is "no readings", not this
     short &= ~st["writable"].to_numpy(bool)  # a setpoint has nothing to judge over time

@@ -256,6 +256,8 @@ def _balance(
         applies = np.isfinite(x) & np.isfinite(y) & (np.abs(x) >= rel.min_x)
         if rel.when is not None:
             applies &= np.asarray(rel.when(vals), bool)
+        if not applies.any():  # nothing to check (the usual case): no violation, none holds
+            return [], _Holding({}, _no_check)
         # the relation is learned from the older half of the window (a drift that began
         # inside the window hardly moves it), or all but the recent cells if that is short
         older = np.arange(grid.cells) < grid.cells // 2
@@ -299,6 +301,10 @@ def _balance(
     violated = [check(int(k)) for k in np.flatnonzero(checked & (score < 1.0))]
     holding = {int(k): inst for k, inst in enumerate(insts) if holds[k]}
     return violated, _Holding(holding, check)
+
+
+def _no_check(k: int) -> Check:
+    raise AssertionError(f"instance {k} was not checked")
 
 
 class _Holding:

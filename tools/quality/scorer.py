@@ -43,7 +43,7 @@ from tools.quality.residuals import (
     member_rows,
     residual_scores,
 )
-from tools.quality.subscores import subscores
+from tools.quality.subscores import subscore_arrays
 from tools.quality.tracker import Batch, PointTracker
 
 # detectors whose result is shown in an existing column of the report (and the `quality`
@@ -88,6 +88,7 @@ class IncrementalScorer:
         for c in ("tag", "equipment", "kind", "name", "unit", "brick"):  # plain objects: fast
             self.points[c] = self.points[c].astype(object)
         p = self.points
+        self._points0 = p.reset_index(drop=True)  # the report's left half, built once
         self.tracker = PointTracker(
             p["point_id"].to_numpy(),
             p["lo"].to_numpy(float),
@@ -152,11 +153,10 @@ class IncrementalScorer:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
         cfg = self.config
         stats = self.tracker.window_stats(now, window)
-        st = pd.concat([self.points.reset_index(drop=True), stats.drop(columns="point_id")], axis=1)
-        st["at_setpoint"] = self._at_setpoint(st["last_value"].to_numpy(float))
-        sub = subscores(st, now, window, cfg)
+        stats["at_setpoint"] = self._at_setpoint(stats["last_value"].to_numpy(float))
+        st = pd.concat([self._points0, stats.drop(columns="point_id")], axis=1)
         # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
-        c: dict[str, np.ndarray] = {k: sub[k].to_numpy() for k in sub.columns}
+        c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
         c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
         c["flapping"], c["flapping_reason"] = detectors.flapping(st, window, cfg)
         c["history"], c["history_reason"] = detectors.history(st, now, window, cfg)
@@ -195,8 +195,8 @@ class IncrementalScorer:
         for extra, shown in FOLDED:
             out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
-        df = pd.DataFrame(out)
-        return QualityReport(now, window, df[list(COLUMNS)], self.site.quality)
+        df = pd.DataFrame({k: out[k] for k in COLUMNS})
+        return QualityReport(now, window, df, self.site.quality)
 
 
 def score(

@@ -63,6 +63,28 @@ def log_curve(ratio: np.ndarray, lo: float, hi: float, floor: float) -> np.ndarr
     return 1.0 - (1.0 - floor) * np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
 
 
+_NAT = np.iinfo(np.int64).min
+
+
+def as_us(col: pd.Series) -> np.ndarray:
+    """A datetime column as int64 µs (NaT: int64 min), without Series arithmetic."""
+    if col.dtype.kind != "M":
+        col = pd.to_datetime(col)
+    return col.to_numpy("datetime64[us]").view(np.int64)
+
+
+def filled(col: pd.Series, fill: float) -> np.ndarray:
+    """``col.fillna(fill).to_numpy(float)`` without the intermediate Series."""
+    a = col.to_numpy(float, na_value=np.nan)
+    return np.where(np.isnan(a), fill, a)
+
+
+def seconds_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a − b) in seconds for int64 µs times; NaN where either is NaT."""
+    with np.errstate(invalid="ignore"):
+        return np.where((a == _NAT) | (b == _NAT), np.nan, (a - b) / 1e6)
+
+
 def subscores(
     st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
 ) -> pd.DataFrame:
@@ -71,16 +93,24 @@ def subscores(
     ``st`` is the point table merged with the window statistics; a point with no
     readings has NaN statistics and scores 0 on freshness and completeness.
     """
+    return pd.DataFrame(subscore_arrays(st, now, window, cfg), index=st.index)
+
+
+def subscore_arrays(
+    st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
+) -> dict[str, np.ndarray]:
+    """:func:`subscores` as one array per column (no DataFrame: for the scorer's hot path)."""
     n = len(st)
     out: dict[str, np.ndarray] = {}  # one DataFrame at the end
     poll = st["poll_s"].to_numpy(float)
     unit = st["unit"].astype(str).to_numpy()
     start = now - window
-    now_ts = pd.Timestamp(now)
+    now_us = int(pd.Timestamp(now).value // 1000)
+    now_col = np.full(n, now_us, np.int64)
 
     # ---- freshness ------------------------------------------------------------------
-    last_good = pd.to_datetime(st["last_good"])
-    age = (now_ts - last_good).dt.total_seconds().to_numpy(float)
+    last_good = as_us(st["last_good"])
+    age = seconds_between(now_col, last_good)
     polls = age / poll
     fresh = np.where(
         np.isnan(age), 0.0, np.clip(1.0 - cfg.stale_step * (polls - cfg.fresh_polls), 0.0, 1.0)
@@ -88,8 +118,8 @@ def subscores(
     fresh = np.minimum(fresh, 1.0)
     out["freshness"] = fresh
     last_status = st["last_status"].fillna(0).astype(int).to_numpy()
-    n_rows = st["n_rows"].fillna(0).to_numpy(float)
-    last_ts = pd.to_datetime(st["last_ts"])
+    n_rows = filled(st["n_rows"], 0)
+    last_ts = as_us(st["last_ts"])
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(fresh < 1.0):
         if n_rows[i] == 0:
@@ -105,7 +135,7 @@ def subscores(
                 f"comm loss: no good reading for {_dur(age[i])} ({polls[i]:.0f} polls), "
                 f"device answers {status_name(int(last_status[i]))}"
             )
-        elif last_ts.iloc[i] > last_good.iloc[i]:
+        elif last_ts[i] != _NAT and last_ts[i] > last_good[i]:
             reason[i] = (
                 f"stale: newest good reading {_dur(age[i])} old ({polls[i]:.0f} polls); "
                 "the readings since are bad values"
@@ -115,14 +145,16 @@ def subscores(
     out["freshness_reason"] = reason
 
     # ---- completeness ---------------------------------------------------------------
-    first = pd.to_datetime(st["first_ts"]).fillna(pd.Timestamp(start))
-    span_s = (now_ts - first.clip(lower=pd.Timestamp(start))).dt.total_seconds().to_numpy(float)
+    start_us = int(pd.Timestamp(start).value // 1000)
+    first = as_us(st["first_ts"])
+    first = np.maximum(np.where(first == _NAT, start_us, first), start_us)
+    span_s = (now_us - first) / 1e6
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
     if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
         exp_recent = np.minimum(expected, st["exp_recent"].to_numpy(float))
-    n_good = st["n_good"].fillna(0).to_numpy(float)
-    n_good_recent = st["n_good_recent"].fillna(0).to_numpy(float)
+    n_good = filled(st["n_good"], 0)
+    n_good_recent = filled(st["n_good_recent"], 0)
     c_win = np.minimum(n_good / expected, 1.0)
     c_rec = np.minimum(n_good_recent / exp_recent, 1.0)
     comp = np.clip(1.0 - cfg.completeness_slope * (1.0 - np.minimum(c_win, c_rec)), 0.0, 1.0)
@@ -139,11 +171,9 @@ def subscores(
     kinds = ["n_nan", "n_inf", "n_sentinel", "n_denormal", "n_low", "n_high"]
     counts = st[kinds].fillna(0).to_numpy(float)
     n_bad = counts.sum(axis=1)
-    n_ok_status = n_rows - st["n_status"].fillna(0).to_numpy(float)
+    n_ok_status = n_rows - filled(st["n_status"], 0)
     frac_w = n_bad / np.maximum(n_ok_status, 1.0)
-    frac_r = st["n_badval_recent"].fillna(0).to_numpy(float) / np.maximum(
-        st["n_okstatus_recent"].fillna(0).to_numpy(float), 1.0
-    )
+    frac_r = filled(st["n_badval_recent"], 0) / np.maximum(filled(st["n_okstatus_recent"], 0), 1.0)
     rng = np.where(
         n_bad > 0,
         np.clip(
@@ -190,34 +220,24 @@ def subscores(
     flat = np.ones(n)
     reason = np.full(n, "", dtype=object)
     if "flat_check" in st:
-        first_good = pd.to_datetime(st["first_good"])
-        last_change = pd.to_datetime(st["last_change"])
-        since = last_change.fillna(first_good)
-        flat_s = (last_good - since).dt.total_seconds().to_numpy(float)
+        first_good = as_us(st["first_good"])
+        last_change = as_us(st["last_change"])
+        since = np.where(last_change == _NAT, first_good, last_change)
+        flat_s = seconds_between(last_good, since)
         flat_n = flat_s / poll
         # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
         moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
-        moved_at = pd.to_datetime(st["moved_at"])
-        lc = np.where(
-            moving, moved_at.to_numpy("datetime64[us]").astype("int64"), np.iinfo(np.int64).min
-        )
-        lc = np.where(pd.isna(moved_at).to_numpy(), np.iinfo(np.int64).min, lc)
+        lc = np.where(moving, as_us(st["moved_at"]), _NAT)
         eq = st["equipment"].to_numpy()
         sib_max = _max_excluding_self(eq, lc)
-        own = np.where(
-            pd.isna(since).to_numpy(),
-            np.iinfo(np.int64).max,
-            since.to_numpy("datetime64[us]").astype("int64"),
-        )
+        own = np.where(since == _NAT, np.iinfo(np.int64).max, since)
         sibling_moved = sib_max > own + (poll * 1e6).astype(np.int64)
         at_setpoint = st["at_setpoint"].to_numpy(bool) if "at_setpoint" in st else np.zeros(n, bool)
-        zero_off = st["onoff"].to_numpy(bool) & (
-            st["last_value"].fillna(1.0).to_numpy(float) == 0.0
-        )
+        zero_off = st["onoff"].to_numpy(bool) & (filled(st["last_value"], 1.0) == 0.0)
         # only a point that moved nearly every sample before is judged: a quantised,
         # slowly varying point legitimately holds a value for minutes
-        n_changes = st["n_changes"].fillna(0).to_numpy(float)
-        before_n = (last_change - first_good).dt.total_seconds().to_numpy(float) / poll
+        n_changes = filled(st["n_changes"], 0)
+        before_n = seconds_between(last_change, first_good) / poll
         share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
         cand = (
             st["flat_check"].to_numpy(bool)
@@ -243,9 +263,7 @@ def subscores(
     # ---- spikes and noise -----------------------------------------------------------
     stats = st["stats"].to_numpy(bool)
     span = st["span"].to_numpy(float)
-    scale = np.where(
-        np.isfinite(span), span, np.abs(st["last_value"].fillna(1.0).to_numpy(float)) + 1.0
-    )
+    scale = np.where(np.isfinite(span), span, np.abs(filled(st["last_value"], 1.0)) + 1.0)
     sig_early = st["sigma_early"].to_numpy(float)
     sig_recent = st["sigma_recent"].to_numpy(float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
@@ -267,8 +285,8 @@ def subscores(
         )
     out["spike_reason"] = reason
 
-    enough_early = st["n_sigma_early"].fillna(0).to_numpy(float) >= 3
-    enough_recent = st["n_sigma_recent"].fillna(0).to_numpy(float) >= 2
+    enough_early = filled(st["n_sigma_early"], 0) >= 3
+    enough_recent = filled(st["n_sigma_recent"], 0) >= 2
     ratio_b, base_b = noise_ratio(
         sig_early, sig_recent, enough_early, enough_recent, scale, poll, cfg
     )
@@ -313,11 +331,7 @@ def subscores(
     t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
     rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
     # a spike explains the jumps into and out of it: report the spike, not the rate
-    gap = np.abs(
-        (pd.to_datetime(pd.Series(rate_ts)) - pd.to_datetime(st["spike_ts"].reset_index(drop=True)))
-        .dt.total_seconds()
-        .to_numpy(float)
-    )
+    gap = np.abs(seconds_between(as_us(pd.Series(rate_ts)), as_us(st["spike_ts"])))
     explained = viol & (spike < 1.0) & (gap <= 1.5 * poll)
     rate = np.where(explained, np.maximum(rate, spike), rate)
     # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
@@ -336,7 +350,7 @@ def subscores(
             )
         )
     out["rate_reason"] = reason
-    return pd.DataFrame(out, index=st.index)
+    return out
 
 
 def noise_ratio(
@@ -364,10 +378,15 @@ def noise_ratio(
 
 def _max_excluding_self(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     """For each row, the max of ``values`` over the other rows of its group (int64 min if none)."""
-    df = pd.DataFrame({"g": groups, "v": values})
-    top = df.groupby("g")["v"].transform("max").to_numpy()
-    is_top = values == top
-    n_top = pd.Series(is_top).groupby(groups).transform("sum").to_numpy()
-    second = df["v"].where(~is_top).groupby(groups).transform("max")
-    sec = second.fillna(np.iinfo(np.int64).min).to_numpy()
-    return np.where(is_top & (n_top == 1), sec, top).astype(np.int64)
+    codes, uniq = pd.factorize(groups, use_na_sentinel=False)
+    m = len(uniq)
+    lowest = np.iinfo(np.int64).min
+    v = np.asarray(values, dtype=np.int64)
+    top = np.full(m, lowest, np.int64)
+    np.maximum.at(top, codes, v)
+    top_row = top[codes]
+    is_top = v == top_row
+    n_top = np.bincount(codes[is_top], minlength=m)[codes]
+    second = np.full(m, lowest, np.int64)
+    np.maximum.at(second, codes[~is_top], v[~is_top])
+    return np.where(is_top & (n_top == 1), second[codes], top_row).astype(np.int64)

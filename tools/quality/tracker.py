@@ -398,16 +398,16 @@ class PointTracker:
         before = inwin & ((bstart + bw) <= self.run_since[:, None])
         out["sigma_before"] = nanmedian_rows(np.where(before, e_b, np.nan)) * MEAN_E_TO_SIGMA
         out["n_sigma_before"] = (before & ~np.isnan(e_b)).sum(1).astype(float)
-        df = pd.DataFrame(out)
         for c in ("first_ts", "last_ts", "first_good", "last_good", "spike_ts", "rate_ts",
                   "rate_ts_nz", "last_change", "run_since"):  # fmt: skip
-            x = df[c].to_numpy(np.int64)
-            df[c] = pd.to_datetime(
+            x = out[c].astype(np.int64)
+            out[c] = pd.to_datetime(
                 np.where(x == I64_MIN, np.datetime64("NaT"), x.astype("datetime64[us]"))
             )
-        df["moved_at"] = df["last_change"]
-        df["e_early"] = df["sigma_early"] / MEAN_E_TO_SIGMA
-        df["e_recent"] = df["sigma_recent"] / MEAN_E_TO_SIGMA
+        out["moved_at"] = out["last_change"]
+        out["e_early"] = out["sigma_early"] / MEAN_E_TO_SIGMA
+        out["e_recent"] = out["sigma_recent"] / MEAN_E_TO_SIGMA
+        df = pd.DataFrame(out)  # one DataFrame at the end (setting columns one by one is slow)
         return df
 
     def bucket_means(
