@@ -32,7 +32,7 @@ SETPOINT = "cdu_1.coolant_supply_setpoint"
 WRITES = (5, 6, 15, 16)
 
 
-async def until(pred: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
+async def until(pred: Callable[[], Awaitable[bool]], what: str, timeout: float = 180.0) -> None:
     """Wait on observable state (never a bare sleep); fail naming ``what``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
