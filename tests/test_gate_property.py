@@ -181,3 +181,14 @@ def test_whatif_corrective_action_on_a_broken_constraint() -> None:
     assert gate.whatif_level(outside, "required")[0] == 2  # the model is not to be trusted there
     assert gate.whatif_level(worsens, "required")[0] == 0
     assert gate.whatif_level(breaks, "required")[0] == 0
+
+
+def test_a_constraint_the_model_cannot_evaluate_is_left_to_a_person() -> None:
+    """Utility loss: no chiller runs, so chiller load is NaN before and after (stored as null).
+    That is not a broken constraint (level 0, rejected) but one nobody can judge: level 2."""
+    unknown = ConstraintRecord("chiller_max_load", ok=False, value=None, limit=1.0)
+    lvl, why = gate.whatif_level(PredictionRecord(constraints=(unknown,)), "required")
+    assert lvl == 2 and "chiller_max_load" in why
+    broke = ConstraintRecord("gpu_die_temp", ok=False, value=90.0, limit=85.0, margin=-5.0)
+    mixed = PredictionRecord(constraints=(unknown, broke))
+    assert gate.whatif_level(mixed, "required")[0] == 0

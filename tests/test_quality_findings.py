@@ -223,7 +223,8 @@ def test_first_seconds_of_a_fresh_site_allow_asking_not_blocking(tmp_path: Path)
     finally:
         hall.stop()
     assert hall.site.quality.level(res.scores["gpu.it_power"]) == 2, res.reasons
-    assert res.reasons["gpu.it_power"][0].startswith("insufficient history")
+    # its own reason (a loaded machine may also drop a sample or two: that reason may lead)
+    assert any(r.startswith("insufficient history") for r in res.reasons["gpu.it_power"])
 
 
 def test_history_does_not_outlive_the_window() -> None:

@@ -97,7 +97,11 @@ def constraint_verdict(prediction: PredictionRecord) -> ConstraintVerdict:
             continue
         text = f"{c.name} {_num(c.value)} vs limit {_num(c.limit)}"
         before, m = c.margin_before, c.margin
-        if before is None or m is None or before >= 0 or c.name in worsened:
+        if c.value is None and m is None and before is None and c.name not in worsened:
+            # the model cannot evaluate it before or after (e.g. chiller load with no chiller
+            # running during a utility loss): not judged either way — a person decides
+            still.append(text)
+        elif before is None or m is None or before >= 0 or c.name in worsened:
             broken.append(text)
         elif m - before > max(1e-3, 0.01 * abs(before)):
             eased.append(text)
