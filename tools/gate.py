@@ -97,9 +97,10 @@ def constraint_verdict(prediction: PredictionRecord) -> ConstraintVerdict:
             continue
         text = f"{c.name} {_num(c.value)} vs limit {_num(c.limit)}"
         before, m = c.margin_before, c.margin
-        if c.value is None and m is None and before is None and c.name not in worsened:
-            # the model cannot evaluate it before or after (e.g. chiller load with no chiller
-            # running during a utility loss): not judged either way — a person decides
+        unevaluable = c.limit is not None and c.value is None and m is None and before is None
+        if unevaluable and c.name not in worsened:
+            # the model checked the limit but cannot evaluate the value, before or after (e.g.
+            # chiller load with no chiller running during a utility loss): a person decides
             still.append(text)
         elif before is None or m is None or before >= 0 or c.name in worsened:
             broken.append(text)
