@@ -270,9 +270,12 @@ class Audit:
         return set(self._pending_rows()[1])
 
     # ---- autonomy settings ------------------------------------------------------------------
-    def control(self, default_ceiling: int) -> GateControl:
+    def control(self, default_ceiling: int, *, fresh: bool = False) -> GateControl:
+        """The newest control settings. Kept until the ``autonomy`` table is written through the
+        store; ``fresh`` reads the table regardless (the actuator's check at the moment of
+        writing never rests on a cache)."""
         key = self.store.versions("autonomy")
-        if self._control is None or self._control[0] != key:
+        if fresh or self._control is None or self._control[0] != key:
             df = self.store.query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
             if not len(df):
                 self._control = (key, None)

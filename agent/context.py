@@ -203,7 +203,11 @@ class AgentContext:
             engine=engine,
             audit=audit,
             actuator=Actuator(
-                site, writer, audit.journal, clock, lambda: audit.control(site.autonomy_ceiling)
+                site,
+                writer,
+                audit.journal,
+                clock,
+                lambda: audit.control(site.autonomy_ceiling, fresh=True),
             ),
             approvals=approvals,
             llm=llm,
