@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import agent_harness
+import numpy as np
+import pandas as pd
 import pytest
 from agent_harness import AgentOn, Hall
 
@@ -21,6 +23,7 @@ from agent.runtime import (
     emergency_stop,
     set_autonomy,
 )
+from connectors.status import Status
 from tools.policies import policies_from_dicts
 from twin.faults import Fault
 
@@ -354,3 +357,66 @@ def test_one_open_approval_per_policy_instance(
         assert len(ctx.audit.pending_approvals()) == 1
 
     on_hall(tmp_path, port, body)
+
+
+class JitteredHall(Hall):
+    """A hall whose readings carry a poller's timestamps: each point stamped up to ±0.4 s
+    off the instant its value was taken (a Modbus poll's own latency and scheduling)."""
+
+    def record(self) -> None:
+        rng = getattr(self, "_rng", None)
+        if rng is None:
+            rng = self._rng = np.random.default_rng(11)
+        vals = self.twin.values()
+        down = self.twin.unavailable()
+        tags = list(vals)
+        now = pd.Timestamp(self.clock.now())
+        ts = now + pd.to_timedelta(rng.uniform(-0.4, 0.4, len(tags)), unit="s")
+        v = np.array([np.nan if t in down else vals[t] for t in tags])
+        st = np.array([int(Status.TIMEOUT) if t in down else 0 for t in tags], np.uint8)
+        self.store.append_frame(pd.DataFrame({"ts": ts, "tag": tags, "value": v, "status": st}))
+
+
+def test_demo_utility_loss_approval_is_carried_out(tmp_path: Path, port: int) -> None:
+    """The demo as a new user meets it: a fresh site, a utility loss a minute in, the GPU
+    power cap asked for and approved a minute later — while pumps coast down and chillers
+    trip. Those are the plant moving, not sensors failing: the gate, judging again at the
+    moment of writing, lets the approved write through, read back over Modbus. (Found: the
+    coast-down was scored as "noise" and every trip as a "rate" fault, and the approval was
+    refused at level 1.)"""
+
+    async def main() -> None:
+        hall = JitteredHall(tmp_path / "demo.duckdb", poll_s=1.0)
+        hall.run(60)
+        await hall.start(port)
+        ctx = agent_harness.agent_on(hall, checkpoint_path=tmp_path / "ckpt.sqlite")
+        try:
+            hall.twin.inject(Fault(kind="utility_loss", target="ups_1", start_s=0))
+            d = None
+            for _ in range(30):
+                hall.run(5)
+                res = await decide_once(ctx)
+                d = next((x for x in res.decisions if x.outcome == "approval_requested"), None)
+                if d is not None:
+                    break
+            assert d is not None, "no approval requested after the utility loss"
+            assert d.approval_id is not None
+            hall.run(60)
+            out = await answer_approval(ctx, d.approval_id, "approved", "ana", "cap it")
+            assert out is not None
+            acts = [a for a in out.actions if a.get("decision_id") == d.decision_id] or out.actions
+            latest = ctx.audit.decision(d.decision_id)
+            assert latest is not None and latest.outcome == "executed", (
+                latest.outcome if latest else None,
+                latest.verdict.reason if latest else None,
+            )
+            act = acts[0]
+            assert act["state"] == "done", act
+            served = await hall.writer.read(act["tag"])
+            assert served == pytest.approx(act["read_back"], abs=1e-3)
+            assert served == pytest.approx(act["written"], abs=1e-3)
+        finally:
+            await close(ctx)
+            await hall.stop()
+
+    asyncio.run(main())

@@ -74,6 +74,11 @@ class QualityConfig:
     noise_abs_max_poll_s: float = 60.0  # …judged only for points polled at least this often
     # rate: observed |Δ|/Δt over max_rate
     rate_ratio_hi: float = 5.0
+    # a jump that other sensors corroborate at the same moment (a state change of its
+    # equipment, jumps of its equipment's other sensors, or a site-wide event across
+    # ≥ event_min_equipment machines) is the process, not the sensor: floored here
+    event_rate_floor: float = 0.95
+    event_min_equipment: int = 2
     # physics: share of checked time buckets violated, over the window and recently
     physics_bucket_s: float = 20.0
     physics_recent_buckets: int = 6

@@ -251,7 +251,15 @@ def subscore_arrays(
         nflat = float(cfg.flat_samples)
         t = np.clip((flat_n - nflat) / (3.0 * nflat), 0.0, 1.0)
         flat = np.where(cand, 0.75 - (0.75 - cfg.floor) * t, 1.0)
-        for i in np.flatnonzero(cand):
+        lastv = filled(st["last_value"], np.nan)
+        pinned = (lastv <= st["lo"].to_numpy(float)) | (lastv >= st["hi"].to_numpy(float))
+        for i in np.flatnonzero(cand & pinned):
+            reason[i] = (
+                f"saturated: held at its range limit {_f(lastv[i], unit[i])} for "
+                f"{flat_n[i]:.0f} samples ({_dur(flat_s[i])}) while the rest of {eq[i]} "
+                "moved; the true value may lie beyond it"
+            )
+        for i in np.flatnonzero(cand & ~pinned):
             reason[i] = (
                 f"flat-line: stuck at {_f(st['last_value'].iloc[i], unit[i])} for "
                 f"{flat_n[i]:.0f} samples ({_dur(flat_s[i])}) while the rest of "
@@ -273,6 +281,11 @@ def subscore_arrays(
     floor = cfg.spike_floor_frac * scale
     if "spike_floor" in st:
         floor = np.where(np.isnan(st["spike_floor"]), floor, st["spike_floor"].to_numpy(float))
+    if "sensor_rel" in st and "abs_max" in st:
+        # a meter whose noise is a share of its reading: that share of the largest reading in
+        # the window (a UPS input that drops to 0 on battery keeps its running noise level)
+        rel = MAD_TO_SIGMA * filled(st["sensor_rel"], 0.0) * filled(st["abs_max"], 0.0)
+        floor = np.fmax(floor, rel)
     den = np.maximum(MAD_TO_SIGMA * level, floor)
     spike_ratio = np.where(stats, st["spike_max"].to_numpy(float) / den, np.nan)
     spike = log_curve(spike_ratio, cfg.spike_ratio_lo, cfg.spike_ratio_hi, cfg.floor)
@@ -309,13 +322,28 @@ def subscore_arrays(
     shown = np.where(use_e, e_sig_recent, sig_recent)
     ratio = np.where(stats, ratio, np.nan)
     noise = log_curve(ratio, cfg.noise_ratio_lo, cfg.noise_ratio_hi, cfg.floor)
+    # a machine that stops or starts swings its readings once, and the recent buckets see
+    # that as noise; with a state change of the machine (or a site-wide one) in that time,
+    # it is the event
+    eq = st["equipment"].to_numpy(object)
+    tags = st["tag"].to_numpy(object)
+    discrete = st["discrete"].to_numpy(bool)
+    chg_us = as_us(st["last_change"])
+    n_chg = filled(st["n_changes"], 0)
+    recent_us = (poll * (cfg.recent_samples + cfg.bucket_samples) * 1e6).astype(np.int64)
+    noise_event = corroborating_events(
+        tags, eq, discrete, chg_us, n_chg, noise < 1.0, now_col, poll,
+        cfg.event_min_equipment, tol_us=recent_us, states_only=True,
+    )  # fmt: skip
+    calm = noise_event != ""
+    noise = np.where(calm, np.maximum(noise, cfg.event_rate_floor), noise)
     out["noise"] = noise
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(noise < 1.0):
         reason[i] = (
             f"noise: σ ≈ {_f(shown[i], unit[i])} recently vs {_f(base[i], unit[i])} normal "
             f"({ratio[i]:.0f}×)"
-        )
+        ) + (f", with {noise_event[i]} in that time: an equipment event" if calm[i] else "")
     out["noise_reason"] = reason
 
     # ---- rate of change -------------------------------------------------------------
@@ -337,9 +365,22 @@ def subscore_arrays(
     # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
     noisy = viol & (noise < 1.0) & (rate_obs * poll <= 4.0 * np.nan_to_num(sig_recent))
     rate = np.where(noisy, np.maximum(rate, noise), rate)
+    rate_us = as_us(pd.Series(rate_ts))
+    witness = corroborating_events(
+        tags, eq, discrete, chg_us, n_chg, viol & ~explained, rate_us, poll,
+        cfg.event_min_equipment,
+    )  # fmt: skip
+    event = witness != ""
+    rate = np.where(event, np.maximum(rate, cfg.event_rate_floor), rate)
     out["rate"] = rate
     reason = np.full(n, "", dtype=object)
-    for i in np.flatnonzero(viol):
+    for i in np.flatnonzero(viol & event):
+        reason[i] = (
+            f"rate: {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S} "
+            f"beyond the point's {_f(max_rate[i], unit[i] + '/s')}, together with {witness[i]}: "
+            "an equipment event, not the sensor"
+        )
+    for i in np.flatnonzero(viol & ~event):
         reason[i] = (
             f"rate: jumped {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S}, "
             f"faster than physics allows ({_f(max_rate[i], unit[i] + '/s')}"
@@ -350,6 +391,62 @@ def subscore_arrays(
             )
         )
     out["rate_reason"] = reason
+    return out
+
+
+def corroborating_events(
+    tag: np.ndarray,
+    equipment: np.ndarray,
+    discrete: np.ndarray,
+    last_change_us: np.ndarray,
+    n_changes: np.ndarray,
+    jumped: np.ndarray,
+    jump_us: np.ndarray,
+    poll: np.ndarray,
+    min_equipment: int,
+    *,
+    tol_us: np.ndarray | None = None,
+    states_only: bool = False,
+) -> np.ndarray:
+    """For each point that ``jumped`` faster than its rate limit, what else moved at the same
+    moment ("" when nothing did): a state change (running, on battery…) of its own equipment,
+    a jump of another sensor of its equipment, or state changes / jumps on at least
+    ``min_equipment`` other machines (a site-wide event such as a utility loss).
+
+    A failing sensor is alone in its jump; a machine that trips or loses power moves its
+    power, flow, speed and temperatures together and flips its status. "The same moment" is
+    within two polls of either point (at least 3 s), or ``tol_us`` of the point when given;
+    ``states_only`` counts state changes only (not other points' jumps)."""
+    out = np.full(len(jumped), "", dtype=object)
+    rows = np.flatnonzero(jumped)
+    if len(rows) == 0:
+        return out
+    changed = discrete & (n_changes > 0) & (last_change_us != _NAT)
+    movers = np.flatnonzero(changed if states_only else changed | jumped)
+    if len(movers) == 0:
+        return out
+    when = np.where(changed[movers], last_change_us[movers], jump_us[movers])
+    m_eq, m_poll, m_state = equipment[movers], poll[movers], changed[movers]
+    for i in rows:
+        tol = (
+            np.maximum(np.maximum(2.0 * poll[i], 2.0 * m_poll), 3.0) * 1e6
+            if tol_us is None
+            else float(tol_us[i])
+        )
+        near = (np.abs(when - jump_us[i]) <= tol) & (movers != i)
+        if not near.any():
+            continue
+        own = near & (m_eq == equipment[i])
+        if own.any():
+            j = np.flatnonzero(own & m_state)
+            k = j[0] if len(j) else np.flatnonzero(own)[0]
+            what = "a state change of" if m_state[k] else "a jump of"
+            out[i] = f"{what} {tag[movers[k]]}"
+            continue
+        others = set(m_eq[near].tolist()) - {equipment[i]}
+        if len(others) >= min_equipment:
+            names = ", ".join(sorted(str(e) for e in others)[:4])
+            out[i] = f"a site-wide event ({len(others)} machines moved: {names})"
     return out
 
 

@@ -45,17 +45,20 @@ I64_MIN = np.iinfo(np.int64).min
 # mean |v − (prev + next)/2| of white noise σ is σ·√1.5·√(2/π)
 MEAN_E_TO_SIGMA = 1.0 / (np.sqrt(1.5) * np.sqrt(2.0 / np.pi))
 
+# E|Σe| of white noise over a bucket, in units of E|e| (Σe telescopes: σ vs σ·√1.5)
+_ONE_SIGN = 1.0 / np.sqrt(1.5)
+
 _COUNTS = ("n_good", "n_status", "n_nan", "n_inf", "n_sentinel", "n_denormal", "n_low", "n_high")
 _I64 = ("bno", "t0", "t1", "tf", "tl", "spike_t", "rate_t", "rate_nz_t", "t_chg")
 _F64 = ("vf", "vl", "vmin", "vmax", "vsum", "vlow", "vhigh", "vsent", "vden", "spike", "rate",
-        "rate_nz", "esum", "n_e", "n_chg")  # fmt: skip
+        "rate_nz", "esum", "ssum", "n_e", "n_chg")  # fmt: skip
 # identity of each field when a slot starts a new bucket
 _RESET: dict[str, float] = {
     "bno": -1, "t0": np.iinfo(np.int64).max, "t1": I64_MIN, "tf": np.iinfo(np.int64).max,
     "tl": I64_MIN, "spike_t": I64_MIN, "rate_t": I64_MIN, "rate_nz_t": I64_MIN, "t_chg": I64_MIN,
     "vf": np.nan, "vl": np.nan, "vmin": np.inf, "vmax": -np.inf, "vsum": 0.0, "vlow": np.inf,
     "vhigh": -np.inf, "vsent": -np.inf, "vden": -np.inf, "spike": 0.0, "rate": -np.inf,
-    "rate_nz": -np.inf, "esum": 0.0, "n_e": 0.0, "n_chg": 0.0,
+    "rate_nz": -np.inf, "esum": 0.0, "ssum": 0.0, "n_e": 0.0, "n_chg": 0.0,
 }  # fmt: skip
 
 _SENT = np.asarray(SENTINELS, float)
@@ -156,7 +159,8 @@ class PointTracker:
         self.last_status = np.zeros(n, np.int64)
         self.v1 = np.full(n, np.nan)  # last good value and its time
         self.t1 = np.full(n, I64_MIN, np.int64)
-        self.v2 = np.full(n, np.nan)  # the good value before it
+        self.v2 = np.full(n, np.nan)  # the good value before it, and its time
+        self.t2 = np.full(n, I64_MIN, np.int64)
         self.run_n = np.zeros(n, np.int64)  # consecutive unchanged good samples at the tail
         self.run_since = np.full(n, I64_MIN, np.int64)  # time of the run's first sample
         self.rows = 0
@@ -239,8 +243,11 @@ class PointTracker:
         p1[first] = self.v1[idx[first]]
         t1[first] = self.t1[idx[first]]
         p2 = np.r_[np.nan, np.nan, v[:-2]][:n]
+        t2 = np.r_[I64_MIN, I64_MIN, ts[:-2]][:n]
         p2[first] = self.v2[idx[first]]
+        t2[first] = self.t2[idx[first]]
         p2[second] = self.v1[idx[second]]
+        t2[second] = self.t1[idx[second]]
         has1 = ~np.isnan(p1)
         with np.errstate(invalid="ignore", divide="ignore"):
             dt = (ts - t1) / 1e6
@@ -249,7 +256,15 @@ class PointTracker:
             changed = has1 & (np.abs(v - p1) > self.cfg.flat_rel_tol * np.maximum(np.abs(v), 1.0))
             # the previous sample's second difference and spike (its neighbours are known now)
             has2 = has1 & ~np.isnan(p2)
-            e = np.where(has2, np.abs(p1 - (p2 + v) / 2.0), 0.0)
+            # the middle sample against the line through its neighbours, at its own time
+            # (polls jitter: on a steep slope the midpoint of unequal steps is not the line)
+            t2s = np.where(has2, t2, ts)
+            t1s = np.where(has2, t1, ts)
+            span = ts - t2s
+            w = np.where(span > 0, (t1s - t2s) / np.maximum(span, 1), 0.5)
+            w = np.clip(w, 0.0, 1.0)
+            es = np.where(has2, p1 - (p2 * (1.0 - w) + v * w), 0.0)
+            e = np.abs(es)
             ext = has2 & ((p1 - p2) * (p1 - v) > 0)
             spike = np.where(ext, np.minimum(np.abs(p1 - p2), np.abs(p1 - v)), 0.0)
         # carry
@@ -258,6 +273,7 @@ class PointTracker:
         self.v1[pe] = v[seg_end]
         self.t1[pe] = ts[seg_end]
         self.v2[pe] = p1[seg_end]
+        self.t2[pe] = t1[seg_end]
         # unchanged run at the tail
         pos = np.arange(n)
         seg_start = np.flatnonzero(first)
@@ -285,6 +301,7 @@ class PointTracker:
         B["vmax"][gi, slot] = np.maximum(B["vmax"][gi, slot], np.maximum.reduceat(v, gs))
         B["vsum"][gi, slot] += np.add.reduceat(v, gs)
         B["esum"][gi, slot] += np.add.reduceat(e, gs)
+        B["ssum"][gi, slot] += np.add.reduceat(es, gs)
         B["n_e"][gi, slot] += np.add.reduceat(has2.astype(float), gs)
         B["n_chg"][gi, slot] += np.add.reduceat(changed.astype(float), gs)
         t_chg = np.maximum.reduceat(np.where(changed, ts, I64_MIN), gs)
@@ -362,6 +379,11 @@ class PointTracker:
         good_now = (self.t1 >= start_us) & (self.t1 <= now_us)
         out["last_value"] = np.where(good_now, self.v1, np.nan)
         with np.errstate(invalid="ignore"):
+            big = np.fmax(
+                np.abs(np.where(inwin, B["vmin"], 0.0)), np.abs(np.where(inwin, B["vmax"], 0.0))
+            )
+            big = np.where(np.isfinite(big), big, 0.0).max(axis=1)
+            out["abs_max"] = np.where(out["n_good"] > 0, big, np.nan)
             out["v_low"] = np.where(
                 out["n_low"] > 0, np.where(inwin, B["vlow"], np.inf).min(1), np.nan
             )
@@ -381,9 +403,18 @@ class PointTracker:
             out[colt] = np.where(np.isfinite(mx), B[ft][np.arange(self.n), j], I64_MIN)
         out["n_changes"] = s("n_chg")
         out["last_change"] = tmax("t_chg")
-        # noise: median over buckets of each bucket's mean second difference
+        # noise: median over buckets of each bucket's mean second difference, less the part
+        # of one sign: a smooth curve (a pump coasting down, a loop settling) bends one way
+        # for many samples, white noise alternates. The signed sum telescopes to half the
+        # change of slope across the bucket, which for white noise is one |e| of size
+        # σ·√(2/π); dividing by n − 1/√1.5 keeps the estimate unbiased for white noise.
         with np.errstate(invalid="ignore", divide="ignore"):
-            e_b = np.where(B["n_e"] >= 4, B["esum"] / B["n_e"], np.nan)
+            n_e = B["n_e"]
+            e_b = np.where(
+                n_e >= 4,
+                np.maximum(B["esum"] - np.abs(B["ssum"]), 0.0) / np.maximum(n_e - _ONE_SIGN, 1.0),
+                np.nan,
+            )
         e_early = nanmedian_rows(np.where(early, e_b, np.nan))
         e_recent = nanmedian_rows(np.where(recent, e_b, np.nan))
         out["sigma_early"] = e_early * MEAN_E_TO_SIGMA
