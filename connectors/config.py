@@ -65,7 +65,7 @@ def read_yaml_mapping(
     except OSError as err:
         raise error(f"{path}: cannot read: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""
@@ -74,6 +74,16 @@ def read_yaml_mapping(
     if not isinstance(data, dict):
         raise error(f"{name}: expected a mapping at the top level")
     return data, name
+
+
+# libyaml's parser when PyYAML was built with it (about 10× faster on a site file), else
+# the pure-Python one; both safe
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` with the fastest safe loader available."""
+    return yaml.load(text, Loader=SafeLoader)
 
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")

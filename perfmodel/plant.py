@@ -589,9 +589,10 @@ def tower_reference_flow(p: Params) -> F:
     design_range = liquid.coolant_return_temp(0.0, p["tower_capacity_kw"], design_flow)
     lo = np.full(np.shape(design_range), 0.3)
     hi = np.full(np.shape(design_range), 1.6)
+    k0, k1, k2, k3 = tower.cubic_in_water(p["tower_design_wetbulb_c"], design_range, 1.0)
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        ap = tower.approach_cooltools(p["tower_design_wetbulb_c"], design_range, mid, 1.0)
+        ap = ((k3 * mid + k2) * mid + k1) * mid + k0
         high = ap > p["tower_design_approach_k"]
         hi = np.where(high, mid, hi)
         lo = np.where(high, lo, mid)

@@ -59,6 +59,7 @@ from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from connectors.codec import decode, encode, wire_bit
+from connectors.config import yaml_load
 from connectors.errors import FacilityError
 from connectors.site import DataType, ModbusSource, Point, Site, Table, load_site, parse_site
 from twin import default_site_path
@@ -473,7 +474,7 @@ def _site_from_args(args: argparse.Namespace) -> Site:
     path: Path = args.site or default_site_path()
     if args.port is None:
         return load_site(path)
-    data = yaml.safe_load(path.read_text())
+    data = yaml_load(path.read_text())
     for eq in data.get("equipment", []):
         for pt in eq.get("points", []):
             pt.setdefault("source", {})["port"] = args.port

@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from connectors.config import yaml_load
     from evals.runner import run_scenario
     from evals.shipped import chiller_scenario
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             folder = chiller_scenario(
                 root / "scn", "bench", "non_condensables", "replay benchmark", hours=args.hours
             )
-            doc = yaml.safe_load((folder / "scenario.yaml").read_text())
+            doc = yaml_load((folder / "scenario.yaml").read_text())
             doc.setdefault("clock", {})["cycle"] = args.cycle
             (folder / "scenario.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         r = run_scenario(folder, root / "db").result

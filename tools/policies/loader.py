@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from connectors.config import SafeLoader, yaml_load
 from connectors.errors import PolicyConfigError
 from tools.policies.model import Policy, PolicyFile
 
@@ -85,8 +86,8 @@ class LoadedPolicy:
 def parse_policies(text: str, origin: str) -> list[LoadedPolicy]:
     """Validate the text of one policy file; errors name ``origin`` and the line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SafeLoader)
+        data = yaml_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark is not None else origin
