@@ -82,6 +82,7 @@ class Audit:
         # (Store.versions): pending approvals and the control settings
         self._pending: tuple[tuple[int, ...], list[dict[str, Any]], set[str]] | None = None
         self._control: tuple[tuple[int, ...], GateControl | None] | None = None
+        self._started: dict[str, tuple[datetime, str]] = {}  # runs begun here, not finished
 
     def _exec(self, sql: str, params: list[Any] | dict[str, Any]) -> None:
         self.store.execute(sql, params)
@@ -91,10 +92,18 @@ class Audit:
         self._exec(
             "INSERT INTO runs VALUES (?, ?, NULL, ?, 0, 0, 'running')", [run_id, now, trigger]
         )
+        self._started[run_id] = (now, trigger)
 
     def finish_run(
         self, run_id: str, now: datetime, status: str, tokens_in: int = 0, tokens_out: int = 0
     ) -> None:
+        known = self._started.pop(run_id, None)
+        if known is not None:  # started by this process: no need to look it up
+            self._exec(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, known[0], now, known[1], tokens_in, tokens_out, status],
+            )
+            return
         # one statement: the run's first row gives started and trigger (none: now, unknown)
         self._exec(
             """INSERT INTO runs

@@ -104,6 +104,9 @@ class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         store.ensure_schema(ACTIONS_DDL)
+        # the latest row of every action, kept until the table changes (Store.versions):
+        # every decision cycle reads it, and most cycles write nothing
+        self._latest: tuple[tuple[int, ...], list[ActionRow]] | None = None
 
     def append(self, row: ActionRow) -> ActionRow:
         self.store.execute(
@@ -130,13 +133,21 @@ class Journal:
 
     def latest(self, action_id: str | None = None) -> list[ActionRow]:
         """Latest row per action (optionally one action)."""
+        if action_id is None:
+            key = self.store.versions("actions")
+            if self._latest is not None and self._latest[0] == key:
+                return list(self._latest[1])
         where = "WHERE action_id = ?" if action_id else ""
-        return self._rows(
+        rows = self._rows(
             f"""SELECT * FROM actions {where}
                 QUALIFY row_number() OVER (PARTITION BY action_id ORDER BY rowid DESC) = 1
                 ORDER BY ts""",
             [action_id] if action_id else [],
         )
+        if action_id is None:
+            self._latest = (key, rows)
+            return list(rows)
+        return rows
 
     def history(self, action_id: str) -> list[ActionRow]:
         return self._rows("SELECT * FROM actions WHERE action_id = ? ORDER BY rowid", [action_id])
