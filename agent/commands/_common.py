@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from connectors.errors import StoreError
 from connectors.site import Site, load_site, with_port
 
 DEFAULT_DB = "facility.duckdb"
@@ -39,3 +40,14 @@ def add_db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", type=Path, default=Path(DEFAULT_DB), help=f"DuckDB file (default: {DEFAULT_DB})"
     )
+
+
+def existing_db(db: str | Path) -> Path:
+    """``db`` when the file is there; else a one-line error (never a new, empty database)."""
+    path = Path(db)
+    if not path.is_file():
+        raise StoreError(
+            f"{path}: no such database file (give --db the site's file; `run` or `ingest` "
+            "creates one)"
+        )
+    return path

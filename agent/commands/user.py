@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.commands._agent import TOKEN_ENV, WHO_ACTS, api, console, local_user
-from agent.commands._common import add_db_option
+from agent.commands._common import add_db_option, existing_db
 from agent.users import FIRST_ADMIN, ROLE_NAMES, Role, Users
 from connectors.store import Store
 
@@ -47,7 +47,7 @@ def run_add(args: argparse.Namespace) -> int:
             client.call("POST", "/users", json={"name": args.name, "role": args.role})["token"]
         )
     else:
-        with Store(args.db) as store:
+        with Store(existing_db(args.db)) as store:
             token = Users(store).add(args.name, Role.parse(args.role), local_user())
     out = console()
     out.print(f"user {args.name} added ({args.role}). Its token, shown only now (set {TOKEN_ENV}):")
@@ -60,7 +60,7 @@ def run_list(args: argparse.Namespace) -> int:
     if client is not None:
         rows = client.call("GET", "/users")
     else:
-        with Store(args.db) as store:
+        with Store(existing_db(args.db)) as store:
             rows = [
                 {
                     "name": u.name,
@@ -84,7 +84,7 @@ def run_remove(args: argparse.Namespace) -> int:
     if client is not None:
         client.call("DELETE", f"/users/{quote(args.name, safe='')}")
     else:
-        with Store(args.db) as store:
+        with Store(existing_db(args.db)) as store:
             Users(store).remove(args.name, local_user())
     console().print(f"user {args.name} removed; its token no longer works")
     return 0
