@@ -47,7 +47,7 @@ def run_add(args: argparse.Namespace) -> int:
             client.call("POST", "/users", json={"name": args.name, "role": args.role})["token"]
         )
     else:
-        with Store(existing_db(args.db)) as store:
+        with Store(args.db) as store:  # the one command that may start a database: its users
             token = Users(store).add(args.name, Role.parse(args.role), local_user())
     out = console()
     out.print(f"user {args.name} added ({args.role}). Its token, shown only now (set {TOKEN_ENV}):")
