@@ -73,7 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_gone(console: object) -> None:
+    """rich's answer to a closed pipe is ``SystemExit(1)``; ours is the one exit code 141."""
+    console.quiet = True  # type: ignore[attr-defined]
+    raise BrokenPipeError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from rich.console import Console
+
+    Console.on_broken_pipe = _reader_gone  # type: ignore[method-assign,assignment]
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.verbose, args.log_json)

@@ -100,7 +100,9 @@ def _type(prop: dict[str, Any]) -> str:
         name = prop["$ref"].rsplit("/", 1)[-1]
         return f"[{name}](#{name.lower()})"
     if "anyOf" in prop:
-        return " or ".join(_type(p) for p in prop["anyOf"] if p.get("type") != "null") + " (optional)"
+        return (
+            " or ".join(_type(p) for p in prop["anyOf"] if p.get("type") != "null") + " (optional)"
+        )
     if "const" in prop:
         return f"`{prop['const']}`"
     if "enum" in prop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from connectors.errors import StoreError
@@ -51,3 +52,14 @@ def existing_db(db: str | Path) -> Path:
             "creates one)"
         )
     return path
+
+
+def user_text(doc: str | None, paragraphs: slice = slice(None)) -> str | None:
+    """A module docstring as ``--help`` text: the paragraphs chosen, without reST markup
+    (````x```` → x, ``:func:`x``` → x), so no developer notation reaches the user."""
+    if not doc:
+        return None
+    paras = doc.strip().split("\n\n")[paragraphs]
+    text = "\n\n".join(paras)
+    text = re.sub(r":(?:func|mod|class|data|meth|attr):`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")

@@ -28,6 +28,7 @@ from agent.commands._agent import (
     load,
     site_writer,
 )
+from agent.commands._common import user_text
 from connectors.store import Store
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run the agent against a site: ingest, decision cycles, local API",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=user_text(__doc__, slice(1, 2)),
     )
     add_options(p, device_port=True)
     p.add_argument("--interval", type=float, default=10.0, help="seconds between decision cycles")

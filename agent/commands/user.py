@@ -28,13 +28,16 @@ def register(sub: Any) -> None:
     a = usub.add_parser(
         "add", help="add a user; prints its token on the last line", epilog=WHO_ACTS
     )
-    a.add_argument("name")
-    a.add_argument("--role", choices=ROLE_NAMES, required=True)
+    a.add_argument("name", help="the user's name (letters, digits, . _ -)")
+    a.add_argument(
+        "--role", choices=ROLE_NAMES, required=True,
+        help="viewer (read), operator (approve, e-stop, chat), admin (autonomy, users)",
+    )  # fmt: skip
     a.set_defaults(func=run_add)
     ls = usub.add_parser("list", help="the site's users and roles", epilog=WHO_ACTS)
     ls.set_defaults(func=run_list)
     rm = usub.add_parser("remove", help="remove a user (its token stops working)", epilog=WHO_ACTS)
-    rm.add_argument("name")
+    rm.add_argument("name", help="the user to remove")
     rm.set_defaults(func=run_remove)
     for q in (a, ls, rm):
         add_db_option(q)

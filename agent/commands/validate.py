@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from agent.commands._common import user_text
 from connectors.errors import FacilityError, SiteConfigError
 from connectors.site import Site, load_site
 
@@ -24,7 +25,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "validate",
         help="check site and policy files (no polling); exit 2 on the first bad field of each",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=user_text(__doc__, slice(1, 2)),
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="site or policy YAML files")
     p.add_argument(
