@@ -125,7 +125,9 @@ class SiteCollector:
         ratio = GaugeMetricFamily(
             P + "good_readings_ratio", "share of good readings since the process started"
         )
-        ratio.add_metric([], n_good / n_all if n_all else math.nan)
+        # a good read is counted when decoded, at the next flush: leave the undecoded out
+        decided = n_all - (ing.stats().pending if ing is not None else 0)
+        ratio.add_metric([], min(1.0, n_good / decided) if decided > 0 else math.nan)
         yield from (lat, up, total, good, ratio)
 
     # ---- data quality ------------------------------------------------------------------------
