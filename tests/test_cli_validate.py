@@ -108,3 +108,19 @@ def test_every_site_field_is_documented_and_docs_site_md_is_current() -> None:
     )
     for field in ("`device_id`", "`layout`", "`max_step`", "`noise_rel`", "`autonomy_ceiling`"):
         assert field in doc
+
+
+def test_the_systemd_unit_runs_a_command_line_the_cli_accepts() -> None:
+    import configparser
+    import shlex
+
+    from agent.cli import build_parser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(ROOT / "deploy" / "facility-agent.service")
+    argv = shlex.split(unit["Service"]["ExecStart"])
+    assert argv[0].endswith("/facility-agent") and argv[1] == "run"
+    args = build_parser().parse_args(argv[1:])
+    assert args.port == 8750 and args.log_json is True
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert str(args.db).startswith(unit["Service"]["ReadWritePaths"])
