@@ -25,9 +25,12 @@ def _policy() -> list[Any]:
                 "when": {"all": [{"point": "gpu.it_power", "op": ">", "value": 1.0}]},
                 "cooldown": "30m",
                 "then": {
-                    "action": "write_setpoint", "target": "cdu_1.coolant_supply_setpoint",
-                    "delta": -1.0, "min": 20.0, "max": 40.0,
-                },  # fmt: skip
+                    "action": "write_setpoint",
+                    "target": "cdu_1.coolant_supply_setpoint",
+                    "delta": -1.0,
+                    "min": 20.0,
+                    "max": 40.0,
+                },
                 "ceiling": 3,
                 "min_quality": 0.1,
                 "whatif": "optional",
@@ -43,9 +46,7 @@ def _counts(hall: Hall) -> dict[str, int]:
     }
 
 
-def test_a_dry_run_decides_like_a_cycle_and_leaves_no_trace(
-    tmp_path: Path, agent_on: Any
-) -> None:
+def test_a_dry_run_decides_like_a_cycle_and_leaves_no_trace(tmp_path: Path, agent_on: Any) -> None:
     async def main() -> None:
         hall = Hall(tmp_path / "d.duckdb")
         hall.run(300)
