@@ -19,6 +19,10 @@ endpoint                                   role      body / query
 ``GET /approvals``                         viewer
 ``GET /autonomy``                          viewer
 ``GET /audit?table=&since=&limit=``        viewer
+``GET /quality?equipment=``                viewer
+``GET /metrics``, ``GET /quality/report``,  viewer    read-only routes of :mod:`agent.api_reads`
+``GET /latest``, ``GET /readings``,
+``POST /decide/dry-run``
 ``POST /approvals/{id}/approve|reject``    operator  {why}
 ``POST /estop``                            operator  {why}
 ``POST /chat``                             operator  {message}
@@ -37,14 +41,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
 import pandas as pd
@@ -52,13 +57,16 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from agent import llm, runtime
+from agent import api_reads, llm, runtime
 from agent.auth import Authenticator, require
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
 from agent.users import Principal, Role, Users, check_name
 from connectors.errors import FacilityError
 from tools.gate import ApprovalState
+
+if TYPE_CHECKING:
+    from connectors.ingest import Ingestor
 
 AUDIT_TABLES = Literal["decisions", "approvals", "actions", "runs", "autonomy"]
 
@@ -110,7 +118,9 @@ def make_app(
     ctx: AgentContext,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
     max_body: int = MAX_BODY,
+    ingestor: Ingestor | None = None,
 ) -> FastAPI:
+    """``ingestor``: the process's own poller set, for ``/metrics`` (None: no ingest here)."""
     app = FastAPI(title="facility-agent", version="0.1")
     app.state.auth = Authenticator(Users(ctx.store))
     app.add_middleware(EdgeGuard, allowed_hosts=tuple(allowed_hosts), max_body=max_body)
@@ -132,7 +142,7 @@ def make_app(
         return records(ctx.audit.decisions(limit=limit))
 
     @app.get("/quality")
-    async def quality(equipment: str | None = None) -> list[dict[str, Any]]:
+    async def quality(who: Viewer, equipment: str | None = None) -> list[dict[str, Any]]:
         """Score, level and reasons (worst first) of every point — or one equipment's — now."""
         tags = [t for t, (eq, _) in ctx.site.points_by_tag.items() if equipment in (None, eq.id)]
         res = ctx.quality_for(ctx.clock.now(), tags)
@@ -232,6 +242,7 @@ def make_app(
             res = await runtime.decide_once(ctx, "cli")
         return res.as_json()
 
+    api_reads.install(app, ctx, lambda: ingestor, _version())  # /metrics and the CLI's reads
     users: Users = app.state.auth.users
 
     @app.get("/users")
@@ -269,6 +280,13 @@ def make_app(
     return app
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("facility-agent")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"
+
+
 def state_file(db: str | Path) -> Path:
     return Path(f"{db}.api.json")
 
@@ -280,12 +298,20 @@ async def serve(
     port: int = 0,
     stop: asyncio.Event | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    ingestor: Ingestor | None = None,
+    on_started: Callable[[str, FastAPI], None] | None = None,
 ) -> None:
     """Serve the API until ``stop`` is set; advertise it in ``<db>.api.json`` meanwhile.
 
-    ``allowed_hosts``: the Host header values accepted (DNS-rebinding guard)."""
+    ``allowed_hosts``: the Host header values accepted (DNS-rebinding guard); ``ingestor``:
+    the process's pollers, for ``/metrics``; ``on_started(url, app)`` is called once it listens."""
+    app = make_app(ctx, allowed_hosts, ingestor=ingestor)
     config = uvicorn.Config(
-        make_app(ctx, allowed_hosts), host=host, port=port, log_level="warning", lifespan="off"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -297,6 +323,8 @@ async def serve(
     bound = server.servers[0].sockets[0].getsockname()
     sf = state_file(db)
     sf.write_text(json.dumps({"host": bound[0], "port": bound[1], "pid": os.getpid()}))
+    if on_started is not None:
+        on_started(f"http://{bound[0]}:{bound[1]}", app)
     try:
         if stop is not None:
             await stop.wait()

@@ -58,6 +58,7 @@ from pymodbus.pdu import ModbusPDU
 from connectors.blocks import Block, plan_blocks, split
 from connectors.clock import Clock, SystemClock
 from connectors.codec import BlockDecoder
+from connectors.latency import LatencyHistogram
 from connectors.modbus_pdu import answer_bytes, lean_client
 from connectors.site import DeviceKey, Point, Table
 from connectors.status import Status, status_name
@@ -118,6 +119,7 @@ class DeviceStats:
     last_status: int = Status.NOT_CONNECTED
     last_error: str = ""
     statuses: dict[int, int] = field(default_factory=dict)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # answered requests
 
 
 class _Planned:
@@ -380,18 +382,24 @@ class DevicePoller:
             raise _ReadFailed(Status.CONNECTION_LOST, "not connected")
         self.stats.requests += 1
         dev = self.key.device_id
+        t0 = time.monotonic()
         try:
             if block.table is Table.HOLDING:
-                return await client.read_holding_registers(
+                rr = await client.read_holding_registers(
                     block.start, count=block.count, device_id=dev
                 )
-            if block.table is Table.INPUT:
-                return await client.read_input_registers(
+            elif block.table is Table.INPUT:
+                rr = await client.read_input_registers(
                     block.start, count=block.count, device_id=dev
                 )
-            if block.table is Table.COIL:
-                return await client.read_coils(block.start, count=block.count, device_id=dev)
-            return await client.read_discrete_inputs(block.start, count=block.count, device_id=dev)
+            elif block.table is Table.COIL:
+                rr = await client.read_coils(block.start, count=block.count, device_id=dev)
+            else:
+                rr = await client.read_discrete_inputs(
+                    block.start, count=block.count, device_id=dev
+                )
+            self.stats.latency.observe(time.monotonic() - t0)
+            return rr
         except ConnectionException as err:
             raise _ReadFailed(Status.CONNECTION_LOST, str(err)) from err
         except (TimeoutError, ModbusException, OSError) as err:

@@ -12,7 +12,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option, site_from_args
+from agent.commands._common import add_db_option, add_site_option, existing_db, site_from_args
 from connectors.errors import FacilityError
 from connectors.site import Site
 from connectors.store import Store
@@ -53,9 +53,9 @@ def site_writer(site: Site) -> ModbusPointWriter:
 
 
 def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentContext:
-    """Open the store file directly (no site process is running)."""
+    """Open the store file directly (no site process is running); it must exist."""
     site = load(args)
-    store = Store(args.db)
+    store = Store(existing_db(args.db))
     from agent.context import AgentContext
 
     return AgentContext.build(
@@ -77,6 +77,16 @@ class Api:
     def call(
         self, method: str, path: str, json: Any | None = None, params: dict[str, Any] | None = None
     ) -> Any:
+        """The JSON answer of ``method path``; a refusal or error is one FacilityError line."""
+        return self.request(method, path, json, params).json()
+
+    def call_bytes(self, method: str, path: str, params: dict[str, Any] | None = None) -> bytes:
+        """The raw body of ``method path`` (Parquet, Prometheus text)."""
+        return self.request(method, path, None, params).content
+
+    def request(
+        self, method: str, path: str, json: Any | None = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         from agent.users import AccessDenied
 
         if not self.token:
@@ -102,7 +112,7 @@ class Api:
                 hint = f" (check {TOKEN_ENV})" if r.status_code == 401 else ""
                 raise AccessDenied(f"site process refused ({r.status_code}): {detail}{hint}")
             raise FacilityError(f"site process: {detail}")
-        return r.json()
+        return r
 
 
 def api(args: argparse.Namespace) -> Api | None:
@@ -151,7 +161,7 @@ def decisions_table(rows: Sequence[Mapping[str, Any]], title: str = "Decisions")
             str(d["outcome"]),
             str(d["effective_level"]),
             str(d["level_set_by"]),
-            str(d["explanation"] or "")[:400],
+            str(d["explanation"] or ""),
         )
     return t
 

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     for verb, state in _VERBS.items():
         p = sub.add_parser(verb, help=f"{verb} a pending approval")
         add_options(p)
-        p.add_argument("approval_id")
+        p.add_argument("approval_id", help="the approval's id (apr-…), as the decision printed it")
         p.add_argument("--why", default="", help="reason (recorded in the audit)")
         p.set_defaults(func=_runner(verb, state))
 

@@ -1,15 +1,22 @@
-"""``facility-agent audit [--since 1h] [--table decisions]``: the audit trail as a table."""
+"""``facility-agent audit [--since 1h] [--table decisions] [--json]``: the audit trail.
+
+Shown in full: no explanation or reason is cut (the table folds long texts); ``--json``
+prints the rows as one JSON array instead, for scripts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 from rich.table import Table
 
 from agent.commands._agent import add_options, api, console, decisions_table
+from agent.commands._common import existing_db
 from connectors.clock import utcnow
 from connectors.errors import ConfigError
 from connectors.store import Store
@@ -26,9 +33,17 @@ COLUMNS = {
 def register(sub: Any) -> None:
     p = sub.add_parser("audit", help="show the audit trail (decisions, approvals, actions, runs)")
     add_options(p)
-    p.add_argument("--since", default=None, help="ISO time or an age like 30m, 2h, 1d")
-    p.add_argument("--table", choices=TABLES, default="decisions")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "--since", default=None, help="only rows since this ISO time (UTC) or age like 30m, 2h, 1d"
+    )
+    p.add_argument(
+        "--table", choices=TABLES, default="decisions",
+        help="which trail: decisions (default), approvals, actions (writes), runs, autonomy",
+    )  # fmt: skip
+    p.add_argument(
+        "--limit", type=int, default=50, help="at most N rows, newest first (default 50)"
+    )
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     p.set_defaults(func=run)
 
 
@@ -59,13 +74,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         from agent.audit import Audit
 
-        store = Store(args.db)
+        store = Store(existing_db(args.db), read_only=True)
         try:
             from agent.api import records
 
-            rows = records(Audit(store).table(args.table, since, args.limit))
+            try:
+                rows = records(Audit(store).table(args.table, since, args.limit))
+            except duckdb.CatalogException:  # a store no agent has run on yet: no trail
+                rows = []
         finally:
             store.close()
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
     if args.table == "decisions":
         out.print(decisions_table(rows, f"Audit — decisions ({len(rows)})"))
         return 0
@@ -74,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
     for c in cols:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(str(r[c])[:200] for c in cols))
+        t.add_row(*(str(r[c]) for c in cols))
     out.print(t)
     return 0

@@ -22,8 +22,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("calibrate", help="fit the chiller/tower model to recorded telemetry")
     csub = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
     e = csub.add_parser("esb", help="Vanderbilt ESB chiller CSV")
-    e.add_argument("file", type=Path)
-    e.add_argument("--train-days", type=float, default=14.0)
+    e.add_argument("file", type=Path, help="the ESB chiller CSV (e.g. esb_chiller1.csv)")
+    e.add_argument(
+        "--train-days",
+        type=float,
+        default=14.0,
+        help="days fitted before the test hours (default 14)",
+    )
     e.set_defaults(func=run_esb)
 
 

@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
         "chat", help="ask the assistant (OPENAI_API_KEY / OPENAI_BASE_URL, FACILITY_AGENT_MODEL)"
     )
     add_options(p)
-    p.add_argument("message")
+    p.add_argument("message", help="your question or request, in quotes")
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ Starts the simulated data hall on Modbus TCP, polls it into DuckDB with the
 real ingest pipeline, runs the agent's decision cycles against the store, and
 shows key plant values and the agent's latest decisions in a table refreshed
 in place. Unless ``--fault`` or ``--scenario`` say otherwise, a utility loss is
-injected after a minute (:data:`DEFAULT_FAULT`): the UPS goes on battery, the
+injected after a minute: the UPS goes on battery, the
 agent proposes a GPU power cap, checks it with the what-if model and — the
 site's autonomy ceiling being human validation — asks for an approval that
 ``facility-agent approve ID`` (another terminal, with the admin token the demo
@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.commands._agent import checkpoint_path, site_writer
-from agent.commands._common import add_db_option
+from agent.commands._common import add_db_option, user_text
 from agent.commands.twin import add_twin_options, build_twin, check_ports_free, install_stop
 from connectors.ingest import Ingestor
 from connectors.site import Site
@@ -147,7 +147,9 @@ async def demo_agent(
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "demo", help="run the twin, the ingest and a live view together", description=__doc__
+        "demo",
+        help="run the twin, the ingest and a live view together",
+        description=user_text(__doc__, slice(0, 2)),
     )
     add_twin_options(p)
     add_db_option(p)

@@ -3,7 +3,7 @@
     facility-agent ingest [--site FILE] [--db FILE] [--duration S]
 
 Defaults: the twin's site (``twin/site.yaml``) and ``facility.duckdb`` in the
-working directory. Stops cleanly at ``--duration`` or on Ctrl-C: the pollers
+working directory. Exits 4 when not one good reading came in (every device down). Stops cleanly at ``--duration`` or on Ctrl-C: the pollers
 stop, what is pending is flushed, and a summary line is printed.
 """
 
@@ -20,6 +20,9 @@ from agent.commands._common import add_db_option, add_site_option, site_from_arg
 from connectors.ingest import Ingestor, IngestStats
 from connectors.modbus import PollerConfig
 from connectors.store import Store
+
+EXIT_NO_GOOD_READINGS = 4
+"""``ingest`` stored nothing usable: every device down, or every reading bad."""
 
 
 def register(sub: Any) -> None:
@@ -50,6 +53,13 @@ def main(args: argparse.Namespace) -> int:
         f"{len(ingestor.pollers)} devices, {final.elapsed_s:.1f} s)",
         file=sys.stderr,
     )
+    if final.good == 0:
+        print(
+            "facility-agent: error: no good reading from any device (is the site reachable? "
+            "see the warnings above)",
+            file=sys.stderr,
+        )
+        return EXIT_NO_GOOD_READINGS
     return 0
 
 

@@ -1,41 +1,34 @@
 """``facility-agent quality``: data-quality scores of the current window, as a table.
 
-Opens the store read-only. DuckDB lets one process own a file read-write; when
-the running site process holds it, this command says so (the site's HTTP API
-will serve the scores then).
+With a site process running on ``--db`` it asks that process (``GET /quality/report``, with
+the token in ``$FACILITY_AGENT_TOKEN``); otherwise it opens the file read-only. Both give the
+same table (:func:`agent.reads.quality_report`); ``--json`` prints the report as JSON instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import datetime, timedelta
+import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option, site_from_args
-from connectors.clock import utcnow
-from connectors.errors import ConfigError, StoreError
+from agent.commands._agent import WHO_ACTS, api
+from agent.commands._common import add_db_option, add_site_option, existing_db, site_from_args
+from agent.reads import parse_window
+from connectors.errors import StoreError
+from connectors.site import Site
 from connectors.store import Store
-from tools.quality import score
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_window(text: str) -> timedelta:
-    """``15m``, ``900s``, ``1h``, ``90`` (seconds) → timedelta."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(f"--window {text!r}: expected a positive duration like 15m, 900s, 1h")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2) or "s"])
+__all__ = ["parse_window", "register"]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("quality", help="data-quality score of every point (current window)")
+    p = sub.add_parser(
+        "quality", help="data-quality score of every point (current window)", epilog=WHO_ACTS
+    )
     add_site_option(p)
     add_db_option(p)
     p.add_argument(
@@ -48,51 +41,56 @@ def register(sub: Any) -> None:
         help="score the window ending at this UTC time (ISO) or 'latest' (newest reading); default: now",
     )
     p.add_argument("--below", type=float, default=None, help="only points scoring below this")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
 
 def _open(db: Path) -> Store:
-    if not db.exists():
-        raise StoreError(f"{db}: no such database file (run the site or an ingest first)")
     try:
-        return Store(db, read_only=True)
+        return Store(existing_db(db), read_only=True)
     except StoreError as err:
         if "another process" in str(err):
             raise StoreError(
-                f"{db} is locked by a running site process (it owns the database read-write); "
-                "stop it to read scores here — the site's HTTP API will serve them"
+                f"{db} is locked by a running site process (it owns the database read-write) "
+                "whose API does not answer here: is it still starting, or not a site process?"
             ) from err
         raise
 
 
+def report(args: argparse.Namespace, site: Site) -> dict[str, Any]:
+    """The quality report, from the running site's API when there is one, else from the file."""
+    parse_window(args.window)  # a bad window is the user's error, before anything is opened
+    client = api(args)
+    if client is not None:
+        params: dict[str, Any] = {"window": args.window}
+        if args.at is not None:
+            params["at"] = args.at
+        if args.equipment:
+            params["equipment"] = args.equipment
+        rep: dict[str, Any] = client.call("GET", "/quality/report", params=params)
+        return rep
+    from agent.reads import quality_report
+
+    with _open(args.db) as store:
+        return quality_report(store, site, args.window, args.at, args.equipment)
+
+
 def run(args: argparse.Namespace) -> int:
     site = site_from_args(args)
-    window = parse_window(args.window)
-    out = Console()
-    with _open(args.db) as store:
-        now = _instant(store, args.at)
-        tags = None
-        if args.equipment:
-            known = {e.id for e in site.equipment}
-            bad = [e for e in args.equipment if e not in known]
-            if bad:
-                raise ConfigError(
-                    f"--equipment {bad[0]!r}: not in site {site.name} ({', '.join(sorted(known))})"
-                )
-            tags = [
-                f"{eq.id}.{p.name}"
-                for eq in site.equipment
-                if eq.id in args.equipment
-                for p in eq.points
-            ]
-        rep = score(store, site, now, window, tags=tags)
-    df = rep.points.sort_values(["score", "tag"], kind="stable")
+    rep = report(args, site)
+    points = rep["points"]
     if args.below is not None:
-        df = df[df["score"] < args.below]
-    th = site.quality
-    table = Table(
-        title=f"data quality {now:%Y-%m-%d %H:%M:%S} UTC, window {args.window} — {site.name}"
-    )
+        points = [p for p in points if p["score"] is not None and p["score"] < args.below]
+    if args.json:
+        print(json.dumps({**rep, "points": points}))
+        return 0
+    render(rep, points, Console())
+    return 0
+
+
+def render(rep: dict[str, Any], points: list[dict[str, Any]], out: Console) -> None:
+    at = rep["at"].replace("T", " ")[:19]
+    table = Table(title=f"data quality {at} UTC, window {rep['window']} — {rep['site']}")
     for col, kw in (
         ("point", {}),
         ("score", {"justify": "right"}),
@@ -100,35 +98,16 @@ def run(args: argparse.Namespace) -> int:
         ("worst reason", {}),
     ):
         table.add_column(col, **kw)  # type: ignore[arg-type]
-    for r in df.itertuples(index=False):
-        lvl = th.level(float(r.score))
+    for p in points:
+        lvl = int(p["level"])
         style = "green" if lvl == 3 else "yellow" if lvl == 2 else "red"
-        table.add_row(
-            r.tag, f"[{style}]{r.score:.2f}[/]", f"[{style}]{lvl}[/]", r.worst_reason or ""
-        )
+        score = "—" if p["score"] is None else f"{p['score']:.2f}"
+        table.add_row(p["tag"], f"[{style}]{score}[/]", f"[{style}]{lvl}[/]", p["worst_reason"])
     out.print(table)
-    eq = rep.equipment()
-    worst = eq.sort_values("score").head(5)
-    summary = ", ".join(f"{e.equipment} {e.score:.2f}" for e in worst.itertuples(index=False))
-    out.print(f"{len(rep.points)} points; weakest equipment: {summary}")
-    if (rep.points["freshness"] == 0).all():
+    worst = rep["equipment"][:5]
+    summary = ", ".join(f"{e['equipment']} {e['score']:.2f}" for e in worst)
+    out.print(f"{len(rep['points'])} points; weakest equipment: {summary}")
+    if rep["no_data"]:
         out.print(
             "[yellow]no readings in this window — try --at latest to score the newest data[/]"
         )
-    return 0
-
-
-def _instant(store: Store, at: str | None) -> datetime:
-    if at is None:
-        return utcnow()
-    if at == "latest":
-        newest = pd.Timestamp(store.query("SELECT max(ts) AS t FROM readings")["t"].iloc[0])
-        if pd.isna(newest):
-            raise StoreError(f"{store.path}: no readings")
-        return newest.to_pydatetime() + timedelta(microseconds=1)
-    try:
-        return datetime.fromisoformat(at)
-    except ValueError:
-        raise ConfigError(
-            f"--at {at!r}: expected ISO time (2026-01-01T12:00:00) or 'latest'"
-        ) from None

@@ -5,7 +5,7 @@
     facility-agent twin --fault chiller_trip:chiller_1:600 --fault drift:ct_1.cw_supply_temp:0:2
     facility-agent twin --scenario my_faults.yaml
 
-Fault form: KIND:TARGET[:start_s[:magnitude]] (kinds and magnitudes: twin/faults.py).
+Fault form: KIND:TARGET[:start_s[:magnitude]].
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.commands._common import add_site_option
+from agent.commands._common import add_site_option, user_text
 from connectors.errors import FacilityError
 from connectors.site import Site, load_site, with_port
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "twin",
         help="serve the simulated AI data hall over Modbus TCP",
-        description=__doc__,
+        description=user_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_twin_options(p)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.commands._agent import TOKEN_ENV, WHO_ACTS, api, console, local_user
-from agent.commands._common import add_db_option
+from agent.commands._common import add_db_option, existing_db
 from agent.users import FIRST_ADMIN, ROLE_NAMES, Role, Users
 from connectors.store import Store
 
@@ -28,13 +28,16 @@ def register(sub: Any) -> None:
     a = usub.add_parser(
         "add", help="add a user; prints its token on the last line", epilog=WHO_ACTS
     )
-    a.add_argument("name")
-    a.add_argument("--role", choices=ROLE_NAMES, required=True)
+    a.add_argument("name", help="the user's name (letters, digits, . _ -)")
+    a.add_argument(
+        "--role", choices=ROLE_NAMES, required=True,
+        help="viewer (read), operator (approve, e-stop, chat), admin (autonomy, users)",
+    )  # fmt: skip
     a.set_defaults(func=run_add)
     ls = usub.add_parser("list", help="the site's users and roles", epilog=WHO_ACTS)
     ls.set_defaults(func=run_list)
     rm = usub.add_parser("remove", help="remove a user (its token stops working)", epilog=WHO_ACTS)
-    rm.add_argument("name")
+    rm.add_argument("name", help="the user to remove")
     rm.set_defaults(func=run_remove)
     for q in (a, ls, rm):
         add_db_option(q)
@@ -47,7 +50,7 @@ def run_add(args: argparse.Namespace) -> int:
             client.call("POST", "/users", json={"name": args.name, "role": args.role})["token"]
         )
     else:
-        with Store(args.db) as store:
+        with Store(args.db) as store:  # the one command that may start a database: its users
             token = Users(store).add(args.name, Role.parse(args.role), local_user())
     out = console()
     out.print(f"user {args.name} added ({args.role}). Its token, shown only now (set {TOKEN_ENV}):")
@@ -60,7 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
     if client is not None:
         rows = client.call("GET", "/users")
     else:
-        with Store(args.db) as store:
+        with Store(existing_db(args.db)) as store:
             rows = [
                 {
                     "name": u.name,
@@ -84,7 +87,7 @@ def run_remove(args: argparse.Namespace) -> int:
     if client is not None:
         client.call("DELETE", f"/users/{quote(args.name, safe='')}")
     else:
-        with Store(args.db) as store:
+        with Store(existing_db(args.db)) as store:
             Users(store).remove(args.name, local_user())
     console().print(f"user {args.name} removed; its token no longer works")
     return 0

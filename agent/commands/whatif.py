@@ -3,8 +3,10 @@
 NAME is a site tag (``ct_1.cw_supply_setpoint``), a plant-model field
 (``chw_supply_setpoint_c``) or a short alias (``chw_supply_setpoint``). A
 VALUE starting with ``+`` or ``-`` is relative (``=+1``: one more), else absolute.
-The state comes from the latest readings in ``--db`` when the file exists,
-from a settled twin with ``--from-twin``, else from the twin's design state.
+The state comes from the latest readings in ``--db`` (through the running site's API when
+one serves that file), from a settled twin with ``--from-twin``, else — no ``--db`` — from
+the performance model's design state. A site whose points do not map onto the model's inputs
+gets a warning on stderr naming what it answers for instead.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from agent.commands._common import add_db_option, add_site_option, site_from_args
+from agent.commands._agent import api
+from agent.commands._common import add_site_option, existing_db, site_from_args
 from connectors.errors import ConfigError
 from connectors.site import Site
-from perfmodel.whatif import KEY_OUTPUTS, Prediction
-from tools.whatif import TagChange, check
+from perfmodel.whatif import KEY_OUTPUTS, PlantState, Prediction
+from tools.whatif import TagChange, build_state, check
 
 
 def register(sub: Any) -> None:
@@ -32,7 +37,10 @@ def register(sub: Any) -> None:
         help="a change; +x/-x relative, else absolute (repeatable)",
     )  # fmt: skip
     add_site_option(p)
-    add_db_option(p)
+    p.add_argument(
+        "--db", type=Path, default=None,
+        help="start from the newest readings in this DuckDB file (default: the design state)",
+    )  # fmt: skip
     p.add_argument("--from-twin", action="store_true", help="start from a settled twin's readings")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON instead")
     p.set_defaults(func=run)
@@ -57,15 +65,64 @@ def _values(args: argparse.Namespace, site: Site) -> tuple[dict[str, float], str
         twin = Twin(site, seed=0)
         twin.step(600.0)
         return dict(twin.values()), "settled twin (10 simulated minutes)"
-    db = Path(args.db)
-    if db.is_file():
+    if args.db is None:
+        return {}, "design state (no readings)"
+    db = existing_db(args.db)
+    client = api(args)
+    if client is not None:
+        vals: dict[str, float] = client.call("GET", "/latest")
+    else:
+        from agent.reads import latest_values
         from connectors.store import Store
 
         with Store(db, read_only=True) as store:
-            vals = store.latest_values()
-        if vals:
-            return vals, f"latest readings in {db}"
-    return {}, "design state (no readings)"
+            vals = latest_values(store)
+    if not vals:
+        raise ConfigError(f"{db}: no good readings to start from (drop --db for the design state)")
+    return vals, f"latest readings in {db}"
+
+
+#: A value no model input has by default: a field that takes it was fed by the site.
+_PROBE = 12345.678
+
+
+def fed_inputs(site: Site) -> set[str]:
+    """The model inputs (PlantState fields) the site's readings feed."""
+    probe = build_state(site, dict.fromkeys(site.points_by_tag, _PROBE)).state
+    design = PlantState()
+    return {
+        f.name
+        for f in fields(PlantState)
+        if isinstance(getattr(design, f.name), int | float)
+        and getattr(probe, f.name) != getattr(design, f.name)
+    }
+
+
+def unmapped(site: Site) -> tuple[list[str], list[str]]:
+    """The model's operating inputs (those the twin's data hall feeds from its readings) this
+    site feeds, and those it leaves at the model's design state."""
+    from connectors.site import load_site
+    from twin import default_site_path
+
+    reference = fed_inputs(load_site(default_site_path()))
+    mine = fed_inputs(site)
+    return sorted(reference & mine), sorted(reference - mine)
+
+
+def warn_unmapped(site: Site) -> None:
+    fed, unfed = unmapped(site)
+    if not unfed:
+        return
+    if not fed:
+        head = f"none of site {site.name}'s points map onto the performance model's inputs"
+    else:
+        head = f"site {site.name} feeds {len(fed)} of {len(fed) + len(unfed)} model inputs"
+    shown = ", ".join(unfed[:8]) + (", …" if len(unfed) > 8 else "")
+    print(
+        f"facility-agent: warning: {head}; the answer is for the model's design data hall "
+        f"where it does not ({shown})",
+        file=sys.stderr,
+    )
 
 
 def render(pred: Prediction, origin: str, console: Console) -> None:
@@ -112,6 +169,7 @@ def render(pred: Prediction, origin: str, console: Console) -> None:
 def run(args: argparse.Namespace) -> int:
     site = site_from_args(args)
     changes = [parse_set(s) for s in args.sets]
+    warn_unmapped(site)
     values, origin = _values(args, site)
     try:
         pred = check(site, values, changes)

@@ -29,12 +29,12 @@ from tools.policies import policies_from_dicts
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--equipment", type=int, default=100)
+    p.add_argument("--equipment", type=int, default=100, help="equipment in the synthetic site")
     p.add_argument("--points", type=int, default=100, help="points per equipment")
-    p.add_argument("--policies", type=int, default=200)
-    p.add_argument("--cycles", type=int, default=60)
+    p.add_argument("--policies", type=int, default=200, help="policies evaluated each cycle")
+    p.add_argument("--cycles", type=int, default=60, help="timed decision cycles")
     p.add_argument("--history", type=int, default=60, help="seconds of 1 Hz history per point")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def synthetic_site(n_eq: int, n_pts: int) -> Site:

@@ -61,8 +61,8 @@ TARGET_RATE = 100_000.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", type=int, default=10_000)
-    p.add_argument("--devices", type=int, default=10)
+    p.add_argument("--points", type=int, default=10_000, help="points served and polled")
+    p.add_argument("--devices", type=int, default=10, help="Modbus devices they are spread over")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each phase")
     p.add_argument("--rounds", type=int, default=5, help="raw/pipeline phase pairs (alternated)")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")

@@ -91,11 +91,11 @@ PER_FAULT = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", type=int, default=10_000)
+    p.add_argument("--points", type=int, default=10_000, help="points in the synthetic site")
     p.add_argument("--seconds", type=int, default=900, help="window length at 1 s")
     p.add_argument("--cycles", type=int, default=6, help="timed agent cycles after the window")
     p.add_argument("--cycle-s", type=int, default=10, help="seconds of new readings per cycle")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--db", type=Path, default=None, help="keep the DuckDB file here")
 
 

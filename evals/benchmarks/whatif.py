@@ -14,7 +14,7 @@ from perfmodel.whatif import PlantState, whatif_many
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=20000, help="candidates per batch")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=5, help="timed batches (the best counts)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

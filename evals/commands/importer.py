@@ -21,18 +21,18 @@ def register(sub: Any) -> None:
     rp.add_argument("--cycle", default="5m", help="agent decision cycle (default 5m)")
     rp.set_defaults(func=_rp1043)
     lb = isub.add_parser("lbnl", help="LBNL AHU CSV with per-row ground truth")
-    lb.add_argument("file", type=Path)
-    lb.add_argument("--out", type=Path, required=True)
-    lb.add_argument("--cycle", default="1h")
+    lb.add_argument("file", type=Path, help="the LBNL CSV (e.g. SZCAV.csv)")
+    lb.add_argument("--out", type=Path, required=True, help="scenario folder to write")
+    lb.add_argument("--cycle", default="1h", help="agent decision cycle (default 1h)")
     lb.add_argument(
         "--fan-heat", type=float, default=None, metavar="K",
         help="the unit's supply-fan temperature rise (commissioning value; default 0.35 K)",
     )  # fmt: skip
     lb.set_defaults(func=_lbnl)
     es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")
-    es.add_argument("file", type=Path)
-    es.add_argument("--out", type=Path, required=True)
-    es.add_argument("--cycle", default="1h")
+    es.add_argument("file", type=Path, help="the ESB chiller CSV")
+    es.add_argument("--out", type=Path, required=True, help="scenario folder to write")
+    es.add_argument("--cycle", default="1h", help="agent decision cycle (default 1h)")
     es.set_defaults(func=_esb)
 
 

@@ -1,7 +1,8 @@
 """``facility-agent record --duration 10m --out DIR``: the last stretch of a live run as a scenario.
 
-Reads the store (``--db``) read-only — stop the running site first, or point at a
-copy: DuckDB allows one writer process, and a locked file is a clear error.
+Reads the store (``--db``) read-only; while a site process runs on it, the readings come
+through its API instead (``GET /readings``, a viewer's token in ``$FACILITY_AGENT_TOKEN``) and
+the scenario is the same.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from connectors.errors import ConfigError
 
 
 def register(sub: Any) -> None:
+    from agent.commands._agent import WHO_ACTS
     from agent.commands._common import add_db_option, add_site_option
 
-    p = sub.add_parser("record", help="capture the last DURATION of the store as an eval scenario")
+    p = sub.add_parser(
+        "record", help="capture the last DURATION of the store as an eval scenario", epilog=WHO_ACTS
+    )
     p.add_argument("--duration", required=True, help="how far back, e.g. 30m, 2h")
     p.add_argument("--out", type=Path, required=True, help="scenario folder to write")
     add_db_option(p)
@@ -35,10 +39,20 @@ def run(args: argparse.Namespace) -> int:
         seconds = parse_duration(args.duration)
     except ValueError as err:
         raise ConfigError(f"--duration: {err}") from None
-    if not Path(args.db).is_file():
-        raise ConfigError(f"{args.db}: no such database")
+    from agent.commands._agent import api
+    from agent.commands._common import existing_db
+
+    db = existing_db(args.db)
     site = load_site(args.site or default_site_path())
-    with Store(args.db, read_only=True) as store:
-        folder = record(store, site, seconds, args.out)
+    client = api(args)
+    if client is not None:
+        from agent.reads import from_parquet, scratch_store
+
+        data = client.call_bytes("GET", "/readings", params={"seconds": seconds})
+        with scratch_store(site, from_parquet(data)) as store:
+            folder = record(store, site, seconds, args.out)
+    else:
+        with Store(db, read_only=True) as store:
+            folder = record(store, site, seconds, args.out)
     print(folder / "scenario.yaml")
     return 0
