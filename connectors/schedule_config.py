@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import time
+from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +56,11 @@ class DailyJob(_Strict):
         description="a start late by less than this still runs; later, it is skipped "
         "(default: the schedule's misfire_grace_s)",
     )
+    every_s: float | None = Field(
+        None,
+        gt=0,
+        description="instead of daily at `at`, every N seconds from the start (tests, demos)",
+    )
 
     @property
     def time(self) -> time:
@@ -66,6 +73,11 @@ class ReportJob(DailyJob):
 
     at: str = Field(
         "06:00", pattern=HHMM, description="site-local time of day HH:MM the report is made"
+    )
+    day: Literal["yesterday", "today"] = Field(
+        "yesterday",
+        description="the site-local day a report covers: the day before (a complete day), "
+        "or today so far",
     )
     dir: str = Field(
         "reports",
@@ -144,3 +156,12 @@ class ScheduleConfig(_Strict):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+def site_folder(folder: str, db: str | Path) -> Path:
+    """A folder of the schedule (reports, lake): absolute as given, else beside the database."""
+    p = Path(folder).expanduser()
+    if p.is_absolute():
+        return p
+    base = Path(db).parent if str(db) != ":memory:" else Path.cwd()
+    return (base / p).resolve()

@@ -1,7 +1,9 @@
-"""``facility-agent run``: the site process — ingest, scheduled decision cycles, heartbeat, local API.
+"""``facility-agent run``: the site process — ingest, scheduled jobs, heartbeat, local API.
 
-Polls the site into the DuckDB file, runs a decision cycle every ``--interval``
-seconds (plus the agent's heartbeat to ``agent.heartbeat``), and serves the local
+Polls the site into the DuckDB file, runs the site file's ``schedule:`` jobs
+(:mod:`agent.schedule`: decision cycle — every ``--interval`` seconds when given —,
+optimisation and fault-detection sweeps, daily report, retention) plus the agent's
+heartbeat to ``agent.heartbeat``, and serves the local
 API that ``approve``/``reject``/``autonomy``/``estop``/``audit``/``chat``/``user`` use
 while it runs (with a user's token; on a database without users it first creates the
 admin user and prints its token once). Stops cleanly at ``--duration`` or on Ctrl-C.
@@ -31,7 +33,10 @@ def register(sub: Any) -> None:
         "run", help="run the agent against a site: ingest, decision cycles, local API"
     )
     add_options(p, device_port=True)
-    p.add_argument("--interval", type=float, default=10.0, help="seconds between decision cycles")
+    p.add_argument(
+        "--interval", type=float, default=None,
+        help="seconds between decision cycles (overrides the site file's schedule.cycle.every_s)",
+    )  # fmt: skip
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0 = any free port)")
     p.add_argument(
@@ -51,6 +56,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from agent.commands.user import first_admin
     from agent.context import AgentContext
     from agent.http_guard import LOOPBACK_HOSTS
+    from agent.schedule.service import run_scheduled
 
     site = load(args)
     store = Store(args.db)
@@ -72,12 +78,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
     tasks = [
         asyncio.create_task(
-            runtime.run_forever(
-                ctx,
-                args.interval,
-                stop=stop,
-                on_result=show,
-            )
+            run_scheduled(ctx, args.db, stop, interval_s=args.interval, on_result=show)
         ),
         asyncio.create_task(
             serve(
