@@ -35,13 +35,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import runtime
 from agent.context import AgentContext
 from agent.schedule.report import make_report, report_path
-from agent.schedule.scheduler import JobSpec
+from agent.schedule.scheduler import JobFn, JobSpec
 from connectors.lake import retain
 from connectors.schedule_config import DailyJob, IntervalJob, ScheduleConfig, site_folder
 
@@ -157,39 +158,17 @@ class SiteJobs:
 
     # ---- as scheduler jobs -----------------------------------------------------------------
     def specs(self, now_utc: datetime | None = None) -> list[JobSpec]:
-        c = self.config
-        tz = c.tz
-        out = []
-
-        def every(name: str, job: IntervalJob, fn: Any, what: str, secs: float) -> None:
-            if job.enabled:
-                trig = IntervalTrigger(seconds=secs, timezone=tz)
-                grace = job.misfire_grace_s or min(c.misfire_grace_s, secs)
-                out.append(JobSpec(name, trig, fn, grace, what, first_run=_soon(now_utc)))
-
-        def daily(name: str, job: DailyJob, fn: Any, what: str) -> None:
-            if job.enabled and job.every_s is not None:
-                grace = job.misfire_grace_s or min(c.misfire_grace_s, job.every_s)
-                trig = IntervalTrigger(seconds=job.every_s, timezone=tz)
-                out.append(JobSpec(name, trig, fn, grace, what, first_run=_soon(now_utc)))
-            elif job.enabled:
-                t = job.time
-                trig = CronTrigger(hour=t.hour, minute=t.minute, timezone=tz)
-                out.append(JobSpec(name, trig, fn, job.misfire_grace_s or c.misfire_grace_s, what))
-
-        cyc = self.interval_s if self.interval_s is not None else c.cycle.every_s
-        every("cycle", c.cycle, self.cycle, "decision cycle (protection, alarm)", cyc)
-        every(
-            "optimisation",
-            c.optimisation,
-            self.optimisation,
-            "optimisation sweep (efficiency policies)",
-            c.optimisation.every_s,
-        )
-        every("fdd", c.fdd, self.fdd, "fault-detection sweep (fault policies)", c.fdd.every_s)
-        daily("report", c.report, self.report, "daily report of the day before")
-        daily("retention", c.retention, self.retention, "raw → Parquet lake → roll-ups")
-        return out
+        fns: dict[str, JobFn] = {
+            "cycle": self.cycle,
+            "optimisation": self.optimisation,
+            "fdd": self.fdd,
+            "report": self.report,
+            "retention": self.retention,
+        }
+        return [
+            JobSpec(p.name, p.trigger, fns[p.name], p.grace_s, p.what, p.first_run)
+            for p in plan(self.config, self.interval_s, now_utc)
+        ]
 
     def report_due(self, now_utc: datetime) -> bool:
         """The catch-up rule: today's report time passed and yesterday's report is missing."""
@@ -200,6 +179,59 @@ class SiteJobs:
             return False
         day = self.report_day(now_utc).date()
         return not report_path(self.reports_dir, self.ctx.site.name, day).exists()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A job as the schedule plans it (no function: what ``schedule list`` shows)."""
+
+    name: str
+    trigger: BaseTrigger
+    grace_s: float
+    what: str
+    first_run: datetime | None
+
+    def next_run(self, now: datetime) -> datetime | None:
+        if self.first_run is not None:
+            return self.first_run
+        nxt: datetime | None = self.trigger.get_next_fire_time(None, now)
+        return nxt
+
+
+def plan(
+    c: ScheduleConfig, interval_s: float | None = None, now_utc: datetime | None = None
+) -> list[Planned]:
+    """The enabled jobs of a schedule with their triggers (``interval_s``: ``run --interval``)."""
+    tz = c.tz
+    out: list[Planned] = []
+
+    def every(name: str, job: IntervalJob | DailyJob, what: str, secs: float) -> None:
+        grace = job.misfire_grace_s or min(c.misfire_grace_s, secs)
+        trig = IntervalTrigger(seconds=secs, timezone=tz)
+        out.append(Planned(name, trig, grace, what, _soon(now_utc)))
+
+    def daily(name: str, job: DailyJob, what: str) -> None:
+        if job.every_s is not None:
+            every(name, job, what, job.every_s)
+            return
+        t = job.time
+        trig = CronTrigger(hour=t.hour, minute=t.minute, timezone=tz)
+        out.append(Planned(name, trig, job.misfire_grace_s or c.misfire_grace_s, what, None))
+
+    if c.cycle.enabled:
+        cyc = interval_s if interval_s is not None else c.cycle.every_s
+        every("cycle", c.cycle, "decision cycle (protection, alarm policies)", cyc)
+    if c.optimisation.enabled:
+        what = "optimisation sweep (efficiency policies)"
+        every("optimisation", c.optimisation, what, c.optimisation.every_s)
+    if c.fdd.enabled:
+        every("fdd", c.fdd, "fault-detection sweep (fault policies)", c.fdd.every_s)
+    if c.report.enabled:
+        daily("report", c.report, f"report of {c.report.day} (site time)")
+    if c.retention.enabled:
+        what = f"raw older than {c.retention.raw_days:g} d → Parquet lake → 1-min roll-ups"
+        daily("retention", c.retention, what)
+    return out
 
 
 def _soon(now_utc: datetime | None) -> datetime | None:

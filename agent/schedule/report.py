@@ -261,7 +261,9 @@ def plot_energy(d: DayData) -> str:
     vals = [0.0 if np.isnan(v) else v for v in e.values()]
     ax.barh(names, vals, color="#4c78a8")
     for i, v in enumerate(e.values()):
-        ax.text(0, i, "  no data" if np.isnan(v) else f" {v:,.0f} kWh", va="center", fontsize=8)
+        label = "  no data" if np.isnan(v) else f" {v:,.0f} kWh"
+        ax.text(0 if np.isnan(v) else v, i, label, va="center", fontsize=8)
+    ax.set_xlim(0, 1.2 * max(vals) if max(vals, default=0) > 0 else 1)
     ax.set_title("Energy by subsystem", fontsize=10)
     ax.set_xlabel("energy (kWh)")
     ax.invert_yaxis()

@@ -1,7 +1,8 @@
 """HTTP routes of the schedule: the daily reports and the jobs' next starts.
 
 ``GET /reports`` lists the reports (newest first), ``GET /reports/{name}`` serves one
-page (self-contained HTML), ``GET /schedule`` gives each job's next start and last run.
+page (self-contained HTML), ``POST /reports?date=YYYY-MM-DD`` (operator) makes one now,
+``GET /schedule`` gives each job's next start and last run.
 Viewer role and above. :func:`router` is included by :func:`agent.api.make_app`.
 """
 
@@ -22,6 +23,7 @@ from agent.users import Principal, Role
 from connectors.schedule_config import site_folder
 
 Viewer = Annotated[Principal, require(Role.VIEWER)]
+Operator = Annotated[Principal, require(Role.OPERATOR)]
 
 REPORT_NAME = re.compile(r"^report-[A-Za-z0-9_-]+-(\d{4}-\d{2}-\d{2})\.html$")
 
@@ -64,12 +66,26 @@ def router(ctx: AgentContext) -> APIRouter:
             raise HTTPException(404, f"no report {name!r}")
         return HTMLResponse(f.read_text(encoding="utf-8"))
 
+    @r.post("/reports")
+    async def make(who: Operator, date: str) -> dict[str, Any]:
+        """Make the report of a site-local day now (``?date=YYYY-MM-DD``)."""
+        import asyncio
+
+        from agent.schedule.report import make_report
+
+        try:
+            day = datetime.strptime(date, "%Y-%m-%d").date()
+        except ValueError:
+            raise HTTPException(422, f"date {date!r}: expected YYYY-MM-DD") from None
+        path = await asyncio.to_thread(make_report, ctx.store, ctx.site, day, folder())
+        return {"name": path.name, "file": str(path), "url": f"/reports/{path.name}"}
+
     @r.get("/schedule")
     async def schedule(who: Viewer) -> dict[str, Any]:
         from agent.schedule.service import live_scheduler, planned
 
         s = live_scheduler(ctx)
-        jobs = s.next_runs() if s is not None else planned(ctx, ctx.store.path)
+        jobs = s.next_runs() if s is not None else planned(ctx.site.schedule)
         return {"running": s is not None, "jobs": jobs, "last": JobLog(ctx.audit).last()}
 
     return r

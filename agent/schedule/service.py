@@ -12,9 +12,10 @@ from typing import Any
 
 from agent import runtime
 from agent.context import AgentContext
-from agent.schedule.jobs import SiteJobs
+from agent.schedule.jobs import SiteJobs, plan
 from agent.schedule.record import JobLog
 from agent.schedule.scheduler import JobScheduler
+from connectors.schedule_config import ScheduleConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +27,19 @@ def live_scheduler(ctx: AgentContext) -> JobScheduler | None:
     return _live.get(id(ctx))
 
 
-def planned(
-    ctx: AgentContext, db: str | Path, interval_s: float | None = None
-) -> list[dict[str, Any]]:
+def planned(config: ScheduleConfig, interval_s: float | None = None) -> list[dict[str, Any]]:
     """Next start of each job from the site file alone (no process running)."""
-    jobs = SiteJobs(ctx, db, ctx.site.schedule, interval_s)
     now = datetime.now(UTC)
     out = []
-    for s in jobs.specs():
-        nxt = s.trigger.get_next_fire_time(None, now)
+    for p in plan(config, interval_s):
+        nxt = p.next_run(now)
         out.append(
             {
-                "job": s.name,
-                "what": s.what,
-                "trigger": str(s.trigger),
-                "next_run": nxt.isoformat() if nxt is not None else None,
-                "grace_s": s.grace_s,
+                "job": p.name,
+                "what": p.what,
+                "trigger": str(p.trigger),
+                "next_run": nxt.astimezone(config.tz).isoformat() if nxt is not None else None,
+                "grace_s": p.grace_s,
             }
         )
     return out
