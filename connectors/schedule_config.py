@@ -16,6 +16,7 @@ field has a default, so a site file without ``schedule:`` gets the defaults::
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import time
 from pathlib import Path
@@ -47,9 +48,7 @@ class DailyJob(_Strict):
     """A job that runs once a day at a site-local time."""
 
     enabled: bool = Field(True, description="false: the job is not scheduled at all")
-    at: str = Field(
-        pattern=HHMM, description="site-local time of day HH:MM (see schedule.timezone)"
-    )
+    at: str = Field(description="site-local time of day HH:MM (see schedule.timezone)")
     misfire_grace_s: float | None = Field(
         None,
         gt=0,
@@ -62,6 +61,13 @@ class DailyJob(_Strict):
         description="instead of daily at `at`, every N seconds from the start (tests, demos)",
     )
 
+    @field_validator("at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.match(HHMM, v):
+            raise ValueError(f"{v!r} is not a time of day: expected HH:MM (24 h), e.g. 06:00")
+        return v
+
     @property
     def time(self) -> time:
         h, m = self.at.split(":")
@@ -71,9 +77,7 @@ class DailyJob(_Strict):
 class ReportJob(DailyJob):
     """The daily report: an HTML page with plots of the previous site-local day."""
 
-    at: str = Field(
-        "06:00", pattern=HHMM, description="site-local time of day HH:MM the report is made"
-    )
+    at: str = Field("06:00", description="site-local time of day HH:MM the report is made")
     day: Literal["yesterday", "today"] = Field(
         "yesterday",
         description="the site-local day a report covers: the day before (a complete day), "
@@ -90,9 +94,7 @@ class RetentionJob(DailyJob):
     """Nightly retention: raw readings older than ``raw_days`` are exported to the Parquet lake,
     verified, rolled up to 1-minute aggregates and only then deleted."""
 
-    at: str = Field(
-        "02:30", pattern=HHMM, description="site-local time of day HH:MM retention runs"
-    )
+    at: str = Field("02:30", description="site-local time of day HH:MM retention runs")
     raw_days: float = Field(
         30.0, gt=0, description="days raw readings stay in the database (fractions allowed)"
     )

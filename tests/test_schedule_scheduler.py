@@ -61,7 +61,7 @@ def test_a_job_never_overlaps_itself_and_the_skipped_start_is_recorded(tmp_path:
             await s.stop()
         return s, store
 
-    s, store = asyncio.run(main())
+    _, store = asyncio.run(main())
     rows = store.query(
         "SELECT trigger, status, finished >= started AS ordered FROM runs_latest ORDER BY started"
     )
@@ -116,7 +116,7 @@ def test_a_start_later_than_the_grace_is_recorded_missed_and_not_run(tmp_path: P
             await s.stop()
         return s, store
 
-    s, store = asyncio.run(main())
+    _, store = asyncio.run(main())
     assert calls == 0
     row = store.query("SELECT status, result FROM job_runs WHERE job = 'late'").iloc[0]
     assert row["status"] == "missed" and "grace of 5 s" in row["result"]
