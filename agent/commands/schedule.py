@@ -82,7 +82,7 @@ def run_list(args: argparse.Namespace) -> int:
         last = data["last"].get(j["job"], {})
         t.add_row(
             j["job"],
-            (j["next_run"] or "—")[:19].replace("T", " "),
+            (j["next_run"] or "with run")[:19].replace("T", " "),
             f"{j['grace_s']:g}",
             str(last.get("started", "—"))[:19].replace("T", " "),
             str(last.get("status", "—")),

@@ -192,8 +192,12 @@ class Planned:
     first_run: datetime | None
 
     def next_run(self, now: datetime) -> datetime | None:
+        """The next start as planned from ``now``; None for an interval job not yet started
+        (it starts with ``run``, then every N seconds)."""
         if self.first_run is not None:
             return self.first_run
+        if isinstance(self.trigger, IntervalTrigger):
+            return None
         nxt: datetime | None = self.trigger.get_next_fire_time(None, now)
         return nxt
 

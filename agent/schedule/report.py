@@ -248,6 +248,7 @@ def plot_power(d: DayData, tzname: str) -> str:
     ax.set_ylabel("power (kW)")
     ax.set_xlabel(f"time ({tzname})")
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=x.tz))
+    ax.set_xlim(x[0], x[-1] + BUCKET)  # the whole day: missing hours show as gaps
     ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.28))
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -279,6 +280,7 @@ def plot_pue(d: DayData, tzname: str) -> str:
     ax.set_ylabel("PUE (-)")
     ax.set_xlabel(f"time ({tzname})")
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=x.tz))
+    ax.set_xlim(x[0], x[-1] + BUCKET)  # the whole day: missing hours show as gaps
     ax.grid(alpha=0.3)
     return _png(fig)
 
