@@ -61,6 +61,7 @@ from agent import api_reads, llm, runtime
 from agent.auth import Authenticator, require
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
+from agent.schedule import routes as schedule_routes
 from agent.users import Principal, Role, Users, check_name
 from connectors.errors import FacilityError
 from tools.gate import ApprovalState
@@ -125,6 +126,7 @@ def make_app(
     app.state.auth = Authenticator(Users(ctx.store))
     app.add_middleware(EdgeGuard, allowed_hosts=tuple(allowed_hosts), max_body=max_body)
     install_error_handlers(app)
+    app.include_router(schedule_routes.router(ctx))  # /reports, /schedule
     lock = asyncio.Lock()  # one decision / approval at a time
 
     @app.get("/health")

@@ -407,6 +407,35 @@ async def resume_approved(
     return out
 
 
+async def heartbeat_once(ctx: AgentContext, beat: int) -> int:
+    """One heartbeat write to the twin's ``agent.heartbeat`` (none while e-stopped: the plant's
+    own fallback then takes its set points back). Returns the next beat value."""
+    if HEARTBEAT_TAG in ctx.site.points_by_tag and not ctx.control().estop:
+        beat = (beat + 1) % 65536
+        try:
+            await write_heartbeat(ctx.site, ctx.writer, HEARTBEAT_TAG, float(beat))
+        except FacilityError as err:
+            log.warning("heartbeat write failed: %s", err)
+    return beat
+
+
+async def scheduled_cycle(
+    ctx: AgentContext,
+    on_result: Callable[[CycleResult], None] | None = None,
+    approval_ttl_s: float = APPROVAL_TTL_S,
+    max_threads: int = 200,
+) -> CycleResult:
+    """One scheduled decision cycle: expire old approvals, decide, prune finished checkpoints."""
+    await expire_approvals(ctx, approval_ttl_s)
+    res = await decide_once(ctx, "schedule")
+    if on_result is not None:
+        on_result(res)
+    if ctx._saver is not None:
+        keep = {str(p.get("run_id")) for p in ctx.audit.pending_approvals()}
+        await prune(ctx._saver, keep, max_threads)
+    return res
+
+
 async def run_forever(
     ctx: AgentContext,
     interval_s: float = 10.0,
@@ -423,23 +452,11 @@ async def run_forever(
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         t = loop.time()
-        if HEARTBEAT_TAG in ctx.site.points_by_tag and not ctx.control().estop:
-            # e-stopped: no heartbeat, so the plant's own fallback takes its set points back
-            beat = (beat + 1) % 65536
-            try:
-                await write_heartbeat(ctx.site, ctx.writer, HEARTBEAT_TAG, float(beat))
-            except FacilityError as err:
-                log.warning("heartbeat write failed: %s", err)
+        beat = await heartbeat_once(ctx, beat)
         if t >= next_cycle:
             next_cycle = t + interval_s
             try:
-                await expire_approvals(ctx, approval_ttl_s)
-                res = await decide_once(ctx, "schedule")
-                if on_result is not None:
-                    on_result(res)
-                if ctx._saver is not None:
-                    keep = {str(p.get("run_id")) for p in ctx.audit.pending_approvals()}
-                    await prune(ctx._saver, keep)
+                await scheduled_cycle(ctx, on_result, approval_ttl_s)
             except FacilityError as err:
                 log.error("decision cycle failed: %s", err)
         with contextlib.suppress(TimeoutError):

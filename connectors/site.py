@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from connectors.config import describe_validation_error, read_yaml_mapping
 from connectors.errors import NonFiniteValue, SiteConfigError
+from connectors.schedule_config import ScheduleConfig
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
@@ -358,6 +359,11 @@ class Site(_Strict):
         "without their own `sensor:` block",
     )
     equipment: list[Equipment]
+    schedule: ScheduleConfig = Field(
+        default_factory=ScheduleConfig,
+        description="when `run`'s jobs run (cycle, optimisation, FDD, report, retention) "
+        "and how long raw readings are kept",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Site:

@@ -426,7 +426,7 @@ class Store:
         with self.transaction() as con:
             con.execute(
                 """
-                    INSERT INTO readings_1m
+                    INSERT INTO readings_1m (bucket, point_id, vmin, vmean, vmax, n, n_bad)
                     SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket, point_id,
                            min(value) FILTER (WHERE status = 0),
                            avg(value) FILTER (WHERE status = 0),

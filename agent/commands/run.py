@@ -1,12 +1,14 @@
-"""``facility-agent run``: the site process — ingest, scheduled decision cycles, heartbeat, local API.
+"""``facility-agent run``: the site process — ingest, scheduled jobs, heartbeat, local API.
 
-Polls the site into the DuckDB file, runs a decision cycle every ``--interval`` seconds (plus
-the agent's heartbeat to ``agent.heartbeat``), and serves the local API (and ``/metrics``)
-that the other commands use while it runs. It starts with a banner on stdout (site, devices,
-API and console URL, autonomy ceiling, LLM, schedules); logs go to stderr (``-v``,
-``--log-json``). Ctrl-C, SIGTERM or ``--duration`` stop it cleanly: pending readings are
-flushed, the database checkpointed, the approvals' SQLite checkpoint closed, and the heartbeat
-simply stops — the plant's own fallback takes its set points back when it lapses.
+Polls the site into the DuckDB file, runs the site file's ``schedule:`` jobs
+(:mod:`agent.schedule`: decision cycle — every ``--interval`` seconds when given —,
+optimisation and fault-detection sweeps, daily report, retention) plus the agent's heartbeat
+to ``agent.heartbeat``, and serves the local API (and ``/metrics``) that the other commands
+use while it runs. It starts with a banner on stdout (site, devices, API and console URL,
+autonomy ceiling, LLM, schedules); logs go to stderr (``-v``, ``--log-json``). Ctrl-C, SIGTERM
+or ``--duration`` stop it cleanly: pending readings are flushed, the database checkpointed,
+the approvals' SQLite checkpoint closed, and the heartbeat simply stops — the plant's own
+fallback takes its set points back when it lapses.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from agent.commands._agent import (
 )
 from agent.commands._common import user_text
 from connectors.store import Store
+from connectors.site import Site
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -39,6 +42,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.run")
 
 
+def schedule_lines(site: Site, interval_s: float | None) -> list[str]:
+    """The banner's schedule: each planned job and when it runs, then the heartbeat."""
+    from agent.schedule.jobs import plan
+
+    lines = []
+    for j in plan(site.schedule, interval_s):
+        trig = j.trigger
+        secs = getattr(trig, "interval", None)
+        when = f"every {secs.total_seconds():g} s" if secs is not None else str(trig)
+        lines.append(f"{j.name}: {when} — {j.what}")
+    return [*lines, "heartbeat: every 5 s"]
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -46,7 +62,10 @@ def register(sub: Any) -> None:
         description=user_text(__doc__, slice(1, 2)),
     )
     add_options(p, device_port=True)
-    p.add_argument("--interval", type=float, default=10.0, help="seconds between decision cycles")
+    p.add_argument(
+        "--interval", type=float, default=None,
+        help="seconds between decision cycles (overrides the site file's schedule.cycle.every_s)",
+    )  # fmt: skip
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument(
         "--port", type=int, default=0,
@@ -82,6 +101,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from agent.commands.user import first_admin
     from agent.context import AgentContext
     from agent.http_guard import LOOPBACK_HOSTS
+    from agent.schedule.service import run_scheduled
 
     site = load(args)
     store = Store(args.db)
@@ -110,7 +130,7 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
             api_url=url,
             routes=[str(getattr(r, "path", "")) for r in app.routes],
             ceiling=ctx.control().site_ceiling,
-            schedules=[f"decision cycle every {args.interval:g} s, heartbeat every 5 s"],
+            schedules=schedule_lines(site, args.interval),
             ingest=ingestor is not None,
             llm=llm_mode(),
         )
@@ -127,7 +147,9 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
             out.print(decisions_table(decision_rows(res.decisions), f"Decisions — {res.run_id}"))
 
     tasks = [
-        asyncio.create_task(runtime.run_forever(ctx, args.interval, stop=stop, on_result=show)),
+        asyncio.create_task(
+            run_scheduled(ctx, args.db, stop, interval_s=args.interval, on_result=show)
+        ),
         asyncio.create_task(
             serve(
                 ctx,

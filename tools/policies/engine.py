@@ -425,6 +425,9 @@ class PolicyEngine:
                 self._last_fired[i] = t.timestamp()
         self.active = np.zeros(m, bool)
         self.suppressed: set[str] = set()  # instance keys with a decision still open
+        # policy kinds that may fire (None: all); the others keep their timers but wait
+        # (the site's schedule: efficiency and fault policies fire in their own sweeps)
+        self.kinds: frozenset[str] | None = None
 
     @property
     def n_policies(self) -> int:
@@ -491,6 +494,8 @@ class PolicyEngine:
         for i in np.flatnonzero(fire):
             key = self.instance_key(int(i))
             if key in self.suppressed:
+                continue
+            if self.kinds is not None and self.c.instances[i].lp.policy.kind not in self.kinds:
                 continue
             self._last_fired[i] = t
             self.state.fired(key, self.c.instances[i].lp.policy.id, obs.now)
