@@ -431,6 +431,16 @@ async def chat(
     return result
 
 
-def _is_endpoint_error(err: Exception) -> bool:
-    mod = type(err).__module__.split(".")[0]
-    return mod in ("openai", "httpx", "httpcore") or isinstance(err, OSError | TimeoutError)
+ENDPOINT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore")
+
+
+def _is_endpoint_error(err: BaseException | None) -> bool:
+    """Raised by the model's HTTP client (or caused by such an error): not a bug of ours."""
+    seen = 0
+    while err is not None and seen < 10:
+        if type(err).__module__.split(".")[0] in ENDPOINT_MODULES or isinstance(
+            err, OSError | TimeoutError
+        ):
+            return True
+        err, seen = err.__cause__, seen + 1
+    return False

@@ -206,8 +206,7 @@ def test_scripted_model_conversation_has_memory_and_approve_that_never_reaches_i
         humans = [m.content for m in shown if isinstance(m, HumanMessage)]
         assert humans == ["Cap the GPUs at 90 please", "what did I ask you?"]
         assert any(
-            isinstance(m, AIMessage) and "an operator must approve" in str(m.content)
-            for m in shown
+            isinstance(m, AIMessage) and "an operator must approve" in str(m.content) for m in shown
         )
         n_calls = len(SEEN)
         r3 = await chats.turn("approve that", conv, OLGA)

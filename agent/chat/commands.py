@@ -337,9 +337,12 @@ async def run(
         return Reply(await answer(ctx, cmd.arg, cmd.state, who, lock))
     last = _last_approval(proposals)
     if last is None:
-        return Reply(
-            "There is no proposal in this conversation: say approve ID ('pending' lists them)."
+        what = (
+            "No proposal of this conversation awaits an answer"
+            if proposals
+            else "There is no proposal in this conversation"
         )
+        return Reply(f"{what}: say approve ID ('pending' lists them).")
     verb = "Approve" if cmd.state == "approved" else "Reject"
     what = f"{last.get('tag')} {_fmt(last.get('from'))} → {_fmt(last.get('to'))}"
     return Reply(
