@@ -209,11 +209,13 @@ def test_scripted_model_conversation_has_memory_and_approve_that_never_reaches_i
             isinstance(m, AIMessage) and "an operator must approve" in str(m.content) for m in shown
         )
         n_calls = len(SEEN)
+        st = await chats.turn("status", conv, OLGA)  # a plain command: answered by the command
+        assert "1 pending approval(s)" in st.text and st.mode == "llm"
         r3 = await chats.turn("approve that", conv, OLGA)
         assert prop["approval_id"] in r3.text and "yes or no" in r3.text
         r4 = await chats.turn("yes", conv, OLGA)
         assert f"Approved {prop['approval_id']} as olga" in r4.text
-        assert len(SEEN) == n_calls  # the approval went through the commands, not the model
+        assert len(SEEN) == n_calls  # status and the approval: the commands, not the model
         assert hall.twin.values()[GPU_CAP] == 90.0
         await close(ctx)
 

@@ -86,6 +86,28 @@ def test_post_chat_commands_json_and_sse_share_the_conversation(site: Running) -
     assert site.hall.twin.values()[GPU_CAP] == 95.0
 
 
+def test_cli_chat_goes_through_the_running_site_as_the_token_user(
+    site: Running, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    db = str(site.db)
+    monkeypatch.setattr(chat_cmd, "HISTORY_FILE", site.db.parent / "history")
+    monkeypatch.setenv("FACILITY_AGENT_TOKEN", site.tokens["viewer"])
+    code, _ = run_cli("chat", "status", "--db", db)
+    err = capsys.readouterr().err
+    assert code == 3 and "needs the operator role" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("FACILITY_AGENT_TOKEN", site.tokens["operator"])
+    site.do(lambda: site.hall.run(120))  # past the point's shortest write interval
+    code, out = run_cli("chat", "propose gpu.power_cap = 90", "--db", db)
+    assert code == 0 and "approval_requested" in out, out
+    said = re.search(r"mode commands; conversation (conv-[0-9a-f]+)", out)
+    assert said is not None, out
+    monkeypatch.setattr("sys.stdin", io.StringIO("approve that\nyes\n"))
+    code, out = run_cli("chat", "--conversation", said.group(1), "--db", db)
+    assert code == 0 and f"site process at {site.url}" in out and "mode: commands" in out
+    assert "Answer yes or no" in out and "as olga" in out, out
+    assert site.hall.twin.values()[GPU_CAP] == 90.0, out
+
+
 class _ToolThenAnswer(FakeOpenAI):
     requests: ClassVar[list[dict[str, Any]]] = []
     call = ("call_7", "latest_values", json.dumps({"tags": ["gpu.gpu_temp_max"]}))

@@ -6,9 +6,11 @@
   site's LangGraph checkpointer (the SQLite file beside the database; in memory without one),
   thread ``chat:<conversation>``, written by a one-node graph after each turn;
 - mode ``"llm"`` when a model is configured: the message goes to :func:`agent.llm.chat` (the
-  prebuilt tool agent) with the history — except answers to approvals (``approve ID``,
-  ``approve that``, and "yes"/"no" to a confirmation asked), which are the operator's own words
-  and go to :mod:`agent.chat.commands`, never through the model;
+  prebuilt tool agent) with the history — unless it is exactly a plain command
+  (:func:`agent.chat.commands.parse`): that is answered by the command, exact and at no token
+  cost, and the model sees it in the history. Answers to approvals (``approve ID``, ``approve
+  that``, "yes"/"no" to a confirmation asked) are therefore the operator's own words, never the
+  model's;
 - mode ``"commands"`` without a model: every message is a plain command.
 
 Both make proposals through :func:`agent.llm.propose` (what-if, then the gate, ceiling 2) and
@@ -173,9 +175,10 @@ class Chats:
         confirm = st.get("confirm")
         cmd = commands.parse(message)
         mode = self.mode
+        # a plain command is answered by the command in both modes ("yes"/"no" only when a
+        # confirmation was asked: otherwise it answers the model)
         by_command = mode == "commands" or (
-            cmd is not None
-            and (cmd.verb == "answer" or (cmd.verb == "confirm" and confirm is not None))
+            cmd is not None and (cmd.verb != "confirm" or confirm is not None)
         )
         reply = Reply("", conv, mode)
         new_confirm: dict[str, Any] | None = None
