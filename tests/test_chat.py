@@ -56,13 +56,26 @@ def test_whatif_table_is_fixed_width_before_after_delta() -> None:
         before={"facility_kw": 1000.0, "pue": 1.3},
         after={"facility_kw": 990.5, "pue": 1.29},
     )
-    lines = whatif_table(rec).splitlines()
+    lines = whatif_table(rec, full=True).splitlines()
     assert lines[0].split() == ["constraint/metric", "before", "after", "delta"]
     assert len({len(x) for x in lines}) == 1  # every line the same width
     row = {x.split()[0]: x.split()[-3:] for x in lines[2:]}
     assert row["facility_kw"] == ["1000.000", "990.500", "-9.500"]
     assert row["gpu_die_max"] == ["7.000", "5.000", "-2.000"]
     assert any("chiller_max_load margin VIOLATED" in x for x in lines)
+    # the short form: what moved or broke, facility power and PUE; the rest counted
+    still = PredictionRecord(
+        constraints=(
+            *rec.constraints,
+            ConstraintRecord("ups_load", True, 100.0, 800.0, 700.0, "kW", 700.0),
+        ),
+        before={"facility_kw": 1000.0, "pue": 1.3, "it_kw": 700.0},
+        after={"facility_kw": 1000.0, "pue": 1.3, "it_kw": 700.0},
+    )
+    short = whatif_table(still).splitlines()
+    names = [x.split()[0] for x in short[2:-1]]
+    assert names == ["gpu_die_max", "chiller_max_load", "facility_kw", "pue"], short
+    assert short[-1] == "(2 other constraints and metrics unchanged)"
 
 
 def test_conversation_ids_are_checked() -> None:

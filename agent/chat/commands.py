@@ -110,28 +110,53 @@ def parse(message: str) -> Cmd | None:
 
 
 # ---- the fixed-width what-if table -----------------------------------------------------------
+def _g(x: float | None) -> str:
+    """A set point as people write it (``90``, ``27.5``), ``-`` when unknown."""
+    return "-" if x is None or not math.isfinite(x) else f"{x:g}"
+
+
 def _fmt(x: float | None, signed: bool = False) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-def whatif_table(rec: PredictionRecord) -> str:
-    """Constraints (their margins) and key outputs: before, after, delta, in fixed-width text."""
+ALWAYS = ("facility_kw", "pue")  # metrics the table always shows
+
+
+def _moved(b: float | None, a: float | None) -> bool:
+    return b is None or a is None or abs(a - b) > 5e-4
+
+
+def whatif_table(rec: PredictionRecord, full: bool = False) -> str:
+    """Constraints (their margins) and key outputs: before, after, delta, in fixed-width text.
+
+    Without ``full``: the violated constraints, what moved, and facility power and PUE; one
+    last line counts the rows left out (unchanged)."""
     rows: list[tuple[str, float | None, float | None]] = []
+    hidden = 0
     for c in rec.constraints:
-        unit = f" {c.unit}" if c.unit else ""
-        rows.append(
-            (f"{c.name} margin{unit}{'' if c.ok else ' VIOLATED'}", c.margin_before, c.margin)
-        )
+        unit = f" {c.unit}" if c.unit and c.unit != "-" else ""
+        if full or not c.ok or _moved(c.margin_before, c.margin):
+            rows.append(
+                (f"{c.name} margin{unit}{'' if c.ok else ' VIOLATED'}", c.margin_before, c.margin)
+            )
+        else:
+            hidden += 1
     for k, after in (rec.after or {}).items():
-        rows.append((k, (rec.before or {}).get(k), after))
+        before = (rec.before or {}).get(k)
+        if full or k in ALWAYS or _moved(before, after):
+            rows.append((k, before, after))
+        else:
+            hidden += 1
     width = max([len("constraint/metric"), *(len(r[0]) for r in rows)])
     lines = [f"{'constraint/metric':<{width}}  {'before':>10}  {'after':>10}  {'delta':>10}"]
     lines.append("-" * len(lines[0]))
     for name, b, a in rows:
         d = None if a is None or b is None else a - b
         lines.append(f"{name:<{width}}  {_fmt(b):>10}  {_fmt(a):>10}  {_fmt(d, True):>10}")
+    if hidden:
+        lines.append(f"({hidden} other constraints and metrics unchanged)")
     return "\n".join(lines)
 
 
@@ -167,7 +192,7 @@ def _whatif(ctx: AgentContext, cmd: Cmd) -> Reply:
     except (ValueError, KeyError, ArithmeticError) as err:
         return Reply(f"what-if {cmd.arg} = {value:g}: {err}")
     rec = PredictionRecord.of(pred)
-    head = f"What if {cmd.arg} = {value:g} (now {_fmt(cur)}): nothing is written."
+    head = f"What if {cmd.arg} = {_g(value)} (now {_g(cur)}): nothing is written."
     bad = [c.name for c in rec.constraints if not c.ok]
     tail = f"Violated: {', '.join(bad)}." if bad else "All constraints hold."
     if not rec.valid:
@@ -186,7 +211,7 @@ async def _propose(ctx: AgentContext, cmd: Cmd, run_id: str, who: Principal) -> 
     if out.get("refused"):
         return Reply(f"Refused: {out['error']}")
     prop = {"tag": cmd.arg, "from": cur, "to": value, **out}
-    text = f"Proposal {out['decision_id']}: {cmd.arg} {_fmt(cur)} → {value:g}: {out['outcome']} (level {out['level']})."
+    text = f"Proposal {out['decision_id']}: {cmd.arg} {_g(cur)} → {_g(value)}: {out['outcome']} (level {out['level']})."
     if out.get("approval_id"):
         text += f" Approval {out['approval_id']} is pending: say 'approve that' to approve it."
     return Reply(f"{text}\n{out['explanation']}", proposals=[prop])
@@ -288,7 +313,7 @@ async def answer(
         if a.get("error"):
             text += f" The gate refused the write at write time: {a['error']}"
         elif a.get("state"):
-            text += f" {a.get('tag', '')} written {_fmt(a.get('written'))}: {a['state']}."
+            text += f" {a.get('tag', '')} written {_g(a.get('written'))}: {a['state']}."
     if state == "approved" and not (res and res.actions):
         text += " Nothing was written."
     return text
@@ -344,7 +369,7 @@ async def run(
         )
         return Reply(f"{what}: say approve ID ('pending' lists them).")
     verb = "Approve" if cmd.state == "approved" else "Reject"
-    what = f"{last.get('tag')} {_fmt(last.get('from'))} → {_fmt(last.get('to'))}"
+    what = f"{last.get('tag')} {_g(last.get('from'))} → {_g(last.get('to'))}"
     return Reply(
         f"{verb} {last['approval_id']} ({what}, decision {last.get('decision_id')})? Answer yes or no.",
         confirm={"approval_id": last["approval_id"], "state": cmd.state},
