@@ -413,7 +413,7 @@ async def chat(
         if not _is_endpoint_error(err):
             raise
         status = "llm_error"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
         result.error = f"language model at {endpoint(model)} failed: {first}"
         result.text = f"{result.error}. Plain commands still work: say help."
     new = list(state.get("messages", []))[len(past) :]

@@ -200,9 +200,9 @@ def test_an_unreachable_model_is_one_line_not_a_traceback(
         monkeypatch.setenv(k, v)
     code, out = run_cli("chat", "hello", "--db", str(tmp_path / "cli.duckdb"))
     err = capsys.readouterr().err
-    assert code == 0 and "Traceback" not in out + err
-    assert out.splitlines()[0].startswith("language model at http://127.0.0.1:")
-    assert "mode llm; conversation conv-" in out
+    assert code == 2 and "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+    assert err.startswith("facility-agent: error: language model at http://127.0.0.1:"), err
+    assert "Connection error (plain commands still work" in err
 
 
 def test_cli_interactive_session_without_a_model(

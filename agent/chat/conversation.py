@@ -68,6 +68,7 @@ class Reply:
             "mode": self.mode,
             "refused": self.refused,
             "run_id": self.run_id,
+            "error": self.error,
         }
 
 

@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
 
 def one_shot(agent: Remote | Local, message: str, conversation: str | None, out: Console) -> int:
     reply = agent.send(message, conversation, lambda _t: None)
+    if reply.get("error"):  # the model did not answer: one line on stderr, exit 2
+        raise FacilityError(f"{reply['error']} (plain commands still work: say help)")
     show_reply(out, reply, streamed=False)
     out.print(f"[dim]mode {reply['mode']}; conversation {reply['conversation']}[/]")
     return 0
