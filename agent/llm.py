@@ -390,7 +390,9 @@ async def chat(
     graph = agent_graph(model, ctx, run_id, result)
     past = list(history or [])
     question = HumanMessage(message)
-    cfg: RunnableConfig = {"recursion_limit": 3 * MAX_ROUNDS + 1}
+    # a round is three steps (model, post-model hook, tools): the agent stops by itself, with
+    # its "need more steps" answer, when the next round would not fit
+    cfg: RunnableConfig = {"recursion_limit": 3 * MAX_ROUNDS}
     status = "done"
     state: dict[str, Any] = {"messages": [*past, question]}
     try:
@@ -427,6 +429,8 @@ async def chat(
         last = next((m for m in reversed(new) if isinstance(m, AIMessage)), None)
         content = last.content if last is not None else ""
         result.text = content if isinstance(content, str) else json.dumps(content)
+        if "need more steps" in result.text and status == "done":
+            status = "max_rounds"
     ctx.audit.finish_run(run_id, ctx.clock.now(), status, result.tokens_in, result.tokens_out)
     return result
 

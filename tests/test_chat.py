@@ -233,3 +233,25 @@ def test_scripted_model_conversation_has_memory_and_approve_that_never_reaches_i
         await close(ctx)
 
     asyncio.run(main())
+
+
+def test_a_model_that_never_stops_calling_tools_is_cut_after_max_rounds(
+    tmp_path: Path, agent_on: AgentOn
+) -> None:
+    from agent.llm import MAX_ROUNDS, chat
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "r.duckdb")
+        hall.run(60)
+        ctx = agent_on(hall, policies=[], approvals="record")
+        model = ScriptedChat(
+            responses=[call("latest_values", {"tags": [GPU_CAP]}, i) for i in range(20)]
+        )
+        SEEN.clear()
+        res = await chat(ctx, "loop forever", model)
+        assert len(SEEN) <= MAX_ROUNDS, len(SEEN)
+        run = ctx.store.query("SELECT status FROM runs_latest WHERE run_id = ?", [res.run_id])
+        assert run["status"][0] == "max_rounds"
+        assert "more steps" in res.text or res.text == ""
+
+    asyncio.run(main())
