@@ -255,3 +255,24 @@ def test_a_model_that_never_stops_calling_tools_is_cut_after_max_rounds(
         assert "more steps" in res.text or res.text == ""
 
     asyncio.run(main())
+
+
+def test_a_long_conversation_keeps_its_newest_messages(
+    tmp_path: Path, agent_on: AgentOn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.chat import conversation
+
+    monkeypatch.setattr(conversation, "KEEP_MESSAGES", 6)
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "k.duckdb")
+        hall.run(60)
+        ctx = _ctx(hall, agent_on, tmp_path / "k.ckpt.sqlite")
+        chats = Chats(ctx)
+        for i in range(5):
+            await chats.turn(f"why dec-{i}", "long", OLGA)
+        msgs = (await chats.state("long"))["messages"]
+        assert [m.content for m in msgs][::2] == ["why dec-2", "why dec-3", "why dec-4"]
+        await close(ctx)
+
+    asyncio.run(main())

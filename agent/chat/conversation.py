@@ -26,7 +26,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -42,6 +48,7 @@ TokenFn = Callable[[str], Awaitable[None] | None]
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}")
 HISTORY = 40  # messages of the conversation given to the model (from a question on)
 KEEP_PROPOSALS = 20
+KEEP_MESSAGES = 400  # a conversation keeps its newest messages; older ones are forgotten
 
 
 class ChatState(TypedDict, total=False):
@@ -219,8 +226,11 @@ class Chats:
             if got.error:  # the question stays in the history; the failure is said, not kept
                 added = [m for m in added if isinstance(m, HumanMessage)]
                 added.append(AIMessage(got.text))
-        update: ChatState = {
-            "messages": added,  # type: ignore[typeddict-item]
+        old = list(st.get("messages") or [])
+        drop = max(0, len(old) + len(added) - KEEP_MESSAGES)
+        forget = [RemoveMessage(id=str(m.id)) for m in old[:drop] if m.id]
+        update: dict[str, Any] = {
+            "messages": [*forget, *added],
             "proposals": (proposals + reply.proposals)[-KEEP_PROPOSALS:],
             "confirm": new_confirm,
         }
