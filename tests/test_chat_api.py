@@ -51,6 +51,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def test_post_chat_commands_json_and_sse_share_the_conversation(site: Running) -> None:
+    with site.client() as anon:
+        assert anon.get("/chat").status_code == 401
+        assert anon.post("/chat", json={"message": "status"}).status_code == 401
     with site.client("viewer") as v:
         assert v.get("/chat").json() == {"mode": "commands", "model": None}
         r = v.post("/chat", json={"message": "status"})
