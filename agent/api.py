@@ -25,7 +25,8 @@ endpoint                                   role      body / query
 ``POST /decide/dry-run``
 ``POST /approvals/{id}/approve|reject``    operator  {why}
 ``POST /estop``                            operator  {why}
-``POST /chat``                             operator  {message}
+``GET /chat``                              viewer    → {mode, model}
+``POST /chat``                             operator  {message, conversation}
 ``POST /decide``                           operator
 ``POST /autonomy``                         admin     {level: 0..3, why} — the ceiling only
 ``POST /estop/clear``                      admin     {why} — clears e-stop and auto-lock
@@ -57,8 +58,9 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from agent import api_reads, llm, runtime
+from agent import api_reads, runtime
 from agent.auth import Authenticator, require
+from agent.chat import routes as chat_routes
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
 from agent.schedule import routes as schedule_routes
@@ -85,10 +87,6 @@ class Answer(Body):
 class AutonomyIn(Body):
     level: StrictInt = Field(ge=0, le=3)
     why: StrictStr = Field("", max_length=2000)
-
-
-class ChatIn(Body):
-    message: StrictStr = Field(min_length=1, max_length=8000)
 
 
 class UserIn(Body):
@@ -128,6 +126,7 @@ def make_app(
     install_error_handlers(app)
     app.include_router(schedule_routes.router(ctx))  # /reports, /schedule
     lock = asyncio.Lock()  # one decision / approval at a time
+    app.include_router(chat_routes.router(ctx, lock))  # GET/POST /chat (agent/chat/routes.py)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -232,11 +231,6 @@ def make_app(
         if since is not None and since.tzinfo is not None:  # the store keeps naive UTC
             since = since.astimezone(UTC).replace(tzinfo=None)
         return records(ctx.audit.table(table, since, limit))
-
-    @app.post("/chat")
-    async def chat(c: ChatIn, who: Operator) -> dict[str, Any]:
-        res = await llm.chat(ctx, c.message)
-        return asdict(res)
 
     @app.post("/decide")
     async def decide(who: Operator) -> dict[str, Any]:

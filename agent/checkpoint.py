@@ -74,11 +74,12 @@ async def threads(saver: Any) -> list[str]:
 async def prune(saver: Any, keep: Iterable[str], max_threads: int = 200) -> int:
     """Delete finished threads beyond the newest ``max_threads``; threads in ``keep`` stay.
 
-    Thread ids are run ids, which sort by creation (``run-<utc stamp>-<hex>``).
+    Thread ids are run ids, which sort by creation (``run-<utc stamp>-<hex>``); other threads
+    (the conversations, ``chat:<id>``) are not decision runs and are never pruned here.
     Returns the number of threads deleted.
     """
     keep_set = set(keep)
-    all_threads = sorted(await threads(saver))
+    all_threads = sorted(t for t in await threads(saver) if t.startswith("run-"))
     drop = [t for t in all_threads[: max(0, len(all_threads) - max_threads)] if t not in keep_set]
     for t in drop:
         await saver.adelete_thread(t)

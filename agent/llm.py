@@ -5,30 +5,43 @@
 llama.cpp), with the model ``FACILITY_AGENT_MODEL`` (default ``gpt-4o-mini``);
 otherwise None and the agent runs fully deterministic.
 
-:func:`chat` runs one operator question through a tool loop. The tools
+:func:`chat` runs one operator message through LangGraph's prebuilt tool-calling agent
+(``create_react_agent``; the conversation's history is given by :mod:`agent.chat`). The tools
 (:func:`make_tools`) are read-only telemetry, what-if, decisions — and
 ``propose_action``, which sends a proposal through the *same* what-if and gate
 nodes as the policies with a ceiling of 2 (an approval request at most). Any
 other tool call (a "write_point", an "approve") or a claim the tool does not
-accept is refused, answered with an error the model sees, and recorded in the
-audit as a blocked ``llm_proposal``; so is a malformed call (``invalid_tool_calls``: bad
+accept is refused by the tool node's guard (:func:`_guard`), answered with an error the model
+sees, and recorded in the audit as a blocked ``llm_proposal``; so is a malformed call (``invalid_tool_calls``: bad
 JSON, no name), a proposal of a NaN or infinite value, and every proposal after the
 first :data:`MAX_PROPOSALS` of a chat turn. Tokens are recorded per run in ``runs``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
 import os
 import uuid
+import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
-from pydantic import BaseModel, ConfigDict, Field
+from langgraph.errors import GraphRecursionError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent import nodes
 from agent.context import AgentContext, CycleScratch
@@ -43,6 +56,7 @@ from tools.telemetry import latest_array
 LLM_CEILING = 2  # an LLM proposal is an approval request at most
 MAX_ROUNDS = 6
 MAX_PROPOSALS = 3  # per chat turn: the rest are refused (audited), and the model is told
+MALFORMED = "__malformed__"  # the raw arguments of a malformed call, in the call the guard refuses
 
 
 def tool_descriptions() -> dict[str, str]:
@@ -121,6 +135,8 @@ class ChatResult:
     proposals: list[dict[str, Any]] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
+    messages: list[BaseMessage] = field(default_factory=list)  # this turn's, the question first
+    error: str = ""  # the model endpoint's failure, one line ("" when it answered)
 
 
 def _data(x: Any) -> str:
@@ -162,6 +178,9 @@ async def propose(
     ctx.scratch.pop(run_id, None)
     return {
         "decision_id": d.decision_id,
+        "tag": tag,
+        "from": None if math.isnan(prev) else round(float(prev), 4),
+        "to": float(value),
         "outcome": d.outcome,
         "level": d.level,
         "set_by": list(d.verdict.set_by) if d.verdict else [],
@@ -260,13 +279,106 @@ def make_tools(ctx: AgentContext, run_id: str, result: ChatResult) -> list[Struc
     ]
 
 
+def _malformed_to_calls(state: dict[str, Any]) -> dict[str, Any]:
+    """post-model hook: a malformed call (``invalid_tool_calls``: bad JSON, no name) becomes a
+    call the tool node refuses (audited, the model told), instead of ending the turn."""
+    last = state["messages"][-1]
+    invalid = getattr(last, "invalid_tool_calls", None) or []
+    if not isinstance(last, AIMessage) or not invalid:
+        return {}
+    calls = list(last.tool_calls)
+    for bad in invalid:
+        raw = bad.get("args") or ""
+        err = bad.get("error") or "arguments are not valid JSON"
+        calls.append(
+            {
+                "name": bad.get("name") or "?",
+                "args": {MALFORMED: raw, "error": err},
+                "id": bad.get("id") or new_id("call"),
+                "type": "tool_call",
+            }
+        )
+    fixed = last.model_copy(update={"tool_calls": calls, "invalid_tool_calls": []})
+    return {"messages": [fixed]}
+
+
+def _guard(ctx: AgentContext, run_id: str, result: ChatResult, tools: list[StructuredTool]) -> Any:
+    """The tool node's wrapper: one call at a time (in the model's order), and everything that
+    is not a known tool with valid arguments refused — audited as a blocked decision."""
+    lock = asyncio.Lock()
+    by_name = {t.name: t for t in tools}
+
+    async def wrap(request: Any, execute: Any) -> Any:
+        call = request.tool_call
+        name, args, cid = call["name"], call.get("args") or {}, call.get("id") or new_id("call")
+        async with lock:
+            if isinstance(args, dict) and MALFORMED in args:
+                why = f"malformed tool call: {args.get('error')}"
+                out = refuse(ctx, run_id, name, {"raw": args[MALFORMED]}, why)
+                result.refused.append({"name": name, "args": args[MALFORMED], **out})
+                return ToolMessage(content=_data(out), tool_call_id=cid, name=name)
+            result.tool_calls.append({"name": name, "args": args})
+            tool = by_name.get(name)
+            why = ""
+            if tool is None:
+                why = f"no tool {name!r}: writes and approvals are not available to the assistant"
+            else:
+                schema = tool.args_schema
+                try:
+                    if isinstance(schema, type) and issubclass(schema, BaseModel):
+                        schema.model_validate(args)
+                except ValidationError as err:
+                    detail = "; ".join(
+                        f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                        for e in err.errors()
+                    )
+                    why = f"invalid arguments: {detail}"
+            if why:
+                out = refuse(ctx, run_id, name, args, why)
+                result.refused.append({"name": name, "args": args, **out})
+                return ToolMessage(content=_data(out), tool_call_id=cid, name=name)
+            return await execute(request)
+
+    return wrap
+
+
+def agent_graph(model: Any, ctx: AgentContext, run_id: str, result: ChatResult) -> Any:
+    """LangGraph's prebuilt tool-calling agent over :func:`make_tools`, guarded (:func:`_guard`)."""
+    from langgraph.prebuilt import ToolNode
+
+    tools = make_tools(ctx, run_id, result)
+    node = ToolNode(tools, awrap_tool_call=_guard(ctx, run_id, result, tools))
+    with warnings.catch_warnings():  # moved to langchain.agents (not a dependency here)
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+        return create_react_agent(
+            model,
+            node,
+            prompt=SystemMessage(prompt("agent_system.txt")),
+            post_model_hook=_malformed_to_calls,
+        )
+
+
+def endpoint(model: Any) -> str:
+    """Where the model is served (for an error message)."""
+    base = getattr(model, "openai_api_base", None) or getattr(model, "base_url", None)
+    return str(base) if base else type(model).__name__
+
+
 async def chat(
     ctx: AgentContext,
     message: str,
     model: Any | None = None,
     history: list[BaseMessage] | None = None,
+    on_token: Callable[[str], Awaitable[None] | None] | None = None,
 ) -> ChatResult:
-    """One operator question: tool loop with the model; every refusal is audited."""
+    """One operator message through the prebuilt tool agent; every refusal is audited.
+
+    ``history``: the conversation so far (its messages, without the system prompt);
+    ``on_token``: called with each chunk of the answer's text as the model streams it.
+    ``result.messages`` holds this turn's new messages (the question first). An unreachable
+    or failing model endpoint gives a one-line ``result.text`` and ``result.error``."""
     model = model if model is not None else ctx.llm
     run_id = f"chat-{ctx.clock.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     result = ChatResult(run_id=run_id, text="")
@@ -275,63 +387,64 @@ async def chat(
         result.text = "No language model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL)."
         ctx.audit.finish_run(run_id, ctx.clock.now(), "no_llm")
         return result
-    tools = make_tools(ctx, run_id, result)
-    by_name = {t.name: t for t in tools}
-    bound = model.bind_tools(tools)
-    msgs: list[BaseMessage] = [
-        SystemMessage(prompt("agent_system.txt")),
-        *(history or []),
-        HumanMessage(message),
-    ]
+    graph = agent_graph(model, ctx, run_id, result)
+    past = list(history or [])
+    question = HumanMessage(message)
+    # a round is three steps (model, post-model hook, tools): the agent stops by itself, with
+    # its "need more steps" answer, when the next round would not fit
+    cfg: RunnableConfig = {"recursion_limit": 3 * MAX_ROUNDS}
     status = "done"
-    for _ in range(MAX_ROUNDS):
-        ai = await bound.ainvoke(msgs)
-        ti, to = usage(ai)
-        result.tokens_in += ti
-        result.tokens_out += to
-        msgs.append(ai)
-        calls = getattr(ai, "tool_calls", None) or []
-        invalid = getattr(ai, "invalid_tool_calls", None) or []
-        for bad in invalid:  # malformed (bad JSON, no name): refused, audited, the model told
-            name = bad.get("name") or "?"
-            raw = bad.get("args") or ""
-            why = f"malformed tool call: {bad.get('error') or 'arguments are not valid JSON'}"
-            out = refuse(ctx, run_id, name, {"raw": raw}, why)
-            result.refused.append({"name": name, "args": raw, **out})
-            cid = bad.get("id") or new_id("call")
-            msgs.append(ToolMessage(content=_data(out), tool_call_id=cid, name=name))
-        if not calls and not invalid:
-            result.text = ai.content if isinstance(ai.content, str) else json.dumps(ai.content)
-            break
-        for call in calls:
-            name, args, cid = call["name"], call.get("args") or {}, call.get("id") or new_id("call")
-            result.tool_calls.append({"name": name, "args": args})
-            tool = by_name.get(name)
-            if tool is None:
-                out = refuse(
-                    ctx,
-                    run_id,
-                    name,
-                    args,
-                    f"no tool {name!r}: writes and approvals are not available to the assistant",
-                )
-                result.refused.append({"name": name, "args": args, **out})
-                content = _data(out)
-            else:
-                try:
-                    content = str(await tool.ainvoke(args))
-                except (ValueError, TypeError) as err:  # the model's arguments fail validation
-                    out = refuse(
-                        ctx, run_id, name, args, f"invalid arguments: {str(err).splitlines()[0]}"
-                    )
-                    result.refused.append({"name": name, "args": args, **out})
-                    content = _data(out)
-            msgs.append(ToolMessage(content=content, tool_call_id=cid, name=name))
-    else:
+    state: dict[str, Any] = {"messages": [*past, question]}
+    try:
+        if on_token is None:
+            state = await graph.ainvoke(state, cfg)
+        else:
+            async for mode, item in graph.astream(state, cfg, stream_mode=["messages", "values"]):
+                if mode == "values":
+                    state = item
+                    continue
+                chunk, meta = item
+                text = chunk.content if isinstance(chunk, AIMessageChunk | AIMessage) else None
+                if text and isinstance(text, str) and meta.get("langgraph_node") == "agent":
+                    res = on_token(text)
+                    if inspect.isawaitable(res):
+                        await res
+    except GraphRecursionError:
         status = "max_rounds"
-        last = msgs[-1]
-        result.text = (
-            last.content if isinstance(last, AIMessage) and isinstance(last.content, str) else ""
-        )
+    except Exception as err:  # the endpoint: connection, timeout, HTTP status, bad reply
+        if not _is_endpoint_error(err):
+            raise
+        status = "llm_error"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+        result.error = f"language model at {endpoint(model)} failed: {first}"
+        result.text = f"{result.error}. Plain commands still work: say help."
+    new = list(state.get("messages", []))[len(past) :]
+    result.messages = new if new else [question]
+    for m in new:
+        if isinstance(m, AIMessage):
+            ti, to = usage(m)
+            result.tokens_in += ti
+            result.tokens_out += to
+    if status != "llm_error":
+        last = next((m for m in reversed(new) if isinstance(m, AIMessage)), None)
+        content = last.content if last is not None else ""
+        result.text = content if isinstance(content, str) else json.dumps(content)
+        if "need more steps" in result.text and status == "done":
+            status = "max_rounds"
     ctx.audit.finish_run(run_id, ctx.clock.now(), status, result.tokens_in, result.tokens_out)
     return result
+
+
+ENDPOINT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore")
+
+
+def _is_endpoint_error(err: BaseException | None) -> bool:
+    """Raised by the model's HTTP client (or caused by such an error): not a bug of ours."""
+    seen = 0
+    while err is not None and seen < 10:
+        if type(err).__module__.split(".")[0] in ENDPOINT_MODULES or isinstance(
+            err, OSError | TimeoutError
+        ):
+            return True
+        err, seen = err.__cause__, seen + 1
+    return False

@@ -137,7 +137,8 @@ def test_injected_telemetry_instructions_change_nothing(tmp_path: Path, agent_on
 
 class FakeOpenAI(BaseHTTPRequestHandler):
     """An OpenAI-compatible server: first the tool ``call`` (id, name, raw JSON arguments),
-    then, once a tool result came back, the plain ``answer``. Subclass to change them."""
+    then, once a tool result came back, the plain ``answer`` — streamed when the request asks
+    (``"stream": true``). Subclass to change them."""
 
     requests: ClassVar[list[dict[str, Any]]] = []
     call: ClassVar[tuple[str, str, str]] = (
@@ -161,7 +162,10 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             finish = "tool_calls"
         else:
             msg, finish = {"role": "assistant", "content": self.answer}, "stop"
-        send_completion(self, body["model"], msg, finish)
+        if body.get("stream"):
+            send_stream(self, body["model"], msg, finish)
+        else:
+            send_completion(self, body["model"], msg, finish)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -185,6 +189,52 @@ def send_completion(
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def send_stream(
+    handler: BaseHTTPRequestHandler, model: str, msg: dict[str, Any], finish: str
+) -> None:
+    """Answer a ``"stream": true`` request the way OpenAI does: server-sent chunks of ``msg``
+    (its text word by word, a tool call's arguments in two halves), the usage, ``[DONE]``."""
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "cmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        }
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    words = (msg.get("content") or "").split(" ")
+    chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words) if w]
+    for i, tc in enumerate(msg.get("tool_calls") or []):
+        args = tc["function"]["arguments"]
+        half = len(args) // 2
+        first = {"name": tc["function"]["name"], "arguments": args[:half]}
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": i, "id": tc["id"], "type": "function", "function": first}
+                    ]
+                }
+            )
+        )
+        chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}))
+    chunks.append(chunk({}, finish))
+    usage = {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37}
+    chunks.append({**chunk({}), "choices": [], "usage": usage})
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.end_headers()
+    for c in chunks:
+        handler.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+        handler.wfile.flush()
+    handler.wfile.write(b"data: [DONE]\n\n")
+    handler.wfile.flush()
+    handler.close_connection = True
 
 
 @contextmanager
