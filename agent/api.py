@@ -6,8 +6,9 @@ and open the file directly only when no site process is running (DESIGN.md "Stor
 Discovery: the serving process writes ``<db>.api.json`` (host, port, pid) next to
 the database and removes it on exit; :func:`find_api` checks it answers.
 
-Every endpoint but ``GET /health`` needs ``Authorization: Bearer TOKEN``
-(:mod:`agent.auth`); the acting user recorded in the audit is the token's user, never
+Every endpoint but ``GET /health`` needs ``Authorization: Bearer TOKEN`` or the operators'
+console session cookie with its CSRF token (:mod:`agent.auth`, :mod:`agent.web.session`);
+the console's pages live on the same port (:mod:`agent.web`); the acting user recorded in the audit is the token's user, never
 a name from the body. Roles (JSON bodies; unknown fields such as ``by`` are ignored):
 
 =========================================  ========  ==========================
@@ -40,7 +41,7 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +117,7 @@ def make_app(
     app.add_middleware(EdgeGuard, allowed_hosts=tuple(allowed_hosts), max_body=max_body)
     install_error_handlers(app)
     lock = asyncio.Lock()  # one decision / approval at a time
+    app.state.lock = lock
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -266,6 +268,9 @@ def make_app(
             raise HTTPException(409 if users.get(name) else 404, str(err)) from None
         return {"removed": gone.name, "role": gone.role.label}
 
+    from agent.web import install as install_console  # the console: pages on the same port
+
+    install_console(app, ctx)
     return app
 
 
@@ -280,10 +285,12 @@ async def serve(
     port: int = 0,
     stop: asyncio.Event | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the API until ``stop`` is set; advertise it in ``<db>.api.json`` meanwhile.
 
-    ``allowed_hosts``: the Host header values accepted (DNS-rebinding guard)."""
+    ``allowed_hosts``: the Host header values accepted (DNS-rebinding guard);
+    ``on_ready(url)`` is called once it listens (``run`` prints the console's address)."""
     config = uvicorn.Config(
         make_app(ctx, allowed_hosts), host=host, port=port, log_level="warning", lifespan="off"
     )
@@ -297,6 +304,8 @@ async def serve(
     bound = server.servers[0].sockets[0].getsockname()
     sf = state_file(db)
     sf.write_text(json.dumps({"host": bound[0], "port": bound[1], "pid": os.getpid()}))
+    if on_ready is not None:
+        on_ready(f"http://{bound[0]}:{bound[1]}/")
     try:
         if stop is not None:
             await stop.wait()

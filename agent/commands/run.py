@@ -1,8 +1,8 @@
 """``facility-agent run``: the site process — ingest, scheduled decision cycles, heartbeat, local API.
 
 Polls the site into the DuckDB file, runs a decision cycle every ``--interval``
-seconds (plus the agent's heartbeat to ``agent.heartbeat``), and serves the local
-API that ``approve``/``reject``/``autonomy``/``estop``/``audit``/``chat``/``user`` use
+seconds (plus the agent's heartbeat to ``agent.heartbeat``), and serves the operators'
+console (printed on start: ``console: http://127.0.0.1:PORT/``) and the local API that ``approve``/``reject``/``autonomy``/``estop``/``audit``/``chat``/``user`` use
 while it runs (with a user's token; on a database without users it first creates the
 admin user and prints its token once). Stops cleanly at ``--duration`` or on Ctrl-C.
 """
@@ -86,6 +86,9 @@ async def run_site(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 port=args.port,
                 stop=stop,
                 allowed_hosts=(*LOOPBACK_HOSTS, *args.allow_host),
+                on_ready=lambda url: out.print(
+                    f"console: {url}  (sign in with a user's token)", highlight=False
+                ),
             )
         ),
     ]
