@@ -13,6 +13,7 @@ import re
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 from rich.console import Console
@@ -106,3 +107,21 @@ def test_readings_are_worded_for_people() -> None:
     assert fmt(None) == "—" and fmt(float("nan"), "kW") == "—"
     assert fmt(1.0, "bool") == "on" and fmt(0.0, "bool") == "off"
     assert fmt(1234.5678, "kW") == "1235 kW" and fmt(1.25, "-") == "1.25"
+
+
+def test_the_demo_issues_an_admin_token_on_a_database_that_has_users(tmp_path: Path) -> None:
+    from agent.commands.demo import demo_admin
+    from agent.users import Role, Users
+
+    store = Store(tmp_path / "d.duckdb")
+    users = Users(store)
+    users.ensure_admin("test")
+    out = Console(width=250, record=True)
+    first = demo_admin(store, out)
+    second = demo_admin(store, out)
+    assert first and second and first != second
+    assert second in out.export_text()
+    assert users.authenticate(first) is None  # the earlier demo token no longer works
+    who = users.authenticate(second)
+    assert who is not None and who.name == "demo" and who.role is Role.ADMIN
+    store.close()
