@@ -61,6 +61,12 @@ def test_sign_in_sets_a_strict_httponly_session_cookie(site: Running) -> None:
         bad = c.post("/login", data={"token": "not-a-token"})
         assert bad.status_code == 401 and "not valid" in bad.text
         assert COOKIE not in c.cookies
+        cross = c.post(
+            "/login",
+            data={"token": site.tokens["viewer"]},
+            headers={"Origin": "http://evil.example"},
+        )
+        assert cross.status_code == 403 and COOKIE not in c.cookies  # no sign-in from elsewhere
         r = c.post("/login", data={"token": site.tokens["viewer"]})
         assert r.status_code == 303
         cookie = r.headers["set-cookie"]

@@ -125,3 +125,23 @@ def test_the_demo_issues_an_admin_token_on_a_database_that_has_users(tmp_path: P
     who = users.authenticate(second)
     assert who is not None and who.name == "demo" and who.role is Role.ADMIN
     store.close()
+
+
+def test_a_refused_approval_shows_the_gates_reason_in_place() -> None:
+    """The card of an approved request the gate refused at write time: 'refused' and why."""
+    from agent.web import data
+    from agent.web.routes import templates
+
+    why = "the write is refused: re-evaluated at write time: site ceiling 1 (decision support)"
+    d = replace(
+        decision(five_broken()),
+        executed=False,
+        done=True,
+        explanation=f"Utility lost. Outcome: waiting for an operator. Not carried out: {why}",
+    )
+    assert data.refusal_reason(d) == why
+    card = data._card("apr-1", "approved", "olga", "", d, d.ts, [], "")
+    html = templates.get_template("_card.html").render(c=card, may_operate=True)
+    assert 'data-state="approved"' in html and 'data-outcome="blocked"' in html
+    assert f'refused at write time: <span class="recheck">{why}</span>' in html
+    assert "still broken 5" in html and "approve" not in html.split("Result:")[1]

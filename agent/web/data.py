@@ -306,8 +306,19 @@ def _card(
         explanation=d.explanation,
         recheck=d.recheck,
         executed=d.executed,
+        refusal=refusal_reason(d),
     )
     return card
+
+
+def refusal_reason(d: Decision) -> str:
+    """Why an approved decision was not written: the gate's (or the actuator's) words."""
+    if d.executed is not False:
+        return ""
+    marker = "Not carried out: "
+    if marker in d.explanation:
+        return d.explanation.rsplit(marker, 1)[1].strip()
+    return d.recheck or d.explanation
 
 
 _NUMS = ("requested", "clamped", "previous", "written", "read_back")

@@ -29,7 +29,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -135,6 +135,9 @@ def install(app: FastAPI, ctx: AgentContext) -> None:
 
     @app.post("/login", response_model=None)
     async def login(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+            raise HTTPException(403, f"sign-in from another site ({origin}) refused")
         token = (await form(request)).get("token", "").strip()
         opened = app.state.sessions.open(token, app.state.auth.users) if token else None
         if opened is None:
