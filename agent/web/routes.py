@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -42,16 +42,12 @@ from agent.context import AgentContext
 from agent.users import Principal, Role
 from agent.web import data, present
 from agent.web.session import COOKIE, Sessions, current, session_source
+from tools.gate import LEVEL_NAMES
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["fmt"] = present.fmt
-templates.env.globals["LEVELS"] = {
-    0: "observe only",
-    1: "decision support",
-    2: "human validation",
-    3: "full autonomy",
-}
+templates.env.globals["LEVELS"] = LEVEL_NAMES
 
 
 def _clock(value: Any) -> str:
@@ -82,8 +78,6 @@ def page(role: Role = Role.VIEWER) -> Any:
                 raise SignIn from None
             raise
         return principal
-
-    from fastapi import Depends
 
     return Depends(who)
 
