@@ -6,8 +6,9 @@ and open the file directly only when no site process is running (DESIGN.md "Stor
 Discovery: the serving process writes ``<db>.api.json`` (host, port, pid) next to
 the database and removes it on exit; :func:`find_api` checks it answers.
 
-Every endpoint but ``GET /health`` needs ``Authorization: Bearer TOKEN``
-(:mod:`agent.auth`); the acting user recorded in the audit is the token's user, never
+Every endpoint but ``GET /health`` needs ``Authorization: Bearer TOKEN`` or the operators'
+console session cookie with its CSRF token (:mod:`agent.auth`, :mod:`agent.web.session`);
+the console's pages live on the same port (:mod:`agent.web`); the acting user recorded in the audit is the token's user, never
 a name from the body. Roles (JSON bodies; unknown fields such as ``by`` are ignored):
 
 =========================================  ========  ==========================
@@ -126,7 +127,7 @@ def make_app(
     install_error_handlers(app)
     app.include_router(schedule_routes.router(ctx))  # /reports, /schedule
     lock = asyncio.Lock()  # one decision / approval at a time
-    app.include_router(chat_routes.router(ctx, lock))  # GET/POST /chat (agent/chat/routes.py)
+    app.state.lock = lock
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -273,6 +274,9 @@ def make_app(
             raise HTTPException(409 if users.get(name) else 404, str(err)) from None
         return {"removed": gone.name, "role": gone.role.label}
 
+    from agent.web import install as install_console  # the console: pages on the same port
+
+    install_console(app, ctx)
     return app
 
 

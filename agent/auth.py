@@ -7,9 +7,10 @@ Every route but ``GET /health`` declares the role it needs::
 
 :class:`Authenticator` (kept on ``app.state.auth``) asks its credential sources in turn;
 the first that recognises the request names the :class:`~agent.users.Principal`.
-Today there is one source, the ``Authorization: Bearer TOKEN`` header
-(:func:`bearer`). A console session cookie (with its CSRF check on unsafe
-methods) is one more source with the same signature — routes do not change.
+Two sources: the ``Authorization: Bearer TOKEN`` header (:func:`bearer`, scripts), then
+the console's session cookie with its CSRF check on unsafe methods
+(:func:`agent.web.session.session_source`, installed by :func:`agent.web.install`) —
+same signature, routes do not change.
 
 - no credentials, or a token no active user holds → 401 with ``WWW-Authenticate: Bearer``
 - a role below the route's → 403

@@ -110,7 +110,15 @@ def demo_tasks() -> list[DemoTask]:
 
 async def _agent_task(ctx: DemoContext) -> None:
     if ctx.with_agent:
-        await demo_agent(ctx.twin.site, ctx.store, ctx.stop, show=ctx.on_cycle)
+        await demo_agent(
+            ctx.twin.site,
+            ctx.store,
+            ctx.stop,
+            show=ctx.on_cycle,
+            on_ready=lambda url: ctx.console.print(
+                f"console: {url}  (sign in with the admin token above)", highlight=False
+            ),
+        )
 
 
 async def demo_agent(
@@ -119,11 +127,13 @@ async def demo_agent(
     stop: asyncio.Event,
     interval_s: float = 10.0,
     show: Callable[[CycleResult], None] | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """The agent as one more demo task: decision cycles every ``interval_s`` against the
     demo's store, writes over Modbus to the twin (``connectors.writer.ModbusPointWriter``),
     its heartbeat, and the local API so that ``facility-agent approve ID`` works while the
-    demo runs. ``show(result)`` is called after each cycle."""
+    demo runs. ``show(result)`` is called after each cycle; ``on_ready(url)`` once the API
+    (and the console at that URL) listens."""
     from agent import runtime  # LangGraph, FastAPI: loaded when the agent starts
     from agent.api import serve
     from agent.context import AgentContext
@@ -139,7 +149,7 @@ async def demo_agent(
     try:
         await asyncio.gather(
             runtime.run_forever(ctx, interval_s, stop=stop, on_result=show),
-            serve(ctx, store.path, stop=stop),
+            serve(ctx, store.path, stop=stop, on_ready=on_ready),
         )
     finally:
         await runtime.close(ctx, close_writer=True)
@@ -209,9 +219,11 @@ def _agent_table(ctx: DemoContext) -> Table:
         t.add_column(col)
     from agent.audit import Audit
 
-    open_ = Audit(ctx.store).pending_approvals()
+    audit = Audit(ctx.store)
+    open_ = audit.pending_approvals()
     pending = {str(p["decision_id"]): str(p["approval_id"]) for p in open_}
-    for d in ctx.decisions:
+    for kept in ctx.decisions:
+        d = audit.decision(kept.decision_id) or kept  # as it stands now, not as the cycle left it
         set_by = ",".join(d.verdict.set_by) if d.verdict else ""
         t.add_row(
             d.policy_id,
@@ -226,13 +238,10 @@ def _agent_table(ctx: DemoContext) -> Table:
 
 
 def _whatif_summary(d: Decision) -> str:
-    pred = d.prediction
-    if pred is None:
-        return d.whatif_reason or "—"
-    dkw = pred.delta_kw
-    head = f"{dkw:+.0f} kW, " if dkw is not None else ""
-    worse = pred.worsened
-    return head + ("constraints ok" if not worse else "breaks " + ", ".join(worse))
+    """ΔkW and every broken constraint (never "ok" while one is broken)."""
+    from agent.web.present import whatif_summary
+
+    return whatif_summary(d.prediction, d.whatif_reason)
 
 
 async def show_live(ctx: DemoContext) -> None:
@@ -242,6 +251,35 @@ async def show_live(ctx: DemoContext) -> None:
                 await asyncio.wait_for(ctx.stop.wait(), 1.0)
             live.update(render(ctx))
     ctx.console.print()
+
+
+DEMO_ADMIN = "demo"
+
+
+def demo_admin(store: Store, out: Console) -> str | None:
+    """On a database that has users: (re)issue the admin user ``demo`` and print its token, so
+    whoever starts the demo can sign in to the console (the demo's owner may open the file, so is
+    its admin anyway). Returns the token, or None when ``demo`` is the last admin (kept)."""
+    from agent.commands._agent import TOKEN_ENV, local_user
+    from agent.users import Role, Users
+    from connectors.errors import ConfigError
+
+    users = Users(store)
+    by = f"{local_user()} (demo start)"
+    try:
+        if users.get(DEMO_ADMIN) is not None:
+            users.remove(DEMO_ADMIN, by)
+        token = users.add(DEMO_ADMIN, Role.ADMIN, by)
+    except ConfigError as err:
+        out.print(f"no console token issued: {err}", highlight=False)
+        return None
+    out.print(
+        f"Admin user '{DEMO_ADMIN}' (re)issued for this demo. Sign in to the console with its "
+        f"token, or in another terminal:\n  export {TOKEN_ENV}={token}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    return token
 
 
 async def _stop_after(stop: asyncio.Event, duration: float | None) -> None:
@@ -274,7 +312,8 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
         if ctx.with_agent:
             from agent.commands.user import first_admin
 
-            first_admin(store, ctx.console)
+            if first_admin(store, ctx.console) is None:
+                demo_admin(store, ctx.console)
         tasks = [asyncio.create_task(make(ctx)) for make in demo_tasks()]
         tasks.append(asyncio.create_task(_stop_after(stop, args.duration)))
         try:
