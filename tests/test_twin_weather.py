@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from connectors.errors import ScenarioConfigError
 from evals.scenario import parse_scenario
 from twin.sim import Twin
 from twin.weather import WeatherError, load_tmy3, load_weather, parse_tmy3, tmy3_text
@@ -55,7 +56,7 @@ def test_the_twin_follows_the_station_s_weather() -> None:
 
 
 def test_a_scenario_naming_an_unknown_station_is_refused_naming_the_field() -> None:
-    with pytest.raises(Exception, match="source.*weather"):
+    with pytest.raises(ScenarioConfigError, match=r"source.*weather"):
         parse_scenario(
             {"name": "x", "source": {"kind": "twin", "weather": "NOWHERE"}}, "scenario.yaml"
         )
