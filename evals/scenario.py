@@ -104,7 +104,8 @@ class TwinSource(_Strict):
     )
     baselines: list[Literal["legacy", "g36"]] | None = Field(
         None,
-        description="native controls run without the agent for comparison (default: [control])",
+        description="native controls run without the agent for comparison (default: both, "
+        "the scenario's control first)",
     )
     weather: str | None = Field(
         None,
@@ -127,7 +128,7 @@ class TwinSource(_Strict):
         """The native controls the agent is compared against (none when ``baseline`` is off)."""
         if not self.baseline:
             return []
-        return list(dict.fromkeys(self.baselines or [self.control]))
+        return list(dict.fromkeys(self.baselines or [self.control, "legacy", "g36"]))
 
 
 class Clock(_Strict):

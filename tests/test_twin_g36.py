@@ -83,3 +83,20 @@ def test_an_agent_write_takes_precedence_over_the_reset_until_it_reverts() -> No
     twin.step(600.0)  # no heartbeat: the write reverts, the BMS's reset applies again
     back = twin.true_values()["chw_pump_1.speed_setpoint"]
     assert back != 90.0 and back == pytest.approx(own, abs=10.0)
+
+
+def test_twin_command_selects_the_control_mode_and_the_weather() -> None:
+    import argparse
+
+    from agent.commands import twin as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["twin", "--control", "g36", "--weather", "723170TYA", "--start", "2026-07-20"]
+    )
+    twin = cmd.build_twin(args)
+    assert twin.control.mode == "g36" and twin.weather is not None
+    assert twin.now.month == 7 and twin.now.day == 20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["twin", "--control", "pid"])

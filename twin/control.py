@@ -1,7 +1,12 @@
 """The twin's own control: a BMS with legacy fixed setpoints, and the agent interface.
 
 :class:`NativeControl` is what the plant runs without any agent — the baseline
-the eval suite compares the agent against:
+the eval suite compares the agent against. It has two modes: ``legacy`` (below)
+and ``g36``, where the set points nobody wrote follow the Guideline 36-2021 style
+resets of :mod:`twin.g36` (chilled-water plant reset of supply temperature and pump
+speed by trim & respond from CRAH and CDU valve requests, condenser water on wet
+bulb + approach, condenser pump by chiller stage, CRAH fan reset from rack-inlet
+requests); staging, tower-fan loop and fan failover are shared. Legacy:
 
 * chiller staging, lead/lag 1 → 2 → 3: stage up when the running chillers are
   above 90 % of capacity or the chilled-water supply is 1.5 K over setpoint for
