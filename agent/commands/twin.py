@@ -125,9 +125,11 @@ async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
     stop = asyncio.Event()
     install_stop(stop)
     ports = ",".join(str(p) for p in server.ports)
+    wx = f"{twin.weather.station} weather" if twin.weather is not None else "synthetic weather"
     print(
         f"twin: {len(twin.site.point_ids)} points on {len(twin.site.devices())} devices, "
-        f"127.0.0.1:{ports}, speed {speed:g}x — Ctrl-C to stop",
+        f"127.0.0.1:{ports}, speed {speed:g}x, {twin.control.mode} BMS, {wx} from "
+        f"{twin.now:%Y-%m-%d %H:%M} — Ctrl-C to stop",
         flush=True,
     )
     task = asyncio.create_task(runner.run(duration, stop))
