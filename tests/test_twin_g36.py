@@ -100,3 +100,23 @@ def test_twin_command_selects_the_control_mode_and_the_weather() -> None:
     assert twin.now.month == 7 and twin.now.day == 20
     with pytest.raises(SystemExit):
         parser.parse_args(["twin", "--control", "pid"])
+
+
+def test_g36_fans_never_supply_less_air_than_the_racks_draw() -> None:
+    """Finding: a fan reset on rack-inlet requests alone trimmed the CRAHs to 40 % — under
+    the racks' airflow, held only by recirculation — a state the agent's model rightly
+    calls infeasible (crah_airflow_min), so no single-variable optimisation could start
+    from it. The containment-pressure floor keeps the baseline where a real data hall runs."""
+    from datetime import UTC, datetime
+
+    from perfmodel.whatif import whatif_many
+    from tools.whatif import state_from_values
+
+    twin = Twin(seed=1, control="g36", weather="723170TYA", start=datetime(2026, 7, 20, tzinfo=UTC))
+    for _ in range(6):
+        twin.step(600.0)
+        fan = twin.true_values()["crah_1.fan_speed_setpoint"] / 100.0
+        assert fan >= g36.containment_floor(twin.plant) - 0.01
+    now = whatif_many(state_from_values(twin.site, twin.values()), [[]]).at(0)
+    airflow = next(c for c in now.constraints if c.name == "crah_airflow_min")
+    assert airflow.ok, airflow

@@ -25,11 +25,13 @@ same plant, without any agent. Every loop is a :mod:`twin.trim_respond` reset
   (4 K) through tower fan speed, between the site's minimum condenser-water set point
   and 29 °C; the condenser pump runs at the design flow of the running chillers
   (G36: condenser pump speed by chiller stage), at least its minimum speed.
-* **CRAH fans** on a pressure-reset analogue: one trim & respond fan-speed set point
+* **CRAH fans** on supply air and pressure: one trim & respond fan-speed set point
   (SP0 80 %, 40–100 %, Td 10 min, T 2 min, I 0, SPtrim −2 %, SPres +3 %, SPres-max
   +7 %) from the zones' cooling requests — per rack inlet 3 requests at 3 K over its
   24 °C set point, 2 at 2 K, 1 at 0.5 K — as G36 resets duct static pressure from the
-  zones' requests; every healthy fan to 100 % when one fails (as legacy).
+  zones' requests, never under the containment-pressure floor (the CRAHs supply 5 %
+  more air than the racks draw: :func:`containment_floor`); every healthy fan to
+  100 % when one fails (as legacy).
 * **Chiller staging** is the legacy BMS's capacity staging (:class:`twin.control.NativeControl`),
   which already follows G36's part-load-ratio logic in spirit (stage up over 90 %
   of running capacity or a supply 1.5 K over set point for 5 min, down under 70 %
@@ -46,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from twin import physics as ph
-from twin.plant import N_CHILLERS, N_CRAHS, Plant
+from twin.plant import N_CHILLERS, N_CRAHS, RHO_CP_AIR, Plant
 from twin.trim_respond import TrimRespond, TrimRespondLoop
 
 PLANT_RESET = TrimRespond(
@@ -62,6 +64,7 @@ CWST_MIN_C = 20.0
 TOWER_APPROACH_K = 4.0
 RACK_INLET_SETPOINT_C = 24.0
 REQUEST_PERSIST_S = 120.0
+CONTAINMENT_MARGIN = 1.05
 
 
 @dataclass
@@ -117,6 +120,17 @@ def cdu_valve(plant: Plant, setpoint_c: float) -> float:
     return ph.clamp(plant.cfg.cdu_approach_c / drive, 0.0, 1.0)
 
 
+def containment_floor(plant: Plant) -> float:
+    """The CRAH fan speed (0–1) that keeps the hot/cold-aisle containment at a slight
+    positive pressure: the CRAHs supply :data:`CONTAINMENT_MARGIN` more air than the
+    racks draw (their air-side heat, fan heat included, over the servers' ΔT). The twin
+    has no pressure sensor; the airflow balance is what a containment ΔP loop holds."""
+    c = plant.cfg
+    air_kw = plant.it_kw - plant.q_liquid + sum(plant.crah_fan_kw)
+    demand_m3s = max(air_kw, 0.0) / (RHO_CP_AIR * c.server_dt_k)
+    return CONTAINMENT_MARGIN * demand_m3s / (N_CRAHS * c.crah_airflow_m3s)
+
+
 @dataclass
 class G36Sequences:
     """The G36 loops' state; :meth:`setpoints` gives the BMS's own set points for a step."""
@@ -151,6 +165,9 @@ class G36Sequences:
         zreq = sum(zone_requests(t) for t in plant.rack_inlet)
         self.zone_requests = zreq
         fan = self.fan_reset.step(zreq, dt, True)
+        floor = containment_floor(plant)
+        if fan < floor:  # the containment's pressure: never less air than the racks draw
+            fan = self.fan_reset.sp = min(floor, FAN_RESET.spmax)
         out = {
             **{f"chiller_{i + 1}.chw_supply_setpoint": chwst for i in range(N_CHILLERS)},
             "chw_pump_1.speed_setpoint": 100.0 * chw_speed,
