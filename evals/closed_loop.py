@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,10 @@ from evals import metrics as M
 from evals.sampling import QualitySampler, referenced
 from evals.scenario import Scenario, TwinSource
 from evals.scenario_run import Progress, ScenarioRun
-from evals.scoring import score
+from evals.scoring import rounded, score
 from evals.sites import scenario_site, with_poll_floor
 from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
+from twin.control import ControlMode
 from twin.faults import Fault
 from twin.sim import Twin
 
@@ -78,14 +80,24 @@ def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: 
 
 
 async def twin_run(
-    scn: Scenario, site: Site, workdir: Path, *, with_agent: bool, progress: Progress | None
+    scn: Scenario,
+    site: Site,
+    workdir: Path,
+    *,
+    with_agent: bool,
+    progress: Progress | None,
+    control: ControlMode | None = None,
 ) -> TwinRun:
-    assert isinstance(scn.source, TwinSource)
-    twin = Twin(site, seed=scn.source.seed)
+    """One run of the scenario's twin; ``control`` is its native control (default: the
+    scenario's ``source.control``)."""
+    src = scn.source
+    assert isinstance(src, TwinSource)
+    mode = control or src.control
+    twin = Twin(site, seed=src.seed, control=mode, weather=src.weather, start=src.start)
     for f in twin_faults(scn):
         twin.inject(f)
     clock = ManualClock(twin.now.replace(tzinfo=None))
-    suffix = "agent" if with_agent else "baseline"
+    suffix = "agent" if with_agent else f"baseline-{mode}"
     store = Store(workdir / f"{scn.name}-{suffix}.duckdb")
     ids = store.register_site(site)
     writer = RecordingWriter(
@@ -97,7 +109,7 @@ async def twin_run(
     sample = min(scn.clock.sample, step)
     per_cycle = max(1, round(step / sample))
     sample = step / per_cycle
-    n = math.ceil(scn.source.duration / step)
+    n = math.ceil(src.duration / step)
     rows: list[dict[str, float]] = []
     index: list[datetime] = []
     tags = list(ids)
@@ -138,14 +150,21 @@ async def closed_loop(
 ) -> ScenarioRun:
     assert isinstance(scn.source, TwinSource)
     site = with_poll_floor(scenario_site(scn, folder), min(scn.clock.sample, scn.clock.cycle))
-    base = pd.DataFrame()
-    if scn.source.baseline:
-        base = (
+    modes = scn.source.baseline_modes()
+    share = 0.3 / max(len(modes), 1)
+    bases: dict[str, pd.DataFrame] = {}
+    for k, mode in enumerate(modes):
+        part: Progress | None = None
+        if progress is not None:
+            part = _part(progress, share * k, share)
+        bases[mode] = (
             await twin_run(
-                scn, site, workdir, with_agent=False,
-                progress=(lambda f: progress(0.3 * f)) if progress else None,
+                scn, site, workdir, with_agent=False, control=cast(ControlMode, mode),
+                progress=part,
             )
         ).series  # fmt: skip
+    primary = scn.source.control if scn.source.control in bases else next(iter(bases), None)
+    base = bases[primary] if primary is not None else pd.DataFrame()
     res = await twin_run(
         scn, site, workdir, with_agent=scn.agent.enabled,
         progress=(lambda f: progress(0.3 + 0.7 * f)) if progress else None,
@@ -160,6 +179,7 @@ async def closed_loop(
     run = ScenarioRun(scn, folder, {}, series, res.decisions, res.writes, res.quality, base)
     agent_tot = M.plant_totals(series, scn.clock.cycle)
     base_tot = M.plant_totals(base, scn.clock.cycle) if not base.empty else None
+    totals = {m: M.plant_totals(b, scn.clock.cycle) for m, b in bases.items()}
     run.result = score(
         scn, site, run, events, None,
         replay_speedup=scn.source.duration / res.wall_s if res.wall_s > 0 else math.inf,
@@ -174,9 +194,24 @@ async def closed_loop(
             "cycles": len(series),
             "agent_run": totals_dict(agent_tot),
             "baseline_run": totals_dict(base_tot) if base_tot else None,
+            "native_control": scn.source.control,
+            "weather": scn.source.weather,
+            "baseline_control": primary,
+            "cooling_energy_saving_vs": {
+                m: rounded(M.saving(agent_tot.cooling_kwh, t.cooling_kwh))
+                for m, t in totals.items()
+            },
+            "baseline_runs": {m: totals_dict(t) for m, t in totals.items()},
+            "throttle_minutes": agent_tot.throttle_minutes,
+            "envelope_violation_minutes": agent_tot.envelope_minutes,
         }
     )
     return run
+
+
+def _part(progress: Progress, offset: float, share: float) -> Progress:
+    """``progress`` for one part of a run: its fraction mapped into [offset, offset + share]."""
+    return lambda f: progress(offset + share * f)
 
 
 def totals_dict(t: M.PlantTotals | None) -> dict[str, float | None] | None:

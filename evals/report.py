@@ -116,6 +116,13 @@ def plot_quality(run: ScenarioRun, path: Path) -> Path | None:
     return path
 
 
+BASELINE_LABELS = {
+    "legacy": "legacy native control (7 °C CHW, 29 °C CW, constant pumps)",
+    "g36": "G36 native control (CHW/DP reset, CW = wet bulb + 4 K, fan reset)",
+    "None": "legacy native control (7 °C CHW, 29 °C CW, constant pumps)",
+}
+
+
 def plot_energy(run: ScenarioRun, path: Path) -> Path | None:
     col = "plant.cooling_power"
     if run.baseline.empty or col not in run.telemetry or col not in run.baseline:
@@ -123,7 +130,10 @@ def plot_energy(run: ScenarioRun, path: Path) -> Path | None:
     step_h = run.scenario.clock.cycle / 3600
     fig, ax = plt.subplots(figsize=(11, 3.5))
     for frame, label in (
-        (run.baseline, "native control (7 °C CHW, 29 °C CW, constant pumps)"),
+        (
+            run.baseline,
+            BASELINE_LABELS.get(str(run.result.get("baseline_control")), "native control"),
+        ),
         (run.telemetry, "agent"),
     ):
         hours = (frame.index - frame.index[0]).total_seconds() / 3600
@@ -186,7 +196,8 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         extra = {
             k: v
             for k, v in r.items()
-            if k.endswith("_rows") or k in ("agent_run", "baseline_run", "pue", "baseline_pue")
+            if k.endswith("_rows")
+            or k in ("agent_run", "baseline_run", "pue", "baseline_pue", "cooling_energy_saving_vs")
         }
         if extra:
             lines += ["", "```json", json.dumps(extra, indent=1), "```"]

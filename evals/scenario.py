@@ -37,6 +37,7 @@ the field, e.g. ``scenario.yaml: expect.faults[0].within: 'soon' is not a durati
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -98,6 +99,36 @@ class TwinSource(_Strict):
     faults: list[TwinFault] = Field(default_factory=list)
     text: dict[str, str] = Field(default_factory=dict)
     baseline: bool = Field(True, description="also run the twin's native control for comparison")
+    control: Literal["legacy", "g36"] = Field(
+        "legacy", description="the twin's native (BMS) control under the agent"
+    )
+    baselines: list[Literal["legacy", "g36"]] | None = Field(
+        None,
+        description="native controls run without the agent for comparison (default: both, "
+        "the scenario's control first)",
+    )
+    weather: str | None = Field(
+        None,
+        description="TMY3 station shipped with pvlib (twin.weather.STATIONS); None = synthetic",
+    )
+    start: datetime | None = Field(
+        None, description="simulated start, local standard time of the weather (default 2026-07-01)"
+    )
+
+    @field_validator("weather")
+    @classmethod
+    def _station(cls, v: str | None) -> str | None:
+        from twin.weather import STATIONS
+
+        if v is not None and v not in STATIONS:
+            raise ValueError(f"unknown weather station {v!r} (known: {sorted(STATIONS)})")
+        return v
+
+    def baseline_modes(self) -> list[str]:
+        """The native controls the agent is compared against (none when ``baseline`` is off)."""
+        if not self.baseline:
+            return []
+        return list(dict.fromkeys(self.baselines or [self.control, "legacy", "g36"]))
 
 
 class Clock(_Strict):

@@ -1,7 +1,12 @@
 """The twin's own control: a BMS with legacy fixed setpoints, and the agent interface.
 
 :class:`NativeControl` is what the plant runs without any agent — the baseline
-the eval suite compares the agent against:
+the eval suite compares the agent against. It has two modes: ``legacy`` (below)
+and ``g36``, where the set points nobody wrote follow the Guideline 36-2021 style
+resets of :mod:`twin.g36` (chilled-water plant reset of supply temperature and pump
+speed by trim & respond from CRAH and CDU valve requests, condenser water on wet
+bulb + approach, condenser pump by chiller stage, CRAH fan reset from rack-inlet
+requests); staging, tower-fan loop and fan failover are shared. Legacy:
 
 * chiller staging, lead/lag 1 → 2 → 3: stage up when the running chillers are
   above 90 % of capacity or the chilled-water supply is 1.5 K over setpoint for
@@ -39,12 +44,17 @@ does; rate limits (max_step, min_interval_s) are the agent's own guard's job.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from connectors.site import AGENT_EQUIPMENT, HEARTBEAT_TAG, Site
 from twin import physics as ph
+from twin.g36 import G36Sequences
 from twin.plant import N_CHILLERS, N_CRAHS, Commands, EquipmentFaults, Plant
+
+ControlMode = Literal["legacy", "g36"]
+CONTROL_MODES: tuple[ControlMode, ...] = ("legacy", "g36")
 
 NATIVE_DEFAULTS: dict[str, float] = {
     "gpu.power_cap": 100.0,
@@ -178,6 +188,10 @@ class AgentInterface:
     def setpoints(self) -> dict[str, float]:
         return {t: self.effective(t) for t in self.defaults}
 
+    def written(self) -> set[str]:
+        """Set points the agent or an operator holds (the BMS's own value does not apply)."""
+        return set(self.agent_values) | set(self.overrides)
+
     def tags(self) -> dict[str, float]:
         a = AGENT_EQUIPMENT
         v = {
@@ -194,19 +208,35 @@ class AgentInterface:
 
 @dataclass
 class NativeControl:
-    """The BMS's supervisory loops (see the module docstring)."""
+    """The BMS's supervisory loops (see the module docstring). ``mode="g36"`` replaces
+    the legacy fixed set points the agent and operators have not written by the
+    Guideline 36 resets of :mod:`twin.g36` (``active`` holds the values in use)."""
 
     enabled: bool = True
+    mode: ControlMode = "legacy"
     cap_kw: float = 700.0
     chiller_on: list[bool] = field(default_factory=lambda: [True, True, False])
     tower_fan: float = 0.6
     _tower_i: float = 0.6
     _up_s: float = 0.0
     _down_s: float = 0.0
+    g36: G36Sequences = field(default_factory=G36Sequences)
+    active: dict[str, float] = field(default_factory=dict)
 
     def commands(
-        self, plant: Plant, sp: Mapping[str, float], eq: EquipmentFaults, dt: float
+        self,
+        plant: Plant,
+        sp: Mapping[str, float],
+        eq: EquipmentFaults,
+        dt: float,
+        written: Collection[str] = (),
     ) -> Commands:
+        if self.enabled and self.mode == "g36":
+            own = self.g36.setpoints(plant, sp, sum(self.chiller_on), dt)
+            self.active = {t: v for t, v in own.items() if t in sp and t not in written}
+            sp = {**sp, **self.active}
+        else:
+            self.active = {}
         chw_sp = [sp.get(f"chiller_{i + 1}.chw_supply_setpoint", 7.0) for i in range(N_CHILLERS)]
         if self.enabled:
             self._stage(plant, sp, eq, chw_sp, dt)

@@ -138,6 +138,9 @@ class Plant:
     cfg: PlantConfig
     seed: int = 0
     hold_conditions: bool = False  # weather and IT work stay as they are (what-if tests)
+    # real weather: seconds since the twin's start → (dry bulb °C, RH %, wet bulb °C);
+    # None = the synthetic summer day
+    weather: Callable[[float], tuple[float, float, float]] | None = None
     # weather
     t_db: float = 28.0
     rh: float = 55.0
@@ -226,6 +229,10 @@ class Plant:
     # ------------------------------------------------------------ weather & load
     def _weather(self, t_s: float, hour: float, dt: float) -> None:
         if self.hold_conditions and self._weather_set:
+            return
+        if self.weather is not None:
+            self.t_db, self.rh, self.wb = self.weather(t_s)
+            self._weather_set = True
             return
         d = ph.diurnal(hour, 15.0)
         self._wx_offset = ph.lag(self._wx_offset, self._rng.gauss(0.0, 1.5), dt, 3 * 3600.0)

@@ -19,8 +19,12 @@ in a few seconds::
 API (stable — other packages build on it):
 
 * ``Twin(site=None, *, seed=0, start=None, native_control=True, heartbeat_timeout_s=None,
-  hold_conditions=False)``; ``start`` defaults to 2026-07-01 00:00 UTC (a summer day; the
-  weather peaks at 15:00, inference load at 14:00); ``now`` is timezone-aware UTC.
+  hold_conditions=False, control="legacy", weather=None)``; ``start`` defaults to
+  2026-07-01 00:00 UTC (a summer day; the synthetic weather peaks at 15:00, inference
+  load at 14:00); ``now`` is timezone-aware UTC. ``control`` is the BMS's mode:
+  ``legacy`` fixed set points or ``g36`` Guideline 36 resets (:mod:`twin.g36`);
+  ``weather`` a TMY3 station of :mod:`twin.weather` (e.g. ``"723170TYA"``, its hours
+  read as the start's date and hour in local standard time) instead of the synthetic day.
   ``hold_conditions=True`` freezes weather and IT work where they are (for settling tests).
 * ``step(dt)``, ``values()``, ``true_values()`` (no sensor faults), ``unavailable()``,
   ``write(tag, value)``, ``inject(fault) -> id``, ``clear(id)``, ``active_faults()``,
@@ -65,11 +69,12 @@ from typing import Any
 
 from connectors.site import DataType, Point, Site, load_site
 from twin import default_site_path
-from twin.control import AgentInterface, NativeControl
+from twin.control import CONTROL_MODES, AgentInterface, ControlMode, NativeControl
 from twin.faults import Fault, FaultBook
 from twin.plant import Plant, PlantConfig
 from twin.readout import plant_tags
 from twin.sensors import Instruments
+from twin.weather import load_weather
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +96,14 @@ set points and equipment) and the plant configuration. Read-only once stored (a 
 gets a deep copy), so it can be shared by every twin of the process."""
 
 
-def warm_key(seed: int, start: datetime, site: Site, cfg: PlantConfig) -> WarmKey:
+def warm_key(
+    seed: int, start: datetime, site: Site, cfg: PlantConfig, conditions: str = ""
+) -> WarmKey:
     """The key of a settled plant: two twins share a warm start only when nothing that
-    determines it differs (not only the chiller capacity)."""
+    determines it differs (not only the chiller capacity; also the BMS's control mode
+    and the weather, in ``conditions``)."""
     fingerprint = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
-    return (seed, start, fingerprint, repr(cfg))
+    return (seed, start, fingerprint, f"{cfg!r}|{conditions}")
 
 
 def default_site() -> Site:
@@ -142,12 +150,23 @@ class Twin:
         native_control: bool = True,
         heartbeat_timeout_s: float | None = None,
         hold_conditions: bool = False,
+        control: ControlMode = "legacy",
+        weather: str | None = None,
     ) -> None:
         self.site = site or default_site()
         self.seed = seed
         self.start = start or DEFAULT_START
         if self.start.tzinfo is None:
             self.start = self.start.replace(tzinfo=UTC)
+        if control not in CONTROL_MODES:
+            raise ValueError(f"control must be one of {list(CONTROL_MODES)}, not {control!r}")
+        self.control_mode: ControlMode = control
+        s = self.start
+        self.weather = (
+            load_weather(weather, s.month, s.day, s.hour + s.minute / 60.0 + s.second / 3600.0)
+            if weather is not None
+            else None
+        )
         self.elapsed_s = 0.0
         self.agent = AgentInterface(self.site, heartbeat_timeout_s)
         self.book = FaultBook(self.site, seed)
@@ -172,10 +191,11 @@ class Twin:
 
     def _warm(self, cfg: PlantConfig) -> tuple[Plant, NativeControl]:
         """Plant and BMS settled at the start conditions (cached per :func:`warm_key`)."""
-        key = warm_key(self.seed, self.start, self.site, cfg)
+        wx = self.weather.key() if self.weather is not None else "synthetic"
+        key = warm_key(self.seed, self.start, self.site, cfg, f"{self.control_mode}|{wx}")
         if key not in _WARM:
-            plant = Plant(cfg, seed=self.seed)
-            control = NativeControl(cap_kw=cfg.chiller_cap_kw)
+            plant = Plant(cfg, seed=self.seed, weather=self.weather)
+            control = NativeControl(cap_kw=cfg.chiller_cap_kw, mode=self.control_mode)
             hour = self._hour(0.0)
             sp = AgentInterface(self.site).setpoints()
             eq = FaultBook(self.site).equipment(0.0)
@@ -210,7 +230,9 @@ class Twin:
         now = self.elapsed_s
         self.agent.tick(now)
         eq = self.book.equipment(now)
-        cmd = self.control.commands(self.plant, self.agent.setpoints(), eq, h)
+        cmd = self.control.commands(
+            self.plant, self.agent.setpoints(), eq, h, written=self.agent.written()
+        )
         self.plant.step(now, self._hour(now), h, cmd, eq)
         self.elapsed_s = now + h
         self.agent.tick(self.elapsed_s)
@@ -230,6 +252,7 @@ class Twin:
         """Every tag's true value, before sensor faults and register quantisation."""
         v = plant_tags(self.plant)
         v.update(self.agent.setpoints())
+        v.update(self.control.active)  # the BMS's own (G36) set points where nobody wrote one
         v.update(self.agent.tags())
         return v
 

@@ -4,6 +4,7 @@
     facility-agent twin --port 5021 --speed 60           # one simulated minute per second
     facility-agent twin --fault chiller_trip:chiller_1:600 --fault drift:ct_1.cw_supply_temp:0:2
     facility-agent twin --scenario my_faults.yaml
+    facility-agent twin --control g36 --weather 723170TYA --start 2026-07-21   # G36 BMS, TMY3 day
 
 Fault form: KIND:TARGET[:start_s[:magnitude]].
 """
@@ -17,13 +18,16 @@ import signal
 import socket
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.commands._common import add_site_option, user_text
 from connectors.errors import FacilityError
 from connectors.site import Site, load_site, with_port
+from twin.control import CONTROL_MODES
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
 from twin.sim import Twin, TwinRunner, default_site
+from twin.weather import STATIONS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +57,26 @@ def add_twin_options(p: argparse.ArgumentParser) -> None:
         help=f"inject a fault (repeatable); kinds: {', '.join(k.value for k in FaultKind)}",
     )  # fmt: skip
     p.add_argument("--scenario", type=Path, default=None, help="YAML file of faults to inject")
+    p.add_argument(
+        "--control", choices=CONTROL_MODES, default="legacy",
+        help="the BMS's own control: legacy fixed set points or g36 Guideline 36 resets",
+    )  # fmt: skip
+    p.add_argument(
+        "--weather", choices=sorted(STATIONS), default=None,
+        help="TMY3 station shipped with pvlib (default: the synthetic summer day)",
+    )  # fmt: skip
+    p.add_argument(
+        "--start", type=_start_date, default=None, metavar="YYYY-MM-DD[THH:MM]",
+        help="simulated start (local standard time of the weather; default 2026-07-01)",
+    )  # fmt: skip
+
+
+def _start_date(text: str) -> datetime:
+    try:
+        d = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--start: {text!r} is not an ISO date") from None
+    return d if d.tzinfo is not None else d.replace(tzinfo=UTC)
 
 
 def build_twin(args: argparse.Namespace) -> Twin:
@@ -60,7 +84,7 @@ def build_twin(args: argparse.Namespace) -> Twin:
     site: Site = load_site(args.site) if args.site else default_site()
     if args.port is not None:
         site = with_port(site, args.port)
-    twin = Twin(site, seed=args.seed)
+    twin = Twin(site, seed=args.seed, control=args.control, weather=args.weather, start=args.start)
     faults = [parse_fault_spec(s) for s in args.fault]
     if args.scenario is not None:
         faults += load_scenario(args.scenario).faults
@@ -101,9 +125,11 @@ async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
     stop = asyncio.Event()
     install_stop(stop)
     ports = ",".join(str(p) for p in server.ports)
+    wx = f"{twin.weather.station} weather" if twin.weather is not None else "synthetic weather"
     print(
         f"twin: {len(twin.site.point_ids)} points on {len(twin.site.devices())} devices, "
-        f"127.0.0.1:{ports}, speed {speed:g}x — Ctrl-C to stop",
+        f"127.0.0.1:{ports}, speed {speed:g}x, {twin.control.mode} BMS, {wx} from "
+        f"{twin.now:%Y-%m-%d %H:%M} — Ctrl-C to stop",
         flush=True,
     )
     task = asyncio.create_task(runner.run(duration, stop))
