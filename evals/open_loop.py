@@ -64,7 +64,8 @@ def _truth(
         raise ScenarioConfigError(
             f"{folder.name}/scenario.yaml: source.truth: no column {scn.source.truth!r}"
         )
-    return frame.drop(columns=[scn.source.truth]), frame[scn.source.truth].astype(bool)
+    # nullable: a missing label stays <NA> (unlabeled), the scores leave it out
+    return frame.drop(columns=[scn.source.truth]), frame[scn.source.truth].astype("boolean")
 
 
 async def open_loop(

@@ -406,9 +406,12 @@ class RowScores:
 
 
 def row_scores(predicted: pd.Series | np.ndarray, truth: pd.Series | np.ndarray) -> RowScores:
-    """Row precision, recall and specificity (share of fault-free rows left unflagged)."""
-    p = np.asarray(predicted, dtype=bool)
-    t = np.asarray(truth, dtype=bool)
+    """Row precision, recall and specificity (share of fault-free rows left unflagged),
+    over the labeled rows: a missing label (``<NA>``) is left out, not counted as faulted."""
+    tv = pd.Series(pd.array(np.asarray(truth, dtype=object), dtype="boolean"))
+    known = tv.notna().to_numpy()
+    p = np.asarray(predicted, dtype=bool)[known]
+    t = tv[known].to_numpy(dtype=bool)
     tp = int((p & t).sum())
     fp = int((p & ~t).sum())
     tn = int((~p & ~t).sum())
