@@ -157,7 +157,7 @@ def read_lbnl(path: str | Path) -> pd.DataFrame:
         units[name] = spec.unit
         origin[name] = col
     df = pd.DataFrame(out, index=pd.DatetimeIndex(ts, name="ts"))
-    df["fault"] = truth_labels(raw[TRUTH])
+    df["fault"] = truth_labels(raw[TRUTH]).array
     df.attrs["units"] = units
     df.attrs["columns"] = origin
     df.attrs["bad_cells"] = {k: v for k, v in bad_cells.items() if v}

@@ -593,10 +593,16 @@ def detect(
 ) -> list[Detection]:
     """Persistent alarms per fault class, first time each was raised (seconds from the start)."""
     diag = diagnose(df, ref, cfg)
-    out: list[Detection] = []
     if diag.empty:
+        return []
+    return detections(diag, pd.Timestamp(df.index[0]))
+
+
+def detections(diag: pd.DataFrame, t0: pd.Timestamp) -> list[Detection]:
+    """The persistent alarms of a diagnosis (:func:`diagnose`), first time each was raised."""
+    out: list[Detection] = []
+    if diag.empty or "alarm" not in diag:
         return out
-    t0 = df.index[0]
     for fault, grp in diag[diag["alarm"].notna()].groupby("alarm", sort=False):
         first = grp["end"].iloc[0]
         out.append(Detection(str(fault), first, float((first - t0).total_seconds()), len(grp)))

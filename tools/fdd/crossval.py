@@ -17,8 +17,11 @@ while most of its windows name another).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,8 +127,6 @@ def diagnose_out_of_sample(
 
 def judged(diag: pd.DataFrame) -> pd.DataFrame:
     """The windows the detector judged (enough steady data); the others name nothing."""
-    if "steady" not in diag or diag.empty:
-        return diag.iloc[0:0]
     cols = [c for c in diag.columns if c.startswith("score_")]
     if not cols:
         return diag.iloc[0:0]
@@ -182,3 +183,40 @@ def rates(confusion: pd.DataFrame) -> Mapping[str, float | None]:
         "window_detection_rate": float(det / tot) if tot else None,
         "window_correct_class_rate": float(right / tot) if tot else None,
     }
+
+
+def folds_to_dict(folds: Sequence[Fold], k: int, block_s: float = BLOCK_S) -> dict[str, Any]:
+    """The folds' references as JSON data; the held-out rows follow from ``block_s`` and ``k``."""
+    return {
+        "block_s": block_s,
+        "k": k,
+        "folds": [{"fold": f.number, "reference": f.reference.to_dict()} for f in folds],
+    }
+
+
+def save_folds(path: str | Path, folds: Sequence[Fold], k: int, block_s: float = BLOCK_S) -> None:
+    Path(path).write_text(json.dumps(folds_to_dict(folds, k, block_s), indent=1))
+
+
+def load_folds(path: str | Path, index: pd.DatetimeIndex) -> list[Fold]:
+    """The folds saved by :func:`save_folds`, their held-out rows laid on ``index``."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+        k, block_s = int(data["k"]), float(data["block_s"])
+        entries = [(int(e["fold"]), e["reference"]) for e in data["folds"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{p}: not a set of k-fold chiller references: {err!r}") from None
+    folds = fold_of(hour_blocks(index, block_s), k)
+    return [
+        Fold(j, folds == j, ChillerReference.from_dict(ref, f"{p.name}[fold {j}]"))
+        for j, ref in entries
+    ]
+
+
+def fold_at(folds: Sequence[Fold], index: pd.DatetimeIndex, ts: pd.Timestamp) -> Fold | None:
+    """The fold holding out the row at or just before ``ts`` (None before the first row)."""
+    i = int(index.searchsorted(ts, side="right")) - 1
+    if i < 0:
+        return None
+    return next((f for f in folds if f.held_out[i]), None)
