@@ -237,6 +237,33 @@ def steady_mask(df: pd.DataFrame, rows: int = 30, min_load_kw: float = 50.0) -> 
     return ok.fillna(False).astype(bool)
 
 
+#: smallest 5th–95th percentile spread of an operating variable the regression uses; below
+#: it the variable is pinned at its median (TEO, TCI in K; Q as a share of its median)
+MIN_SPAN: dict[str, float] = {"TEO": 0.3, "TCI": 0.3, "Q": 0.03}
+
+
+def _pinned(teo: np.ndarray, tci: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, v in (("TEO", teo), ("TCI", tci), ("Q", q)):
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
+        med = float(np.median(v))
+        span = float(np.percentile(v, 95) - np.percentile(v, 5))
+        if span < MIN_SPAN[name] * (abs(med) if name == "Q" else 1.0):
+            out[name] = med
+    return out
+
+
+def _pin(
+    teo: np.ndarray, tci: np.ndarray, q: np.ndarray, pinned: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def held(name: str, v: np.ndarray) -> np.ndarray:
+        return np.full_like(v, pinned[name]) if name in pinned else v
+
+    return held("TEO", teo), held("TCI", tci), held("Q", q)
+
+
 def _design(teo: np.ndarray, tci: np.ndarray, q: np.ndarray, scale: Sequence[float]) -> np.ndarray:
     a, b, c = teo / scale[0], tci / scale[1], q / scale[2]
     one = np.ones_like(a)
@@ -261,6 +288,10 @@ class ChillerReference:
     n_rows: int
     source: str = ""
     sigma_method: str = "in_sample"
+    #: operating variables that did not move in the calibration data (a plant holding its
+    #: chilled-water setpoint): held at their median in the regression, which then says
+    #: nothing about them — windows away from that value are not judged (``bounds``)
+    pinned: dict[str, float] = field(default_factory=dict)
 
     # ---- calibration -----------------------------------------------------------------
     @classmethod
@@ -304,7 +335,8 @@ class ChillerReference:
             max(float(np.nanmedian(np.abs(tci[mask]))), 1.0),
             max(float(np.nanmedian(np.abs(q[mask]))), 1.0),
         ]
-        x = _design(teo, tci, q, scale)
+        pinned = _pinned(teo[mask], tci[mask], q[mask])
+        x = _design(*_pin(teo, tci, q, pinned), scale)
         feats = features(df)
         coef: dict[str, list[float]] = {}
         sigma: dict[str, float] = {}
@@ -334,14 +366,17 @@ class ChillerReference:
             "TCI": [float(np.nanmin(tci[mask])), float(np.nanmax(tci[mask]))],
             "Q": [float(np.nanmin(q[mask])), float(np.nanmax(q[mask]))],
         }
-        return cls(coef, sigma, flow_ref, scale, bounds, window_rows, int(mask.sum()), source)
+        return cls(
+            coef, sigma, flow_ref, scale, bounds, window_rows, int(mask.sum()), source,
+            pinned=pinned,
+        )  # fmt: skip
 
     # ---- persistence (the importer stores the reference beside the scenario) -----------
     def to_dict(self) -> dict[str, Any]:
         return {
             "coef": self.coef, "sigma": self.sigma, "flow_ref": self.flow_ref, "scale": self.scale,
             "bounds": self.bounds, "window_rows": self.window_rows, "n_rows": self.n_rows,
-            "source": self.source, "sigma_method": self.sigma_method,
+            "source": self.source, "sigma_method": self.sigma_method, "pinned": self.pinned,
         }  # fmt: skip
 
     @classmethod
@@ -357,6 +392,7 @@ class ChillerReference:
                 n_rows=int(d["n_rows"]),
                 source=str(d.get("source", "")),
                 sigma_method=str(d.get("sigma_method", "in_sample")),
+                pinned={k: float(v) for k, v in d.get("pinned", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"{origin}: not a chiller reference: {err!r}") from None
@@ -373,11 +409,22 @@ class ChillerReference:
             raise ConfigError(f"{p}: cannot read chiller reference: {err}") from None
         return cls.from_dict(data, origin=p.name)
 
+    def covers(self, op: pd.DataFrame, margin: float = 0.1) -> bool:
+        """Whether the mean operating point of ``op`` (columns TEO, TCI, Q) lies inside the
+        calibrated bounds widened by ``margin`` of each span (at least 0.5 K, 5 % of top load)."""
+        for k, floor in (("TEO", 0.5), ("TCI", 0.5), ("Q", 0.05 * self.bounds["Q"][1])):
+            lo, hi = self.bounds[k]
+            v = float(op[k].mean()) if len(op) else math.nan
+            pad = max(margin * (hi - lo), floor)
+            if not (lo - pad <= v <= hi + pad):
+                return False
+        return True
+
     # ---- residuals ---------------------------------------------------------------------
     def residuals(self, df: pd.DataFrame) -> pd.DataFrame:
         """Per-row residual (measured − expected) of every feature, in the feature's unit."""
         teo, tci, q = _col(df, "TEO").to_numpy(), _col(df, "TCI").to_numpy(), load_kw(df).to_numpy()
-        x = _design(teo, tci, q, self.scale)
+        x = _design(*_pin(teo, tci, q, self.pinned), self.scale)
         feats = features(df)
         out: dict[str, np.ndarray] = {}
         for name, c in self.coef.items():
@@ -466,6 +513,10 @@ class ChillerFddConfig:
     still_tolerance: float = 1.5  # |z| a "should stay put" feature may wander without penalty
     persistence: int = 3  # windows of the same class …
     persistence_of: int = 5  # … among the last this many evaluated windows
+    # a window is judged only at an operating point the reference was fitted on: its mean
+    # TEO / TCI / load inside the reference's bounds widened by this share of their span
+    # (and at least 0.5 K, 5 % of the top load) — a regression knows nothing beyond them
+    bounds_margin: float = 0.1
 
 
 def score_faults(z: Mapping[str, float], cfg: ChillerFddConfig | None = None) -> dict[str, float]:
@@ -549,6 +600,7 @@ def diagnose(
     cfg = cfg or ChillerFddConfig()
     res = ref.residuals(df)
     mask = steady_mask(df).to_numpy()
+    op = pd.DataFrame({"TEO": _col(df, "TEO"), "TCI": _col(df, "TCI"), "Q": load_kw(df)})
     rows = cfg.window_rows
     n = len(df) // rows
     records: list[dict[str, Any]] = []
@@ -564,7 +616,9 @@ def diagnose(
             "steady": frac,
         }
         fault: str | None = None
-        if frac >= cfg.min_steady_fraction:
+        inside = frac >= cfg.min_steady_fraction and ref.covers(op.iloc[seg][m], cfg.bounds_margin)
+        rec["in_range"] = inside
+        if inside:
             block = res.iloc[seg][m]
             rmean = {c: float(block[c].mean()) for c in block.columns}
             z = {c: rmean[c] / ref.sigma[c] for c in rmean if c in ref.sigma}
