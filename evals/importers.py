@@ -133,7 +133,8 @@ def import_lbnl(
 
     The agent judges the unit with lab-grade tolerances: FLEXLAB's sensors are calibrated
     and the simulated units are noise-free. ``fan_heat`` (K) is the unit's supply-fan
-    temperature rise, a commissioning value (default: the detector's, FLEXLAB's 0.35 K)."""
+    temperature rise, a commissioning value from the unit's documentation (default: G36's
+    1 °F, 0.56 K — the LBNL inventory documents none), never read off the file scored."""
     from connectors.importers.lbnl import fault_type_by_date, read_lbnl
 
     path, folder = Path(csv_file), Path(out)
