@@ -137,15 +137,21 @@ def _quality_refusals(
     out: list[tuple[datetime, datetime, str]] = []
     n = 0
     t = since + s.quality_window
+    after_bad = False
     while t <= until:
         sc.refresh(t)
         score, why = sc.report(t, tags).decision_score(tags)
         n += 1
+        w0 = t - s.quality_window
         if not np.isfinite(score) or score < s.min_quality:
             reason = "; ".join(why[:2]) or f"quality {score:.2f}"
-            out.append(
-                (t - s.quality_window, t, f"quality {score:.2f} < {s.min_quality}: {reason}")
-            )
+            out.append((w0, t, f"quality {score:.2f} < {s.min_quality}: {reason}"))
+            after_bad = True
+        elif after_bad:
+            # the scorer judges the state at the window's end: a fault that ended inside
+            # this window (a stuck sensor moving again) no longer shows, its data does
+            out.append((w0, t, "follows a refused window (its fault may have ended inside it)"))
+            after_bad = False
         t += s.quality_window
     return out, n
 
