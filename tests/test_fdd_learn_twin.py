@@ -179,6 +179,7 @@ def test_condenser_fouling_on_chiller_1_is_named_live(live: Live) -> None:
     chiller = d[d["fault_class"].isin(CHILLER_FAULTS)]
     assert set(chiller["fault_class"]) == {"condenser_fouling"}, chiller[["ts", "fault_class"]]
     first = chiller["ts"].min()
+    print(f"condenser_fouling named {first - (T + timedelta(hours=9))} after the fouling began")
     assert first <= T + timedelta(hours=10)  # within the hour after the fouling began
     assert "chiller_1" in " ".join(str(e) for e in chiller["evidence"])
 
