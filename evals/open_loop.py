@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from connectors.replay import ReplaySource
 from connectors.store import Store
 from connectors.writer import RecordingWriter
 from evals import metrics as M
+from evals.fdd_scores import rates_rows_days
 from evals.sampling import QualitySampler, referenced
 from evals.scenario import ParquetSource, Scenario
 from evals.scenario_run import Progress, ScenarioRun
@@ -203,5 +205,11 @@ def _detectors(
                 rs = M.row_scores(fl["any"], truth)
                 extra[f"{det}_rows"] = {
                     k: rounded(v) if isinstance(v, float) else v for k, v in rs.__dict__.items()
+                }
+                # row- and day-level TPR / FPR, with the latch and without it
+                unlatched = ahu.flags(frame, replace(cfg, latch=False))["any"]
+                extra[f"{det}_tpr_fpr"] = {
+                    "latched" if cfg.latch else "as configured": rates_rows_days(fl["any"], truth),
+                    "unlatched": rates_rows_days(unlatched, truth),
                 }
     return detector_rows, extra

@@ -193,7 +193,8 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         extra = {
             k: v
             for k, v in r.items()
-            if k.endswith("_rows") or k in ("agent_run", "baseline_run", "pue", "baseline_pue")
+            if k.endswith(("_rows", "_tpr_fpr", "_windows"))
+            or k in ("agent_run", "baseline_run", "pue", "baseline_pue", "chiller_scored")
         }
         if extra:
             lines += ["", "```json", json.dumps(extra, indent=1), "```"]

@@ -126,3 +126,18 @@ def test_import_fault_file_is_not_folded(tmp_path: Path) -> None:
     scn, _ = load_scenario(folder)
     assert isinstance(scn.source, ParquetSource) and scn.source.reference_folds is None
     assert not (folder / REFERENCE_FOLDS).exists()
+
+
+def test_row_and_day_rates_leave_unlabeled_rows_out() -> None:
+    from evals.fdd_scores import rates_rows_days
+
+    idx = pd.date_range("2017-03-11", periods=4 * 1440, freq="1min")
+    day = np.asarray(idx.day - 11)
+    truth = pd.Series(pd.array(day % 2 == 1, dtype="boolean"), index=idx)  # days 1, 3 faulted
+    truth[day == 3] = pd.NA  # day 3 unlabeled: neither faulted nor fault-free
+    flags = pd.Series((day == 1) & (np.arange(len(idx)) % 1440 < 720), index=idx)
+    flags[(day == 2) & (np.arange(len(idx)) % 1440 == 5)] = True  # one false row on day 2
+    r = rates_rows_days(flags, truth)
+    assert r["row_tpr"] == 0.5 and r["row_fpr"] == round(1 / 2880, 3)
+    assert r["day_tpr"] == 1.0 and r["day_fpr"] == 0.5
+    assert r["faulted_days"] == 1 and r["fault_free_days"] == 2 and r["unlabeled_rows"] == 1440
