@@ -26,7 +26,7 @@ What this measures, and how (``facility-agent bench fdd [--report DIR]``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -420,7 +420,3 @@ def summary_json(result: Mapping[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
         out["lbnl"] = [{k: row[k] for k in keys} for row in lb.to_dict("records")]
     return out
-
-
-def as_records(df: pd.DataFrame) -> Sequence[dict[str, Any]]:
-    return list(df.to_dict("records"))
