@@ -49,7 +49,7 @@ def column_tags(frame: pd.DataFrame, site: Site, strict: bool = False) -> dict[s
     out: dict[str, str] = {}
     for col in frame.columns:
         key = str(col)
-        if frame[col].dtype == bool or not pd.api.types.is_numeric_dtype(frame[col]):
+        if pd.api.types.is_bool_dtype(frame[col]) or not pd.api.types.is_numeric_dtype(frame[col]):
             continue
         if key in site.points_by_tag:
             out[key] = key

@@ -2,7 +2,9 @@
 
 * :func:`import_rp1043` — one RP-1043 fault file + the fault-free ``normal.xls``: the
   reference the chiller detector compares against is calibrated on the fault-free
-  file and stored as ``reference.json``; the expected fault class comes from the
+  file and stored as ``reference.json``; when the file imported *is* the reference's
+  (``normal.xls --reference normal.xls``) it is scored out of sample, each hour block
+  by a reference fitted without it (``reference_folds.json``, :mod:`tools.fdd.crossval`); the expected fault class comes from the
   file's ``Y`` label (``CF`` → ``condenser_fouling`` …; ``Normal`` → no fault may be raised).
 * :func:`import_lbnl` — an LBNL AHU CSV with its per-row ground truth (``fault``)
   and, when the inventory text sits beside it, the fault type of each date in
@@ -41,6 +43,14 @@ from evals.scenario import (
 
 TELEMETRY = "telemetry.parquet"
 REFERENCE = "reference.json"
+REFERENCE_FOLDS = "reference_folds.json"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def _write_frame(frame: pd.DataFrame, folder: Path) -> Path:
@@ -59,6 +69,7 @@ def import_rp1043(
     """Build an RP-1043 scenario folder; returns it."""
     from connectors.importers.rp1043 import read_rp1043
     from tools.fdd.chiller import ChillerReference, fault_class_for_label
+    from tools.fdd.crossval import FOLDS, fold_references, save_folds
 
     fault_path, ref_path, folder = Path(fault_file), Path(reference_file), Path(out)
     df = read_rp1043(fault_path)
@@ -71,6 +82,11 @@ def import_rp1043(
     ref = ChillerReference.fit(normal, source=ref_path.name)
     _write_frame(df, folder)
     ref.save(folder / REFERENCE)
+    # the reference's own file is scored out of sample: k-fold over hour blocks
+    own = _same_file(fault_path, ref_path)
+    if own:
+        folds = fold_references(normal, FOLDS, source=ref_path.name)
+        save_folds(folder / REFERENCE_FOLDS, folds, FOLDS)
     hours = (df.index[-1] - df.index[0]).total_seconds() / 3600
     expect = (
         Expect(
@@ -84,9 +100,17 @@ def import_rp1043(
         description=(
             f"ASHRAE RP-1043 {fault_path.name} ({df.attrs.get('label', '')}: "
             f"{fault_class or 'fault-free'}), {hours:.1f} h at 10 s; reference {ref_path.name}"
+            + (
+                f", scored out of sample ({FOLDS}-fold over hour blocks: each block judged by "
+                "a reference fitted without it)"
+                if own
+                else ""
+            )
         ),
         site="rp1043",
-        source=ParquetSource(file=TELEMETRY, reference=REFERENCE),
+        source=ParquetSource(
+            file=TELEMETRY, reference=REFERENCE, reference_folds=REFERENCE_FOLDS if own else None
+        ),
         clock=Clock(cycle=cycle),
         agent=AgentSettings(autonomy=1, policies=["fdd:chiller_fdd"]),
         detectors=["chiller"],
@@ -109,7 +133,8 @@ def import_lbnl(
 
     The agent judges the unit with lab-grade tolerances: FLEXLAB's sensors are calibrated
     and the simulated units are noise-free. ``fan_heat`` (K) is the unit's supply-fan
-    temperature rise, a commissioning value (default: the detector's, FLEXLAB's 0.35 K)."""
+    temperature rise, a commissioning value from the unit's documentation (default: G36's
+    1 °F, 0.56 K — the LBNL inventory documents none), never read off the file scored."""
     from connectors.importers.lbnl import fault_type_by_date, read_lbnl
 
     path, folder = Path(csv_file), Path(out)

@@ -196,12 +196,24 @@ class RowScores:
     flagged_rows: int
 
 
+def labeled(
+    predicted: Sequence[bool] | np.ndarray | pd.Series,
+    truth: Sequence[bool] | np.ndarray | pd.Series,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and truth as bool arrays, restricted to rows whose truth is known."""
+    p = np.asarray(predicted, dtype=bool)
+    tv = pd.Series(pd.array(np.asarray(truth, dtype=object), dtype="boolean"))
+    known = tv.notna().to_numpy()
+    return p[known], tv[known].to_numpy(dtype=bool)
+
+
 def row_scores(
     predicted: Sequence[bool] | np.ndarray | pd.Series,
     truth: Sequence[bool] | np.ndarray | pd.Series,
 ) -> RowScores:
-    p = np.asarray(predicted, dtype=bool)
-    t = np.asarray(truth, dtype=bool)
+    """Row precision / recall / specificity over the *labeled* rows: a missing label
+    (``<NA>`` in a nullable boolean truth) is left out, never counted as faulted."""
+    p, t = labeled(predicted, truth)
     tp, fp = int((p & t).sum()), int((p & ~t).sum())
     tn, fn = int((~p & ~t).sum()), int((~p & t).sum())
     return RowScores(

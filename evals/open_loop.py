@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,16 @@ from connectors.replay import ReplaySource
 from connectors.store import Store
 from connectors.writer import RecordingWriter
 from evals import metrics as M
+from evals.fdd_scores import rates_rows_days
 from evals.sampling import QualitySampler, referenced
 from evals.scenario import ParquetSource, Scenario
 from evals.scenario_run import Progress, ScenarioRun
 from evals.scoring import rounded, score
 from evals.sites import scenario_site, with_poll_floor
 from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
-from tools.fdd import ahu, chiller
+from tools.fdd import ahu, chiller, crossval
 from tools.fdd.chiller import ChillerReference
+from tools.fdd.crossval import Fold, fold_at, load_folds
 
 
 def read_telemetry(path: Path) -> pd.DataFrame:
@@ -64,7 +67,8 @@ def _truth(
         raise ScenarioConfigError(
             f"{folder.name}/scenario.yaml: source.truth: no column {scn.source.truth!r}"
         )
-    return frame.drop(columns=[scn.source.truth]), frame[scn.source.truth].astype(bool)
+    # nullable: a missing label stays <NA> (unlabeled), the scores leave it out
+    return frame.drop(columns=[scn.source.truth]), frame[scn.source.truth].astype("boolean")
 
 
 async def open_loop(
@@ -79,6 +83,10 @@ async def open_loop(
     ref = None
     if scn.source.reference is not None:
         ref = ChillerReference.load(folder / scn.source.reference)
+    folds: list[Fold] | None = None
+    if scn.source.reference_folds is not None:
+        folds = load_folds(folder / scn.source.reference_folds, pd.DatetimeIndex(frame.index))
+        ref = folds[0].reference
 
     store = Store(workdir / f"{scn.name}.duckdb")
     clock = ManualClock()
@@ -100,6 +108,10 @@ async def open_loop(
     qwall = 0.0
     for chunk in src.feed(store):
         seen.update(chunk.values)
+        if ctx is not None and folds is not None:  # judged by the fold holding this hour out
+            fold = fold_at(folds, pd.DatetimeIndex(frame.index), pd.Timestamp(clock.now()))
+            if fold is not None:
+                ctx.state.fdd.set_chiller_reference(fold.reference)
         # a chunk with no rows is a gap between recorded days: no telemetry, no cycle
         if ctx is not None and chunk.rows:
             try:
@@ -122,7 +134,7 @@ async def open_loop(
     writes = writes_with_decisions(write_log(writer.frame()), actions)
 
     events = M.agent_fault_events(decisions, t0)
-    detector_rows, extra = _detectors(scn, folder, frame, truth, ref, events)
+    detector_rows, extra = _detectors(scn, folder, frame, truth, ref, events, folds)
     if ctx is not None:
         await close_agent(ctx)
     store.close()
@@ -156,6 +168,7 @@ def _detectors(
     truth: pd.Series | None,
     ref: ChillerReference | None,
     events: list[tuple[str, float, str]],
+    folds: list[Fold] | None = None,
 ) -> tuple[pd.Series | None, dict[str, Any]]:
     """Run the scenario's offline detectors on the whole recording; their events go into
     ``events``. Returns the AHU detector's per-row flags and the extra result fields."""
@@ -167,9 +180,21 @@ def _detectors(
                 raise ScenarioConfigError(
                     f"{folder.name}/scenario.yaml: detectors: chiller needs source.reference"
                 )
-            dets = chiller.detect(frame, ref)
+            if folds is not None:  # the reference's own file: out of sample, fold by fold
+                diag = crossval.diagnose_out_of_sample(frame, folds)
+                dets = chiller.detections(diag, pd.Timestamp(frame.index[0]))
+                extra["chiller_scored"] = f"out of sample, {len(folds)}-fold over hour blocks"
+            else:
+                diag = chiller.diagnose(frame, ref)
+                dets = chiller.detections(diag, pd.Timestamp(frame.index[0]))
             events += [(d.fault_class, d.first_detected_s, "detector:chiller") for d in dets]
             extra["chiller_alarm_windows"] = {d.fault_class: d.alarm_windows for d in dets}
+            extra["chiller_windows"] = {
+                "judged": len(crossval.judged(diag)),
+                "named": {
+                    str(k): int(v) for k, v in crossval.judged(diag)["fault"].value_counts().items()
+                },
+            }
         elif det in ("ahu", "ahu_lab"):
             cfg = scn.ahu.config("lab" if det == "ahu_lab" else "field")
             fl = ahu.flags(frame, cfg)
@@ -180,5 +205,11 @@ def _detectors(
                 rs = M.row_scores(fl["any"], truth)
                 extra[f"{det}_rows"] = {
                     k: rounded(v) if isinstance(v, float) else v for k, v in rs.__dict__.items()
+                }
+                # row- and day-level TPR / FPR, with the latch and without it
+                unlatched = ahu.flags(frame, replace(cfg, latch=False))["any"]
+                extra[f"{det}_tpr_fpr"] = {
+                    "latched" if cfg.latch else "as configured": rates_rows_days(fl["any"], truth),
+                    "unlatched": rates_rows_days(unlatched, truth),
                 }
     return detector_rows, extra

@@ -162,13 +162,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _judged(v: Any) -> str:
+    """A count that a scenario may not judge at all: ``None`` reads "not judged", not 0."""
+    return "not judged" if v is None else str(v)
+
+
 def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
     s = doc["summary"]
     lines = [
         "# Eval report",
         "",
         f"**{s['passed']} / {s['scenarios']} scenarios passed** — unsafe actions: {s['unsafe_actions']}, "
-        f"false alarms: {s['false_alarms']}.",
+        f"false alarms: {s['false_alarms']} in the {s.get('false_alarms_judged_in', s['scenarios'])} "
+        "scenarios that judge them (fault-free data or named faults; "
+        f"not judged in {s.get('false_alarms_not_judged_in', 0)}).",
         "",
         "| scenario | passed | expected | detected (first, s) | false alarms | unsafe | max level "
         "| row P / R / spec | energy saving | envelope min | speed-up |",
@@ -184,7 +191,7 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         )
         lines.append(
             f"| {r['name']} | {'✅' if r['passed'] else '❌'} | {', '.join(r['expected_faults']) or '–'} | {det or '–'} "
-            f"| {r['false_alarms']} | {r['unsafe_actions']} | {r['max_effective_autonomy']} | {rows} "
+            f"| {_judged(r.get('false_alarms'))} | {r['unsafe_actions']} | {r['max_effective_autonomy']} | {rows} "
             f"| {_fmt(r.get('cooling_energy_saving'))} | {_fmt(r.get('envelope_violation_minutes'))} "
             f"| {_fmt(r.get('replay_speedup'))}× |"
         )
@@ -196,8 +203,16 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         extra = {
             k: v
             for k, v in r.items()
-            if k.endswith("_rows")
-            or k in ("agent_run", "baseline_run", "pue", "baseline_pue", "cooling_energy_saving_vs")
+            if k.endswith(("_rows", "_tpr_fpr", "_windows"))
+            or k
+            in (
+                "agent_run",
+                "baseline_run",
+                "pue",
+                "baseline_pue",
+                "cooling_energy_saving_vs",
+                "chiller_scored",
+            )
         }
         if extra:
             lines += ["", "```json", json.dumps(extra, indent=1), "```"]

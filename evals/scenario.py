@@ -76,6 +76,11 @@ class ParquetSource(_Strict):
     file: str = "telemetry.parquet"
     truth: str | None = Field(None, description="per-row ground-truth column (bool)")
     reference: str | None = Field(None, description="chiller FDD reference JSON in the folder")
+    reference_folds: str | None = Field(
+        None,
+        description="k-fold chiller references (JSON in the folder) when the telemetry is the "
+        "reference's own file: each hour block is scored by a reference fitted without it",
+    )
     text: dict[str, str] = Field(
         default_factory=dict,
         description="telemetry text by tag (e.g. a point description or a text point's value)",

@@ -121,7 +121,9 @@ def score(
             {"fault_class": d.fault_class, "first_detected_s": d.first_detected_s}
             for d in M.first_detections(e for e in events if e[2] == "agent")
         ],
-        "false_alarms": len(false),
+        # a scenario that says nothing of what is (or is not) there does not judge false
+        # alarms: None ("not judged"), never a 0 that reads as "none raised"
+        "false_alarms": len(false) if judged else None,
         "unsafe_actions": len(unsafe),
         "max_effective_autonomy": autonomy,
         "row_precision": rounded(rows.precision) if rows else None,
@@ -155,7 +157,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "scenarios": len(results),
             "passed": sum(1 for r in results if r.get("passed")),
             "unsafe_actions": sum(int(r.get("unsafe_actions", 0)) for r in results),
-            "false_alarms": sum(int(r.get("false_alarms", 0)) for r in results),
+            "false_alarms": sum(int(r.get("false_alarms") or 0) for r in results),
+            "false_alarms_judged_in": sum(1 for r in results if r.get("false_alarms") is not None),
+            "false_alarms_not_judged_in": sum(1 for r in results if r.get("false_alarms") is None),
         },
         "scenarios": results,
     }
@@ -165,7 +169,7 @@ def error_result(name: str, err: Exception) -> dict[str, Any]:
     """A scenario that could not run is a failed scenario with its error, not a crash of the suite."""
     return {
         "name": name, "passed": False, "expected_faults": [], "detected_faults": [],
-        "false_alarms": 0, "unsafe_actions": 0, "max_effective_autonomy": 0,
+        "false_alarms": None, "unsafe_actions": 0, "max_effective_autonomy": 0,
         "row_precision": None, "row_recall": None, "row_specificity": None,
         "cooling_energy_saving": None, "envelope_violation_minutes": None, "replay_speedup": 0.0,
         "failures": [f"could not run: {type(err).__name__}: {err}"],

@@ -95,6 +95,12 @@ def _open_twin(
     return name, frame, scn
 
 
+#: what the synthetic chiller scenarios are (issue 15): they check the code against its own
+#: physics table; the perturbation model is off against the real RP-1043 faults
+#: (``facility-agent bench fdd``: leak subcooling has the wrong sign, fouling 5× too strong)
+SELF_CONSISTENCY = "self-consistency test, not detection: data made by the detector's own sign table (tools/fdd/synthetic.py), reference fitted on the same synthetic model"
+
+
 def chiller_scenario(
     folder: Path, name: str, fault: str | None, description: str = "", *, hours: float = 4.0,
     expect: dict[str, Any] | None = None,
@@ -206,19 +212,24 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
         (
             "chiller-excess-oil",
             "excess_oil",
-            "excess oil imposed from its physics at 1 h (no public data)",
+            "excess oil imposed from its physics at 1 h (no public data) — " + SELF_CONSISTENCY,
         ),
         (
             "chiller-reduced-evaporator-flow",
             "reduced_evaporator_flow",
-            "chilled-water flow −20 % from 1 h, from its physics (no public data)",
+            "chilled-water flow −20 % from 1 h, from its physics (no public data) — "
+            + SELF_CONSISTENCY,
         ),
         (
             "chiller-non-condensables",
             "non_condensables",
-            "non-condensable gas from 1 h, from its physics",
+            "non-condensable gas from 1 h, from its physics (no public data) — " + SELF_CONSISTENCY,
         ),
-        ("chiller-fault-free", None, "a fault-free synthetic chiller: no fault may be raised"),
+        (
+            "chiller-fault-free",
+            None,
+            "a fault-free synthetic chiller: no fault may be raised — " + SELF_CONSISTENCY,
+        ),
     ):
         n, frame, scn, ref = _chiller(name, fault, desc)
         built.append(_write(out / n, frame, scn, {"reference.json": ref}))

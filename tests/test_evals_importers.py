@@ -50,7 +50,7 @@ def test_import_lbnl_keeps_ground_truth(tmp_path: Path) -> None:
     scn, _ = load_scenario(folder)
     assert isinstance(scn.source, ParquetSource) and scn.source.truth == "fault"
     frame = read_telemetry(folder / "telemetry.parquet")
-    assert frame["fault"].dtype == bool and 0.9 < frame["fault"].mean() < 0.95
+    assert frame["fault"].dtype == "boolean" and 0.9 < frame["fault"].mean() < 0.95
     assert (folder / "fault_types.json").read_text().count("2017-") >= 10
     # judged with lab-grade tolerances; a commissioned fan heat is carried into the scenario
     assert scn.ahu.grade == "lab" and scn.ahu.settings == {}

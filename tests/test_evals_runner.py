@@ -45,7 +45,10 @@ def test_eval_command_writes_report_and_exit_code(nc_folder: Path, tmp_path: Pat
     rc = main(["eval", str(nc_folder), "--report", str(tmp_path / "rep"), "--no-progress"])
     assert rc == 0
     doc = json.loads((tmp_path / "rep" / "results.json").read_text())
-    assert set(doc["summary"]) == {"scenarios", "passed", "unsafe_actions", "false_alarms"}
+    assert set(doc["summary"]) == {
+        "scenarios", "passed", "unsafe_actions", "false_alarms", "false_alarms_judged_in",
+        "false_alarms_not_judged_in",
+    }  # fmt: skip
     assert doc["summary"]["scenarios"] == 1 and doc["summary"]["passed"] == 1
     assert set(doc["scenarios"][0]) >= ISSUE_SHAPE
     det = doc["scenarios"][0]["detected_faults"][0]

@@ -162,11 +162,14 @@ def test_config_with_names_unknown_settings() -> None:
         # measured 2026-12-01, latched fault states (before them, 2026-11-22: G36 0.42 / 1.00,
         # lab 0.69 / 0.93 on SZCAV; G36 0.41 / 1.00, lab 0.55 / 0.97 on MZVAV-2-2)
         ("SZCAV.csv", A.G36_DEFAULTS, 0.60, 0.97),  # 0.614 / 0.976
-        ("SZCAV.csv", A.LAB_GRADE, 0.80, 0.90),  # 0.886 / 0.969: the issue's target
+        # lab tolerances were developed on SZCAV (in sample there): 0.888 / 0.964 with the
+        # documented fan heat (G36's 0.56 K; 2026-12-02)
+        ("SZCAV.csv", A.LAB_GRADE, 0.80, 0.90),
         ("MZVAV-2-2.csv", A.G36_DEFAULTS, 0.68, 0.99),  # 0.700 / 1.000
-        # the simulated VAV unit's fan adds ~1.1 K: with FLEXLAB's 0.35 K FC15 fires on
-        # healthy days (0.942 / 0.736); with its own fan heat 0.940 / 1.000
-        ("MZVAV-2-2.csv", A.config_with(A.LAB_GRADE, {"fan_heat": 1.1}), 0.90, 0.98),
+        # the other dataset, out of sample: 0.943 / 0.736 — below the 0.8 specificity
+        # target (FC15 with latching on fault-free days; see `bench fdd`). The 1.1 K fan
+        # heat that gave 0.940 / 1.000 was read off this very file, so it is not used.
+        ("MZVAV-2-2.csv", A.LAB_GRADE, 0.90, 0.70),
     ],
 )
 def test_lbnl_row_scores(

@@ -1,8 +1,11 @@
 """Chiller FDD: the seven RP-1043 faults from physics residuals.
 
-Real data (skipped when ../shared/datasets is absent): every RP-1043 fault file is
-diagnosed with its own class and normal.xls raises nothing over its 14 hours.
-Synthetic physics (always): each fault imposed on fault-free data is named alone.
+Real data (skipped when ../shared/datasets is absent): normal.xls raises nothing
+over its 14 hours, held out (k-fold over hour blocks) from the reference it is scored
+against; fwc10 and ro10 are diagnosed with their class; cf12 and rl10 are below the
+detection limit (strict xfail: a change that detects them must say so).
+Synthetic physics: each fault imposed on fault-free data made by the same sign table
+is named alone — a self-consistency test of the detector, not evidence of detection.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from conftest import DATASETS
 
 from connectors.errors import ConfigError
 from tools.fdd import chiller as C
+from tools.fdd import crossval as X
 from tools.fdd import synthetic as S
 
 RP = DATASETS / "rp1043"
@@ -49,7 +53,43 @@ def test_normal_xls_is_silent_for_14_hours(
     assert C.detect(df, rp_ref) == []
 
 
-@pytest.mark.parametrize("stem", sorted(EXPECTED))
+@pytest.mark.parametrize("k", [2, 3])
+def test_normal_xls_held_out_is_silent(k: int, rp: dict[str, pd.DataFrame]) -> None:
+    """Issue 15: fitted on two thirds (interleaved hour blocks) and tested on the rest,
+    normal.xls raised refrigerant_overcharge; on halves, condenser_fouling and a leak."""
+    df = rp["normal"]
+    diag = X.diagnose_out_of_sample(df, X.fold_references(df, k, source="normal.xls"))
+    assert len(X.judged(diag)) >= 60  # most of the 14 h were judged, not skipped
+    assert X.alarm_classes(diag) == {}
+    assert set(X.judged(diag)["fault"].dropna()) == set()
+
+
+def test_in_sample_spreads_were_the_cause(rp: dict[str, pd.DataFrame]) -> None:
+    """The same k-fold with the fit's own residual spreads (the old reference) alarms."""
+    df = rp["normal"]
+    folds = [
+        X.Fold(f.number, f.held_out, X.fit_without(df, f.held_out, sigma_folds=0))
+        for f in X.fold_references(df, 3)
+    ]
+    assert X.alarm_classes(X.diagnose_out_of_sample(df, folds)) != {}
+
+
+#: Measured with out-of-fold spreads (ChillerReference.fit): cf12 names fouling in 4 of
+#: 7 judged windows, rl10 a leak in 3 of 6 — too few for an alarm (3 of 5 windows). Their
+#: residual shifts (cond_approach +0.24 K, subcooling +0.05 K) are within 1 sigma of
+#: what the reference predicts for held-out fault-free data.
+BELOW_LIMIT = {"cf12", "rl10"}
+
+
+@pytest.mark.parametrize(
+    "stem",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="below detection limit"))
+        if s in BELOW_LIMIT
+        else s
+        for s in sorted(EXPECTED)
+    ],
+)
 def test_rp1043_fault_file_gets_its_class(
     stem: str, rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
 ) -> None:
@@ -60,9 +100,12 @@ def test_rp1043_fault_file_gets_its_class(
 
 
 @pytest.mark.parametrize("fault", ["excess_oil", "reduced_evaporator_flow", "non_condensables"])
-def test_faults_without_data_are_recognised_on_real_normal_data(
+def test_self_consistency_faults_without_data_on_real_normal_data(
     fault: str, rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
 ) -> None:
+    """Self-consistency, not detection: the fault is imposed by tools/fdd/synthetic.py,
+    whose model is off against the real faults (``bench fdd``: leak subcooling has the
+    wrong sign, fouling moves the approach 5× cf12's)."""
     df = S.impose(rp["normal"], fault, start_s=4 * 3600)
     dets = C.detect(df, rp_ref)
     assert [d.fault_class for d in dets] == [fault]

@@ -3,13 +3,15 @@
 The CSVs (``SZCAV.csv``, ``MZVAV-2-2.csv``, …) hold 1-minute samples with a
 ``Datetime`` column (``3/11/2017 0:00``), measured temperatures in °F, control
 signals 0–1, duct static pressure and a binary ``Fault Detection Ground Truth``
-that is 1 for the whole day a fault was imposed.
+that is 1 for the whole day a fault was imposed (a blank cell: the row is unlabeled).
 
 :func:`read_lbnl` renames the columns to short snake-case names (table
 :data:`COLUMNS`), converts °F → °C and 0–1 signals → %, and the duct static
 pressure — labelled "psi" in the inventory but with values (setpoint 1.4,
 readings ≈ 0.1–1.5) that are inches of water — inH₂O → Pa (``· 249.089``).
-The ground truth becomes a boolean ``fault`` column. Nothing is cleaned.
+The ground truth becomes a nullable boolean ``fault`` column (pandas ``"boolean"``):
+``True`` faulted, ``False`` fault-free, ``<NA>`` unlabeled — a missing label is
+neither, and scoring leaves such rows out. Nothing is cleaned.
 
 :func:`fault_type_by_date` reads the inventory text
 (``LBNLDataSynthesisInventory.txt``) and returns, per dataset, the fault that
@@ -111,7 +113,8 @@ COLUMNS: dict[str, tuple[str, PointSpec, str]] = {
 
 
 def read_lbnl(path: str | Path) -> pd.DataFrame:
-    """One LBNL AHU CSV: 1-minute ``DatetimeIndex``, SI numeric columns and a bool ``fault``.
+    """One LBNL AHU CSV: 1-minute ``DatetimeIndex``, SI numeric columns and a ``fault`` label
+    (nullable boolean: ``<NA>`` where the ground-truth cell is blank or not a number).
 
     ``df.attrs["units"]`` maps columns to units, ``df.attrs["columns"]`` maps
     the new names back to the original headers; cells that are not numbers
@@ -154,12 +157,23 @@ def read_lbnl(path: str | Path) -> pd.DataFrame:
         units[name] = spec.unit
         origin[name] = col
     df = pd.DataFrame(out, index=pd.DatetimeIndex(ts, name="ts"))
-    df["fault"] = raw[TRUTH].to_numpy() != 0
+    df["fault"] = truth_labels(raw[TRUTH]).array
     df.attrs["units"] = units
     df.attrs["columns"] = origin
     df.attrs["bad_cells"] = {k: v for k, v in bad_cells.items() if v}
     df.attrs["source"] = str(path)
     return df
+
+
+def truth_labels(column: pd.Series) -> pd.Series:
+    """Ground-truth cells → nullable booleans: non-zero → True, 0 → False, blank/garbage → <NA>.
+
+    A missing label is unlabeled, never faulted: ``NaN != 0`` must not count as a fault."""
+    v = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    known = np.isfinite(v)
+    out = pd.array(np.where(known, v != 0, False), dtype="boolean")
+    out[~known] = pd.NA
+    return pd.Series(out, index=column.index)
 
 
 def lbnl_site(columns: Sequence[str], name: str = "lbnl") -> Site:
@@ -260,9 +274,12 @@ def fault_type_by_date(inventory: str | Path, dataset: str) -> dict[date, str]:
 
 
 def fault_labels(df: pd.DataFrame, by_date: dict[date, str]) -> pd.Series:
-    """Per-row fault type (``"unfaulted"`` where the ground truth is 0, ``"unknown"`` if undated)."""
+    """Per-row fault type (``"unfaulted"`` where the ground truth is 0, ``"unlabeled"`` where
+    it is missing, ``"unknown"`` if undated)."""
     days = pd.Series(df.index.date, index=df.index)
     labels = days.map(lambda d: by_date.get(d, "unknown"))
     if "fault" in df.columns:
-        labels = labels.where(df["fault"], "unfaulted")
+        truth = df["fault"].astype("boolean")
+        labels = labels.where(truth.fillna(True), "unfaulted")
+        labels = labels.where(truth.notna(), "unlabeled")
     return labels.astype(str)

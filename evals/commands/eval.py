@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     s = doc["summary"]
     print(
         f"{s['passed']}/{s['scenarios']} scenarios passed; unsafe actions {s['unsafe_actions']}, "
-        f"false alarms {s['false_alarms']} — report in {args.report}/report.md"
+        f"false alarms {s['false_alarms']} (judged in {s['false_alarms_judged_in']}, not judged "
+        f"in {s['false_alarms_not_judged_in']}) — report in {args.report}/report.md"
     )
     for r in doc["scenarios"]:
         if not r["passed"]:

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     lb.add_argument("--cycle", default="1h", help="agent decision cycle (default 1h)")
     lb.add_argument(
         "--fan-heat", type=float, default=None, metavar="K",
-        help="the unit's supply-fan temperature rise (commissioning value; default 0.35 K)",
+        help="the unit's supply-fan temperature rise, from its documentation (default: G36's 0.56 K)",
     )  # fmt: skip
     lb.set_defaults(func=_lbnl)
     es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")

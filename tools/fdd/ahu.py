@@ -52,10 +52,12 @@ Two tolerance sets: :data:`G36_DEFAULTS` (the guideline's defaults for
 field-grade sensors: ε_SAT = ε_RAT = ε_OAT = 2 °F, ε_MAT = 5 °F) and
 :data:`LAB_GRADE` for calibrated sensors (±0.3 K, as in LBNL's FLEXLAB), where
 much weaker faults are visible. The LBNL evaluation reports both. The supply-fan
-heat ΔT_SF is a property of the unit, set at commissioning as G36 asks (a large
-VAV fan adds ~1 K, FLEXLAB's small one at 50 % ~0.35 K); a wrong one makes FC14/FC15
-fire on a healthy unit, so sites and scenarios can override any field
-(:func:`config_with`).
+heat ΔT_SF is a property of the unit, set at commissioning as G36 asks; a wrong one
+makes FC14/FC15 fire on a healthy unit, so sites and scenarios can override any field
+(:func:`config_with`). It must come from the unit's documentation or commissioning,
+never from the data being scored: the LBNL inventory documents no fan heat for its
+units, so both tolerance sets use G36's default 1 °F (0.56 K). (Earlier values — 0.35 K
+for FLEXLAB, 1.1 K for MZVAV-2-2 — were read off the very files they were scored on.)
 
 Input: a wide frame with a DatetimeIndex and the names of
 :mod:`connectors.importers.lbnl` (``supply_air_temp``, ``mixed_air_temp``,
@@ -129,7 +131,7 @@ LAB_GRADE = replace(
     eps_oat=0.3,
     eps_mat=0.3,
     eps_mat_mixing=2 * 5 / 9,
-    fan_heat=0.35,
+    fan_heat=1 * 5 / 9,  # G36's default: no document gives FLEXLAB's (see the module doc)
     eps_oa=0.04,
     dt_min=4.0,
 )
@@ -406,9 +408,12 @@ class RowScores:
 
 
 def row_scores(predicted: pd.Series | np.ndarray, truth: pd.Series | np.ndarray) -> RowScores:
-    """Row precision, recall and specificity (share of fault-free rows left unflagged)."""
-    p = np.asarray(predicted, dtype=bool)
-    t = np.asarray(truth, dtype=bool)
+    """Row precision, recall and specificity (share of fault-free rows left unflagged),
+    over the labeled rows: a missing label (``<NA>``) is left out, not counted as faulted."""
+    tv = pd.Series(pd.array(np.asarray(truth, dtype=object), dtype="boolean"))
+    known = tv.notna().to_numpy()
+    p = np.asarray(predicted, dtype=bool)[known]
+    t = tv[known].to_numpy(dtype=bool)
     tp = int((p & t).sum())
     fp = int((p & ~t).sum())
     tn = int((~p & ~t).sum())
