@@ -661,7 +661,12 @@ def _located(loc: str, msg: str) -> _LocatedError:
     return _LocatedError(loc, msg)
 
 
-_LOCATION_KEYS = frozenset({"protocol", "host", "port", "device_id", "address", "device"})
+_LOCATION_KEYS = frozenset({"protocol", "host", "port", "device_id", "device"})
+
+
+def _has_location(src: dict[str, Any]) -> bool:
+    """A source that says where it is (a Modbus register ``address`` is an int, not one)."""
+    return bool(_LOCATION_KEYS & src.keys()) or isinstance(src.get("address"), str)
 
 
 def resolve_device_refs(data: Any) -> Any:
@@ -695,7 +700,7 @@ def resolve_device_refs(data: Any) -> Any:
                 continue
             ref = src.get("device_ref")
             where = f"equipment[{ei}].points[{pi}].source.device_ref"
-            if ref is None and eq_ref is not None and not (_LOCATION_KEYS & src.keys()):
+            if ref is None and eq_ref is not None and not _has_location(src):
                 ref, where = eq_ref, f"equipment[{ei}].device_ref"
             if ref is None:
                 points.append(p)

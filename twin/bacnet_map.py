@@ -16,7 +16,7 @@ tests see no change; a site from :func:`to_bacnet` reads those points over BACne
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connectors.site import Site, Table, parse_site
@@ -44,8 +44,10 @@ def to_bacnet(
     base_port: int = BACNET_BASE_PORT,
     base_instance: int = BACNET_BASE_INSTANCE,
     priority: int | None = None,
+    ports: Sequence[int] | None = None,
 ) -> Site:
-    """``site`` with ``equipment`` moved to BACnet/IP devices (see the module docstring)."""
+    """``site`` with ``equipment`` moved to BACnet/IP devices (see the module docstring);
+    ``ports`` (one per equipment) replaces ``base_port + n``."""
     data: dict[str, Any] = site.model_dump(mode="json", exclude_defaults=False)
     wanted = list(equipment)
     known = {eq["id"] for eq in data["equipment"]}
@@ -58,7 +60,7 @@ def to_bacnet(
         name = f"{eq_id}_bacnet"
         dev: dict[str, Any] = {
             "protocol": "bacnet",
-            "address": f"{host}:{base_port + n}",
+            "address": f"{host}:{ports[n] if ports is not None else base_port + n}",
             "device": base_instance + n,
         }
         if priority is not None:

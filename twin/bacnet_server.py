@@ -147,6 +147,20 @@ class BacnetSiteServer:
 
     async def start_device(self, key: DeviceKey) -> None:
         """Start (or revive) one device; its objects keep the values and commands they had."""
+        self._start(key)
+
+    async def stop_device(self, key: DeviceKey) -> None:
+        """Close one device's socket: its requests go unanswered (a dead controller)."""
+        self._stop(key)
+
+    def set_device_offline(self, instance: int, offline: bool = True) -> None:
+        """The twin's comm-loss fault: the device with ``instance`` stops answering (or is
+        back). Call on the running event loop."""
+        for key in self._devices:
+            if key.device_id == instance:
+                (self._stop if offline else self._start)(key)
+
+    def _start(self, key: DeviceKey) -> None:
         dev = self._devices[key]
         if dev.app is not None:
             return
@@ -167,8 +181,7 @@ class BacnetSiteServer:
         )
         log.debug("BACnet device %s serving %d objects", key, len(dev.objects))
 
-    async def stop_device(self, key: DeviceKey) -> None:
-        """Close one device's socket: its requests go unanswered (a dead controller)."""
+    def _stop(self, key: DeviceKey) -> None:
         dev = self._devices[key]
         if dev.app is not None:
             dev.app.close()
