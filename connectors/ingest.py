@@ -37,6 +37,7 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 
+from connectors.bacnet.client import close as close_application
 from connectors.bacnet.client import local_address_for, make_application
 from connectors.bacnet.poller import BacnetPoller
 from connectors.clock import Clock, SystemClock
@@ -211,7 +212,7 @@ class Ingestor:
                 t.cancel()
             results = await asyncio.gather(*everything, return_exceptions=True)
             if app is not None:
-                app.close()
+                await close_application(app)
             await self.flush()
         failure = results[-1]  # the flusher's: a store that cannot write is not a status
         if isinstance(failure, Exception):

@@ -366,3 +366,81 @@ def test_estop_relinquishes_every_agent_written_bacnet_point(tmp_path: Path) -> 
                 await writer.close()
 
     asyncio.run(main())
+
+
+# ---- ReadPropertyMultiple: fallback and segmentation ------------------------------------------
+
+
+def _collect() -> tuple[dict[int, tuple[float, int]], object]:
+    got: dict[int, tuple[float, int]] = {}
+
+    def sink(ts: np.ndarray, ids: np.ndarray, v: np.ndarray, st: np.ndarray) -> None:
+        for i, x, s in zip(ids.tolist(), v.tolist(), st.tolist(), strict=True):
+            got[i] = (x, s)
+
+    return got, sink
+
+
+def test_a_device_that_rejects_read_property_multiple_is_read_point_by_point() -> None:
+    from bacnet_harness import free_udp_ports
+
+    from connectors.bacnet.client import make_application
+    from twin.bacnet_map import synthetic_bacnet_site, synthetic_bacnet_value
+    from twin.bacnet_server import BacnetSiteServer
+
+    async def main() -> None:
+        site = synthetic_bacnet_site(40, 2, ports=free_udp_ports(2))
+        server = BacnetSiteServer(site, no_rpm={2})
+        values = {t: synthetic_bacnet_value(i) for i, t in enumerate(site.point_ids)}
+        server.set_many(values)
+        got, sink = _collect()
+        app = make_application("127.0.0.1/8:0")
+        async with server:
+            try:
+                pollers = [
+                    BacnetPoller(k, pts, site.point_ids, sink)  # type: ignore[arg-type]
+                    for k, pts in site.bacnet_devices().items()
+                ]
+                for p in pollers:
+                    p.attach(app)
+                    await p.poll_once()
+                    await p.poll_once()  # the second poll goes straight to ReadProperty
+            finally:
+                app.close()
+        assert [p.use_rpm for p in pollers] == [True, False]
+        assert pollers[1].stats.requests >= 2 * 20  # one request per point
+        assert pollers[0].stats.requests <= 2 + 20  # units check, then one RPM per poll
+        for tag, v in values.items():
+            assert got[site.point_ids[tag]] == (v, Status.OK), tag
+
+    asyncio.run(main())
+
+
+def test_an_answer_larger_than_one_packet_comes_segmented() -> None:
+    from bacnet_harness import free_udp_ports
+
+    from connectors.bacnet.client import make_application
+    from twin.bacnet_map import synthetic_bacnet_site, synthetic_bacnet_value
+    from twin.bacnet_server import BacnetSiteServer
+
+    async def main() -> None:
+        site = synthetic_bacnet_site(400, 1, ports=free_udp_ports(1))
+        server = BacnetSiteServer(site)
+        values = {t: synthetic_bacnet_value(i) for i, t in enumerate(site.point_ids)}
+        server.set_many(values)
+        got, sink = _collect()
+        app = make_application("127.0.0.1/8:0")
+        async with server:
+            try:
+                [(key, pts)] = site.bacnet_devices().items()
+                # 400 present-values in one request: an answer of ≈ 4.8 kB > 1476-byte APDU
+                poller = BacnetPoller(key, pts, site.point_ids, sink, max_properties=400)  # type: ignore[arg-type]
+                poller.attach(app)
+                poller._units_checked = True  # only the one big read
+                await poller.poll_once()
+            finally:
+                app.close()
+        assert poller.use_rpm and poller.stats.requests == 1
+        assert all(got[site.point_ids[t]] == (v, Status.OK) for t, v in values.items())
+
+    asyncio.run(main())

@@ -84,3 +84,42 @@ def bacnet_twin_site(site: Site | None = None) -> Site:
 
         site = default_site()
     return to_bacnet(site)
+
+
+def synthetic_bacnet_site(
+    points: int = 1000,
+    devices: int = 4,
+    *,
+    host: str = "127.0.0.1",
+    ports: Sequence[int] | None = None,
+    base_port: int = BACNET_BASE_PORT,
+    poll_interval_s: float = 1.0,
+) -> Site:
+    """A deterministic site of ``points`` analog-input points over ``devices`` BACnet
+    devices (instances 1…N, one UDP port each): the BACnet benchmark's plant."""
+    per = [points // devices + (1 if i < points % devices else 0) for i in range(devices)]
+    defaults: dict[str, Any] = {}
+    equipment: list[dict[str, Any]] = []
+    for d, n in enumerate(per):
+        name = f"bdev{d + 1:02d}"
+        port = ports[d] if ports is not None else base_port + d
+        defaults[name] = {"protocol": "bacnet", "address": f"{host}:{port}", "device": d + 1}
+        pts = [
+            {
+                "name": f"p{i:05d}",
+                "unit": "degC",
+                "poll_interval_s": poll_interval_s,
+                "source": {"object": f"analog-input,{i}"},
+            }
+            for i in range(n)
+        ]
+        equipment.append({"id": name, "kind": "other", "device_ref": name, "points": pts})
+    return parse_site(
+        {"name": "synthetic-bacnet", "device_defaults": defaults, "equipment": equipment},
+        origin="<synthetic-bacnet>",
+    )
+
+
+def synthetic_bacnet_value(i: int) -> float:
+    """A deterministic value a BACnet REAL holds exactly."""
+    return float((i * 37) % 1000) / 4.0

@@ -21,7 +21,7 @@ Run it with the twin: ``facility-agent twin --bacnet`` (see :mod:`twin.bacnet_ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from bacpypes3.app import Application
@@ -29,7 +29,7 @@ from bacpypes3.basetypes import EngineeringUnits, PriorityValue
 from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObjectCmd
 from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObjectCmd
 
-from connectors.bacnet.client import make_application, priority_slots, to_float
+from connectors.bacnet.client import close, make_application, priority_slots, ready, to_float
 from connectors.bacnet.units import expected_units
 from connectors.site import BacnetSource, DeviceKey, Point, Site
 
@@ -117,8 +117,11 @@ class _Device:
 class BacnetSiteServer:
     """Serves the BACnet points of a site: one BACnet/IP device per (address, instance)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, *, no_rpm: Iterable[int] = ()) -> None:
+        """``no_rpm``: device instances that reject ReadPropertyMultiple (unrecognized
+        service), as some small controllers do."""
         self.site = site
+        self.no_rpm = set(no_rpm)
         self._devices = {k: _Device(k, pts) for k, pts in site.bacnet_devices().items()}
         self._tag_device = {t: d for d in self._devices.values() for t, _ in d.points}
         self._values: dict[str, float] = dict.fromkeys(self._tag_device, 0.0)
@@ -148,10 +151,16 @@ class BacnetSiteServer:
     async def start_device(self, key: DeviceKey) -> None:
         """Start (or revive) one device; its objects keep the values and commands they had."""
         self._start(key)
+        app = self._devices[key].app
+        if app is not None:
+            await ready(app)
 
     async def stop_device(self, key: DeviceKey) -> None:
         """Close one device's socket: its requests go unanswered (a dead controller)."""
+        app = self._devices[key].app
         self._stop(key)
+        if app is not None:
+            await close(app)
 
     def set_device_offline(self, instance: int, offline: bool = True) -> None:
         """The twin's comm-loss fault: the device with ``instance`` stops answering (or is
@@ -179,6 +188,8 @@ class BacnetSiteServer:
             name=f"twin-device-{key.device_id}",
             objects=dev.objects.values(),
         )
+        if key.device_id in self.no_rpm:  # no handler: bacpypes3 rejects the service
+            dev.app.do_ReadPropertyMultipleRequest = None
         log.debug("BACnet device %s serving %d objects", key, len(dev.objects))
 
     def _stop(self, key: DeviceKey) -> None:

@@ -35,7 +35,7 @@ from rich.text import Text
 
 from agent.commands._agent import checkpoint_path, site_writer
 from agent.commands._common import add_db_option
-from agent.commands.twin import add_twin_options, build_twin, check_ports_free, install_stop
+from agent.commands.twin import add_twin_options, build_twin, install_stop, serve_parts
 from connectors.ingest import Ingestor
 from connectors.site import Site
 from connectors.store import Store
@@ -250,16 +250,12 @@ async def _stop_after(stop: asyncio.Event, duration: float | None) -> None:
 
 
 async def run_demo(args: argparse.Namespace, console: Console | None = None) -> int:
-    from twin.server import SiteServer
-
     if not args.fault and args.scenario is None and not args.no_fault:
         args.fault = [DEFAULT_FAULT]
     twin = build_twin(args)
-    check_ports_free(twin.site)
-    server = SiteServer(twin.site)
-    runner = TwinRunner(twin, server, speed=args.speed)
-    runner.push()
-    await server.start()
+    served = serve_parts(args, twin, args.speed)
+    server, runner = served.server, served.runner
+    await served.start()
     store = Store(args.db)
     try:
         ingestor = Ingestor(twin.site, store)
@@ -284,7 +280,7 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await server.stop()
+        await served.stop()
         store.close()
     return 0
 

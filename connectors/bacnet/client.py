@@ -76,6 +76,22 @@ def make_application(
     return Application.from_object_list([dev, port, *objects])
 
 
+async def ready(app: Application) -> None:
+    """Wait until the application's UDP sockets are bound (bacpypes3 binds in tasks)."""
+    for ll in app.link_layers.values():
+        tasks = list(getattr(getattr(ll, "server", None), "_transport_tasks", None) or [])
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def close(app: Application) -> None:
+    """Close the application and let the loop release its sockets (a port reusable at once)."""
+    await ready(app)  # a socket still being bound would outlive the close
+    app.close()
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def address(host: str, port: int) -> Address:
     return Address(f"{host}:{port}")
 

@@ -27,6 +27,7 @@ from bacpypes3.primitivedata import Enumerated, Null, Real, Unsigned
 
 from connectors.bacnet.client import (
     address,
+    close,
     local_address_for,
     make_application,
     object_id,
@@ -93,8 +94,8 @@ class BacnetPointWriter:
 
     async def close(self) -> None:
         if self._app is not None:
-            self._app.close()
-            self._app = None
+            app, self._app = self._app, None
+            await close(app)
 
     # ---- priority array -----------------------------------------------------------------
     async def relinquish(self, tag: str) -> WriteResult:
