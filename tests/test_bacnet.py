@@ -444,3 +444,38 @@ def test_an_answer_larger_than_one_packet_comes_segmented() -> None:
         assert all(got[site.point_ids[t]] == (v, Status.OK) for t, v in values.items())
 
     asyncio.run(main())
+
+
+# ---- discovery ------------------------------------------------------------------------------
+
+
+def test_discovery_drafts_a_site_section_that_loads_after_the_integrators_edits() -> None:
+    import yaml
+
+    from connectors.bacnet.discover import discover, draft_section
+
+    async def main() -> None:
+        async with bacnet_plant(("crah_1",)) as plant:
+            addr = plant.site.point(SAT).source.address  # type: ignore[union-attr]
+            found = await discover(addr, timeout_s=5.0)
+            draft = draft_section(found)
+            served = {p.source.object: p for _, p in plant.site.iter_points() if p.is_bacnet}  # type: ignore[union-attr]
+            assert found.instance == 1001 and found.name == "crah_1"
+            assert {o.object for o in found.objects} == set(served)
+            assert "analog-value,0" in draft and "degC" in draft
+            # the integrator fills in the write limits it cannot know; then the file loads
+            site = parse_site(
+                {
+                    "name": "found",
+                    **yaml.safe_load(draft.replace("TODO", "0").replace("max: 0", "max: 100")),
+                },
+                "draft.yaml",
+            )
+            [eq] = site.equipment
+            by_obj = {p.source.object: p for p in eq.points}  # type: ignore[union-attr]
+            for obj, want in served.items():
+                got = by_obj[obj]
+                assert (got.name, got.unit, got.writable) == (want.name, want.unit, want.writable)
+                assert got.source.device == 1001 and got.source.address == addr  # type: ignore[union-attr]
+
+    asyncio.run(main())

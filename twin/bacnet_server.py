@@ -185,7 +185,7 @@ class BacnetSiteServer:
         dev.app = make_application(
             f"{key.host}/8:{key.port}" if key.host.startswith("127.") else f"{key.host}:{key.port}",
             instance=key.device_id,
-            name=f"twin-device-{key.device_id}",
+            name=dev.points[0][0].split(".")[0] if dev.points else f"device-{key.device_id}",
             objects=dev.objects.values(),
         )
         if key.device_id in self.no_rpm:  # no handler: bacpypes3 rejects the service

@@ -66,6 +66,7 @@ SHOWN: tuple[tuple[str, str, str], ...] = (
     ("Tower fan", "ct_1.fan_speed", "{:.0f} %"),
     ("Wet bulb", "weather.wet_bulb", "{:.1f} °C"),
     ("Rack inlet (CRAH 1)", "crah_1.rack_inlet_temp", "{:.1f} °C"),
+    ("CRAH 1 supply air SP", "crah_1.supply_air_setpoint", "{:.1f} °C"),
     ("UPS state of charge", "ups_1.soc", "{:.1f} %"),
     ("UPS on battery", "ups_1.on_battery", "bool"),
     ("Leak", "leak_1.leak_detected", "bool"),
@@ -180,16 +181,24 @@ def render(ctx: DemoContext) -> Group:
     table.add_column("point")
     table.add_column("value", justify="right")
     table.add_column("status")
+    table.add_column("via")
     for label, tag, fmt in SHOWN:
         if tag not in ctx.twin.site.points_by_tag:
             continue
         value, status = rows.get(tag, (None, "—"))
-        table.add_row(label, _fmt(value, fmt), str(status))
+        via = "BACnet/IP" if ctx.twin.site.point(tag).is_bacnet else "Modbus TCP"
+        table.add_row(label, _fmt(value, fmt), str(status), via)
     st = ctx.ingestor.stats()
     down = [str(p.key) for p in ctx.ingestor.pollers if not p.stats.up]
     faults = ", ".join(f.id or "" for f in ctx.twin.active_faults()) or "none"
+    n_bacnet = len(ctx.ingestor.bacnet_pollers)
+    protocols = (
+        f" (Modbus TCP {len(ctx.ingestor.pollers) - n_bacnet}, BACnet/IP {n_bacnet})"
+        if n_bacnet
+        else ""
+    )
     lines = Text(
-        f"devices up {st.devices_up}, down {st.devices_down}"
+        f"devices up {st.devices_up}, down {st.devices_down}{protocols}"
         + (f" ({', '.join(down)})" if down else "")
         + f" | {st.points_per_s:,.0f} points/s | rows stored {st.rows_stored:,}"
         + f"\nactive faults: {faults}"
