@@ -273,3 +273,54 @@ class BacnetSiteServer:
                 cb(tag, slots)
             except Exception:  # a callback's bug must not kill the device
                 log.exception("on_command callback failed for %s", tag)
+
+
+# --------------------------------------------------------------------------- another process
+
+
+async def _serve_synthetic(points: int, devices: int, ports: list[int]) -> None:
+    import asyncio
+    import contextlib
+    import os
+    import signal
+    import sys
+
+    from twin.bacnet_map import synthetic_bacnet_site, synthetic_bacnet_value
+
+    site = synthetic_bacnet_site(points, devices, ports=ports)
+    server = BacnetSiteServer(site)
+    server.set_many({t: synthetic_bacnet_value(i) for i, t in enumerate(site.point_ids)})
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def _on_stdin() -> None:  # the parent holds our stdin: when it dies, we stop too
+        if not os.read(sys.stdin.fileno(), 4096):
+            stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), _on_stdin)
+    print(f"READY {points} points on UDP {','.join(map(str, ports))}", flush=True)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m twin.bacnet_server --points N --ports P1,P2,…``: a synthetic BACnet plant
+    of N analog inputs over one device per port (the BACnet benchmark's server)."""
+    import argparse
+    import asyncio
+
+    p = argparse.ArgumentParser(prog="python -m twin.bacnet_server", description=main.__doc__)
+    p.add_argument("--points", type=int, default=1000)
+    p.add_argument("--ports", required=True, help="comma-separated UDP ports, one per device")
+    args = p.parse_args(argv)
+    ports = [int(x) for x in args.ports.split(",")]
+    asyncio.run(_serve_synthetic(args.points, len(ports), ports))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

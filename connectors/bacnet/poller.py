@@ -110,6 +110,7 @@ class BacnetPoller:
             by_interval.setdefault(p.poll_interval_s, []).append(item)
         self.groups: dict[float, list[_Item]] = dict(sorted(by_interval.items()))
         self.app: Application | None = None
+        self._units_prop = property_id("units")
         self.mismatched: dict[str, str] = {}  # tag → units the device reports
         self._units_checked = False
         self._failures = 0
@@ -172,24 +173,28 @@ class BacnetPoller:
             self._emit_failure(group, Status.NOT_CONNECTED)
             return
         try:
-            if not self._units_checked:
-                await self._check_units()
+            checking = not self._units_checked
+            if checking:
+                self.mismatched.clear()
             for i in range(0, len(group), self.max_properties):
                 if self._stopping:
                     return
                 batch = group[i : i + self.max_properties]
-                if self.use_rpm and len(batch) > 1:
-                    try:
-                        values = await self._read_multiple(batch)
+                if self.use_rpm:
+                    try:  # after coming up, the first read of a batch asks for its units too
+                        values = await self._read_multiple(batch, units=checking)
                     except BacnetError as err:  # the service itself refused: RP from now on
                         log.info("%s refuses ReadPropertyMultiple (%s); reading point by point",
                                  self.key, err)  # fmt: skip
                         self.use_rpm = False
-                        values = await self._read_each(batch)
-                else:
+                if not self.use_rpm:
+                    if checking:
+                        await self._check_units(batch)
                     values = await self._read_each(batch)
                 self._came_up()
                 self._emit(batch, values)
+            if checking:
+                self._units_checked = True
         except DeviceTimeout as err:
             self._went_down(Status.TIMEOUT, str(err))
             self._emit_failure(group, Status.TIMEOUT)
@@ -197,11 +202,13 @@ class BacnetPoller:
             self._went_down(Status.CONNECTION_LOST, str(err))
             self._emit_failure(group, Status.CONNECTION_LOST)
 
-    async def _read_multiple(self, batch: list[_Item]) -> list[Any]:
+    async def _read_multiple(self, batch: list[_Item], *, units: bool = False) -> list[Any]:
+        """One ReadPropertyMultiple for the batch's values (and, with ``units``, the units of
+        its analog objects, checked against the site file)."""
         assert self.app is not None
         params: list[Any] = []
         for it in batch:
-            params += [it.objid, [it.prop]]
+            params += [it.objid, [it.prop, self._units_prop] if units and it.units else [it.prop]]
         self.stats.requests += 1
         result = await request(
             self.app.read_property_multiple(self.address, params),
@@ -211,6 +218,10 @@ class BacnetPoller:
         if result is None:
             raise BacnetError("no ReadPropertyMultiple answer")
         got = {(tuple(oid), prop): value for oid, prop, _idx, value in result}
+        if units:
+            for it in batch:
+                if it.units is not None:
+                    self._judge_units(it, got.get((tuple(it.objid), self._units_prop)))
         return [got.get((tuple(it.objid), it.prop)) for it in batch]
 
     async def _read_each(self, batch: list[_Item]) -> list[Any]:
@@ -230,30 +241,33 @@ class BacnetPoller:
                 out.append(err)
         return out
 
-    async def _check_units(self) -> None:
-        """Read the units of every analog object once per coming-up; mismatches are flagged."""
+    async def _check_units(self, batch: list[_Item]) -> None:
+        """Units of the batch's analog objects, one ReadProperty each (no RPM)."""
         assert self.app is not None
-        items = [it for g in self.groups.values() for it in g if it.units is not None]
-        self.mismatched.clear()
-        units_prop = property_id("units")
-        for it in items:
+        for it in batch:
+            if it.units is None:
+                continue
             self.stats.requests += 1
             try:
                 got = await request(
-                    self.app.read_property(self.address, it.objid, units_prop),
+                    self.app.read_property(self.address, it.objid, self._units_prop),
                     self.config.timeout_s,
                     f"{self.key} {it.source.object} units",
                 )
             except BacnetError:
                 continue  # the object has no units property: nothing to check
-            reported = canonical(str(got))
-            if reported != it.units:
-                self.mismatched[it.tag] = reported
-                log.warning(
-                    "%s: %s reports units %s, the site file expects %s; its readings are "
-                    "flagged unit_mismatch", self.key, it.tag, reported, it.units,
-                )  # fmt: skip
-        self._units_checked = True
+            self._judge_units(it, got)
+
+    def _judge_units(self, it: _Item, got: Any) -> None:
+        if got is None or is_error(got):
+            return  # no units property: nothing to check
+        reported = canonical(str(got))
+        if reported != it.units:
+            self.mismatched[it.tag] = reported
+            log.warning(
+                "%s: %s reports units %s, the site file expects %s; its readings are "
+                "flagged unit_mismatch", self.key, it.tag, reported, it.units,
+            )  # fmt: skip
 
     # ---- readings -----------------------------------------------------------------
     def _now_us(self) -> int:
