@@ -479,3 +479,21 @@ def test_discovery_drafts_a_site_section_that_loads_after_the_integrators_edits(
                 assert got.source.device == 1001 and got.source.address == addr  # type: ignore[union-attr]
 
     asyncio.run(main())
+
+
+def test_a_lapsed_heartbeat_lets_the_agents_bacnet_command_go() -> None:
+    async def main() -> None:
+        async with bacnet_plant(("crah_1",)) as plant:
+            writer = SiteWriter(plant.site)
+            try:
+                r = await writer.write(SAT_SP, 20.0)
+                assert r.verified and plant.bacnet.slots(SAT_SP) == {13: 20.0, 16: 18.0}
+                plant.twin.step(plant.twin.agent.timeout_s + 30.0)  # no heartbeat: revert
+                plant.runner.push()
+                assert plant.twin.values()[SAT_SP] == 18.0
+                assert plant.bacnet.slots(SAT_SP) == {16: 18.0}  # slot 13 let go
+                assert await writer.read(SAT_SP) == 18.0  # the agent sees what really runs
+            finally:
+                await writer.close()
+
+    asyncio.run(main())

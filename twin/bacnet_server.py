@@ -260,6 +260,16 @@ class BacnetSiteServer:
         obj.priorityArray[priority - 1] = pv
         self._commanded(obj)
 
+    def drop(self, tag: str, priority: int) -> None:
+        """Empty one slot without reporting it (the BMS itself lets a command go)."""
+        obj = self._tag_device[tag].objects.get(tag)
+        if obj is not None and hasattr(obj, "priorityArray"):
+            obj.priorityArray[priority - 1] = PriorityValue(null=())
+
+    def commandable(self) -> list[str]:
+        """Tags of the commandable (priority-array) points."""
+        return [t for t in self._tag_device if self.site.point(t).source.table.writable]
+
     def on_command(self, cb: CommandCallback) -> None:
         self._callbacks.append(cb)
 

@@ -361,6 +361,18 @@ class TwinRunner:
             log.warning("twin ignored a BACnet command to %s: %s", tag, err)
         self.push()
 
+    def _drop_lapsed_commands(self) -> None:
+        """A BACnet command the twin does not run (its heartbeat lapsed, the agent is
+        disabled) leaves the priority array: the BMS lets it go, so the agent reads back
+        what the plant really runs."""
+        agent = self.twin.agent
+        for tag in self.bacnet.commandable():
+            pr = int(getattr(self.twin.site.point(tag).source, "priority", 13))
+            if tag in agent.agent_values or tag in agent.overrides:
+                continue
+            if pr in self.bacnet.slots(tag):
+                self.bacnet.drop(tag, pr)
+
     def push(self) -> None:
         """Copy the twin's served values and device states into the server(s)."""
         values = self.twin.values()
@@ -371,6 +383,7 @@ class TwinRunner:
             # and an operator's commands sit above it in the priority array
             self.bacnet.set_many({**values, **self.twin.agent.defaults})
             bacnet_ports = set(self.bacnet.ports)
+            self._drop_lapsed_commands()
         offline = self.twin.offline_devices()
         for port, dev in offline ^ self._offline:
             if port in bacnet_ports:
