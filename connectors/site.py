@@ -1,7 +1,8 @@
 """The site model: site → equipment → points, loaded from YAML and validated.
 
 A point knows what it measures (unit, Brick class, physical range), how often it
-is polled, where it lives on the wire (a Modbus source today, BACnet later) and,
+is polled, where it lives on the wire (a Modbus register or a BACnet object property,
+with per-device connection defaults under ``device_defaults``) and,
 when it is writable, the limits every write is held to.
 
 A bad file never yields a traceback: :func:`load_site` raises
@@ -143,7 +144,9 @@ class ModbusSource(_Strict):
     words) and DCBA (little/little). ``layout`` is a shorthand for both.
     """
 
-    protocol: Literal["modbus"] = "modbus"
+    protocol: Literal["modbus"] = Field(
+        "modbus", description="modbus (the default): a Modbus TCP register"
+    )
     host: str = "127.0.0.1"
     port: int = Field(502, ge=1, le=65535)
     device_id: int = Field(1, ge=0, le=255)

@@ -122,7 +122,8 @@ async def demo_agent(
     show: Callable[[CycleResult], None] | None = None,
 ) -> None:
     """The agent as one more demo task: decision cycles every ``interval_s`` against the
-    demo's store, writes over Modbus to the twin (``connectors.writer.ModbusPointWriter``),
+    demo's store, writes to the twin over Modbus TCP or BACnet/IP by point
+    (``connectors.writer.SiteWriter``),
     its heartbeat, and the local API so that ``facility-agent approve ID`` works while the
     demo runs. ``show(result)`` is called after each cycle."""
     from agent import runtime  # LangGraph, FastAPI: loaded when the agent starts
