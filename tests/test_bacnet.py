@@ -497,3 +497,22 @@ def test_a_lapsed_heartbeat_lets_the_agents_bacnet_command_go() -> None:
                 await writer.close()
 
     asyncio.run(main())
+
+
+def test_units_and_values_convert_the_way_the_site_file_means_them() -> None:
+    from bacpypes3.basetypes import PriorityValue
+
+    from connectors.bacnet.client import priority_slots, to_float
+    from connectors.bacnet.units import canonical, expected_units, site_unit_for
+
+    assert canonical("degreesCelsius") == canonical("DEGREES_CELSIUS") == "degrees-celsius"
+    assert expected_units("degC", None) == "degrees-celsius"
+    assert expected_units("degC", "degreesFahrenheit") == "degrees-fahrenheit"  # the file wins
+    assert expected_units("bool", None) is None  # nothing to check
+    assert site_unit_for("liters-per-second") == "L/s" and site_unit_for("furlongs") == "furlongs"
+    assert (to_float("active"), to_float("inactive"), to_float(19.5)) == (1.0, 0.0, 19.5)
+    with pytest.raises(ValueError):
+        to_float("warm")
+    slots = [PriorityValue(null=()) for _ in range(16)]
+    slots[7], slots[15] = PriorityValue(real=16.5), PriorityValue(real=18.0)
+    assert priority_slots(slots) == {8: 16.5, 16: 18.0}

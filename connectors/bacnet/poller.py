@@ -201,6 +201,11 @@ class BacnetPoller:
         except DeviceError as err:
             self._went_down(Status.CONNECTION_LOST, str(err))
             self._emit_failure(group, Status.CONNECTION_LOST)
+        except (ValueError, TypeError, RuntimeError, AttributeError) as err:
+            # an answer bacpypes3 could not make sense of: a status, never a dead task
+            log.debug("%s: unusable answer", self.key, exc_info=True)
+            self._went_down(Status.BACNET_ERROR, f"unusable answer: {err!r}")
+            self._emit_failure(group, Status.BACNET_ERROR)
 
     async def _read_multiple(self, batch: list[_Item], *, units: bool = False) -> list[Any]:
         """One ReadPropertyMultiple for the batch's values (and, with ``units``, the units of
