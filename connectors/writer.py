@@ -266,6 +266,11 @@ class SiteWriter:
             return await self.bacnet.read(tag)
         return await self.modbus.read(tag)
 
+    def can_relinquish(self, tag: str) -> bool:
+        """Whether ``tag`` has a priority array (a BACnet point): a restore relinquishes it;
+        a Modbus point's restore writes the value from before the agent."""
+        return self._is_bacnet(tag)
+
     async def relinquish(self, tag: str) -> WriteResult:
         """Give the agent's priority slot up (BACnet): native control or an operator takes over."""
         if not self._is_bacnet(tag):

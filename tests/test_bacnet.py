@@ -516,3 +516,33 @@ def test_units_and_values_convert_the_way_the_site_file_means_them() -> None:
     slots = [PriorityValue(null=()) for _ in range(16)]
     slots[7], slots[15] = PriorityValue(real=16.5), PriorityValue(real=18.0)
     assert priority_slots(slots) == {8: 16.5, 16: 18.0}
+
+
+def test_on_a_mixed_site_a_modbus_restore_still_writes_the_value_from_before_the_agent(
+    tmp_path: Path,
+) -> None:
+    """The site's writer relinquishes BACnet points only; a Modbus point's e-stop restore
+    writes its journaled previous value, as before BACnet."""
+    GPU_CAP = "gpu.power_cap"  # Modbus holding register, native 100 %, write limits 50–100
+
+    async def main() -> None:
+        async with bacnet_plant(("crah_1",)) as plant:
+            site = plant.site
+            store = Store(tmp_path / "m.duckdb")
+            clock = ManualClock(NOW)
+            ctl = Switch()
+            writer = SiteWriter(site)
+            act = Actuator(site, writer, Journal(store), clock, ctl)
+            try:
+                await act.execute(_auth(GPU_CAP, 90.0, "d1", NOW))
+                await act.execute(_auth(SAT_SP, 19.0, "d2", NOW))
+                assert plant.twin.values()[GPU_CAP] == 90.0
+                ctl.c = replace(ctl.c, estop=True)
+                restores = {r.tag: r for r in await act.hand_back()}
+                assert all(r.ok for r in restores.values()), restores
+                assert restores[GPU_CAP].restored == 100.0 and plant.twin.values()[GPU_CAP] == 100.0
+                assert plant.bacnet.slots(SAT_SP) == {16: 18.0}
+            finally:
+                await writer.close()
+
+    asyncio.run(main())

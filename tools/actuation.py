@@ -439,7 +439,8 @@ class Actuator:
         """Write ``value`` — or, restoring on a protocol with a priority array (a writer with
         ``relinquish``, e.g. BACnet), give the agent's priority slot up instead."""
         relinquish = getattr(self.writer, "relinquish", None) if auth.rollback_of else None
-        if relinquish is not None:
+        can = getattr(self.writer, "can_relinquish", None)  # per point (a mixed-protocol site)
+        if relinquish is not None and (can is None or can(tag)):
             res: WriteResult = await relinquish(tag)
             return res
         return await self.writer.write(tag, value)

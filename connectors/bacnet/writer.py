@@ -98,6 +98,9 @@ class BacnetPointWriter:
             await close(app)
 
     # ---- priority array -----------------------------------------------------------------
+    def can_relinquish(self, tag: str) -> bool:
+        return True
+
     async def relinquish(self, tag: str) -> WriteResult:
         """Write null at the agent's priority; ``written`` and ``read_back`` are the value
         the point holds afterwards (native control's, an operator's, or the default)."""
