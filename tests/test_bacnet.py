@@ -231,8 +231,17 @@ def test_bac0_reads_what_the_store_holds_and_its_priority_8_is_an_operator_overr
         async with bacnet_plant(("crah_1",)) as plant:
             site = plant.site
             store = Store(tmp_path / "b.duckdb")
-            ingest = Ingestor(site, store, flush_interval_s=0.2)
-            await ingest.run(duration=3.0)
+            ingest = Ingestor(
+                site, store, config=PollerConfig(timeout_s=10.0), flush_interval_s=0.2
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(ingest.run(stop=stop))
+            await until(
+                lambda: all(p.stats.good >= 2 * p.n_points for p in ingest.bacnet_pollers),
+                "two good polls of the BACnet device",
+            )
+            stop.set()
+            await task
             stored = store.query(
                 "SELECT value FROM readings WHERE point_id = ? AND status = 0 "
                 "ORDER BY ts DESC LIMIT 1",
@@ -284,7 +293,7 @@ def test_a_dead_bacnet_device_is_a_status_the_others_keep_their_rate_and_it_reco
         async with bacnet_plant(poll_s=0.5) as plant:
             site = plant.site
             store = Store(tmp_path / "d.duckdb")
-            cfg = PollerConfig(timeout_s=0.5, backoff_initial_s=0.2, backoff_max_s=1.0)
+            cfg = PollerConfig(timeout_s=3.0, backoff_initial_s=0.2, backoff_max_s=1.0)
             ingest = Ingestor(site, store, config=cfg, flush_interval_s=0.2)
             stop = asyncio.Event()
             task = asyncio.create_task(ingest.run(stop=stop))
@@ -434,7 +443,14 @@ def test_an_answer_larger_than_one_packet_comes_segmented() -> None:
             try:
                 [(key, pts)] = site.bacnet_devices().items()
                 # 400 present-values in one request: an answer of ≈ 4.8 kB > 1476-byte APDU
-                poller = BacnetPoller(key, pts, site.point_ids, sink, max_properties=400)  # type: ignore[arg-type]
+                poller = BacnetPoller(
+                    key,
+                    pts,
+                    site.point_ids,
+                    sink,
+                    max_properties=400,
+                    config=PollerConfig(timeout_s=60.0),
+                )  # type: ignore[arg-type]
                 poller.attach(app)
                 poller._units_checked = True  # only the one big read
                 await poller.poll_once()
