@@ -34,6 +34,7 @@ bench: $(STAMP)
 	-$(BIN)/facility-agent bench quality
 	-$(BIN)/facility-agent bench whatif
 	-$(BIN)/facility-agent bench decide
+	-$(BIN)/facility-agent bench bacnet
 
 clean:
 	rm -rf $(VENV) eval-report .pytest_cache .mypy_cache .ruff_cache

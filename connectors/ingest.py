@@ -37,6 +37,9 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 
+from connectors.bacnet.client import close as close_application
+from connectors.bacnet.client import local_address_for, make_application
+from connectors.bacnet.poller import BacnetPoller
 from connectors.clock import Clock, SystemClock
 from connectors.modbus import (
     DevicePoller,
@@ -124,7 +127,7 @@ class Ingestor:
         self.retain_every_s = retain_every_s
         self.ids = store.register_site(site)
         rng = rng or random.Random()
-        self.pollers = [
+        modbus = [
             DevicePoller(
                 key,
                 points,
@@ -138,6 +141,21 @@ class Ingestor:
             )
             for key, points in site.devices().items()
         ]
+        bacnet = site.bacnet_devices()
+        self.bacnet_pollers: list[BacnetPoller] = [
+            BacnetPoller(
+                key,
+                points,
+                self.ids,
+                self._collect,
+                config=config,
+                clock=self.clock,
+                rng=random.Random(rng.random()),
+            )
+            for key, points in bacnet.items()
+        ]
+        self.bacnet_local = local_address_for(k.host for k in bacnet)
+        self.pollers: list[DevicePoller | BacnetPoller] = [*modbus, *self.bacnet_pollers]
         self.rows_stored = 0
         self.write_in_thread = write_in_thread
         self._pending: list[_Pending] = []
@@ -171,6 +189,9 @@ class Ingestor:
         self._started = time.monotonic()
         self._samples.clear()
         self._samples.append((self._started, self.stats_readings()))
+        app = make_application(self.bacnet_local) if self.bacnet_pollers else None
+        for bp in self.bacnet_pollers:
+            bp.attach(app)
         tasks = [asyncio.create_task(p.run(), name=f"poll {p.key}") for p in self.pollers]
         flusher = asyncio.create_task(self._flusher(), name="ingest flusher")
         waiter = asyncio.create_task((stop or asyncio.Event()).wait(), name="ingest stop")
@@ -190,6 +211,8 @@ class Ingestor:
             for t in late:
                 t.cancel()
             results = await asyncio.gather(*everything, return_exceptions=True)
+            if app is not None:
+                await close_application(app)
             await self.flush()
         failure = results[-1]  # the flusher's: a store that cannot write is not a status
         if isinstance(failure, Exception):
@@ -234,7 +257,9 @@ class Ingestor:
             self.rows_stored += n
             return n
 
-    def _write(self, pending: list[_Pending], taken: list[tuple[DevicePoller, Taken]]) -> int:
+    def _write(
+        self, pending: list[_Pending], taken: list[tuple[DevicePoller | BacnetPoller, Taken]]
+    ) -> int:
         rows = list(pending)
         for poller, t in taken:
             poller.decode_taken(t, lambda *cols: rows.append(cols))

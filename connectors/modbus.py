@@ -243,7 +243,7 @@ class DevicePoller:
             interval: [
                 _Planned(b, ids)
                 for b in plan_blocks(
-                    [(t, p.source) for t, p in pts],
+                    [(t, p.modbus) for t, p in pts],
                     max_gap=self.config.max_gap,
                     max_bit_gap=self.config.max_bit_gap,
                 )

@@ -1,7 +1,8 @@
 """The site model: site → equipment → points, loaded from YAML and validated.
 
 A point knows what it measures (unit, Brick class, physical range), how often it
-is polled, where it lives on the wire (a Modbus source today, BACnet later) and,
+is polled, where it lives on the wire (a Modbus register or a BACnet object property,
+with per-device connection defaults under ``device_defaults``) and,
 when it is writable, the limits every write is held to.
 
 A bad file never yields a traceback: :func:`load_site` raises
@@ -33,13 +34,14 @@ Example (YAML)::
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections import defaultdict
 from collections.abc import Iterator
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -143,7 +145,9 @@ class ModbusSource(_Strict):
     words) and DCBA (little/little). ``layout`` is a shorthand for both.
     """
 
-    protocol: Literal["modbus"] = "modbus"
+    protocol: Literal["modbus"] = Field(
+        "modbus", description="modbus (the default): a Modbus TCP register"
+    )
     host: str = "127.0.0.1"
     port: int = Field(502, ge=1, le=65535)
     device_id: int = Field(1, ge=0, le=255)
@@ -227,6 +231,174 @@ class DeviceKey(tuple[str, int, int]):
         return f"{self[0]}:{self[1]}/{self[2]}"
 
 
+#: BACnet object types a point may reference, and the Modbus-like table each behaves as
+#: (input: read-only measurement; holding: commandable analog; discrete/coil: binary).
+BACNET_OBJECT_TABLES: dict[str, Table] = {
+    "analog-input": Table.INPUT,
+    "analog-output": Table.HOLDING,
+    "analog-value": Table.HOLDING,
+    "binary-input": Table.DISCRETE,
+    "binary-output": Table.COIL,
+    "binary-value": Table.COIL,
+    "multi-state-input": Table.INPUT,
+    "multi-state-value": Table.HOLDING,
+}
+#: Object types whose present-value is commandable (a priority array, relinquish).
+BACNET_COMMANDABLE = frozenset(
+    {"analog-output", "analog-value", "binary-output", "binary-value", "multi-state-value"}
+)
+#: Priority the agent writes at unless a device or point says otherwise (BACnet's
+#: "available" level below the operator's manual 8 and above native control's 16).
+DEFAULT_BACNET_PRIORITY = 13
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"address must be HOST:PORT (port 1–65535), not {address!r}")
+    return host, int(port)
+
+
+class BacnetSource(_Strict):
+    """Where a point lives on a BACnet/IP device: one property of one object.
+
+    ``object`` is ``"TYPE,INSTANCE"`` as BACnet tools print it (``analog-input,3``).
+    Analog and binary *value*/*output* objects are commandable: the agent writes them at
+    ``priority`` and relinquishes (writes null there) to hand control back.
+    """
+
+    protocol: Literal["bacnet"] = Field(description="bacnet: a BACnet/IP object property")
+    address: str = Field(description="the device's BACnet/IP address, HOST:PORT (UDP)")
+    device: int = Field(ge=0, le=4194302, description="the device's instance number")
+    object: str = Field(
+        description="object identifier TYPE,INSTANCE, e.g. analog-input,3 or analog-value,1"
+    )
+    property: str = Field("present-value", description="property read and written (present-value)")
+    units: str | None = Field(
+        None,
+        description="engineering units the device must report for this object (BACnet "
+        "name, e.g. degreesCelsius); default: derived from the point's unit",
+    )
+    priority: int = Field(
+        DEFAULT_BACNET_PRIORITY,
+        ge=1,
+        le=16,
+        description="priority-array slot the agent writes at and relinquishes (not 6: "
+        "minimum on/off)",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        _host_port(v)
+        return v
+
+    @field_validator("object")
+    @classmethod
+    def _object(cls, v: str) -> str:
+        kind, sep, inst = v.replace(" ", "").partition(",")
+        if not sep or kind not in BACNET_OBJECT_TABLES:
+            raise ValueError(
+                f"object must be TYPE,INSTANCE with TYPE one of "
+                f"{sorted(BACNET_OBJECT_TABLES)}, not {v!r}"
+            )
+        if not inst.isdigit() or int(inst) > 4194302:
+            raise ValueError(f"object instance must be 0–4194302, not {inst!r}")
+        return f"{kind},{int(inst)}"
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, v: int) -> int:
+        if v == 6:
+            raise ValueError("priority 6 is reserved for minimum on/off time")
+        return v
+
+    @builtins.property
+    def host(self) -> str:
+        return _host_port(self.address)[0]
+
+    @builtins.property
+    def port(self) -> int:
+        return _host_port(self.address)[1]
+
+    @builtins.property
+    def object_type(self) -> str:
+        return self.object.split(",")[0]
+
+    @builtins.property
+    def instance(self) -> int:
+        return int(self.object.split(",")[1])
+
+    @builtins.property
+    def table(self) -> Table:
+        """The Modbus table this object behaves like (read-only, commandable, binary)."""
+        return BACNET_OBJECT_TABLES[self.object_type]
+
+    @builtins.property
+    def binary(self) -> bool:
+        return self.object_type.startswith("binary-")
+
+    @builtins.property
+    def commandable(self) -> bool:
+        return self.object_type in BACNET_COMMANDABLE
+
+    @builtins.property
+    def data_type(self) -> DataType:
+        """What the value is on the wire: BACnet REAL (float32), enumerated bool, unsigned."""
+        if self.binary:
+            return DataType.BOOL
+        if self.object_type.startswith("multi-state"):
+            return DataType.UINT32
+        return DataType.FLOAT32
+
+    @builtins.property
+    def scale(self) -> float:
+        return 1.0  # BACnet carries engineering values (REAL), never scaled integers
+
+    @builtins.property
+    def offset(self) -> float:
+        return 0.0
+
+    @builtins.property
+    def device_key(self) -> DeviceKey:
+        return DeviceKey(self.host, self.port, self.device)
+
+
+Source = Annotated[ModbusSource | BacnetSource, Field(discriminator="protocol")]
+
+
+class ModbusDevice(_Strict):
+    """Defaults for every point that names this device (``source: {device_ref: NAME}``)."""
+
+    protocol: Literal["modbus"] = Field("modbus", description="modbus: a Modbus TCP device")
+    host: str = Field("127.0.0.1", description="the device's (or gateway's) IP address")
+    port: int = Field(502, ge=1, le=65535, description="TCP port")
+    device_id: int = Field(1, ge=0, le=255, description="Modbus unit id")
+    byte_order: Order | None = Field(None, description="byte order inside a register")
+    word_order: Order | None = Field(None, description="word order of multi-register values")
+    layout: str | None = Field(None, description="ABCD, CDAB, BADC or DCBA (both orders)")
+
+
+class BacnetDevice(_Strict):
+    """Defaults for every point that names this device (``source: {device_ref: NAME}``)."""
+
+    protocol: Literal["bacnet"] = Field(description="bacnet: a BACnet/IP device")
+    address: str = Field(description="HOST:PORT (UDP)")
+    device: int = Field(ge=0, le=4194302, description="the device's instance number")
+    priority: int | None = Field(
+        None, ge=1, le=16, description="priority the agent writes at (default 13)"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        _host_port(v)
+        return v
+
+
+DeviceDefaults = Annotated[ModbusDevice | BacnetDevice, Field(discriminator="protocol")]
+
+
 class WriteLimits(_Strict):
     """Bounds every write to a point is held to (engineering units)."""
 
@@ -278,19 +450,47 @@ class Point(_Strict):
     max_rate: float | None = Field(
         None, gt=0, description="fastest physically plausible change, units per second"
     )
-    source: ModbusSource
+    source: Source = Field(
+        description="where the point lives: a Modbus register (protocol: modbus, the "
+        "default) or a BACnet object property (protocol: bacnet); `device_ref: NAME` takes "
+        "the location from the site's `device_defaults:` entry NAME"
+    )
     write: WriteLimits | None = None
     sensor: SensorSpec | None = Field(
         None, description="the instrument's noise, resolution, lag, bias (else the site default)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_protocol(cls, data: Any) -> Any:
+        src = data.get("source") if isinstance(data, dict) else None
+        if isinstance(src, dict) and "protocol" not in src:  # site files before BACnet
+            data = {**data, "source": {"protocol": "modbus", **src}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Point:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         if self.write is not None and not self.source.table.writable:
-            raise ValueError(f"point has write limits but {self.source.table.value} is read-only")
+            what = (
+                self.source.object_type
+                if isinstance(self.source, BacnetSource)
+                else self.source.table.value
+            )
+            raise ValueError(f"point has write limits but {what} is read-only")
         return self
+
+    @property
+    def is_bacnet(self) -> bool:
+        return isinstance(self.source, BacnetSource)
+
+    @property
+    def modbus(self) -> ModbusSource:
+        """The point's Modbus source (TypeError for a BACnet point)."""
+        if not isinstance(self.source, ModbusSource):
+            raise TypeError(f"point {self.name} is not on Modbus")
+        return self.source
 
     @property
     def writable(self) -> bool:
@@ -304,6 +504,11 @@ class Equipment(_Strict):
     description: str = ""
     rated: dict[str, float] = Field(
         default_factory=dict, description="nameplate values, e.g. capacity_kw: 1000"
+    )
+    device_ref: str | None = Field(
+        None,
+        description="default device (a name under the site's `device_defaults:`) for every point "
+        "of this equipment whose source names no device or location of its own",
     )
     points: list[Point] = Field(default_factory=list)
 
@@ -358,12 +563,23 @@ class Site(_Strict):
         description="instrument spec per unit (degC, kW, L/s, …) for measured points "
         "without their own `sensor:` block",
     )
+    device_defaults: dict[str, DeviceDefaults] = Field(
+        default_factory=dict,
+        description="named devices: connection defaults (Modbus host, port, device_id, "
+        "byte/word order; BACnet address, device instance, priority) written once and "
+        "referred to by points as `source: {device_ref: NAME, ...}`",
+    )
     equipment: list[Equipment]
     schedule: ScheduleConfig = Field(
         default_factory=ScheduleConfig,
         description="when `run`'s jobs run (cycle, optimisation, FDD, report, retention) "
         "and how long raw readings are kept",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_devices(cls, data: Any) -> Any:
+        return resolve_device_refs(data)
 
     @model_validator(mode="after")
     def _check(self) -> Site:
@@ -416,7 +632,17 @@ class Site(_Strict):
         """Points grouped by the Modbus device that serves them: {device: [(tag, point)]}."""
         out: dict[DeviceKey, list[tuple[str, Point]]] = defaultdict(list)
         for eq, p in self.iter_points():
-            out[p.source.device_key].append((f"{eq.id}.{p.name}", p))
+            if isinstance(p.source, ModbusSource):
+                out[p.source.device_key].append((f"{eq.id}.{p.name}", p))
+        return dict(out)
+
+    def bacnet_devices(self) -> dict[DeviceKey, list[tuple[str, Point]]]:
+        """Points grouped by the BACnet device that serves them: {(host, port, instance):
+        [(tag, point)]}."""
+        out: dict[DeviceKey, list[tuple[str, Point]]] = defaultdict(list)
+        for eq, p in self.iter_points():
+            if isinstance(p.source, BacnetSource):
+                out[p.source.device_key].append((f"{eq.id}.{p.name}", p))
         return dict(out)
 
 
@@ -444,6 +670,72 @@ def _located(loc: str, msg: str) -> _LocatedError:
     return _LocatedError(loc, msg)
 
 
+_LOCATION_KEYS = frozenset({"protocol", "host", "port", "device_id", "device"})
+
+
+def _has_location(src: dict[str, Any]) -> bool:
+    """A source that says where it is (a Modbus register ``address`` is an int, not one)."""
+    return bool(_LOCATION_KEYS & src.keys()) or isinstance(src.get("address"), str)
+
+
+def resolve_device_refs(data: Any) -> Any:
+    """Fill each point's source from the site's named ``device_defaults:`` (explicit fields win).
+
+    A source names its device with ``device_ref``; an equipment's ``device_ref`` applies to
+    its points whose source has neither a ``device_ref`` nor a location of its own. An
+    unknown name is an error naming the field. Sites without ``device_defaults:`` pass unchanged.
+    """
+    if not isinstance(data, dict):
+        return data
+    devices = data.get("device_defaults") or {}
+    equipment = data.get("equipment")
+    if not isinstance(devices, dict) or not isinstance(equipment, list):
+        return data
+    devices = {
+        k: ({"protocol": "modbus", **v} if isinstance(v, dict) and "protocol" not in v else v)
+        for k, v in devices.items()
+    }
+    out_eq: list[Any] = []
+    for ei, eq in enumerate(equipment):
+        if not isinstance(eq, dict) or not isinstance(eq.get("points"), list):
+            out_eq.append(eq)
+            continue
+        eq_ref = eq.get("device_ref")
+        points: list[Any] = []
+        for pi, p in enumerate(eq["points"]):
+            src = p.get("source") if isinstance(p, dict) else None
+            if not isinstance(src, dict):
+                points.append(p)
+                continue
+            ref = src.get("device_ref")
+            where = f"equipment[{ei}].points[{pi}].source.device_ref"
+            if ref is None and eq_ref is not None and not _has_location(src):
+                ref, where = eq_ref, f"equipment[{ei}].device_ref"
+            if ref is None:
+                points.append(p)
+                continue
+            dev = devices.get(ref)
+            if not isinstance(dev, dict):
+                known = ", ".join(sorted(devices)) or "none"
+                raise _located(where, f"unknown device {ref!r} (device_defaults: {known})")
+            merged = {k: v for k, v in dev.items() if v is not None}
+            merged.setdefault("protocol", "modbus")
+            if "layout" in src:  # the point's own layout beats the device's orders
+                merged.pop("byte_order", None)
+                merged.pop("word_order", None)
+                merged.pop("layout", None)
+            if (
+                merged["protocol"] == "modbus"
+                and "layout" in merged
+                and ("byte_order" in src or "word_order" in src)
+            ):
+                merged.pop("layout")
+            merged.update({k: v for k, v in src.items() if k != "device_ref"})
+            points.append({**p, "source": merged})
+        out_eq.append({**eq, "points": points})
+    return {**data, "device_defaults": devices, "equipment": out_eq}
+
+
 def _check_overlaps(site: Site) -> None:
     """Two points may not claim the same register of the same device and table.
 
@@ -451,8 +743,20 @@ def _check_overlaps(site: Site) -> None:
     with a whole-register point.
     """
     claims: dict[tuple[DeviceKey, Table, int], tuple[str, Point]] = {}
+    objects: dict[tuple[DeviceKey, str, str], str] = {}
     for ei, eq in enumerate(site.equipment):
         for pi, p in enumerate(eq.points):
+            if isinstance(p.source, BacnetSource):
+                b = p.source
+                okey = (b.device_key, b.object, b.property)
+                if okey in objects:
+                    raise _located(
+                        f"equipment[{ei}].points[{pi}].source.object",
+                        f"{b.object} {b.property} on BACnet device {b.device} at {b.address} "
+                        f"is already point {objects[okey]}",
+                    )
+                objects[okey] = f"{eq.id}.{p.name}"
+                continue
             s = p.source
             for r in range(s.address, s.address + s.register_count):
                 key = (s.device_key, s.table, r)
@@ -461,8 +765,8 @@ def _check_overlaps(site: Site) -> None:
                     o_tag, o = other
                     both_bits = (
                         s.data_type is DataType.BIT
-                        and o.source.data_type is DataType.BIT
-                        and s.bit != o.source.bit
+                        and o.modbus.data_type is DataType.BIT
+                        and s.bit != o.modbus.bit
                     )
                     if not both_bits:
                         raise _located(
@@ -482,7 +786,9 @@ def parse_site(data: Any, origin: str = "<site>") -> Site:
         if isinstance(inner, _LocatedError):  # a site-wide check that knows its field
             raise SiteConfigError(f"{origin}: {inner.loc}: {inner.msg}") from None
         extra = (inner.field,) if isinstance(inner, _FieldError) else ()
-        raise SiteConfigError(describe_validation_error(err, origin, extra_loc=extra)) from None
+        raise SiteConfigError(
+            describe_validation_error(err, origin, skip=("modbus", "bacnet"), extra_loc=extra)
+        ) from None
 
 
 def load_site(path: str | Path) -> Site:
@@ -497,6 +803,8 @@ def with_port(site: Site, port: int, host: str | None = None) -> Site:
     data = site.model_dump(mode="json")
     for eq in data["equipment"]:
         for p in eq["points"]:
+            if p["source"]["protocol"] != "modbus":
+                continue
             p["source"]["port"] = port
             if host is not None:
                 p["source"]["host"] = host

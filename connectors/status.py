@@ -16,6 +16,8 @@ class Status(IntEnum):
     CONNECTION_LOST = 2
     DECODE_ERROR = 3
     NOT_CONNECTED = 4  # device down, inside its reconnect back-off
+    BACNET_ERROR = 5  # the BACnet device answered this property with an error
+    UNIT_MISMATCH = 6  # the device reports other engineering units than the site file
     MODBUS_EXCEPTION = 16  # 16 + the Modbus exception code (1 … 11)
 
     @staticmethod

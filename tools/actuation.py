@@ -4,7 +4,8 @@
 the gate can mint — and for each change:
 
 1. refuses a point that is not writable, or one an operator holds in override
-   (``agent.override_<equipment>__<point>`` = 1), or one written less than its
+   (``agent.override_<equipment>__<point>`` = 1, or — a writer with ``overridden_by``, e.g.
+   BACnet — a command above the agent's priority), or one written less than its
    ``min_interval_s`` ago (:class:`~connectors.errors.WriteRejected`);
 2. clamps the value to the point's write limits and to ``previous ± max_step``
    (the largest step per write);
@@ -399,6 +400,18 @@ class Actuator:
         lim = point.write
         if lim is None:
             raise WriteRejected(f"{ch.tag}: not a writable point")
+        overridden_by = getattr(self.writer, "overridden_by", None)
+        if overridden_by is not None and not auth.estop_restore:
+            # a priority array (BACnet): a command above the agent's is an operator's
+            try:
+                above = await overridden_by(ch.tag)
+            except DeviceError as err:
+                raise WriteRejected(f"{ch.tag}: cannot read the priority array: {err}") from err
+            if above is not None:
+                raise WriteRejected(
+                    f"{ch.tag}: an operator override holds this point (priority {above[0]}, "
+                    f"value {above[1]:g}); the agent does not fight it"
+                )
         ov = override_tag(ch.tag)
         if ov in self.site.points_by_tag:
             try:
@@ -437,7 +450,8 @@ class Actuator:
         """Write ``value`` — or, restoring on a protocol with a priority array (a writer with
         ``relinquish``, e.g. BACnet), give the agent's priority slot up instead."""
         relinquish = getattr(self.writer, "relinquish", None) if auth.rollback_of else None
-        if relinquish is not None:
+        can = getattr(self.writer, "can_relinquish", None)  # per point (a mixed-protocol site)
+        if relinquish is not None and (can is None or can(tag)):
             res: WriteResult = await relinquish(tag)
             return res
         return await self.writer.write(tag, value)

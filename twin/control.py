@@ -142,6 +142,10 @@ class AgentInterface:
             self._first_write_s = self.now_s
         return True
 
+    def relinquish(self, tag: str) -> None:
+        """The agent gave its command on ``tag`` up (BACnet relinquish): native control again."""
+        self.agent_values.pop(tag, None)
+
     def set_override(self, tag: str, on: bool, value: float | None = None) -> None:
         """Operator override of ``tag``: hold ``value`` (default: its current value)."""
         if tag not in self.defaults:

@@ -149,7 +149,7 @@ class _Device:
         self.delay_s = 0.0
         by_table: dict[Table, list[tuple[str, ModbusSource]]] = {t: [] for t in _TABLES}
         for tag, p in points:
-            by_table[p.source.table].append((tag, p.source))
+            by_table[p.modbus.table].append((tag, p.modbus))
         self.images: dict[Table, _Image] = {}
         sims: list[list[SimData]] = []
         for t in _TABLES:
@@ -233,7 +233,7 @@ class SiteServer:
             self._devices[(key.host, key.port, key.device_id)] = dev
             ports.setdefault((key.host, key.port), []).append(key.device_id)
             for tag, p in points:
-                self._tags[tag] = (dev.images[p.source.table], p.source)
+                self._tags[tag] = (dev.images[p.modbus.table], p.modbus)
         self._ports = ports
         self._servers: dict[int, ModbusTcpServer] = {}
 

@@ -299,6 +299,11 @@ class Twin:
         self.agent.write(tag, float(value))
         self._cache = None
 
+    def relinquish(self, tag: str) -> None:
+        """The agent gave its command on ``tag`` up (BACnet): native control takes it back."""
+        self.agent.relinquish(tag)
+        self._cache = None
+
     def operator_override(self, tag: str, value: float | None) -> None:
         """The operator holds ``tag`` at ``value`` at the BMS (``None`` releases it)."""
         if value is None:
@@ -325,11 +330,22 @@ class Twin:
 class TwinRunner:
     """Binds a :class:`Twin` to a :class:`twin.server.SiteServer` at ``speed`` × real time."""
 
-    def __init__(self, twin: Twin, server: Any, *, speed: float = 1.0, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        twin: Twin,
+        server: Any,
+        *,
+        speed: float = 1.0,
+        tick_s: float = 1.0,
+        bacnet: Any = None,
+    ) -> None:
         if speed <= 0 or tick_s <= 0:
             raise ValueError("speed and tick_s must be > 0")
         self.twin = twin
         self.server = server
+        self.bacnet = bacnet  # a twin.bacnet_server.BacnetSiteServer, or None
+        if bacnet is not None:
+            bacnet.on_command(self._on_command)
         self.speed = speed
         self.tick_s = tick_s
         self.ticks = 0
@@ -345,12 +361,58 @@ class TwinRunner:
             log.warning("twin ignored a client write to %s: %s", tag, err)
         self.push()  # the image shows at once what the BMS made of the write
 
+    def _on_command(self, tag: str, slots: dict[int, float]) -> None:
+        """A BACnet client commanded ``tag``; ``slots`` are its non-null priorities 1–15.
+
+        The highest command wins, as in the device: above the agent's priority it is an
+        operator override (the twin holds that value, agent writes are ignored); at or
+        below it, the agent's value; none left, native control again."""
+        try:
+            agent_priority = int(getattr(self.twin.site.point(tag).source, "priority", 13))
+            if not slots:
+                self.twin.operator_override(tag, None)
+                self.twin.relinquish(tag)
+            else:
+                top = min(slots)
+                if top < agent_priority:
+                    self.twin.operator_override(tag, slots[top])
+                else:
+                    self.twin.operator_override(tag, None)
+                    self.twin.write(tag, slots[top])
+        except (KeyError, ValueError) as err:
+            self.rejected_writes += 1
+            log.warning("twin ignored a BACnet command to %s: %s", tag, err)
+        self.push()
+
+    def _drop_lapsed_commands(self) -> None:
+        """A BACnet command the twin does not run (its heartbeat lapsed, the agent is
+        disabled) leaves the priority array: the BMS lets it go, so the agent reads back
+        what the plant really runs."""
+        agent = self.twin.agent
+        for tag in self.bacnet.commandable():
+            pr = int(getattr(self.twin.site.point(tag).source, "priority", 13))
+            if tag in agent.agent_values or tag in agent.overrides:
+                continue
+            if pr in self.bacnet.slots(tag):
+                self.bacnet.drop(tag, pr)
+
     def push(self) -> None:
-        """Copy the twin's served values and device states into the server."""
-        self.server.set_many(self.twin.values())
+        """Copy the twin's served values and device states into the server(s)."""
+        values = self.twin.values()
+        self.server.set_many(values)
+        bacnet_ports: set[int] = set()
+        if self.bacnet is not None:
+            # a BACnet set point's priority 16 is native control's own value; the agent's
+            # and an operator's commands sit above it in the priority array
+            self.bacnet.set_many({**values, **self.twin.agent.defaults})
+            bacnet_ports = set(self.bacnet.ports)
+            self._drop_lapsed_commands()
         offline = self.twin.offline_devices()
         for port, dev in offline ^ self._offline:
-            self.server.set_device_offline(dev, (port, dev) in offline, port=port)
+            if port in bacnet_ports:
+                self.bacnet.set_device_offline(dev, (port, dev) in offline)
+            else:
+                self.server.set_device_offline(dev, (port, dev) in offline, port=port)
         self._offline = offline
 
     def tick(self) -> None:

@@ -16,7 +16,7 @@ from agent.commands._common import add_db_option, add_site_option, existing_db, 
 from connectors.errors import FacilityError
 from connectors.site import Site
 from connectors.store import Store
-from connectors.writer import ModbusPointWriter
+from connectors.writer import SiteWriter
 
 if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, not at start-up
     from agent.context import AgentContext
@@ -47,9 +47,9 @@ def load(args: argparse.Namespace) -> Site:
     return site_from_args(args)
 
 
-def site_writer(site: Site) -> ModbusPointWriter:
-    """The site's own writer (Modbus TCP to the devices of the site file)."""
-    return ModbusPointWriter(site)
+def site_writer(site: Site) -> SiteWriter:
+    """The site's own writer: Modbus TCP or BACnet/IP to each point's device (site file)."""
+    return SiteWriter(site)
 
 
 def direct_ctx(args: argparse.Namespace, approvals: str = "interrupt") -> AgentContext:

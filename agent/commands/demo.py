@@ -35,7 +35,7 @@ from rich.text import Text
 
 from agent.commands._agent import checkpoint_path, site_writer
 from agent.commands._common import add_db_option, user_text
-from agent.commands.twin import add_twin_options, build_twin, check_ports_free, install_stop
+from agent.commands.twin import add_twin_options, build_twin, install_stop, serve_parts
 from connectors.ingest import Ingestor
 from connectors.site import Site
 from connectors.store import Store
@@ -66,6 +66,7 @@ SHOWN: tuple[tuple[str, str, str], ...] = (
     ("Tower fan", "ct_1.fan_speed", "{:.0f} %"),
     ("Wet bulb", "weather.wet_bulb", "{:.1f} °C"),
     ("Rack inlet (CRAH 1)", "crah_1.rack_inlet_temp", "{:.1f} °C"),
+    ("CRAH 1 supply air SP", "crah_1.supply_air_setpoint", "{:.1f} °C"),
     ("UPS state of charge", "ups_1.soc", "{:.1f} %"),
     ("UPS on battery", "ups_1.on_battery", "bool"),
     ("Leak", "leak_1.leak_detected", "bool"),
@@ -130,7 +131,8 @@ async def demo_agent(
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """The agent as one more demo task: decision cycles every ``interval_s`` against the
-    demo's store, writes over Modbus to the twin (``connectors.writer.ModbusPointWriter``),
+    demo's store, writes to the twin over Modbus TCP or BACnet/IP by point
+    (``connectors.writer.SiteWriter``),
     its heartbeat, and the local API so that ``facility-agent approve ID`` works while the
     demo runs. ``show(result)`` is called after each cycle; ``on_ready(url)`` once the API
     (and the console at that URL) listens."""
@@ -192,16 +194,24 @@ def render(ctx: DemoContext) -> Group:
     table.add_column("point")
     table.add_column("value", justify="right")
     table.add_column("status")
+    table.add_column("via")
     for label, tag, fmt in SHOWN:
         if tag not in ctx.twin.site.points_by_tag:
             continue
         value, status = rows.get(tag, (None, "—"))
-        table.add_row(label, _fmt(value, fmt), str(status))
+        via = "BACnet/IP" if ctx.twin.site.point(tag).is_bacnet else "Modbus TCP"
+        table.add_row(label, _fmt(value, fmt), str(status), via)
     st = ctx.ingestor.stats()
     down = [str(p.key) for p in ctx.ingestor.pollers if not p.stats.up]
     faults = ", ".join(f.id or "" for f in ctx.twin.active_faults()) or "none"
+    n_bacnet = len(ctx.ingestor.bacnet_pollers)
+    protocols = (
+        f" (Modbus TCP {len(ctx.ingestor.pollers) - n_bacnet}, BACnet/IP {n_bacnet})"
+        if n_bacnet
+        else ""
+    )
     lines = Text(
-        f"devices up {st.devices_up}, down {st.devices_down}"
+        f"devices up {st.devices_up}, down {st.devices_down}{protocols}"
         + (f" ({', '.join(down)})" if down else "")
         + f" | {st.points_per_s:,.0f} points/s | rows stored {st.rows_stored:,}"
         + f"\nactive faults: {faults}"
@@ -290,16 +300,12 @@ async def _stop_after(stop: asyncio.Event, duration: float | None) -> None:
 
 
 async def run_demo(args: argparse.Namespace, console: Console | None = None) -> int:
-    from twin.server import SiteServer
-
     if not args.fault and args.scenario is None and not args.no_fault:
         args.fault = [DEFAULT_FAULT]
     twin = build_twin(args)
-    check_ports_free(twin.site)
-    server = SiteServer(twin.site)
-    runner = TwinRunner(twin, server, speed=args.speed)
-    runner.push()
-    await server.start()
+    served = serve_parts(args, twin, args.speed)
+    server, runner = served.server, served.runner
+    await served.start()
     store = Store(args.db)
     try:
         ingestor = Ingestor(twin.site, store)
@@ -325,7 +331,7 @@ async def run_demo(args: argparse.Namespace, console: Console | None = None) -> 
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await server.stop()
+        await served.stop()
         store.close()
     return 0
 

@@ -1,4 +1,9 @@
-"""``facility-agent twin``: serve the simulated data hall over Modbus TCP.
+"""``facility-agent twin``: serve the simulated data hall over Modbus TCP and BACnet/IP.
+
+Every device answers on Modbus TCP (127.0.0.1:5020); the CRAHs and the CDU are also
+BACnet/IP devices (127.0.0.1:47810–47814, instances 1001–1005; ``--no-bacnet`` turns them
+off), and the twin's site — what the demo's agent polls and writes — reads those over
+BACnet (``--write-site FILE`` saves it for ``facility-agent run --site FILE``).
 
     facility-agent twin                                  # 127.0.0.1:5020, real time
     facility-agent twin --port 5021 --speed 60           # one simulated minute per second
@@ -19,15 +24,24 @@ import socket
 import sys
 import time
 from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
 
 from agent.commands._common import add_site_option, user_text
 from connectors.errors import FacilityError
 from connectors.site import Site, load_site, with_port
 from twin.control import CONTROL_MODES
+from twin.bacnet_map import BACNET_BASE_PORT, BACNET_EQUIPMENT, to_bacnet
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
 from twin.sim import Twin, TwinRunner, default_site
 from twin.weather import STATIONS
+
+if TYPE_CHECKING:
+    from twin.bacnet_server import BacnetSiteServer
+    from twin.server import SiteServer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_twin_options(p)
     p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
+    p.add_argument(
+        "--write-site", type=Path, default=None, metavar="FILE",
+        help="write the site as served (CRAHs and CDU over BACnet) to FILE for `run --site`",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -69,6 +87,14 @@ def add_twin_options(p: argparse.ArgumentParser) -> None:
         "--start", type=_start_date, default=None, metavar="YYYY-MM-DD[THH:MM]",
         help="simulated start (local standard time of the weather; default 2026-07-01)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-bacnet", action="store_true",
+        help="serve Modbus only (default: the CRAHs and the CDU are BACnet/IP devices too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bacnet-port", type=int, default=BACNET_BASE_PORT, metavar="PORT",
+        help=f"UDP port of the first BACnet device, one per device (default {BACNET_BASE_PORT})",
+    )  # fmt: skip
 
 
 def _start_date(text: str) -> datetime:
@@ -80,10 +106,14 @@ def _start_date(text: str) -> datetime:
 
 
 def build_twin(args: argparse.Namespace) -> Twin:
-    """The twin the options describe, faults injected (raises ConfigError on bad input)."""
-    site: Site = load_site(args.site) if args.site else default_site()
-    if args.port is not None:
-        site = with_port(site, args.port)
+    """The twin the options describe, faults injected (raises ConfigError on bad input).
+
+    With BACnet on, the twin runs on the site as served (CRAHs and CDU over BACnet);
+    :func:`modbus_site` is the Modbus map it serves as well."""
+    site = modbus_site(args)
+    bacnet = [e for e in BACNET_EQUIPMENT if e in {eq.id for eq in site.equipment}]
+    if not getattr(args, "no_bacnet", True) and bacnet:
+        site = to_bacnet(site, bacnet, base_port=args.bacnet_port)
     twin = Twin(site, seed=args.seed, control=args.control, weather=args.weather, start=args.start)
     faults = [parse_fault_spec(s) for s in args.fault]
     if args.scenario is not None:
@@ -91,6 +121,58 @@ def build_twin(args: argparse.Namespace) -> Twin:
     for f in faults:
         twin.inject(f)
     return twin
+
+
+def modbus_site(args: argparse.Namespace) -> Site:
+    """The site file the options name, every device on Modbus (``--port`` applied)."""
+    site: Site = load_site(args.site) if args.site else default_site()
+    if args.port is not None:
+        site = with_port(site, args.port)
+    return site
+
+
+@dataclass
+class Served:
+    """The twin and what serves it: Modbus always, BACnet for the site's BACnet points."""
+
+    twin: Twin
+    server: SiteServer
+    bacnet: BacnetSiteServer | None
+    runner: TwinRunner
+
+    async def start(self) -> None:
+        await self.server.start()
+        if self.bacnet is not None:
+            await self.bacnet.start()
+
+    async def stop(self) -> None:
+        if self.bacnet is not None:
+            await self.bacnet.stop()
+        await self.server.stop()
+
+    def describe(self) -> str:
+        site = self.twin.site
+        modbus = ",".join(str(p) for p in self.server.ports)
+        text = f"{len(site.point_ids)} points; Modbus TCP 127.0.0.1:{modbus}"
+        if self.bacnet is not None and self.bacnet.ports:
+            ps = self.bacnet.ports
+            text += f"; BACnet/IP 127.0.0.1:{ps[0]}–{ps[-1]} ({len(ps)} devices)"
+        return text
+
+
+def serve_parts(args: argparse.Namespace, twin: Twin, speed: float) -> Served:
+    """Servers and runner for ``twin`` (ports checked free; not started)."""
+    from twin.bacnet_server import BacnetSiteServer
+    from twin.server import SiteServer
+
+    modbus = modbus_site(args)
+    check_ports_free(modbus)
+    check_ports_free(twin.site)
+    server = SiteServer(modbus)
+    bacnet = BacnetSiteServer(twin.site) if twin.site.bacnet_devices() else None
+    runner = TwinRunner(twin, server, speed=speed, bacnet=bacnet)
+    runner.push()
+    return Served(twin, server, bacnet, runner)
 
 
 def check_ports_free(site: Site) -> None:
@@ -105,6 +187,15 @@ def check_ports_free(site: Site) -> None:
                     f"cannot serve the twin on {host}:{port}: {err.strerror} "
                     "(is another twin running? pick one with --port)"
                 ) from None
+    for key in site.bacnet_devices():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((key.host, key.port))
+            except OSError as err:
+                raise FacilityError(
+                    f"cannot serve BACnet device {key.device_id} on {key.host}:{key.port} (UDP): "
+                    f"{err.strerror} (another twin? pick ports with --bacnet-port, or --no-bacnet)"
+                ) from None
 
 
 def install_stop(stop: asyncio.Event) -> None:
@@ -114,21 +205,17 @@ def install_stop(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
-    from twin.server import SiteServer
-
-    check_ports_free(twin.site)
-    server = SiteServer(twin.site)
-    runner = TwinRunner(twin, server, speed=speed)
-    runner.push()
-    await server.start()
+async def _serve(
+    args: argparse.Namespace, twin: Twin, speed: float, duration: float | None
+) -> None:
+    served = serve_parts(args, twin, speed)
+    runner = served.runner
+    await served.start()
     stop = asyncio.Event()
     install_stop(stop)
-    ports = ",".join(str(p) for p in server.ports)
     wx = f"{twin.weather.station} weather" if twin.weather is not None else "synthetic weather"
     print(
-        f"twin: {len(twin.site.point_ids)} points on {len(twin.site.devices())} devices, "
-        f"127.0.0.1:{ports}, speed {speed:g}x, {twin.control.mode} BMS, {wx} from "
+        f"twin: {served.describe()}, speed {speed:g}x, {twin.control.mode} BMS, {wx} from "
         f"{twin.now:%Y-%m-%d %H:%M} — Ctrl-C to stop",
         flush=True,
     )
@@ -149,10 +236,17 @@ async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
     finally:
         stop.set()
         await task
-        await server.stop()
+        await served.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     twin = build_twin(args)
-    asyncio.run(_serve(twin, args.speed, args.duration))
+    if args.write_site is not None:
+        args.write_site.write_text(
+            "# The twin's site as served by `facility-agent twin` (generated; edit the twin's\n"
+            "# own site file instead). CRAHs and CDU over BACnet/IP, the rest over Modbus TCP.\n"
+            + yaml.safe_dump(twin.site.model_dump(mode="json"), sort_keys=False)
+        )
+        print(f"twin: site written to {args.write_site}", flush=True)
+    asyncio.run(_serve(args, twin, args.speed, args.duration))
     return 0
