@@ -61,7 +61,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from agent import api_reads, runtime
 from agent.auth import Authenticator, require
-from agent.chat import routes as chat_routes
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
 from agent.schedule import routes as schedule_routes

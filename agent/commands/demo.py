@@ -151,7 +151,12 @@ async def demo_agent(
     try:
         await asyncio.gather(
             runtime.run_forever(ctx, interval_s, stop=stop, on_result=show),
-            serve(ctx, store.path, stop=stop, on_ready=on_ready),
+            serve(
+                ctx,
+                store.path,
+                stop=stop,
+                on_started=None if on_ready is None else (lambda url, _app: on_ready(url + "/")),
+            ),
         )
     finally:
         await runtime.close(ctx, close_writer=True)

@@ -31,8 +31,8 @@ from agent.commands._agent import (
     site_writer,
 )
 from agent.commands._common import user_text
-from connectors.store import Store
 from connectors.site import Site
+from connectors.store import Store
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

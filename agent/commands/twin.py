@@ -23,8 +23,8 @@ import signal
 import socket
 import sys
 import time
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +33,8 @@ import yaml
 from agent.commands._common import add_site_option, user_text
 from connectors.errors import FacilityError
 from connectors.site import Site, load_site, with_port
-from twin.control import CONTROL_MODES
 from twin.bacnet_map import BACNET_BASE_PORT, BACNET_EQUIPMENT, to_bacnet
+from twin.control import CONTROL_MODES
 from twin.faults import FaultKind, load_scenario, parse_fault_spec
 from twin.sim import Twin, TwinRunner, default_site
 from twin.weather import STATIONS
