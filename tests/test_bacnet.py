@@ -23,9 +23,9 @@ from connectors.errors import SiteConfigError, WriteRejected
 from connectors.ingest import Ingestor
 from connectors.modbus import PollerConfig
 from connectors.site import BacnetSource, load_site, parse_site
+from connectors.site_writer import SiteWriter
 from connectors.status import Status
 from connectors.store import Store
-from connectors.writer import SiteWriter
 from tools import gate
 from tools.actuation import Actuator, Journal
 from tools.gate import AuthorizedChange, GateControl

@@ -15,8 +15,8 @@ from rich.table import Table
 from agent.commands._common import add_db_option, add_site_option, existing_db, site_from_args
 from connectors.errors import FacilityError
 from connectors.site import Site
+from connectors.site_writer import SiteWriter
 from connectors.store import Store
-from connectors.writer import SiteWriter
 
 if TYPE_CHECKING:  # heavy (LangGraph, FastAPI): imported when a command runs, not at start-up
     from agent.context import AgentContext
