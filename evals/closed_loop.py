@@ -31,7 +31,9 @@ from evals.scenario import Scenario, TwinSource
 from evals.scenario_run import Progress, ScenarioRun
 from evals.scoring import score
 from evals.sites import scenario_site, with_poll_floor
+from evals.whatif_error import whatif_error
 from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
+from tools.calibration import Calibration
 from twin.faults import Fault
 from twin.sim import Twin
 
@@ -57,6 +59,8 @@ class TwinRun:
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     agent: bool = False
     wall_s: float = 0.0
+    calibrations: list[Calibration] = field(default_factory=list)
+    plant_matches_model: bool = False
 
 
 def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: np.ndarray) -> None:
@@ -81,7 +85,7 @@ async def twin_run(
     scn: Scenario, site: Site, workdir: Path, *, with_agent: bool, progress: Progress | None
 ) -> TwinRun:
     assert isinstance(scn.source, TwinSource)
-    twin = Twin(site, seed=scn.source.seed)
+    twin = Twin(site, seed=scn.source.seed)  # the default plant: not the agent's model
     for f in twin_faults(scn):
         twin.inject(f)
     clock = ManualClock(twin.now.replace(tzinfo=None))
@@ -126,8 +130,10 @@ async def twin_run(
     out.decisions = table(store, "decisions_latest")
     out.writes = writes_with_decisions(write_log(writer.frame()), table(store, "actions_latest"))
     out.quality = sampler.frame() if sampler is not None else pd.DataFrame()
+    out.plant_matches_model = twin.plant_spec.matches_model()
     if ctx is not None:
         out.agent = True
+        out.calibrations = list(ctx.state.model.history)
         await close_agent(ctx)
     store.close()
     return out
@@ -174,9 +180,29 @@ async def closed_loop(
             "cycles": len(series),
             "agent_run": totals_dict(agent_tot),
             "baseline_run": totals_dict(base_tot) if base_tot else None,
+            "plant_matches_model": res.plant_matches_model,
+            **whatif_error(res.decisions, series),
+            **calibration_summary(res.calibrations),
         }
     )
     return run
+
+
+def calibration_summary(cals: list[Calibration]) -> dict[str, object]:
+    """The rolling calibration's tries: how many adopted, and the last adopted one."""
+    adopted = [c for c in cals if c.adopted]
+    last = adopted[-1] if adopted else None
+    return {
+        "calibrations_tried": len(cals),
+        "calibrations_adopted": len(adopted),
+        "calibration_last": None
+        if last is None
+        else {
+            "window_end": f"{last.window_end:%H:%M}",
+            "params": last.params.describe(),
+            "held_out": {p.name: p.to_dict() for p in last.parts},
+        },
+    }
 
 
 def totals_dict(t: M.PlantTotals | None) -> dict[str, float | None] | None:

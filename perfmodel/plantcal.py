@@ -56,6 +56,8 @@ FREE_CONVECTION_FR_AIR = 0.125
 #: prior σ of each chiller correction (d0, d1 /K, d2 /K, e1, e2): wide against what a
 #: season's data pin down, narrow enough to hold an unseen one at zero
 PRIOR_SIGMA = (0.3, 0.03, 0.03, 0.5, 0.5)
+#: a temperature spread (K) below which the data cannot tell its slope
+MIN_SPAN_K = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,22 +110,34 @@ def fit_chiller_correction(
     power_kw: ArrayLike,
     *,
     prior_sigma: tuple[float, ...] = PRIOR_SIGMA,
+    min_span_k: float = MIN_SPAN_K,
 ) -> ChillerCorrection:
     """Least-squares corrections of ``base`` (at the nameplate ``capacity_kw``, ``cop``) to
-    measured chiller power (kW) at loads (kW) and temperatures (°C); ridge prior at zero."""
+    measured chiller power (kW) at loads (kW) and temperatures (°C); ridge prior at zero.
+
+    A temperature the data hold within ``min_span_k`` says nothing about its slope: that
+    correction is held at zero (the catalogue's slope), not left to what noise suggests."""
     q, x, y, pw = (np.asarray(v, dtype=float) for v in (load_kw, t_chw_c, t_cw_c, power_kw))
     x0, y0 = float(np.median(x)), float(np.median(y))
     sigma_p = 0.01 * float(np.mean(pw)) + 0.2  # a power meter's class plus averaging noise
     prior = np.asarray(prior_sigma, dtype=float)
+    free = np.ones(5, dtype=bool)
+    free[1] = float(np.ptp(x)) >= min_span_k
+    free[2] = float(np.ptp(y)) >= min_span_k
+
+    def full(th: F) -> F:
+        out = np.zeros(5)
+        out[free] = th
+        return out
 
     def resid(th: F) -> F:
-        d0, d1, d2, e1, e2 = (float(v) for v in th)
+        d0, d1, d2, e1, e2 = (float(v) for v in full(th))
         c = ChillerCorrection(d0, d1, d2, e1, e2, x0=x0, y0=y0)
         p = chm.chiller_performance(corrected(base, c), q, x, y, capacity_kw=capacity_kw, cop=cop)
-        return np.concatenate([(p.power_kw - pw) / sigma_p, th / prior])
+        return np.concatenate([(p.power_kw - pw) / sigma_p, th / prior[free]])
 
-    res = least_squares(resid, np.zeros(5), method="trf", x_scale=prior)
-    d0, d1, d2, e1, e2 = (float(v) for v in res.x)
+    res = least_squares(resid, np.zeros(int(free.sum())), method="trf", x_scale=prior[free])
+    d0, d1, d2, e1, e2 = (float(v) for v in full(res.x))
     return ChillerCorrection(d0, d1, d2, e1, e2, x0=x0, y0=y0)
 
 

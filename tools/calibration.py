@@ -49,11 +49,13 @@ from perfmodel.state import PlantState
 from tools.whatif import state_from_values
 
 __all__ = [
+    "CATALOGUE_IN_USE",
     "MAX_BAD_SHARE",
     "MIN_BINS",
     "MIN_CW_SPAN_K",
     "MIN_PLR_SPAN",
     "Calibration",
+    "InUse",
     "ModelState",
     "calibrate",
     "in_use",
@@ -411,7 +413,11 @@ CATALOGUE_IN_USE = InUse(PlantParameters())
 
 def in_use(store: Store) -> InUse:
     """The newest adopted calibration of the site (the catalogue when there is none)."""
-    store.ensure_schema(CAL_DDL)
+    exists = store.query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'model_calibrations'"
+    )
+    if not int(exists["n"].iloc[0]):
+        return CATALOGUE_IN_USE
     df = store.query(
         """SELECT fitted_at, window_start, window_end, params, metrics FROM model_calibrations
            WHERE adopted ORDER BY fitted_at DESC, rowid DESC LIMIT 1"""
@@ -439,6 +445,7 @@ class ModelState:
     """
 
     current: InUse = CATALOGUE_IN_USE
+    enabled: bool = True
     window: timedelta = timedelta(hours=6)
     interval: timedelta = timedelta(hours=1)
     last_try: datetime | None = None

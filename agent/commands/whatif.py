@@ -4,7 +4,10 @@ NAME is a site tag (``ct_1.cw_supply_setpoint``), a plant-model field
 (``chw_supply_setpoint_c``) or a short alias (``chw_supply_setpoint``). A
 VALUE starting with ``+`` or ``-`` is relative (``=+1``: one more), else absolute.
 The state comes from the latest readings in ``--db`` when the file exists,
-from a settled twin with ``--from-twin``, else from the twin's design state.
+from a settled twin with ``--from-twin``, else from the twin's design state. The model runs
+on the site's calibrated parameters in use (the newest adopted row of ``--db``'s
+``model_calibrations``, see ``calibrate site``), else on the catalogue; the header says which
+(``--catalogue`` forces the catalogue).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agent.commands._common import add_db_option, add_site_option, site_from_arg
 from connectors.errors import ConfigError
 from connectors.site import Site
 from perfmodel.whatif import KEY_OUTPUTS, Prediction
+from tools.calibration import CATALOGUE_IN_USE, InUse, in_use
 from tools.whatif import TagChange, check
 
 
@@ -35,6 +39,9 @@ def register(sub: Any) -> None:
     add_db_option(p)
     p.add_argument("--from-twin", action="store_true", help="start from a settled twin's readings")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON instead")
+    p.add_argument(
+        "--catalogue", action="store_true", help="ignore the site's calibration: catalogue model"
+    )
     p.set_defaults(func=run)
 
 
@@ -68,8 +75,21 @@ def _values(args: argparse.Namespace, site: Site) -> tuple[dict[str, float], str
     return {}, "design state (no readings)"
 
 
-def render(pred: Prediction, origin: str, console: Console) -> None:
+def _model(args: argparse.Namespace) -> InUse:
+    """The calibration in use in ``--db`` (the catalogue without one, or with --catalogue)."""
+    db = Path(args.db)
+    if args.catalogue or not db.is_file():
+        return CATALOGUE_IN_USE
+    from connectors.store import Store
+
+    with Store(db, read_only=True) as store:
+        return in_use(store)
+
+
+def render(pred: Prediction, origin: str, console: Console, model: str = "") -> None:
     """The prediction as two rich tables: outputs before/after/Δ, then constraints."""
+    if model:
+        console.print(model)
     t = Table(title=f"What-if from {origin}: {', '.join(map(str, pred.changes)) or 'no change'}")
     for col in ("quantity", "before", "after", "delta"):
         t.add_column(col, justify="right" if col != "quantity" else "left")
@@ -113,12 +133,14 @@ def run(args: argparse.Namespace) -> int:
     site = site_from_args(args)
     changes = [parse_set(s) for s in args.sets]
     values, origin = _values(args, site)
+    model = _model(args)
+    params = None if model.params.is_catalogue() else model.params
     try:
-        pred = check(site, values, changes)
+        pred = check(site, values, changes, params)
     except KeyError as err:
         raise ConfigError(f"--set: {err.args[0]}") from None
     if args.json:
-        print(json.dumps(pred.to_dict()))
+        print(json.dumps({**pred.to_dict(), "model_in_use": model.header()}))
     else:
-        render(pred, origin, Console())
+        render(pred, origin, Console(), model.header())
     return 0 if pred.ok else 1
