@@ -53,6 +53,11 @@ def add_twin_options(p: argparse.ArgumentParser) -> None:
         help=f"inject a fault (repeatable); kinds: {', '.join(k.value for k in FaultKind)}",
     )  # fmt: skip
     p.add_argument("--scenario", type=Path, default=None, help="YAML file of faults to inject")
+    p.add_argument(
+        "--plant", default=None, metavar="FILE|catalogue",
+        help="the plant's own equipment against its nameplates (default twin/plant.yaml: "
+        "not the agent's model; 'catalogue': the model itself)",
+    )  # fmt: skip
 
 
 def build_twin(args: argparse.Namespace) -> Twin:
@@ -60,7 +65,7 @@ def build_twin(args: argparse.Namespace) -> Twin:
     site: Site = load_site(args.site) if args.site else default_site()
     if args.port is not None:
         site = with_port(site, args.port)
-    twin = Twin(site, seed=args.seed)
+    twin = Twin(site, seed=args.seed, plant=getattr(args, "plant", None))
     faults = [parse_fault_spec(s) for s in args.fault]
     if args.scenario is not None:
         faults += load_scenario(args.scenario).faults
@@ -103,7 +108,8 @@ async def _serve(twin: Twin, speed: float, duration: float | None) -> None:
     ports = ",".join(str(p) for p in server.ports)
     print(
         f"twin: {len(twin.site.point_ids)} points on {len(twin.site.devices())} devices, "
-        f"127.0.0.1:{ports}, speed {speed:g}x — Ctrl-C to stop",
+        f"127.0.0.1:{ports}, speed {speed:g}x — Ctrl-C to stop\n"
+        f"twin: plant: {twin.plant_spec.describe()}",
         flush=True,
     )
     task = asyncio.create_task(runner.run(duration, stop))
