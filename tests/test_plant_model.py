@@ -201,6 +201,13 @@ def test_calibrate_save_then_whatif_names_the_parameters_and_the_agent_uses_them
         assert live.to_dict()["model"]["tower_air_flow_factor"] == pytest.approx(
             saved.tower_air_flow_factor, abs=1e-3
         )
+        # the policies' model residual reads the calibrated model too (≈ 0 on this plant)
+        from tools.policies.derived import BUILTINS, DerivedInput
+
+        x = DerivedInput(twin.site, None, values, _end())
+        ours_res = ctx.state.registry().get("model.cooling_power_residual").fn(x)
+        cat_res = next(b for b in BUILTINS if b.name == "model.cooling_power_residual").fn(x)
+        assert abs(float(ours_res)) < 0.5 * abs(float(cat_res)), (ours_res, cat_res)
 
 
 def test_whatif_error_scores_predictions_against_the_settled_plant() -> None:
