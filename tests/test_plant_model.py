@@ -258,3 +258,31 @@ def test_a_bad_plant_file_is_one_line_naming_file_and_field(tmp_path: Path) -> N
         Twin(plant=f)
     assert CATALOGUE.matches_model() and not default_plant().matches_model()
     assert "Trane CVHE" in default_plant().describe()
+
+
+def test_the_agent_refits_its_model_on_its_own_schedule(history: tuple, tmp_path: Path) -> None:
+    from agent.context import AgentContext
+    from agent.runtime import recalibrate_if_due
+    from connectors.clock import ManualClock
+    from connectors.writer import RecordingWriter
+
+    path, _, twin = history
+    db = tmp_path / "s.duckdb"
+    shutil.copy(path, db)
+    with Store(db) as store:
+        clock = ManualClock(_end())
+        ctx = AgentContext.build(
+            twin.site, store, RecordingWriter(twin.site, clock), clock, approvals="record"
+        )
+        ctx.state.model.window = timedelta(hours=FIT_H)
+        assert ctx.state.model.params.is_catalogue()
+        recalibrate_if_due(ctx)
+        assert not ctx.state.model.params.is_catalogue()
+        assert ctx.state.model.current.fitted_at == _end()
+        clock.set(_end() + timedelta(minutes=30))  # not due yet: nothing tried
+        recalibrate_if_due(ctx)
+        clock.set(_end() + timedelta(hours=1))
+        recalibrate_if_due(ctx)
+        rows = store.query("SELECT fitted_at, adopted, source FROM model_calibrations")
+        assert len(rows) == 2 and set(rows["source"]) == {"rolling"}
+        assert in_use(store).params == ctx.state.model.params
