@@ -212,9 +212,13 @@ class PlantParameters:
             return "catalogue (no calibration)"
         parts = []
         if (c := self.chiller) is not None and not c.is_zero():
+            ft = [f"{c.d0:+.3f}"]
+            if c.d1:
+                ft.append(f"{c.d1:+.4f}/K·(CHW−{c.x0:.1f})")
+            if c.d2:
+                ft.append(f"{c.d2:+.4f}/K·(CW−{c.y0:.1f})")
             parts.append(
-                f"chiller EIRFT {c.d0:+.3f} {c.d1:+.4f}/K·(CHW−{c.x0:.1f}) "
-                f"{c.d2:+.4f}/K·(CW−{c.y0:.1f}), EIRFPLR {c.e1:+.3f}·(p−1) {c.e2:+.3f}·(p²−1)"
+                f"chiller EIRFT {' '.join(ft)}, EIRFPLR {c.e1:+.3f}·(p−1) {c.e2:+.3f}·(p²−1)"
             )
         for name, v in (
             ("tower air", self.tower_air_flow_factor),
