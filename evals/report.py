@@ -186,7 +186,9 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         extra = {
             k: v
             for k, v in r.items()
-            if k.endswith("_rows") or k in ("agent_run", "baseline_run", "pue", "baseline_pue")
+            if k.endswith("_rows")
+            or k in ("agent_run", "baseline_run", "pue", "baseline_pue")
+            or k.startswith(("whatif_", "calibration", "plant_matches_model"))
         }
         if extra:
             lines += ["", "```json", json.dumps(extra, indent=1), "```"]
