@@ -181,11 +181,15 @@ async def closed_loop(
             "agent_run": totals_dict(agent_tot),
             "baseline_run": totals_dict(base_tot) if base_tot else None,
             "plant_matches_model": res.plant_matches_model,
-            **whatif_error(res.decisions, series),
+            **whatif_error(res.decisions, series, calibrated_since=first_adopted(res.calibrations)),
             **calibration_summary(res.calibrations),
         }
     )
     return run
+
+
+def first_adopted(cals: list[Calibration]) -> datetime | None:
+    return next((c.window_end for c in cals if c.adopted), None)
 
 
 def calibration_summary(cals: list[Calibration]) -> dict[str, object]:

@@ -6,7 +6,8 @@ compared with what the twin's true plant did once it had settled: the mean over
 ASHRAE Guideline 14's CV(RMSE) (and NMBE) over the writes, for plant cooling power (the
 quantity the what-if exists to predict; the eval's ``whatif_cv_rmse_pct``) and a few more
 outputs. Writes are also split by the model in use (catalogue vs. calibrated): a prediction
-carries ``model`` when the agent ran on calibrated parameters.
+carries ``model`` when the agent ran on calibrated parameters (and the run says when its
+first calibration was adopted).
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def _prediction(p: Any) -> dict[str, Any] | None:
 
 
 def whatif_error(
-    decisions: pd.DataFrame, series: pd.DataFrame, settle_s: float = SETTLE_S
+    decisions: pd.DataFrame,
+    series: pd.DataFrame,
+    settle_s: float = SETTLE_S,
+    calibrated_since: Any = None,
 ) -> dict[str, Any]:
-    """CV(RMSE)/NMBE (%) of the what-if's predictions at executed writes (see module doc)."""
+    """CV(RMSE)/NMBE (%) of the what-if's predictions at executed writes (see module doc).
+
+    A write counts as calibrated when its prediction says so, or when it came after
+    ``calibrated_since`` (the first adopted calibration of the run)."""
     out: dict[str, Any] = {"whatif_cv_rmse_pct": None, "whatif_nmbe_pct": None, "whatif_writes": 0}
     if decisions.empty or series.empty or "prediction" not in decisions:
         return out
@@ -63,7 +70,10 @@ def whatif_error(
         seen = s[(s.index >= t0) & (s.index <= t0 + pd.Timedelta(seconds=SPAN_S))]
         if seen.empty:
             continue
-        row: dict[str, Any] = {"calibrated": bool(pred.get("model"))}
+        after_cal = calibrated_since is not None and pd.Timestamp(ts) >= pd.Timestamp(
+            calibrated_since
+        )
+        row: dict[str, Any] = {"calibrated": bool(pred.get("model")) or after_cal}
         for out_key, col in OBSERVED.items():
             p = pred["after"].get(out_key)
             if p is not None and col in seen:

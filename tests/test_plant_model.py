@@ -201,6 +201,10 @@ def test_calibrate_save_then_whatif_names_the_parameters_and_the_agent_uses_them
         assert live.to_dict()["model"]["tower_air_flow_factor"] == pytest.approx(
             saved.tower_air_flow_factor, abs=1e-3
         )
+        from tools.prediction import PredictionRecord
+
+        record = PredictionRecord.from_json(PredictionRecord.of(live).as_json())
+        assert record.model is not None and "calibrated" in str(record.model["chiller"])
         # the policies' model residual reads the calibrated model too (≈ 0 on this plant)
         from tools.policies.derived import BUILTINS, DerivedInput
 
