@@ -81,11 +81,24 @@ def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: 
     store.append(np.full(len(tags), np.datetime64(clock.now(), "us")), ids, v, st)
 
 
+def twin_plant(scn: Scenario, folder: Path) -> str | Path:
+    """The scenario's plant: 'default', 'catalogue', or its file (relative to the scenario)."""
+    assert isinstance(scn.source, TwinSource)
+    p = scn.source.plant
+    return p if p in ("default", "catalogue") else folder / p
+
+
 async def twin_run(
-    scn: Scenario, site: Site, workdir: Path, *, with_agent: bool, progress: Progress | None
+    scn: Scenario,
+    site: Site,
+    workdir: Path,
+    *,
+    with_agent: bool,
+    progress: Progress | None,
+    plant: str | Path = "default",
 ) -> TwinRun:
     assert isinstance(scn.source, TwinSource)
-    twin = Twin(site, seed=scn.source.seed)  # the default plant: not the agent's model
+    twin = Twin(site, seed=scn.source.seed, plant=plant)  # default: not the agent's model
     for f in twin_faults(scn):
         twin.inject(f)
     clock = ManualClock(twin.now.replace(tzinfo=None))
@@ -97,6 +110,8 @@ async def twin_run(
         apply=twin.write,
     )  # fmt: skip
     ctx = agent_context(scn, Path("."), site, store, writer, clock) if with_agent else None
+    if ctx is not None:
+        ctx.state.model.enabled = scn.agent.calibration
     step = scn.clock.cycle
     sample = min(scn.clock.sample, step)
     per_cycle = max(1, round(step / sample))
@@ -150,11 +165,13 @@ async def closed_loop(
             await twin_run(
                 scn, site, workdir, with_agent=False,
                 progress=(lambda f: progress(0.3 * f)) if progress else None,
+                plant=twin_plant(scn, folder),
             )
         ).series  # fmt: skip
     res = await twin_run(
         scn, site, workdir, with_agent=scn.agent.enabled,
         progress=(lambda f: progress(0.3 + 0.7 * f)) if progress else None,
+        plant=twin_plant(scn, folder),
     )  # fmt: skip
     series = res.series
     t0 = (

@@ -98,6 +98,11 @@ class TwinSource(_Strict):
     faults: list[TwinFault] = Field(default_factory=list)
     text: dict[str, str] = Field(default_factory=dict)
     baseline: bool = Field(True, description="also run the twin's native control for comparison")
+    plant: str = Field(
+        "default",
+        description="the twin's own equipment (twin.plantspec): 'default' (twin/plant.yaml, not "
+        "the agent's model), 'catalogue' (the model itself) or a plant file",
+    )
 
 
 class Clock(_Strict):
@@ -110,6 +115,9 @@ class Clock(_Strict):
 
 class AgentSettings(_Strict):
     enabled: bool = True
+    calibration: bool = Field(
+        True, description="the agent refits its plant model on the run's history (hourly)"
+    )
     approval_ttl: Seconds = Field(
         APPROVAL_TTL_S,
         gt=0,
