@@ -61,6 +61,19 @@ def install(
     async def latest(who: Viewer) -> dict[str, float]:
         return reads.latest_values(ctx.store)
 
+    @app.get("/calibration")
+    async def calibration(who: Viewer) -> dict[str, Any]:
+        """The model parameters in use (``whatif``'s header while the site runs)."""
+        from tools.calibration import in_use
+
+        u = in_use(ctx.store)
+        return {
+            "params": u.params.to_dict(),
+            "fitted_at": u.fitted_at.isoformat() if u.fitted_at else None,
+            "window": [t.isoformat() for t in u.window] if u.window else None,
+            "metrics": u.metrics,
+        }
+
     @app.get("/readings")
     async def readings(
         who: Viewer, seconds: Annotated[float, Query(gt=0, le=31 * 86400)]

@@ -10,7 +10,9 @@ Seams (each a plain callable, replaceable in tests and evals):
                                                       (default: :mod:`tools.quality`'s
                                                       incremental scorer, no cache)
 ``whatif(site, values, changes) -> prediction``       perfmodel Prediction (default:
-                                                      :func:`tools.whatif.check`)
+                                                      :func:`tools.whatif.check` on the
+                                                      site's calibrated parameters in use,
+                                                      ``ctx.state.model``)
 ``optimise(site, values, variables) -> (changes, prediction)``  efficiency policies
 """
 
@@ -32,6 +34,7 @@ from connectors.store import Store
 from connectors.writer import PointWriter
 from perfmodel.optimise import default_grid as optimiser_grid
 from perfmodel.optimise import optimise as optimise_plant
+from perfmodel.plantcal import PlantParameters
 from perfmodel.whatif import Prediction
 from tools.actuation import Actuator
 from tools.fdd import policy_file
@@ -95,24 +98,30 @@ def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
     return run
 
 
-def default_whatif() -> WhatIfFn:
-    """:func:`tools.whatif.check`: tag writes → Prediction."""
+ParamsFn = Callable[[], PlantParameters | None]
+
+
+def default_whatif(params: ParamsFn = lambda: None) -> WhatIfFn:
+    """:func:`tools.whatif.check`: tag writes → Prediction, on the parameters ``params()``
+    gives at the moment of the call (the site's calibration in use; None = catalogue)."""
 
     def run(
         site: Site, values: Mapping[str, float], changes: Sequence[tuple[str, float]]
     ) -> Prediction:
-        return whatif_check(site, values, [TagChange(t, float(v)) for t, v in changes])
+        tags = [TagChange(t, float(v)) for t, v in changes]
+        return whatif_check(site, values, tags, params())
 
     return run
 
 
-def default_optimise() -> OptimiseFn:
-    """perfmodel's grid optimiser over the policy's variables, from tools.whatif's state."""
+def default_optimise(params: ParamsFn = lambda: None) -> OptimiseFn:
+    """perfmodel's grid optimiser over the policy's variables, from tools.whatif's state
+    (on the calibrated parameters ``params()`` gives)."""
 
     def run(
         site: Site, values: Mapping[str, float], variables: Sequence[str]
     ) -> tuple[list[tuple[str, float]], Prediction]:
-        state = state_from_values(site, values)
+        state = state_from_values(site, values, params())
         grid = dict(optimiser_grid(state))
         free = {OPTIMISER_FIELDS[v] for v in variables if v in OPTIMISER_FIELDS}
         for k in list(grid):
@@ -216,8 +225,9 @@ class AgentContext:
             state=state,
         )
         ctx.quality = default_quality() if quality == "auto" else quality
-        ctx.whatif = default_whatif() if whatif == "auto" else whatif
-        ctx.optimise = default_optimise() if optimise == "auto" else optimise
+        in_use: ParamsFn = lambda: ctx.state.model.params  # noqa: E731
+        ctx.whatif = default_whatif(in_use) if whatif == "auto" else whatif
+        ctx.optimise = default_optimise(in_use) if optimise == "auto" else optimise
         ctx.autolock.seed(audit.autonomous_action_times(clock.now() - ctx.autolock.window))
         return ctx
 

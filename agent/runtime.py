@@ -35,7 +35,10 @@ the other controls.
 
 :func:`run_forever` is the periodic loop of ``run`` and ``demo``: a decision cycle
 every ``interval_s`` plus the heartbeat write to the twin's ``agent.heartbeat`` point
-(the twin reverts its set points when it lapses).
+(the twin reverts its set points when it lapses). Before a cycle, :func:`recalibrate_if_due`
+refits the plant model on the site's recent history when its interval has passed
+(:class:`tools.calibration.ModelState`: adopted only when it beats the catalogue on held-out
+data; every try is a row of ``model_calibrations``).
 """
 
 from __future__ import annotations
@@ -129,6 +132,20 @@ def _result(run_id: str, out: dict[str, Any]) -> CycleResult:
         report=dict(out.get("report", {})),
         interrupted=bool(ints),
     )
+
+
+def recalibrate_if_due(ctx: AgentContext) -> None:
+    """The rolling calibration: refit the model on the last window of history when due."""
+    model = ctx.state.model
+    now = ctx.clock.now()
+    if not model.enabled or not model.due(now):
+        return
+    try:
+        cal = model.refit(ctx.store, ctx.site, now)
+    except Exception as err:  # a failed fit must never stop the agent: the model in use stays
+        log.warning("model calibration failed, the parameters in use stay: %s", err)
+        return
+    log.info("model calibration: %s", cal.summary().replace("\n", "; "))
 
 
 async def decide_once(ctx: AgentContext, trigger: Trigger = "schedule") -> CycleResult:
@@ -427,6 +444,7 @@ async def scheduled_cycle(
 ) -> CycleResult:
     """One scheduled decision cycle: expire old approvals, decide, prune finished checkpoints."""
     await expire_approvals(ctx, approval_ttl_s)
+    recalibrate_if_due(ctx)
     res = await decide_once(ctx, "schedule")
     if on_result is not None:
         on_result(res)

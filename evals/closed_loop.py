@@ -32,7 +32,9 @@ from evals.scenario import Scenario, TwinSource
 from evals.scenario_run import Progress, ScenarioRun
 from evals.scoring import rounded, score
 from evals.sites import scenario_site, with_poll_floor
+from evals.whatif_error import whatif_error
 from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
+from tools.calibration import Calibration
 from twin.control import ControlMode
 from twin.faults import Fault
 from twin.sim import Twin
@@ -59,6 +61,8 @@ class TwinRun:
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     agent: bool = False
     wall_s: float = 0.0
+    calibrations: list[Calibration] = field(default_factory=list)
+    plant_matches_model: bool = False
 
 
 def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: np.ndarray) -> None:
@@ -79,6 +83,13 @@ def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: 
     store.append(np.full(len(tags), np.datetime64(clock.now(), "us")), ids, v, st)
 
 
+def twin_plant(scn: Scenario, folder: Path) -> str | Path:
+    """The scenario's plant: 'default', 'catalogue', or its file (relative to the scenario)."""
+    assert isinstance(scn.source, TwinSource)
+    p = scn.source.plant
+    return p if p in ("default", "catalogue") else folder / p
+
+
 async def twin_run(
     scn: Scenario,
     site: Site,
@@ -87,13 +98,17 @@ async def twin_run(
     with_agent: bool,
     progress: Progress | None,
     control: ControlMode | None = None,
+    plant: str | Path = "default",
 ) -> TwinRun:
     """One run of the scenario's twin; ``control`` is its native control (default: the
-    scenario's ``source.control``)."""
+    scenario's ``source.control``); ``plant`` its own equipment (default: not the agent's
+    model)."""
     src = scn.source
     assert isinstance(src, TwinSource)
     mode = control or src.control
-    twin = Twin(site, seed=src.seed, control=mode, weather=src.weather, start=src.start)
+    twin = Twin(
+        site, seed=src.seed, control=mode, weather=src.weather, start=src.start, plant=plant
+    )
     for f in twin_faults(scn):
         twin.inject(f)
     clock = ManualClock(twin.now.replace(tzinfo=None))
@@ -105,6 +120,8 @@ async def twin_run(
         apply=twin.write,
     )  # fmt: skip
     ctx = agent_context(scn, Path("."), site, store, writer, clock) if with_agent else None
+    if ctx is not None:
+        ctx.state.model.enabled = scn.agent.calibration
     step = scn.clock.cycle
     sample = min(scn.clock.sample, step)
     per_cycle = max(1, round(step / sample))
@@ -138,8 +155,10 @@ async def twin_run(
     out.decisions = table(store, "decisions_latest")
     out.writes = writes_with_decisions(write_log(writer.frame()), table(store, "actions_latest"))
     out.quality = sampler.frame() if sampler is not None else pd.DataFrame()
+    out.plant_matches_model = twin.plant_spec.matches_model()
     if ctx is not None:
         out.agent = True
+        out.calibrations = list(ctx.state.model.history)
         await close_agent(ctx)
     store.close()
     return out
@@ -160,7 +179,7 @@ async def closed_loop(
         bases[mode] = (
             await twin_run(
                 scn, site, workdir, with_agent=False, control=cast(ControlMode, mode),
-                progress=part,
+                progress=part, plant=twin_plant(scn, folder),
             )
         ).series  # fmt: skip
     primary = scn.source.control if scn.source.control in bases else next(iter(bases), None)
@@ -168,6 +187,7 @@ async def closed_loop(
     res = await twin_run(
         scn, site, workdir, with_agent=scn.agent.enabled,
         progress=(lambda f: progress(0.3 + 0.7 * f)) if progress else None,
+        plant=twin_plant(scn, folder),
     )  # fmt: skip
     series = res.series
     t0 = (
@@ -204,6 +224,9 @@ async def closed_loop(
             "baseline_runs": {m: totals_dict(t) for m, t in totals.items()},
             "throttle_minutes": agent_tot.throttle_minutes,
             "envelope_violation_minutes": agent_tot.envelope_minutes,
+            "plant_matches_model": res.plant_matches_model,
+            **whatif_error(res.decisions, series, calibrated_since=first_adopted(res.calibrations)),
+            **calibration_summary(res.calibrations),
         }
     )
     return run
@@ -212,6 +235,27 @@ async def closed_loop(
 def _part(progress: Progress, offset: float, share: float) -> Progress:
     """``progress`` for one part of a run: its fraction mapped into [offset, offset + share]."""
     return lambda f: progress(offset + share * f)
+
+
+def first_adopted(cals: list[Calibration]) -> datetime | None:
+    return next((c.window_end for c in cals if c.adopted), None)
+
+
+def calibration_summary(cals: list[Calibration]) -> dict[str, object]:
+    """The rolling calibration's tries: how many adopted, and the last adopted one."""
+    adopted = [c for c in cals if c.adopted]
+    last = adopted[-1] if adopted else None
+    return {
+        "calibrations_tried": len(cals),
+        "calibrations_adopted": len(adopted),
+        "calibration_last": None
+        if last is None
+        else {
+            "window_end": f"{last.window_end:%H:%M}",
+            "params": last.params.describe(),
+            "held_out": {p.name: p.to_dict() for p in last.parts},
+        },
+    }
 
 
 def totals_dict(t: M.PlantTotals | None) -> dict[str, float | None] | None:

@@ -213,6 +213,7 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
                 "cooling_energy_saving_vs",
                 "chiller_scored",
             )
+            or k.startswith(("whatif_", "calibration", "plant_matches_model"))
         }
         if extra:
             lines += ["", "```json", json.dumps(extra, indent=1), "```"]

@@ -119,6 +119,11 @@ class TwinSource(_Strict):
     start: datetime | None = Field(
         None, description="simulated start, local standard time of the weather (default 2026-07-01)"
     )
+    plant: str = Field(
+        "default",
+        description="the twin's own equipment (twin.plantspec): 'default' (twin/plant.yaml, not "
+        "the agent's model), 'catalogue' (the model itself) or a plant file",
+    )
 
     @field_validator("weather")
     @classmethod
@@ -146,6 +151,9 @@ class Clock(_Strict):
 
 class AgentSettings(_Strict):
     enabled: bool = True
+    calibration: bool = Field(
+        True, description="the agent refits its plant model on the run's history (hourly)"
+    )
     approval_ttl: Seconds = Field(
         APPROVAL_TTL_S,
         gt=0,

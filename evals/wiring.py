@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from agent.context import AgentContext
-from agent.runtime import close, decide_once, expire_approvals
+from agent.runtime import close, decide_once, expire_approvals, recalibrate_if_due
 from connectors.clock import ManualClock
 from connectors.site import Site
 from connectors.store import Store
@@ -56,8 +56,10 @@ def agent_context(
 
 async def decide(ctx: AgentContext, approval_ttl_s: float) -> None:
     """One scheduled cycle, as ``agent.runtime.run_forever`` runs it: stale approval
-    requests expire (nobody answers them in an eval), then the agent decides."""
+    requests expire (nobody answers them in an eval), the model is refitted when due, then
+    the agent decides."""
     await expire_approvals(ctx, approval_ttl_s)
+    recalibrate_if_due(ctx)
     await decide_once(ctx, trigger="eval")
 
 

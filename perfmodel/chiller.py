@@ -39,6 +39,7 @@ __all__ = [
     "eirft",
     "in_range",
     "quadratic",
+    "rated_at",
 ]
 
 F = NDArray[np.float64]
@@ -181,4 +182,26 @@ def chiller_performance(
         cond_kw=out(q_met + power * cond_fraction),
         cop=out(cop_out),
         valid=out(valid, bool),
+    )
+
+
+def rated_at(ch: ChillerEIR, t_chw_leaving_c: float, t_cw_entering_c: float) -> ChillerEIR:
+    """``ch`` with CAPFT and EIRFT rescaled to 1 at the given rating point (°C).
+
+    A nameplate states capacity and COP at a rating point (AHRI 550/590: 6.67 °C leaving
+    chilled water, 29.44 °C entering condenser water); a curve set taken from another
+    chiller keeps its shape off that point but holds the nameplate at it.
+    """
+    from dataclasses import replace
+
+    def scaled(c: Biquadratic) -> Biquadratic:
+        k = float(biquadratic(c, t_chw_leaving_c, t_cw_entering_c))
+        return replace(c, coefficients=tuple(v / k for v in c.coefficients))  # type: ignore[arg-type]
+
+    return replace(
+        ch,
+        capft=scaled(ch.capft),
+        eirft=scaled(ch.eirft),
+        ref_chw_leaving_c=t_chw_leaving_c,
+        ref_cond_entering_c=t_cw_entering_c,
     )

@@ -212,14 +212,15 @@ class LoopPumps:
 
 
 def loop_pumps(p: Params) -> LoopPumps:
-    """One VFD pump per loop by the affinity laws."""
+    """One VFD pump per loop by the affinity laws; a flow factor ≠ 1 is a pump whose installed
+    curve (or system curve) delivers more or less than its design flow at a speed."""
     chw_speed = np.clip(p["chw_pump_speed_pct"] / 100.0, 0.0, 1.0)
     cw_speed = np.clip(p["cw_pump_speed_pct"] / 100.0, 0.0, 1.0)
     return LoopPumps(
-        chw_flow_ls=p["chw_pump_design_flow_ls"] * chw_speed,
+        chw_flow_ls=p["chw_pump_design_flow_ls"] * p["chw_pump_flow_factor"] * chw_speed,
         chw_pump_speed_pct=100.0 * chw_speed,
         cw_pump_speed_pct=100.0 * cw_speed,
-        cw_flow_ls=p["cw_pump_design_flow_ls"] * cw_speed,
+        cw_flow_ls=p["cw_pump_design_flow_ls"] * p["cw_pump_flow_factor"] * cw_speed,
         chw_pump_kw=pumps.electric_power(p["chw_pump_rated_kw"], chw_speed),
         cw_pump_kw=pumps.electric_power(p["cw_pump_rated_kw"], cw_speed),
     )
@@ -304,23 +305,31 @@ def _tower_leaving(p: Params, twb: F, rng: F, fr_w: F) -> F:
     (the water is then colder); else exactly the setpoint.
     """
     auto, fixed_fr = _tower_auto(p)
+    k = p["tower_air_flow_factor"]
     sp_cw = p["cw_supply_setpoint_c"]
-    t_full = tower.leaving_water_temp(twb, rng, fr_w, 1.0)
-    t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
+    t_full = tower.leaving_water_temp(twb, rng, fr_w, k)
+    t_free = tower.leaving_water_temp(twb, rng, fr_w, k * FREE_CONVECTION_FR_AIR)
     t_auto = np.where(t_free <= sp_cw, t_free, np.maximum(sp_cw, t_full))
-    return np.asarray(np.where(auto, t_auto, tower.leaving_water_temp(twb, rng, fr_w, fixed_fr)))
+    return np.asarray(
+        np.where(auto, t_auto, tower.leaving_water_temp(twb, rng, fr_w, k * fixed_fr))
+    )
 
 
 def _tower_fan(p: Params, twb: F, rng: F, fr_w: F) -> tuple[F, F]:
     """Fan air-flow ratio and duty (time share): at minimum speed the fan cycles to hold
-    the setpoint, so its power is the power at minimum speed × that share."""
+    the setpoint, so its power is the power at minimum speed × that share. The air actually
+    moved is ``tower_air_flow_factor`` × the fan's speed fraction (a fouled fill moves less)."""
     auto, fixed_fr = _tower_auto(p)
+    k = p["tower_air_flow_factor"]
     sp_cw = p["cw_supply_setpoint_c"]
     min_fr = p["tower_min_speed_pct"] / 100.0
-    fr_auto = tower.speed_for_leaving_temp(sp_cw, twb, rng, fr_w, min_fr_air=FREE_CONVECTION_FR_AIR)
+    fr_eff = tower.speed_for_leaving_temp(
+        sp_cw, twb, rng, fr_w, min_fr_air=FREE_CONVECTION_FR_AIR * float(np.min(k))
+    )
+    fr_auto = np.clip(fr_eff / k, 0.0, 1.0)
     fr_air = np.where(auto, np.maximum(fr_auto, min_fr), fixed_fr)
-    t_min = tower.leaving_water_temp(twb, rng, fr_w, min_fr)
-    t_free = tower.leaving_water_temp(twb, rng, fr_w, FREE_CONVECTION_FR_AIR)
+    t_min = tower.leaving_water_temp(twb, rng, fr_w, k * min_fr)
+    t_free = tower.leaving_water_temp(twb, rng, fr_w, k * FREE_CONVECTION_FR_AIR)
     with np.errstate(divide="ignore", invalid="ignore"):
         duty = np.clip((t_free - sp_cw) / (t_free - t_min), 0.0, 1.0)
     duty = np.where(auto & (fr_auto < min_fr), np.nan_to_num(duty, nan=1.0), 1.0)

@@ -62,6 +62,8 @@ class PlantState:
     cw_pump_speed_pct: float = 100.0
     cw_pump_design_flow_ls: float = 72.0
     cw_pump_rated_kw: float = 37.0
+    chw_pump_flow_factor: float = 1.0  # delivered flow / design flow at a speed (calibrated)
+    cw_pump_flow_factor: float = 1.0
     chw_pump_min_speed_pct: float = 40.0
     cw_pump_min_speed_pct: float = 50.0
     chw_delta_t_max_k: float = 10.0  # coils and CDU HX cannot carry the load beyond this ΔT
@@ -73,6 +75,7 @@ class PlantState:
     tower_design_approach_k: float = 4.0
     tower_design_wetbulb_c: float = 24.0
     tower_min_speed_pct: float = 20.0
+    tower_air_flow_factor: float = 1.0  # air moved / design air at a fan speed (fouled fill < 1)
     # CRAH ------------------------------------------------------------------------------
     crah_units: float = 4.0
     crah_running: float = 4.0

@@ -61,6 +61,7 @@ __all__ = [
     "PlantState",
     "Prediction",
     "PredictionBatch",
+    "model_departures",
     "resolve_target",
     "steady_state",
     "whatif",
@@ -428,6 +429,7 @@ class Prediction:
             "worsened": [c.name for c in self.worsened],
             "valid": self.valid,
             "invalid_reasons": list(self.invalid_reasons),
+            "model": model_departures(self.state) or None,
             "before": {k: num(self.before[k]) for k in KEY_OUTPUTS},
             "after": {k: num(self.after[k]) for k in KEY_OUTPUTS},
             "constraints": [
@@ -443,6 +445,20 @@ class Prediction:
                 for c in self.constraints
             ],
         }
+
+
+_CATALOGUE = PlantState()
+
+
+def model_departures(state: PlantState) -> dict[str, Any]:
+    """The calibrated parameters ``state`` carries (empty: the catalogue model)."""
+    out: dict[str, Any] = {}
+    if state.chiller.name != _CATALOGUE.chiller.name:
+        out["chiller"] = state.chiller.name
+    for k in ("tower_air_flow_factor", "chw_pump_flow_factor", "cw_pump_flow_factor"):
+        if getattr(state, k) != getattr(_CATALOGUE, k):
+            out[k] = round(float(getattr(state, k)), 4)
+    return out
 
 
 def whatif(state: PlantState, changes: Sequence[Change] = ()) -> Prediction:

@@ -143,10 +143,12 @@ def test_pump_speed_follows_affinity_laws() -> None:
     twin.write("chw_pump_1.speed_setpoint", 60.0)
     twin.step(120)
     v = twin.values()
-    assert v["chw_pump_1.flow"] == pytest.approx(0.6 * 60.0, rel=0.01)
+    c = twin.plant.cfg  # the twin's own pump: its flow and power factors against the nameplate
+    assert v["chw_pump_1.flow"] == pytest.approx(0.6 * 60.0 * c.chw_pump_flow_factor, rel=0.01)
     # cube law on the shaft, divided by motor and VFD efficiency at that speed
     assert p100 * 0.6**3 < v["chw_pump_1.power"] < p100 * 0.6**3 * 1.3
-    assert v["chw_pump_1.power"] == pytest.approx(float(electric_power(30.0, 0.6)), rel=0.01)
+    rated = 30.0 * c.chw_pump_power_factor
+    assert v["chw_pump_1.power"] == pytest.approx(float(electric_power(rated, 0.6)), rel=0.01)
 
 
 def test_gpu_power_cap_trades_power_for_throughput() -> None:

@@ -1,5 +1,7 @@
 """What-if on the twin: the performance model's predicted steady state after a setpoint
-change matches the twin's settled state.
+change matches the settled state of a twin whose plant *is* the model (``plant="catalogue"``:
+these tests hold the twin's dynamics to the model's physics; the default twin's plant
+departs from the model on purpose, see tests/test_plant_model.py).
 
 The twin runs on the performance model's physics with first-order dynamics, with the
 weather and the IT work held (``hold_conditions``) so "settled" means something. Each
@@ -46,7 +48,7 @@ def _chiller_kw(v: dict[str, float]) -> float:
 def test_predicted_steady_state_matches_the_settled_twin(
     start: datetime, writes: list[tuple[str, float]]
 ) -> None:
-    twin = Twin(seed=7, start=start, hold_conditions=True)
+    twin = Twin(seed=7, start=start, hold_conditions=True, plant="catalogue")
     twin.step(3600)
     before = twin.values()  # what the agent reads: served, with sensor noise
     true_before = twin.true_values()
@@ -95,7 +97,7 @@ def test_fouled_condenser_costs_what_the_chiller_model_says() -> None:
     from perfmodel.curves_data import DEFAULT_CHILLER
     from twin.faults import Fault, FaultKind
 
-    twin = Twin(seed=7, start=MIDNIGHT, hold_conditions=True)
+    twin = Twin(seed=7, start=MIDNIGHT, hold_conditions=True, plant="catalogue")
     twin.step(3600)
     clean = twin.values()
     twin.inject(Fault(kind=FaultKind.CONDENSER_FOULING, target="chiller_1", magnitude=0.5))

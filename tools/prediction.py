@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.dataclasses import dataclass
 
-from perfmodel.whatif import KEY_OUTPUTS, Prediction
+from perfmodel.whatif import KEY_OUTPUTS, Prediction, model_departures
 
 
 def finite(x: float | None, digits: int = 4) -> float | None:
@@ -46,6 +46,7 @@ class PredictionRecord:
     valid: bool = True
     invalid_reasons: tuple[str, ...] = ()
     worsened: tuple[str, ...] = ()
+    model: dict[str, float | str] | None = None  # calibrated parameters in use (None: catalogue)
 
     @classmethod
     def of(cls, pred: Prediction) -> PredictionRecord:
@@ -67,6 +68,7 @@ class PredictionRecord:
             valid=pred.valid,
             invalid_reasons=tuple(pred.invalid_reasons),
             worsened=tuple(c.name for c in pred.worsened),
+            model=model_departures(pred.state) or None,
         )
 
     @classmethod

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from connectors.errors import NonFiniteValue
 from connectors.site import Equipment, EquipmentKind, Site
+from perfmodel.plantcal import PlantParameters
 from perfmodel.whatif import Change, PlantState, Prediction, whatif, whatif_many
 from tools.modelmap import RATED, READS, Setpoint, Spread, resolve_alias, setpoint_for
 
@@ -230,9 +231,13 @@ def build_state(
     return StateBuild(state=replace(s, **upd), missing=r.missing)  # type: ignore[arg-type]
 
 
-def state_from_values(site: Site, values: Mapping[str, float]) -> PlantState:
-    """PlantState for the performance model from the latest ``values`` (tag → value) of ``site``."""
-    return build_state(site, values).state
+def state_from_values(
+    site: Site, values: Mapping[str, float], params: PlantParameters | None = None
+) -> PlantState:
+    """PlantState for the performance model from the latest ``values`` (tag → value) of
+    ``site``, with the calibrated ``params`` (:mod:`tools.calibration`) when given."""
+    state = build_state(site, values).state
+    return params.apply(state) if params is not None else state
 
 
 # ---- tag writes → model changes ------------------------------------------------------------
@@ -326,17 +331,24 @@ def _as_changes(
 
 
 def check(
-    site: Site, values: Mapping[str, float], changes: Sequence[TagChange | Change]
+    site: Site,
+    values: Mapping[str, float],
+    changes: Sequence[TagChange | Change],
+    params: PlantParameters | None = None,
 ) -> Prediction:
-    """What the ``changes`` (tag writes or model changes) would do to the plant in ``values``."""
-    state = state_from_values(site, values)
+    """What the ``changes`` (tag writes or model changes) would do to the plant in ``values``
+    (on the calibrated ``params`` when given, else the catalogue model)."""
+    state = state_from_values(site, values, params)
     return whatif(state, _as_changes(site, state, changes, values))
 
 
 def check_many(
-    site: Site, values: Mapping[str, float], batch: Sequence[Sequence[TagChange | Change]]
+    site: Site,
+    values: Mapping[str, float],
+    batch: Sequence[Sequence[TagChange | Change]],
+    params: PlantParameters | None = None,
 ) -> list[Prediction]:
     """:func:`check` for several candidate change sets in one vectorised pass."""
-    state = state_from_values(site, values)
+    state = state_from_values(site, values, params)
     res = whatif_many(state, [_as_changes(site, state, chg, values) for chg in batch])
     return [res.at(i) for i in range(len(res))]

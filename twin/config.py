@@ -2,15 +2,22 @@
 
 Defaults are the performance model's design hall (:class:`perfmodel.whatif.PlantState`,
 which describes ``twin/site.yaml``); :meth:`PlantConfig.from_site` overlays the site's
-``rated`` maps, so a site file with other nameplates gives a plant to match.
+``rated`` maps, so a site file with other nameplates gives a plant to match, and then the
+twin's plant file (:mod:`twin.plantspec`, default ``twin/plant.yaml``): how the real
+equipment departs from those nameplates and from the catalogue curves. The nameplate
+fields stay the nameplate (what the BMS and the agent know); the ``*_factor`` fields and
+``chiller_curves`` are the plant's own truth, applied where the physics uses them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from connectors.site import Site
+from perfmodel.curves_data import DEFAULT_CHILLER
+from perfmodel.idf import ChillerEIR
 from perfmodel.whatif import PlantState
+from twin.plantspec import PlantChoice, resolve_plant
 
 _PS = PlantState()
 
@@ -61,9 +68,41 @@ class PlantConfig:
     cdu_pump_kw: float = _PS.cdu_pump_rated_kw
     cdu_approach_c: float = _PS.cdu_hx_approach_k
     fouling_approach_k: float = 6.0  # condenser approach added at fouling 1.0
+    # the plant's own truth against its nameplate (twin.plantspec; 1.0 = the catalogue)
+    chiller_curves: ChillerEIR = field(default=DEFAULT_CHILLER, repr=False)
+    chiller_curves_name: str = DEFAULT_CHILLER.name
+    chiller_cap_factor: float = 1.0
+    chiller_cop_factor: float = 1.0
+    tower_air_factor: float = 1.0
+    chw_pump_flow_factor: float = 1.0
+    chw_pump_power_factor: float = 1.0
+    cw_pump_flow_factor: float = 1.0
+    cw_pump_power_factor: float = 1.0
 
     @classmethod
-    def from_site(cls, site: Site | None) -> PlantConfig:
+    def from_site(cls, site: Site | None, plant: PlantChoice = None) -> PlantConfig:
+        """Nameplates from ``site``, then the plant file's departures from them (``plant``:
+        a :class:`~twin.plantspec.PlantSpec`, 'catalogue', a path, or None for the default)."""
+        cfg = cls._nameplates(site)
+        spec = resolve_plant(plant)
+        ch = spec.chiller.eir()
+        return replace(
+            cfg,
+            chiller_curves=ch,
+            chiller_curves_name=f"{ch.name} (rated at {spec.chiller.rating_point_c})"
+            if spec.chiller.rating_point_c
+            else ch.name,
+            chiller_cap_factor=spec.chiller.capacity_factor,
+            chiller_cop_factor=spec.chiller.cop_factor,
+            tower_air_factor=spec.tower.air_flow_factor,
+            chw_pump_flow_factor=spec.pumps.chw.flow_factor,
+            chw_pump_power_factor=spec.pumps.chw.power_factor,
+            cw_pump_flow_factor=spec.pumps.cw.flow_factor,
+            cw_pump_power_factor=spec.pumps.cw.power_factor,
+        )
+
+    @classmethod
+    def _nameplates(cls, site: Site | None) -> PlantConfig:
         cfg = cls()
         if site is None:
             return cfg
@@ -100,8 +139,19 @@ class PlantConfig:
                 setattr(cfg, attr, type(getattr(cfg, attr))(rated[eq][key]))
         return cfg
 
+    @property
+    def chw_flow_ls(self) -> float:
+        """The CHW pump's true flow at full speed (L/s)."""
+        return self.chw_pump_flow_ls * self.chw_pump_flow_factor
+
+    @property
+    def cw_flow_ls(self) -> float:
+        """The CW pump's true flow at full speed (L/s)."""
+        return self.cw_pump_flow_ls * self.cw_pump_flow_factor
+
     def plant_state(self) -> PlantState:
-        """The performance model's state with this configuration's ratings."""
+        """The performance model's state with this configuration's ratings (nameplates only:
+        the catalogue model, whatever the plant's own factors)."""
         return replace(
             _PS,
             gpus=float(self.gpus), gpu_rated_kw=self.gpu_rated_kw,

@@ -10,8 +10,10 @@ chillers, the CoolTools tower correlation, affinity-law pumps and fans with VFD
 and motor efficiency, the CDU/GPU thermal chain and DVFS, CRAH supply air and
 recirculation, UPS/PDU/transformer losses, Peukert battery runtime — through a
 first-order lag whose time constant stands for a thermal mass or an actuator
-(the ``TAU_*`` constants, seconds). So when nothing changes, the twin settles
-where :func:`perfmodel.whatif.steady_state` says it will, and faults play out
+(the ``TAU_*`` constants, seconds). The equipment itself is the plant file's
+(:mod:`twin.plantspec`, ``PlantConfig``'s ``*_factor`` fields and ``chiller_curves``):
+with the catalogue plant the twin settles where :func:`perfmodel.whatif.steady_state`
+says it will; the default plant departs from it as a real one does. Faults play out
 physically: a fouled condenser raises the condenser approach (the chiller sees
 warmer condenser water) and its kW; a lost CDU pump raises GPU temperatures
 until the GPUs throttle.
@@ -38,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from perfmodel import air, chiller, liquid, power, pumps, tower
-from perfmodel.curves_data import DEFAULT_CHILLER
 from perfmodel.plant import solve_state
 from twin import physics as ph
 from twin.config import PlantConfig
@@ -268,8 +269,8 @@ class Plant:
         self.chw_pump = ph.lag(self.chw_pump, chw_cmd, dt, TAU_PUMP)
         self.cw_pump = ph.lag(self.cw_pump, cw_cmd, dt, TAU_PUMP)
         self.cdu_pump = ph.lag(self.cdu_pump, cdu_cmd, dt, TAU_PUMP)
-        chw_flow = c.chw_pump_flow_ls * self.chw_pump
-        cw_flow = c.cw_pump_flow_ls * self.cw_pump
+        chw_flow = c.chw_flow_ls * self.chw_pump
+        cw_flow = c.cw_flow_ls * self.cw_pump
         cdu_frac = self.cdu_pump * (1.0 - ph.clamp(eq.cdu_flow_loss, 0.0, 1.0))
         cdu_flow = c.cdu_flow_ls * cdu_frac
         fans = [0.0 if i in eq.crah_fan_failed else cmd.crah_fan[i] for i in range(N_CRAHS)]
@@ -277,7 +278,11 @@ class Plant:
         self.tower_fan = ph.lag(self.tower_fan, cmd.tower_fan if mech else 0.0, dt, TAU_FAN)
         # electric power of pumps and fans (affinity laws, VFD and motor efficiency)
         speeds = (self.chw_pump, self.cw_pump, self.cdu_pump, *self.crah_fan)
-        rated = [c.chw_pump_kw, c.cw_pump_kw, c.cdu_pump_kw] + [c.crah_fan_kw] * N_CRAHS
+        rated = [
+            c.chw_pump_kw * c.chw_pump_power_factor,
+            c.cw_pump_kw * c.cw_pump_power_factor,
+            c.cdu_pump_kw,
+        ] + [c.crah_fan_kw] * N_CRAHS
         kw = self._pump_memo.get(
             speeds, lambda: pumps.electric_power(np.array(rated), np.array(speeds)).tolist()
         )
@@ -300,7 +305,7 @@ class Plant:
 
         # -- water at the CDU exchanger and CRAH coils: the loop's supply while it flows;
         # without flow it heats up with the load it can no longer carry away
-        short = ph.clamp(1.0 - chw_flow / (0.3 * c.chw_pump_flow_ls), 0.0, 1.0)
+        short = ph.clamp(1.0 - chw_flow / (0.3 * c.chw_flow_ls), 0.0, 1.0)
         local = ph.lag(self.chw_local, self.chw_supply, dt, TAU_CHILLER)
         self.chw_local = min(local + short * self.q_chw / C_LOCAL_KJ_K * dt, 70.0)
 
@@ -490,8 +495,9 @@ class Plant:
 
         def model() -> tuple[list[float], list[float]]:
             res = chiller.chiller_performance(
-                DEFAULT_CHILLER, np.array(q), np.array(leave), np.array(t_cw),
-                capacity_kw=c.chiller_cap_kw, cop=c.chiller_cop,
+                c.chiller_curves, np.array(q), np.array(leave), np.array(t_cw),
+                capacity_kw=c.chiller_cap_kw * c.chiller_cap_factor,
+                cop=c.chiller_cop * c.chiller_cop_factor,
             )  # fmt: skip
             return res.capacity_kw.tolist(), res.power_kw.tolist()
 
@@ -511,7 +517,8 @@ class Plant:
         self.q_rej = sum(self.chiller_q[i] + self.chiller_p[i] for i in range(N_CHILLERS))
         rng = self.q_rej / (RHO_CP_WATER * cw_flow) if cw_flow > 0.5 else 0.0
         fr_w = max(cw_flow / self._tower_ref_flow, 0.05)
-        fr_air = max(self.tower_fan, FREE_CONVECTION)
+        # a fouled fill moves less air at the same fan speed (twin.plantspec)
+        fr_air = max(self.tower_fan, FREE_CONVECTION) * self.cfg.tower_air_factor
         wb = self.wb
         target = (
             self._tower_memo.get(

@@ -64,11 +64,11 @@ def plant_tags(plant: Plant) -> dict[str, float]:
         (
             "chw_pump_1",
             plant.chw_pump,
-            c.chw_pump_flow_ls * plant.chw_pump,
+            c.chw_flow_ls * plant.chw_pump,
             plant.chw_pump_kw,
             "chw",
         ),
-        ("cw_pump_1", plant.cw_pump, c.cw_pump_flow_ls * plant.cw_pump, plant.cw_pump_kw, "cw"),
+        ("cw_pump_1", plant.cw_pump, c.cw_flow_ls * plant.cw_pump, plant.cw_pump_kw, "cw"),
     ):
         v[f"{eid}.speed"] = speed * 100.0
         v[f"{eid}.flow"] = flow

@@ -19,12 +19,15 @@ in a few seconds::
 API (stable — other packages build on it):
 
 * ``Twin(site=None, *, seed=0, start=None, native_control=True, heartbeat_timeout_s=None,
-  hold_conditions=False, control="legacy", weather=None)``; ``start`` defaults to
-  2026-07-01 00:00 UTC (a summer day; the synthetic weather peaks at 15:00, inference
+  hold_conditions=False, control="legacy", weather=None, plant=None)``; ``start`` defaults
+  to 2026-07-01 00:00 UTC (a summer day; the synthetic weather peaks at 15:00, inference
   load at 14:00); ``now`` is timezone-aware UTC. ``control`` is the BMS's mode:
   ``legacy`` fixed set points or ``g36`` Guideline 36 resets (:mod:`twin.g36`);
   ``weather`` a TMY3 station of :mod:`twin.weather` (e.g. ``"723170TYA"``, its hours
   read as the start's date and hour in local standard time) instead of the synthetic day.
+  ``plant`` is the twin's own equipment against its nameplates (:mod:`twin.plantspec`:
+  None = ``twin/plant.yaml``, a plant that is *not* the agent's catalogue model;
+  ``"catalogue"`` = the model itself; a path or a ``PlantSpec``).
   ``hold_conditions=True`` freezes weather and IT work where they are (for settling tests).
 * ``step(dt)``, ``values()``, ``true_values()`` (no sensor faults), ``unavailable()``,
   ``write(tag, value)``, ``inject(fault) -> id``, ``clear(id)``, ``active_faults()``,
@@ -34,8 +37,9 @@ API (stable — other packages build on it):
   holding their setpoints) still runs.
 
 What is where: physics in :mod:`twin.plant` (the performance model's components plus
-first-order dynamics — settled, the twin sits where ``perfmodel.whatif.steady_state``
-says; ``tests/test_twin_whatif.py`` holds it to that), the BMS and the agent's virtual
+first-order dynamics — settled, a catalogue-plant twin sits where
+``perfmodel.whatif.steady_state`` says, ``tests/test_twin_whatif.py`` holds it to that; the
+default plant departs from it as ``twin/plant.yaml`` states, ``tests/test_plant_model.py``), the BMS and the agent's virtual
 points (heartbeat, enable, operator overrides; legacy defaults 7 °C CHW, 29 °C CW,
 constant-speed pumps) in :mod:`twin.control`, faults in :mod:`twin.faults`. Sensor
 faults corrupt only what is served (the BMS keeps its own good sensors); a device in
@@ -72,6 +76,7 @@ from twin import default_site_path
 from twin.control import CONTROL_MODES, AgentInterface, ControlMode, NativeControl
 from twin.faults import Fault, FaultBook
 from twin.plant import Plant, PlantConfig
+from twin.plantspec import PlantChoice, resolve_plant
 from twin.readout import plant_tags
 from twin.sensors import Instruments
 from twin.weather import load_weather
@@ -152,8 +157,10 @@ class Twin:
         hold_conditions: bool = False,
         control: ControlMode = "legacy",
         weather: str | None = None,
+        plant: PlantChoice = None,
     ) -> None:
         self.site = site or default_site()
+        self.plant_spec = resolve_plant(plant)
         self.seed = seed
         self.start = start or DEFAULT_START
         if self.start.tzinfo is None:
@@ -170,7 +177,7 @@ class Twin:
         self.elapsed_s = 0.0
         self.agent = AgentInterface(self.site, heartbeat_timeout_s)
         self.book = FaultBook(self.site, seed)
-        cfg = PlantConfig.from_site(self.site)
+        cfg = PlantConfig.from_site(self.site, self.plant_spec)
         self.plant, self.control = self._warm(cfg)
         self.plant.hold_conditions = hold_conditions
         self.control.enabled = native_control

@@ -1,9 +1,16 @@
-"""``facility-agent calibrate esb FILE --train-days 14``: fit the chiller model to telemetry.
+"""``facility-agent calibrate``: fit the plant model to recorded telemetry.
 
-Fits the EIR (physics) form and a plain regression on the first N days,
-reports both on the remaining days, hourly, by ASHRAE Guideline 14's
-CV(RMSE) and NMBE. Last line: JSON ``{"cv_rmse_pct", "nmbe_pct", "points", …}``
-for the physics form's chiller kW.
+``calibrate esb FILE --train-days 14`` fits the EIR (physics) form and a plain regression on
+the first N days of the Vanderbilt ESB chiller, reports both on the remaining days, hourly,
+by ASHRAE Guideline 14's CV(RMSE) and NMBE. Last line: JSON ``{"cv_rmse_pct", "nmbe_pct",
+"points", …}`` for the physics form's chiller kW.
+
+``calibrate site --db FILE [--window 6h] [--save]`` fits the site's own plant model on the
+last window of its history in the DuckDB file (:mod:`tools.calibration`: held-out G14
+scores against the catalogue, refusals); ``--save`` records the outcome in the file's
+``model_calibrations`` table, and an adopted fit is what ``whatif`` and the agent then run
+on. Exit 0 when a fit is adopted, 1 when the window is refused or nothing beats the
+catalogue (the parameters in use stay). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from typing import Any
 
 import pandas as pd
 
+from agent.commands._common import add_db_option, add_site_option, site_from_args
+from connectors.config import parse_duration
+from connectors.errors import ConfigError
 from connectors.importers.esb import read_esb
 
 
@@ -30,6 +40,12 @@ def register(sub: Any) -> None:
         help="days fitted before the test hours (default 14)",
     )
     e.set_defaults(func=run_esb)
+    s = csub.add_parser("site", help="the site's own history in its DuckDB file")
+    add_site_option(s)
+    add_db_option(s)
+    s.add_argument("--window", default="6h", help="history to fit on, ending at the newest reading")
+    s.add_argument("--save", action="store_true", help="record the fit; an adopted one is used")
+    s.set_defaults(func=run_site)
 
 
 def esb_report(path: Path, train_days: float) -> dict[str, Any]:
@@ -93,3 +109,49 @@ def run_esb(args: argparse.Namespace) -> int:
     print(json.dumps(r), flush=True)
     ok = r["cv_rmse_pct"] <= 10.0 and abs(r["nmbe_pct"]) <= 5.0
     return 0 if ok else 1
+
+
+def run_site(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from connectors.store import Store
+    from tools.calibration import calibrate, save
+
+    site = site_from_args(args)
+    try:
+        window = timedelta(seconds=parse_duration(args.window))
+    except ValueError as err:
+        raise ConfigError(f"--window: {err}") from None
+    if not Path(args.db).is_file():
+        raise ConfigError(f"--db {args.db}: no such file")
+    with Store(Path(args.db), read_only=not args.save) as store:
+        newest = store.query("SELECT max(ts) AS t FROM readings")["t"].iloc[0]
+        if pd.isna(newest):
+            raise ConfigError(f"--db {args.db}: no readings to calibrate on")
+        end = pd.Timestamp(newest).to_pydatetime() + timedelta(seconds=1)
+        cal = calibrate(store, site, end, window)
+        if args.save:
+            save(store, cal, end, source="calibrate site")
+    print(cal.summary())
+    if args.save:
+        print(
+            f"saved in {args.db}: "
+            + (
+                "whatif and the agent use it"
+                if cal.adopted
+                else "not adopted, the model in use stays"
+            )
+        )
+    print(
+        json.dumps(
+            {
+                "adopted": cal.adopted,
+                "refused": cal.refused or None,
+                "saved": bool(args.save),
+                "params": cal.params.to_dict(),
+                "held_out": {p.name: p.to_dict() for p in cal.parts},
+            }
+        ),
+        flush=True,
+    )
+    return 0 if cal.adopted else 1

@@ -88,6 +88,11 @@ def add_twin_options(p: argparse.ArgumentParser) -> None:
         help="simulated start (local standard time of the weather; default 2026-07-01)",
     )  # fmt: skip
     p.add_argument(
+        "--plant", default=None, metavar="FILE|catalogue",
+        help="the plant's own equipment against its nameplates (default twin/plant.yaml: "
+        "not the agent's model; 'catalogue': the model itself)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-bacnet", action="store_true",
         help="serve Modbus only (default: the CRAHs and the CDU are BACnet/IP devices too)",
     )  # fmt: skip
@@ -114,7 +119,14 @@ def build_twin(args: argparse.Namespace) -> Twin:
     bacnet = [e for e in BACNET_EQUIPMENT if e in {eq.id for eq in site.equipment}]
     if not getattr(args, "no_bacnet", True) and bacnet:
         site = to_bacnet(site, bacnet, base_port=args.bacnet_port)
-    twin = Twin(site, seed=args.seed, control=args.control, weather=args.weather, start=args.start)
+    twin = Twin(
+        site,
+        seed=args.seed,
+        control=args.control,
+        weather=args.weather,
+        start=args.start,
+        plant=getattr(args, "plant", None),
+    )
     faults = [parse_fault_spec(s) for s in args.fault]
     if args.scenario is not None:
         faults += load_scenario(args.scenario).faults
@@ -216,7 +228,8 @@ async def _serve(
     wx = f"{twin.weather.station} weather" if twin.weather is not None else "synthetic weather"
     print(
         f"twin: {served.describe()}, speed {speed:g}x, {twin.control.mode} BMS, {wx} from "
-        f"{twin.now:%Y-%m-%d %H:%M} — Ctrl-C to stop",
+        f"{twin.now:%Y-%m-%d %H:%M} — Ctrl-C to stop\n"
+        f"twin: plant: {twin.plant_spec.describe()}",
         flush=True,
     )
     task = asyncio.create_task(runner.run(duration, stop))

@@ -6,7 +6,10 @@ VALUE starting with ``+`` or ``-`` is relative (``=+1``: one more), else absolut
 The state comes from the latest readings in ``--db`` (through the running site's API when
 one serves that file), from a settled twin with ``--from-twin``, else — no ``--db`` — from
 the performance model's design state. A site whose points do not map onto the model's inputs
-gets a warning on stderr naming what it answers for instead.
+gets a warning on stderr naming what it answers for instead. The model runs on the site's
+calibrated parameters in use (the newest adopted row of ``--db``'s ``model_calibrations``,
+see ``calibrate site``), else on the catalogue; the header says which (``--catalogue``
+forces the catalogue).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from agent.commands._common import add_site_option, existing_db, site_from_args
 from connectors.errors import ConfigError
 from connectors.site import Site
 from perfmodel.whatif import KEY_OUTPUTS, PlantState, Prediction
+from tools.calibration import CATALOGUE_IN_USE, InUse, in_use
 from tools.whatif import TagChange, build_state, check
 
 
@@ -43,6 +47,9 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--from-twin", action="store_true", help="start from a settled twin's readings")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON instead")
+    p.add_argument(
+        "--catalogue", action="store_true", help="ignore the site's calibration: catalogue model"
+    )
     p.set_defaults(func=run)
 
 
@@ -125,8 +132,37 @@ def warn_unmapped(site: Site) -> None:
     )
 
 
-def render(pred: Prediction, origin: str, console: Console) -> None:
+def _model(args: argparse.Namespace) -> InUse:
+    """The calibration in use in ``--db`` (the catalogue without one, or with --catalogue)."""
+    if args.catalogue or args.db is None or not Path(args.db).is_file():
+        return CATALOGUE_IN_USE
+    db = Path(args.db)
+    client = api(args)
+    if client is not None:  # the site process holds the file: ask it
+        from datetime import datetime
+
+        from perfmodel.plantcal import PlantParameters
+
+        got: dict[str, Any] = client.call("GET", "/calibration")
+        if got.get("fitted_at") is None:
+            return CATALOGUE_IN_USE
+        w = got.get("window") or [got["fitted_at"], got["fitted_at"]]
+        return InUse(
+            PlantParameters.from_dict(got["params"]),
+            datetime.fromisoformat(got["fitted_at"]),
+            (datetime.fromisoformat(w[0]), datetime.fromisoformat(w[1])),
+            got.get("metrics") or {},
+        )
+    from connectors.store import Store
+
+    with Store(db, read_only=True) as store:
+        return in_use(store)
+
+
+def render(pred: Prediction, origin: str, console: Console, model: str = "") -> None:
     """The prediction as two rich tables: outputs before/after/Δ, then constraints."""
+    if model:
+        console.print(model)
     t = Table(title=f"What-if from {origin}: {', '.join(map(str, pred.changes)) or 'no change'}")
     for col in ("quantity", "before", "after", "delta"):
         t.add_column(col, justify="right" if col != "quantity" else "left")
@@ -171,12 +207,14 @@ def run(args: argparse.Namespace) -> int:
     changes = [parse_set(s) for s in args.sets]
     warn_unmapped(site)
     values, origin = _values(args, site)
+    model = _model(args)
+    params = None if model.params.is_catalogue() else model.params
     try:
-        pred = check(site, values, changes)
+        pred = check(site, values, changes, params)
     except KeyError as err:
         raise ConfigError(f"--set: {err.args[0]}") from None
     if args.json:
-        print(json.dumps(pred.to_dict()))
+        print(json.dumps({**pred.to_dict(), "model_in_use": model.header()}))
     else:
-        render(pred, origin, Console())
+        render(pred, origin, Console(), model.header())
     return 0 if pred.ok else 1
