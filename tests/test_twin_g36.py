@@ -120,3 +120,15 @@ def test_g36_fans_never_supply_less_air_than_the_racks_draw() -> None:
     now = whatif_many(state_from_values(twin.site, twin.values()), [[]]).at(0)
     airflow = next(c for c in now.constraints if c.name == "crah_airflow_min")
     assert airflow.ok, airflow
+
+
+def test_a_write_reads_back_at_once_over_the_bms_s_own_value() -> None:
+    """Finding: the served set point kept the G36 value until the next step, so the agent's
+    first write to each chiller read back 14 ≠ 13 and its decision was blocked (counted as
+    unsafe writes on the summer and shoulder days)."""
+    twin = Twin(seed=1, control="g36")
+    twin.step(3600.0)
+    assert twin.values()["chiller_1.chw_supply_setpoint"] == pytest.approx(14.0)
+    twin.write("chiller_1.chw_supply_setpoint", 13.0)
+    assert twin.values()["chiller_1.chw_supply_setpoint"] == pytest.approx(13.0)
+    assert twin.true_values()["chiller_1.chw_supply_setpoint"] == 13.0

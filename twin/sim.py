@@ -259,7 +259,8 @@ class Twin:
         """Every tag's true value, before sensor faults and register quantisation."""
         v = plant_tags(self.plant)
         v.update(self.agent.setpoints())
-        v.update(self.control.active)  # the BMS's own (G36) set points where nobody wrote one
+        written = self.agent.written()  # a write shows at once, before the BMS's next step
+        v.update({t: x for t, x in self.control.active.items() if t not in written})
         v.update(self.agent.tags())
         return v
 
