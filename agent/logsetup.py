@@ -44,18 +44,40 @@ def level_for(verbose: int) -> int:
     return (logging.WARNING, logging.INFO, logging.DEBUG)[max(0, min(verbose, 2))]
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (never a closed one)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+_OURS: list[logging.Handler] = []
+
+
 def configure(verbose: int = 0, json_lines: bool = False, stream: TextIO | None = None) -> None:
-    """Route every log record to ``stream`` (stderr) at the level ``-v`` asks for."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Route every log record to ``stream`` (default: stderr) at the level ``-v`` asks for.
+
+    Like :func:`logging.basicConfig`, it leaves a process whose logging someone else set up
+    (a test runner, an embedding application) alone; called again, it replaces its own."""
+    root = logging.getLogger()
+    for h in _OURS:
+        root.removeHandler(h)
+    _OURS.clear()
+    if root.handlers:
+        return
+    handler: logging.Handler = logging.StreamHandler(stream) if stream else _Stderr()
     handler.setFormatter(
         JsonFormatter()
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
     root.addHandler(handler)
+    _OURS.append(handler)
     root.setLevel(level_for(verbose))
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)

@@ -78,8 +78,7 @@ def test_check_tag_changes(site) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_whatif_cli_json(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    db = tmp_path / "none.duckdb"
-    rc = main(["whatif", "--set", "chw_supply_setpoint=+1", "--db", str(db), "--json"])
+    rc = main(["whatif", "--set", "chw_supply_setpoint=+1", "--json"])  # the design state
     d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0
     assert d["after"]["chw_supply_c"] == pytest.approx(d["before"]["chw_supply_c"] + 1.0)
@@ -87,11 +86,16 @@ def test_whatif_cli_json(capsys: pytest.CaptureFixture[str], tmp_path) -> None: 
 
 
 def test_whatif_cli_table_and_violation(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rc = main(["whatif", "--set", "chillers_running=1", "--db", str(tmp_path / "x.duckdb")])
+    rc = main(["whatif", "--set", "chillers_running=1"])
     out = capsys.readouterr().out
     assert rc == 1
     assert "VIOLATED" in out and "chiller_max_load" in out
-    assert main(["whatif", "--set", "chw_supply_setpoint", "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert main(["whatif", "--set", "chw_supply_setpoint"]) == 2
+    # a --db that does not exist is named, not taken for the design state
+    assert (
+        main(["whatif", "--set", "chw_supply_setpoint=+1", "--db", str(tmp_path / "x.duckdb")]) == 2
+    )
+    assert not (tmp_path / "x.duckdb").exists()
 
 
 def test_enable_of_a_running_chiller_changes_nothing(site) -> None:  # type: ignore[no-untyped-def]
