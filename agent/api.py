@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from agent import api_reads, runtime
 from agent.auth import Authenticator, require
+from agent.chat import routes as chat_routes
 from agent.context import AgentContext
 from agent.http_guard import LOOPBACK_HOSTS, MAX_BODY, EdgeGuard, install_error_handlers
 from agent.schedule import routes as schedule_routes
@@ -127,6 +128,7 @@ def make_app(
     app.include_router(schedule_routes.router(ctx))  # /reports, /schedule
     lock = asyncio.Lock()  # one decision / approval at a time
     app.state.lock = lock
+    app.include_router(chat_routes.router(ctx, lock))  # GET/POST /chat (agent/chat/routes.py)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

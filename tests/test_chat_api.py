@@ -24,6 +24,7 @@ from agent.commands import chat as chat_cmd
 from agent.context import AgentContext
 from agent.llm import chat_model_from_env
 from agent.users import Principal, Role
+from connectors.store import Store
 
 GPU_CAP = "gpu.power_cap"
 
@@ -201,6 +202,7 @@ def test_an_unreachable_model_is_one_line_not_a_traceback(
 
     for k, v in dead.items():
         monkeypatch.setenv(k, v)
+    Store(tmp_path / "cli.duckdb").close()  # a site's file (a missing one is refused)
     code, out = run_cli("chat", "hello", "--db", str(tmp_path / "cli.duckdb"))
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in out + err and len(err.strip().splitlines()) == 1
@@ -215,6 +217,7 @@ def test_cli_interactive_session_without_a_model(
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setattr(chat_cmd, "HISTORY_FILE", tmp_path / "history")
     db = tmp_path / "i.duckdb"
+    Store(db).close()  # a site's file (a missing one is refused)
     lines = "help\n\npropose gpu.power_cap = 90\napprove that\nno\npending\nexit\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(lines))
     code, out = run_cli("chat", "--db", str(db))

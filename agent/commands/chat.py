@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.commands._agent import Api, add_options, api, console, direct_ctx
+from agent.commands._common import user_text
 from connectors.errors import FacilityError
 
 HISTORY_FILE = Path.home() / ".facility_agent_chat_history"
@@ -34,7 +35,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "chat",
         help="talk with the agent: interactive without a message, one-shot with one",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=user_text(__doc__, slice(1, 2)),
     )
     add_options(p)
     p.add_argument("message", nargs="?", help="one message (omit for an interactive session)")

@@ -50,9 +50,17 @@ def schedule_lines(site: Site, interval_s: float | None) -> list[str]:
     for j in plan(site.schedule, interval_s):
         trig = j.trigger
         secs = getattr(trig, "interval", None)
-        when = f"every {secs.total_seconds():g} s" if secs is not None else str(trig)
-        lines.append(f"{j.name}: {when} — {j.what}")
-    return [*lines, "heartbeat: every 5 s"]
+        if secs is not None:
+            when = f"every {secs.total_seconds():g} s"
+        else:
+            f = {x.name: str(x) for x in getattr(trig, "fields", [])}
+            try:
+                when = f"daily at {int(f['hour']):02d}:{int(f['minute']):02d} site time"
+            except (KeyError, ValueError):
+                when = str(trig)
+        head, _, rest = j.what.partition(" (")
+        lines.append(f"{head} {when}" + (f" ({rest}" if rest else ""))
+    return [*lines, "heartbeat every 5 s"]
 
 
 def register(sub: Any) -> None:

@@ -47,8 +47,10 @@ MAX_PROPERTIES = 40  # the poller's default batch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", type=int, default=400)
-    p.add_argument("--devices", type=int, default=4)
+    p.add_argument("--points", type=int, default=400, help="points served (default 400)")
+    p.add_argument(
+        "--devices", type=int, default=4, help="BACnet devices they are spread over (default 4)"
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="length of one phase")
     p.add_argument("--rounds", type=int, default=2, help="raw/pipeline pairs")
 

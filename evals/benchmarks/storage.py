@@ -33,7 +33,9 @@ from connectors.store import Store
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=2.0, help="hours of readings (default 2)")
     p.add_argument("--site", type=Path, default=None, help="site file (default: the twin's)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--seed", type=int, default=1, help="random seed of the simulated plant (default 1)"
+    )
     p.add_argument(
         "--source", choices=("twin", "synthetic"), default="twin",
         help="readings of the twin's simulated plant (default; ~1 ms a simulated second) "
