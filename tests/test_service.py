@@ -181,7 +181,7 @@ def test_read_commands_run_through_the_api_as_on_the_file_and_sigterm_stops_clea
             "whatif": service.cli("whatif", "--db", db, "--set", "chw_supply_setpoint=+1"),
             "dry_run": service.cli("decide", "--dry-run", "--json", "--db", db),
             "audit": service.cli("audit", "--db", db, "--table", "runs", "--json", "--limit", "10000"),
-            "record": service.cli("record", "--db", db, "--duration", "20s", "--out", str(tmp_path / tag)),
+            "record": service.cli("record", "--db", db, "--duration", "2m", "--out", str(tmp_path / tag)),
         }  # fmt: skip
         for name, p in out.items():
             assert p.returncode == 0, f"{tag} {name}: {p.stderr}"
