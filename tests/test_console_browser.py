@@ -258,11 +258,6 @@ def test_the_answer_shows_in_place_executed_or_refused_with_the_reason(
         assert answered["recheck"] and answered["recheck"][0].strip(), answered
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the quality scorer reads the pump coast-down after a utility loss as a sensor fault "
-    "and the gate refuses the approved write (README 'Known limits'); the lead fixes it on main",
-)
 def test_the_approved_write_is_executed_and_read_back_over_modbus(
     site: Site, answered: dict[str, Any]
 ) -> None:
@@ -300,7 +295,6 @@ def test_the_chat_panel_shows_the_answer_in_a_fixed_width_block(browser: Any, si
 
 
 def test_chat_what_if_shows_the_table(browser: Any, site: Site) -> None:
-    pytest.importorskip("agent.chat", reason="conversations (agent.chat, h/chat) not merged yet")
     page = signed_in(browser, site, "operator")
     page.goto(site.url + "/ui/chat")
     page.fill("#chat-input", "what if chiller_1.chw_supply_setpoint +1")
