@@ -104,14 +104,7 @@ class Api:
                 f"site process at {self.url}: {err or type(err).__name__}"
             ) from None
         if r.status_code >= 400:
-            try:
-                detail = str(r.json().get("detail"))
-            except ValueError:
-                detail = r.text.strip()[:300]
-            if r.status_code in (401, 403):
-                hint = f" (check {TOKEN_ENV})" if r.status_code == 401 else ""
-                raise AccessDenied(f"site process refused ({r.status_code}): {detail}{hint}")
-            raise FacilityError(f"site process: {detail}")
+            raise refused(r)
         return r
 
 
@@ -169,3 +162,18 @@ def decisions_table(rows: Sequence[Mapping[str, Any]], title: str = "Decisions")
 def console() -> Console:
     c = Console()
     return c if c.is_terminal else Console(width=200)
+
+
+def refused(r: httpx.Response) -> FacilityError:
+    """The site process's refusal (a 4xx/5xx answer) as one line: access denied (401/403, with
+    a hint at the token) or the route's own detail."""
+    from agent.users import AccessDenied
+
+    try:
+        detail = str(r.json().get("detail"))
+    except ValueError:
+        detail = r.text.strip()[:300]
+    if r.status_code in (401, 403):
+        hint = f" (check {TOKEN_ENV})" if r.status_code == 401 else ""
+        return AccessDenied(f"site process refused ({r.status_code}): {detail}{hint}")
+    return FacilityError(f"site process: {detail}")

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent.commands._agent import Api, add_options, api, console, direct_ctx
+from agent.commands._agent import Api, add_options, api, console, direct_ctx, refused
 from agent.commands._common import user_text
 from connectors.errors import FacilityError
 
@@ -86,21 +86,6 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
             data.append(line[5:].removeprefix(" "))
     if data:
         yield event, "\n".join(data)
-
-
-def refused(r: httpx.Response) -> FacilityError:
-    """The site's refusal of a message as one line (as :class:`Api` words it)."""
-    from agent.commands._agent import TOKEN_ENV
-    from agent.users import AccessDenied
-
-    try:
-        detail = str(r.json().get("detail"))
-    except ValueError:
-        detail = r.text.strip()[:300]
-    if r.status_code in (401, 403):
-        hint = f" (check {TOKEN_ENV})" if r.status_code == 401 else ""
-        return AccessDenied(f"site process refused ({r.status_code}): {detail}{hint}")
-    return FacilityError(f"site process: {detail}")
 
 
 class Remote:
