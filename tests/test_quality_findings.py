@@ -139,9 +139,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             last = sc.report(now)
             p = last.points
             for r in p[p["score"] < 0.95].itertuples(index=False):
+                # a poll the rig's own ingest missed (a loaded machine) is a dropout the scorer
+                # rightly reports, but neither a catch of the injected fault nor a false alarm
+                if str(r.worst_reason).startswith(MISSED_POLLS):
+                    continue
                 if r.equipment in FAULTY_EQUIPMENT:
                     first.setdefault(r.tag, (hall.twin.elapsed_s - t0, r.worst_reason, r.score))
-                elif not str(r.worst_reason).startswith(MISSED_POLLS):
+                else:
                     false.setdefault(r.tag, f"{r.score:.2f} {r.worst_reason}")
         yield {"before": before, "first": first, "false": false, "last": last, "hall": hall}
     finally:
