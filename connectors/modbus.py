@@ -41,7 +41,6 @@ pipeline near the raw read rate (``facility-agent bench ingest``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -60,6 +59,7 @@ from connectors.clock import Clock, SystemClock
 from connectors.codec import BlockDecoder
 from connectors.latency import LatencyHistogram
 from connectors.modbus_pdu import answer_bytes, lean_client
+from connectors.pacing import Stoppable
 from connectors.site import DeviceKey, Point, Table
 from connectors.status import Status, status_name
 
@@ -188,11 +188,6 @@ class _Planned:
 Taken = list[tuple[_Planned, list[bytes | Sequence[bool]], list[int]]]
 
 
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 GATEWAY_CODES = frozenset({10, 11})
 """Modbus exceptions a TCP gateway answers for a device behind it that is unreachable
 (path unavailable, target failed to respond): the device is down, the link is not."""
@@ -204,7 +199,7 @@ class _ReadFailed(Exception):
         self.status = status
 
 
-class DevicePoller:
+class DevicePoller(Stoppable):
     """Polls one Modbus device on its points' poll intervals until :meth:`stop`.
 
     ``sink`` receives readings as columns. Without ``defer_decode`` every read is
@@ -253,36 +248,11 @@ class DevicePoller:
         self._client: AsyncModbusTcpClient | None = None
         self._failures = 0
         self._next_attempt = 0.0
-        self._stopping = False
-        self._sleeper: asyncio.Future[None] | None = None
 
     # ---- public --------------------------------------------------------------
     @property
     def blocks(self) -> list[Block]:
         return [pb.block for group in self.groups.values() for pb in group]
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to return after the read in flight.
-
-        Prefer this to cancelling the task alone: on Python 3.11 ``asyncio.wait_for``
-        (used inside pymodbus) can swallow a cancellation that races a response.
-        """
-        self._stopping = True
-        if self._sleeper is not None:
-            _resolve(self._sleeper)
-
-    async def _sleep(self, delay: float) -> None:
-        """Sleep until the next slot, or until :meth:`stop` wakes it."""
-        if self._stopping:
-            return
-        loop = asyncio.get_running_loop()
-        self._sleeper = fut = loop.create_future()
-        handle = loop.call_later(delay, _resolve, fut)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-            self._sleeper = None
 
     async def run(self) -> None:
         """Poll until :meth:`stop` (or cancellation), each interval group on its own schedule."""

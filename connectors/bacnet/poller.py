@@ -21,7 +21,6 @@ never stalls the others.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
@@ -47,6 +46,7 @@ from connectors.bacnet.units import canonical, expected_units
 from connectors.clock import Clock, SystemClock
 from connectors.errors import DeviceError, DeviceTimeout
 from connectors.modbus import DeviceStats, PollerConfig, ReadingSink, Taken, to_us
+from connectors.pacing import Stoppable
 from connectors.site import BacnetSource, DeviceKey, Point
 from connectors.status import Status, status_name
 
@@ -63,7 +63,7 @@ class _Item:
     units: str | None  # expected BACnet units (None: not checked)
 
 
-class BacnetPoller:
+class BacnetPoller(Stoppable):
     """Polls one BACnet device on its points' poll intervals until :meth:`stop`.
 
     Needs a local application (:meth:`attach`) before :meth:`run`; the Ingestor makes one
@@ -115,17 +115,10 @@ class BacnetPoller:
         self._units_checked = False
         self._failures = 0
         self._next_attempt = 0.0
-        self._stopping = False
-        self._sleeper: asyncio.Future[None] | None = None
 
     # ---- the Ingestor's interface ---------------------------------------------
     def attach(self, app: Application) -> None:
         self.app = app
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self._sleeper is not None:
-            _resolve(self._sleeper)
 
     def take_pending(self) -> Taken:
         return []  # readings go to the sink at once
@@ -152,18 +145,6 @@ class BacnetPoller:
     async def poll_once(self) -> None:
         for group in self.groups.values():
             await self.poll_group(group)
-
-    async def _sleep(self, delay: float) -> None:
-        if self._stopping:
-            return
-        loop = asyncio.get_running_loop()
-        self._sleeper = fut = loop.create_future()
-        handle = loop.call_later(delay, _resolve, fut)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-            self._sleeper = None
 
     # ---- one poll ---------------------------------------------------------------
     async def poll_group(self, group: list[_Item]) -> None:
@@ -352,11 +333,6 @@ class BacnetPoller:
             st.down_since = None
         self._failures = 0
         self._next_attempt = 0.0
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def bacnet_pollers(
