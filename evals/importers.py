@@ -133,8 +133,10 @@ def import_lbnl(
 
     The agent judges the unit with lab-grade tolerances: FLEXLAB's sensors are calibrated
     and the simulated units are noise-free. ``fan_heat`` (K) is the unit's supply-fan
-    temperature rise, a commissioning value from the unit's documentation (default: G36's
-    1 °F, 0.56 K — the LBNL inventory documents none), never read off the file scored."""
+    temperature rise, a commissioning value from the unit's documentation or commissioning,
+    never read off the file scored; given, the tests across the fan use the lab tolerances
+    too. Without it (the LBNL inventory documents none) G36's 1 °F is a guess, and those
+    tests keep G36's field tolerances (:func:`tools.fdd.ahu.across_fan_tolerances`)."""
     from connectors.importers.lbnl import fault_type_by_date, read_lbnl
 
     path, folder = Path(csv_file), Path(out)
@@ -162,7 +164,10 @@ def import_lbnl(
         agent=AgentSettings(autonomy=1, policies=["fdd:ahu_fdd"]),
         detectors=["ahu", "ahu_lab"],
         ahu=AhuSettings(
-            grade="lab", settings={} if fan_heat is None else {"fan_heat": float(fan_heat)}
+            grade="lab",
+            settings={}
+            if fan_heat is None
+            else {"fan_heat": float(fan_heat), "fan_heat_commissioned": True},
         ),
         expect=Expect(
             nothing_written=True,
@@ -256,9 +261,9 @@ def public_scenarios(datasets: Path, out: Path, names: Sequence[str] | None = No
         for f in sorted(rp.glob("*.xls")):
             if wanted(f"rp1043-{f.stem}"):
                 built.append(import_rp1043(f, rp / "normal.xls", out / f"rp1043-{f.stem}"))
-    # SZCAV carries the issue's row targets; MZVAV-2-2 (simulated, a unit whose fan heat
-    # nobody documented) is reported the same way without a pass mark
-    for name, targets in (("SZCAV.csv", (0.8, 0.9)), ("MZVAV-2-2.csv", (None, None))):
+    # the rules were developed on SZCAV (in sample: reported without a pass mark); the
+    # issue's targets (recall and specificity ≥ 0.8) are held on the other dataset
+    for name, targets in (("SZCAV.csv", (None, None)), ("MZVAV-2-2.csv", (0.8, 0.8))):
         f = datasets / "lbnl" / name
         if f.is_file() and wanted(f"lbnl-{f.stem}"):
             built.append(import_lbnl(f, out / f"lbnl-{f.stem}", recall_min=targets[0],

@@ -145,7 +145,8 @@ def test_a_passing_cooling_coil_raised_while_heating_is_cleared_when_both_coils_
     n = 240
     hc = np.where(np.arange(n) < 120, 40.0, 0.0)
     sat = np.where(np.arange(n) < 120, 19.5, 21.3)  # colder than mixed air while heating
-    fl = A.flags(_ahu(n, heating_valve=hc, supply_air_temp=sat), A.LAB_GRADE)
+    lab = A.config_with(A.LAB_GRADE, {"fan_heat_commissioned": True})
+    fl = A.flags(_ahu(n, heating_valve=hc, supply_air_temp=sat), lab)
     assert fl["fc5"].iloc[110] and not fl["fc5"].iloc[-60:].any()
     assert not fl["fc14"].any()
 
@@ -156,20 +157,48 @@ def test_config_with_names_unknown_settings() -> None:
         A.config_with(A.LAB_GRADE, {"fan_hot": 1.1})
 
 
+_LAB_FAN_HEAT_GUESSED = A.config_with(A.LAB_GRADE, {"fan_heat_commissioned": True})
+
+
+def _free_cooling(n: int, rise: float) -> pd.DataFrame:
+    """Economizer, both coils shut: supply air ``rise`` K above mixed air."""
+    mat = 14.0
+    return _ahu(n, oa_damper=60.0, outdoor_air_temp=10.0, mixed_air_temp=mat,
+                supply_air_temp=mat + rise)  # fmt: skip
+
+
+def test_an_uncommissioned_fan_heat_is_not_a_leaking_heating_coil() -> None:
+    """Issue 15, MZVAV-2-2 at 0.736 specificity: a healthy unit whose fan warms the air by
+    1.3 K (MZVAV-2-2 shows 1.1–1.75 K) against G36's default 0.56 K and lab tolerances
+    (±0.42 K) raised FC15 in free cooling. Without a commissioned fan heat the tests
+    across the fan keep G36's field tolerances; a real leak (+4 K) is still raised."""
+    healthy = _free_cooling(180, 1.3)
+    guessed = A.config_with(A.LAB_GRADE, {"fan_heat_commissioned": True})
+    assert A.flags(healthy, guessed)["fc15"].any()  # the false alarm, as on main
+    assert not A.flags(healthy, A.LAB_GRADE)["any"].any()
+    measured = A.config_with(A.LAB_GRADE, {"fan_heat": 1.3, "fan_heat_commissioned": True})
+    assert not A.flags(healthy, measured)["any"].any()
+    assert A.flags(_free_cooling(180, 1.3 + 4.0), A.LAB_GRADE)["fc15"].iloc[-1]
+    assert A.across_fan_tolerances(measured) == (0.3, 0.3, measured.eps_mat_mixing)
+
+
 @pytest.mark.parametrize(
     ("name", "cfg", "min_recall", "min_specificity"),
     [
         # measured 2026-12-01, latched fault states (before them, 2026-11-22: G36 0.42 / 1.00,
         # lab 0.69 / 0.93 on SZCAV; G36 0.41 / 1.00, lab 0.55 / 0.97 on MZVAV-2-2)
         ("SZCAV.csv", A.G36_DEFAULTS, 0.60, 0.97),  # 0.614 / 0.976
-        # lab tolerances were developed on SZCAV (in sample there): 0.888 / 0.964 with the
-        # documented fan heat (G36's 0.56 K; 2026-12-02)
-        ("SZCAV.csv", A.LAB_GRADE, 0.80, 0.90),
+        # lab tolerances were developed on SZCAV (in sample there): 0.888 / 0.964 with
+        # G36's 0.56 K taken as if it were the unit's commissioned fan heat (2026-12-02) …
+        ("SZCAV.csv", _LAB_FAN_HEAT_GUESSED, 0.80, 0.90),
+        # … which nobody measured: across the fan G36's tolerances stay, 0.628 / 0.976
+        ("SZCAV.csv", A.LAB_GRADE, 0.60, 0.95),
         ("MZVAV-2-2.csv", A.G36_DEFAULTS, 0.68, 0.99),  # 0.700 / 1.000
-        # the other dataset, out of sample: 0.943 / 0.736 — below the 0.8 specificity
-        # target (FC15 with latching on fault-free days; see `bench fdd`). The 1.1 K fan
-        # heat that gave 0.940 / 1.000 was read off this very file, so it is not used.
-        ("MZVAV-2-2.csv", A.LAB_GRADE, 0.90, 0.70),
+        # the other dataset, out of sample: with the guessed fan heat 0.943 / 0.736 (FC15 in
+        # free cooling, latched, on 4 of 13 fault-free days) …
+        ("MZVAV-2-2.csv", _LAB_FAN_HEAT_GUESSED, 0.90, 0.70),
+        # … and as shipped, the issue's target (≥ 0.8 both): 0.836 / 1.000 (2026-12-02)
+        ("MZVAV-2-2.csv", A.LAB_GRADE, 0.80, 0.80),
     ],
 )
 def test_lbnl_row_scores(
