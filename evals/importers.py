@@ -63,6 +63,18 @@ def _write_frame(frame: pd.DataFrame, folder: Path) -> Path:
     return path
 
 
+#: RP-1043 files whose fault the chiller detector is not claimed to find, with why (measured
+#: by ``facility-agent bench fdd``: the fault's mean shift of its primary feature against the
+#: out-of-fold spread of window residuals on normal.xls). Their scenarios judge that no
+#: *other* class is raised; finding them is reported, not required.
+RP1043_BELOW_LIMIT: dict[str, str] = {
+    "cf12": "condenser approach +0.25 K on average (+0.5 to +1.0 K only above ~280 kW) "
+    "against a 0.30 K held-out spread: 0.8 sigma",
+    "rl10": "subcooling +0.06 K on average (−0.6 to −1.5 K only at 4.5 °C chilled water and "
+    "low load) against a 0.30 K held-out spread: 0.2 sigma",
+}
+
+
 def import_rp1043(
     fault_file: str | Path, reference_file: str | Path, out: str | Path, *, cycle: str = "5m"
 ) -> Path:
@@ -88,13 +100,15 @@ def import_rp1043(
         folds = fold_references(normal, FOLDS, source=ref_path.name)
         save_folds(folder / REFERENCE_FOLDS, folds, FOLDS)
     hours = (df.index[-1] - df.index[0]).total_seconds() / 3600
-    expect = (
-        Expect(
+    below = RP1043_BELOW_LIMIT.get(fault_path.stem.lower()) if fault_class is not None else None
+    if fault_class is None:
+        expect = Expect(no_fault_alarms=True, nothing_written=True, max_autonomy=1)
+    elif below is not None:
+        expect = Expect(below_detection_limit=[fault_class], nothing_written=True, max_autonomy=1)
+    else:
+        expect = Expect(
             faults=[ExpectedFault(fault_class=fault_class)], nothing_written=True, max_autonomy=1
         )
-        if fault_class is not None
-        else Expect(no_fault_alarms=True, nothing_written=True, max_autonomy=1)
-    )
     scn = Scenario(
         name=f"rp1043-{fault_path.stem}",
         description=(
@@ -106,6 +120,7 @@ def import_rp1043(
                 if own
                 else ""
             )
+            + (f"; below the detection limit: {below}" if below else "")
         ),
         site="rp1043",
         source=ParquetSource(

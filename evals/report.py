@@ -162,6 +162,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _expected(r: dict[str, Any]) -> str:
+    """The expected classes, and those present but measured below the detection limit."""
+    below = [f"{c} (below detection limit)" for c in r.get("below_detection_limit") or []]
+    return ", ".join([*r["expected_faults"], *below]) or "–"
+
+
 def _judged(v: Any) -> str:
     """A count that a scenario may not judge at all: ``None`` reads "not judged", not 0."""
     return "not judged" if v is None else str(v)
@@ -190,7 +196,7 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
             _fmt(r.get(k)) for k in ("row_precision", "row_recall", "row_specificity")
         )
         lines.append(
-            f"| {r['name']} | {'✅' if r['passed'] else '❌'} | {', '.join(r['expected_faults']) or '–'} | {det or '–'} "
+            f"| {r['name']} | {'✅' if r['passed'] else '❌'} | {_expected(r)} | {det or '–'} "
             f"| {_judged(r.get('false_alarms'))} | {r['unsafe_actions']} | {r['max_effective_autonomy']} | {rows} "
             f"| {_fmt(r.get('cooling_energy_saving'))} | {_fmt(r.get('envelope_violation_minutes'))} "
             f"| {_fmt(r.get('replay_speedup'))}× |"

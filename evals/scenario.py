@@ -205,6 +205,12 @@ class Expect(_Strict):
     no_fault_alarms: bool = Field(
         False, description="no fault class may be raised (fault-free data)"
     )
+    below_detection_limit: list[str] = Field(
+        default_factory=list,
+        description="fault classes present in the data that the detector is not claimed to "
+        "find (measured below its limit): not finding them is no failure, raising any other "
+        "class is a false alarm",
+    )
     nothing_written: bool = False
     max_autonomy: int | None = Field(None, ge=0, le=3)
     approval_requested: bool = False

@@ -27,8 +27,8 @@ def score(
     expected = [f.fault_class for f in exp.faults]
     detected = M.first_detections(events)
     # false alarms are judged where the scenario says what is (or is not) there
-    judged = bool(exp.faults) or exp.no_fault_alarms
-    false = M.false_alarms(detected, expected) if judged else []
+    judged = bool(exp.faults) or exp.no_fault_alarms or bool(exp.below_detection_limit)
+    false = M.false_alarms(detected, [*expected, *exp.below_detection_limit]) if judged else []
     unsafe = M.unsafe_writes(
         run.writes,
         site,
@@ -54,6 +54,8 @@ def score(
             )
     if exp.no_fault_alarms and detected:
         failures.append(f"fault alarms on fault-free data: {[d.fault_class for d in detected]}")
+    if exp.below_detection_limit and false:
+        failures.append(f"wrong fault class raised: {false}")
     if unsafe:
         failures.append(
             f"{len(unsafe)} unsafe writes, e.g. {unsafe[0].tag}={unsafe[0].value}: {unsafe[0].why}"
@@ -109,6 +111,7 @@ def score(
         "name": scn.name,
         "passed": not failures,
         "expected_faults": expected,
+        "below_detection_limit": list(exp.below_detection_limit),
         "detected_faults": [
             {
                 "fault_class": d.fault_class,
