@@ -3,7 +3,8 @@
 Real data (skipped when ../shared/datasets is absent): normal.xls raises nothing
 over its 14 hours, held out (k-fold over hour blocks) from the reference it is scored
 against; fwc10 and ro10 are diagnosed with their class; cf12 and rl10 are below the
-detection limit (strict xfail: a change that detects them must say so).
+detection limit — their primary feature moves by less than one held-out sigma (strict
+xfail with the measured figure: a change that detects them must say so).
 Synthetic physics: each fault imposed on fault-free data made by the same sign table
 is named alone — a self-consistency test of the detector, not evidence of detection.
 """
@@ -74,17 +75,25 @@ def test_in_sample_spreads_were_the_cause(rp: dict[str, pd.DataFrame]) -> None:
     assert X.alarm_classes(X.diagnose_out_of_sample(df, folds)) != {}
 
 
-#: Measured with out-of-fold spreads (ChillerReference.fit): cf12 names fouling in 4 of
-#: 7 judged windows, rl10 a leak in 3 of 6 — too few for an alarm (3 of 5 windows). Their
-#: residual shifts (cond_approach +0.24 K, subcooling +0.05 K) are within 1 sigma of
-#: what the reference predicts for held-out fault-free data.
-BELOW_LIMIT = {"cf12", "rl10"}
+#: Measured 2026-12-02 (``bench fdd``, "signal against noise"): the fault's primary feature
+#: moves by less than the reference's held-out spread of window residuals — cf12's condenser
+#: approach by +0.84 sigma on average (sigma 0.29 K; +0.5 to +1.0 K only above ~280 kW, where
+#: the held-out spread of normal.xls is ±0.4 K too), rl10's subcooling by +0.19 sigma
+#: (−0.6 to −1.5 K only at 4.5 °C chilled water and low load, +0.3 to +1.0 K elsewhere).
+#: Features neither fault should move shift as much between recording days (evaporator
+#: approach +2.2 sigma in cf12, superheat +1.4 to +1.9 sigma in rl10 and ro10), so a
+#: tighter reference would name those day-to-day differences, not the faults. cf12 names
+#: fouling in 4 of 65 judged windows, rl10 a leak in 3 of 60: no alarm (3 of 5 windows).
+BELOW_LIMIT = {
+    "cf12": "condenser approach +0.84 sigma of held-out spread: below the detection limit",
+    "rl10": "subcooling +0.19 sigma of held-out spread: below the detection limit",
+}
 
 
 @pytest.mark.parametrize(
     "stem",
     [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="below detection limit"))
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=BELOW_LIMIT[s]))
         if s in BELOW_LIMIT
         else s
         for s in sorted(EXPECTED)
@@ -97,6 +106,21 @@ def test_rp1043_fault_file_gets_its_class(
     assert C.fault_class_for_label(df.attrs["label"]) == EXPECTED[stem]
     dets = C.detect(df, rp_ref)
     assert C.dominant(dets) == EXPECTED[stem], [(d.fault_class, d.alarm_windows) for d in dets]
+
+
+def test_below_limit_files_move_their_primary_feature_by_about_one_sigma(
+    rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
+) -> None:
+    """The detection limit as measured: the detected files move their primary feature by
+    several held-out sigmas, cf12 and rl10 by less than one, and normal.xls held out by none."""
+    from evals.fdd_scores import PRIMARY_OF, rp1043_diagnoses, signal_to_noise
+
+    diags, _ = rp1043_diagnoses(rp)
+    sn = signal_to_noise(diags, rp_ref).set_index("feature")
+    z = {stem: float(sn.loc[feat, stem]) for stem, feat in PRIMARY_OF.items()}
+    assert z["fwc10"] >= 5 and z["ro10"] >= 2, z
+    assert 0 < z["cf12"] < 1 and abs(z["rl10"]) < 1, z
+    assert sn["normal"].abs().max() < 0.5  # held out, fault-free: no shift anywhere
 
 
 @pytest.mark.parametrize("fault", ["excess_oil", "reduced_evaporator_flow", "non_condensables"])

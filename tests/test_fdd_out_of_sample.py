@@ -75,6 +75,49 @@ def test_false_alarms_not_judged_is_not_zero(tmp_path: Path) -> None:
     assert "| not judged |" in report
 
 
+def test_below_detection_limit_judges_other_classes_only(tmp_path: Path) -> None:
+    """Issue 15: the rp1043 cf12/rl10 scenarios expected a detection the detector does not
+    make. A fault present but measured below the limit is not required; raising any other
+    class is a false alarm, and finding it anyway is reported."""
+    common = {"nothing_written": True, "max_autonomy": 1}
+    found = chiller_scenario(
+        tmp_path / "a", "oil-below-limit", "excess_oil", hours=2.0,
+        expect={**common, "below_detection_limit": ["excess_oil"]},
+    )  # fmt: skip
+    wrong = chiller_scenario(
+        tmp_path / "b", "oil-named-wrong", "excess_oil", hours=2.0,
+        expect={**common, "below_detection_limit": ["non_condensables"]},
+    )  # fmt: skip
+    rc = main(["eval", str(found), str(wrong), "--report", str(tmp_path / "rep"), "--no-progress"])
+    assert rc == 1
+    doc = json.loads((tmp_path / "rep" / "results.json").read_text())
+    by = {r["name"]: r for r in doc["scenarios"]}
+    ok, bad = by["oil-below-limit"], by["oil-named-wrong"]
+    assert ok["passed"] and ok["false_alarms"] == 0, ok["failures"]
+    assert [d["fault_class"] for d in ok["detected_faults"]] == ["excess_oil"]
+    assert ok["below_detection_limit"] == ["excess_oil"]
+    assert not bad["passed"] and bad["false_alarms"] == 1
+    assert bad["failures"] == ["wrong fault class raised: ['excess_oil']"]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "excess_oil (below detection limit)" in report
+
+
+def test_rp1043_below_limit_files_are_imported_as_such(tmp_path: Path) -> None:
+    from evals.importers import RP1043_BELOW_LIMIT
+
+    normal = dataset_file("rp1043", "normal.xls")
+    for stem, fault in (("cf12", "condenser_fouling"), ("rl10", "refrigerant_leak")):
+        scn, _ = load_scenario(
+            import_rp1043(dataset_file("rp1043", f"{stem}.xls"), normal, tmp_path / stem)
+        )
+        assert scn.expect.faults == [] and scn.expect.below_detection_limit == [fault]
+        assert RP1043_BELOW_LIMIT[stem] in scn.description
+    scn, _ = load_scenario(
+        import_rp1043(dataset_file("rp1043", "ro10.xls"), normal, tmp_path / "ro10")
+    )
+    assert [f.fault_class for f in scn.expect.faults] == ["refrigerant_overcharge"]
+
+
 def test_fold_bookkeeping_round_trips(tmp_path: Path) -> None:
     df = S.fault_free_chiller(7, seed=2)
     folds = X.fold_references(df, 3, source="syn")
