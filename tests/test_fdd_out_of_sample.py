@@ -184,3 +184,24 @@ def test_row_and_day_rates_leave_unlabeled_rows_out() -> None:
     assert r["row_tpr"] == 0.5 and r["row_fpr"] == round(1 / 2880, 3)
     assert r["day_tpr"] == 1.0 and r["day_fpr"] == 0.5
     assert r["faulted_days"] == 1 and r["fault_free_days"] == 2 and r["unlabeled_rows"] == 1440
+
+
+def test_bench_fdd_reports_the_limit_and_the_other_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench fdd`` end to end: the chiller's signal against held-out noise per file, and
+    the shipped AHU settings on the dataset they were not developed on (issue 15 target)."""
+    datasets = dataset_file("rp1043", "normal.xls").parents[1]
+    rc = main(["bench", "fdd", "--datasets", str(datasets), "--report", str(tmp_path)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    z = out["rp1043_primary_mean_z"]
+    assert z["fwc10"] > 5 and z["ro10"] > 2 and z["cf12"] < 1 and z["rl10"] < 1, z
+    shipped = [
+        r for r in out["lbnl"]
+        if r["dataset"] == "MZVAV-2-2" and r["settings"].startswith("lab (LAB_GRADE)")
+    ]  # fmt: skip
+    latched = next(r for r in shipped if r["latch"])
+    assert latched["scored"] == "out of sample"
+    assert latched["row_tpr"] >= 0.8 and 1 - latched["row_fpr"] >= 0.8, latched
+    assert "Signal against noise" in (tmp_path / "fdd-report.md").read_text()
