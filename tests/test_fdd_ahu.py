@@ -152,7 +152,9 @@ def test_a_passing_cooling_coil_raised_while_heating_is_cleared_when_both_coils_
 
 
 def test_config_with_names_unknown_settings() -> None:
-    assert A.config_with(A.LAB_GRADE, {"fan_heat": 1.1}).fan_heat == 1.1
+    given = A.config_with(A.LAB_GRADE, {"fan_heat": 1.1})
+    assert given.fan_heat == 1.1 and given.fan_heat_commissioned  # a site's own value
+    assert not A.config_with(A.LAB_GRADE, {"eps_sat": 0.2}).fan_heat_commissioned
     with pytest.raises(ValueError, match="fan_hot"):
         A.config_with(A.LAB_GRADE, {"fan_hot": 1.1})
 
@@ -176,7 +178,7 @@ def test_an_uncommissioned_fan_heat_is_not_a_leaking_heating_coil() -> None:
     guessed = A.config_with(A.LAB_GRADE, {"fan_heat_commissioned": True})
     assert A.flags(healthy, guessed)["fc15"].any()  # the false alarm, as on main
     assert not A.flags(healthy, A.LAB_GRADE)["any"].any()
-    measured = A.config_with(A.LAB_GRADE, {"fan_heat": 1.3, "fan_heat_commissioned": True})
+    measured = A.config_with(A.LAB_GRADE, {"fan_heat": 1.3})
     assert not A.flags(healthy, measured)["any"].any()
     assert A.flags(_free_cooling(180, 1.3 + 4.0), A.LAB_GRADE)["fc15"].iloc[-1]
     assert A.across_fan_tolerances(measured) == (0.3, 0.3, measured.eps_mat_mixing)

@@ -149,11 +149,14 @@ LAB_GRADE = replace(
 
 def config_with(base: AhuFddConfig, overrides: dict[str, float | int | bool]) -> AhuFddConfig:
     """``base`` with some fields replaced (e.g. ``{"fan_heat": 1.1}``); unknown names raise
-    ``ValueError`` naming them."""
+    ``ValueError`` naming them. A ``fan_heat`` given is the unit's commissioned value
+    (``fan_heat_commissioned`` unless that is given too)."""
     known = set(AhuFddConfig.__dataclass_fields__)
     bad = sorted(set(overrides) - known)
     if bad:
         raise ValueError(f"unknown AHU detector setting(s) {bad}; known: {sorted(known)}")
+    if "fan_heat" in overrides:
+        overrides = {"fan_heat_commissioned": True, **overrides}
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
