@@ -34,7 +34,7 @@ from scipy.optimize import least_squares
 
 from perfmodel import chiller as chm
 from perfmodel import pumps, tower
-from perfmodel.idf import ChillerEIR
+from perfmodel.idf import Biquadratic, ChillerEIR
 from perfmodel.state import PlantState
 
 __all__ = [
@@ -71,16 +71,45 @@ class ChillerCorrection:
     e2: float = 0.0
     x0: float = 7.0
     y0: float = 29.0
+    #: leaving CHW / entering CW (°C) spans of the site data the correction was fitted and
+    #: scored on (None: not validated beyond the catalogue curves' own ranges)
+    chw_range_c: tuple[float, float] | None = None
+    cw_range_c: tuple[float, float] | None = None
 
     def is_zero(self) -> bool:
         return not any((self.d0, self.d1, self.d2, self.e1, self.e2))
 
+    def validated_on(
+        self, chw_range_c: tuple[float, float], cw_range_c: tuple[float, float]
+    ) -> ChillerCorrection:
+        """This correction, known to hold on the site data spanning these temperatures."""
+        return replace(
+            self,
+            chw_range_c=(float(chw_range_c[0]), float(chw_range_c[1])),
+            cw_range_c=(float(cw_range_c[0]), float(cw_range_c[1])),
+        )
+
+
+def _widened(curve: Biquadratic, c: ChillerCorrection) -> Biquadratic:
+    """``curve`` valid also where the site's data validated the correction (the hull of the
+    catalogue's ranges and the data's spans)."""
+    upd: dict[str, float] = {}
+    if c.chw_range_c is not None:
+        upd["x_min"] = min(curve.x_min, c.chw_range_c[0])
+        upd["x_max"] = max(curve.x_max, c.chw_range_c[1])
+    if c.cw_range_c is not None:
+        upd["y_min"] = min(curve.y_min, c.cw_range_c[0])
+        upd["y_max"] = max(curve.y_max, c.cw_range_c[1])
+    return replace(curve, **upd) if upd else curve
+
 
 def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
-    """``ch`` with the correction folded into its EIRFT and EIRFPLR coefficients."""
+    """``ch`` with the correction folded into its EIRFT and EIRFPLR coefficients; where the
+    correction was validated on site data outside the catalogue's temperature ranges, the
+    curves' validity ranges grow to cover that data (see :meth:`ChillerCorrection.validated_on`)."""
     a = ch.eirft.coefficients
     eirft = replace(
-        ch.eirft,
+        _widened(ch.eirft, c),
         name=f"{ch.eirft.name} (calibrated)",
         coefficients=(
             a[0] + c.d0 - c.d1 * c.x0 - c.d2 * c.y0,
@@ -97,7 +126,8 @@ def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
         name=f"{ch.eirfplr.name} (calibrated)",
         coefficients=(b[0] - c.e1 - c.e2, b[1] + c.e1, b[2] + c.e2),
     )
-    return replace(ch, name=f"{ch.name} (calibrated)", eirft=eirft, eirfplr=eirfplr)
+    capft = _widened(ch.capft, c)
+    return replace(ch, name=f"{ch.name} (calibrated)", capft=capft, eirft=eirft, eirfplr=eirfplr)
 
 
 def fit_chiller_correction(
@@ -199,8 +229,9 @@ class PlantParameters:
             "chw_pump_rated_kw": state.chw_pump_rated_kw * self.chw_pump_power_factor,
             "cw_pump_rated_kw": state.cw_pump_rated_kw * self.cw_pump_power_factor,
         }
-        if self.chiller is not None and not self.chiller.is_zero():
-            upd["chiller"] = corrected(state.chiller, self.chiller)
+        c = self.chiller
+        if c is not None and not (c.is_zero() and c.chw_range_c is None and c.cw_range_c is None):
+            upd["chiller"] = corrected(state.chiller, c)
         return replace(state, **upd)
 
     def is_catalogue(self) -> bool:
@@ -220,6 +251,11 @@ class PlantParameters:
             parts.append(
                 f"chiller EIRFT {' '.join(ft)}, EIRFPLR {c.e1:+.3f}·(p−1) {c.e2:+.3f}·(p²−1)"
             )
+        if (c := self.chiller) is not None and c.chw_range_c and c.cw_range_c:
+            parts.append(
+                f"chiller validated on CHW {c.chw_range_c[0]:.1f}–{c.chw_range_c[1]:.1f} °C, "
+                f"CW {c.cw_range_c[0]:.1f}–{c.cw_range_c[1]:.1f} °C"
+            )
         for name, v in (
             ("tower air", self.tower_air_flow_factor),
             ("CHW pump flow", self.chw_pump_flow_factor),
@@ -238,6 +274,11 @@ class PlantParameters:
     def from_dict(cls, data: dict[str, Any]) -> PlantParameters:
         d = dict(data)
         ch = d.pop("chiller", None)
+        if ch:
+            ch = dict(ch)
+            for k in ("chw_range_c", "cw_range_c"):
+                if ch.get(k) is not None:
+                    ch[k] = (float(ch[k][0]), float(ch[k][1]))
         return cls(chiller=ChillerCorrection(**ch) if ch else None, **d)
 
 

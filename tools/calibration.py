@@ -288,6 +288,13 @@ def calibrate(
         power_check(base.chiller, *args),
     )
     parts.append(ch_score)
+    if ch_score.adopted and ch_score.fitted.meets_guideline14_hourly():
+        # scored within Guideline 14 on held-out data: the corrected curves are known to
+        # hold over the temperatures the window spans, catalogue range or not
+        corr = corr.validated_on(
+            (float(chs["x"].min()), float(chs["x"].max())),
+            (float(chs["y"].min()), float(chs["y"].max())),
+        )
     upd: dict[str, Any] = {"chiller": corr if ch_score.adopted else None}
     if (tw := _tower_part(w, t, base)) is not None:
         score, k = tw

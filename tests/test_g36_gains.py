@@ -1,0 +1,140 @@
+"""Where the agent can gain on a Guideline 36 plant (issue 15), and that it may act there.
+
+* A G36 BMS runs chilled water at 14 °C, beyond the catalogue chiller curves' 10 °C: every
+  what-if there was "outside its validity range", which the gate caps at human validation,
+  so the agent in full autonomy did nothing. Calibration on the site's own history at
+  those temperatures, scored on held-out data within ASHRAE Guideline 14, makes the
+  calibrated curves valid over the temperatures the data span — and no further.
+* The optimiser never trades a feasible current state for a costlier one, even when the
+  current state lies outside the curves' ranges (it used to pick the cheapest *valid*
+  candidate: 10 °C chilled water on a plant running 14 °C, more power).
+* The pump policy looks at the condenser-water pump too (G36 runs it at the running
+  chillers' design flow; the chilled-water pump already sits near its minimum).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.status import Status
+from connectors.store import Store
+from perfmodel.optimise import default_grid, optimise
+from perfmodel.plantcal import ChillerCorrection, PlantParameters
+from perfmodel.state import PlantState
+from perfmodel.whatif import whatif_many
+from tools.calibration import calibrate
+from tools.policies.loader import load_library
+from twin.sim import Twin
+
+START = datetime(2026, 7, 20, 6, tzinfo=UTC)
+HOURS = 4.0
+
+
+def _g36_state() -> PlantState:
+    """A G36 plant as the catalogue model sees it: 14 °C chilled water, 2 chillers."""
+    return PlantState(
+        chw_supply_setpoint_c=14.0,
+        cw_supply_setpoint_c=28.0,
+        outdoor_wetbulb_c=24.0,
+        chillers_running=2.0,
+        chw_pump_speed_pct=60.0,
+        cw_pump_speed_pct=100.0,
+        crah_fan_speed_pct=60.0,
+    )
+
+
+def test_the_catalogue_model_is_outside_its_range_on_a_g36_plant() -> None:
+    s = _g36_state()
+    assert s.chiller.eirft.x_max < 14.0
+    assert not whatif_many(s, [[]]).at(0).valid
+
+
+def test_a_validated_correction_widens_the_curves_to_the_data_and_no_further() -> None:
+    s = _g36_state()
+    corr = ChillerCorrection(d0=-0.05).validated_on((13.6, 14.2), (26.0, 29.5))
+    cal = PlantParameters(chiller=corr).apply(s)
+    assert whatif_many(cal, [[]]).at(0).valid
+    assert cal.chiller.eirft.x_max == pytest.approx(14.2)
+    assert cal.chiller.capft.x_max == pytest.approx(14.2)
+    assert cal.chiller.eirft.x_min == s.chiller.eirft.x_min  # the catalogue's own range stays
+    warmer = PlantParameters(chiller=corr).apply(
+        PlantState(**{**s.__dict__, "chw_supply_setpoint_c": 15.0})
+    )
+    assert not whatif_many(warmer, [[]]).at(0).valid  # beyond the data: still extrapolation
+    # persisted and read back (the site's model_calibrations table stores JSON)
+    back = PlantParameters.from_dict(PlantParameters(chiller=corr).to_dict())
+    assert back == PlantParameters(chiller=corr)
+    assert "validated on CHW 13.6–14.2 °C" in back.describe()
+
+
+def test_the_optimiser_never_trades_a_feasible_state_for_a_costlier_valid_one() -> None:
+    s = _g36_state()
+    now = whatif_many(s, [[]]).at(0)
+    assert now.ok and not now.valid
+    grid = {k: [float(getattr(s, k))] for k in default_grid(s)}
+    grid["chw_supply_setpoint_c"] = [float(v) for v in np.arange(6.0, 10.01, 0.5)]
+    res = optimise(s, grid)
+    assert res.changes == [], res.changes  # every valid candidate (≤ 10 °C) costs more
+    assert res.prediction.total_kw == pytest.approx(now.total_kw)
+
+
+def test_the_default_grid_reaches_as_far_as_the_validated_curves() -> None:
+    s = _g36_state()
+    assert max(default_grid(s)["chw_supply_setpoint_c"]) == pytest.approx(10.0)
+    corr = ChillerCorrection().validated_on((13.8, 14.1), (26.0, 29.0))
+    cal = PlantParameters(chiller=corr).apply(s)
+    assert max(default_grid(cal)["chw_supply_setpoint_c"]) == pytest.approx(14.0)
+    assert min(default_grid(cal)["cw_pump_speed_pct"]) == 50.0  # the CW pump's minimum
+
+
+def test_the_pump_policy_fires_on_the_condenser_pump_alone() -> None:
+    pol = next(p for p in load_library() if p.policy.id == "pump_speed_optimisation")
+    when = pol.policy.when
+    assert when.mode == "any"
+    points = {c.point for c in when.conditions}
+    assert {"chw_pump_1.speed", "cw_pump_1.speed"} <= points
+    assert "cw_supply_setpoint" in pol.policy.then.variables
+
+
+@pytest.fixture(scope="module")
+def g36_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Twin]:
+    """Four hours of the default (not-the-model) twin under its G36 BMS, in a store."""
+    path = tmp_path_factory.mktemp("g36") / "site.duckdb"
+    twin = Twin(seed=5, start=START, control="g36", weather="723170TYA")
+    with Store(path) as store:
+        ids = store.register_site(twin.site)
+        tags = list(ids)
+        id_arr = np.array([ids[t] for t in tags], dtype=np.int32)
+        for _ in range(round(HOURS * 60)):
+            twin.step(60)
+            v = twin.values()
+            arr = np.array([v.get(t, math.nan) for t in tags])
+            st = np.where(np.isnan(arr), Status.DECODE_ERROR, Status.OK).astype(np.uint8)
+            ts = np.datetime64(twin.now.replace(tzinfo=None), "us")
+            store.append(np.full(len(tags), ts), id_arr, arr, st)
+    return path, twin
+
+
+def test_calibration_on_g36_history_validates_the_model_where_the_plant_runs(
+    g36_history: tuple[Path, Twin],
+) -> None:
+    path, twin = g36_history
+    end = (START + timedelta(hours=HOURS)).replace(tzinfo=None) + timedelta(seconds=1)
+    with Store(path) as store:
+        cal = calibrate(store, twin.site, end, timedelta(hours=HOURS))
+    assert cal.adopted, cal.summary()
+    held = {p.name: p for p in cal.parts}
+    assert held["chiller kW"].adopted and held["chiller kW"].fitted.meets_guideline14_hourly()
+    corr = cal.params.chiller
+    assert corr is not None and corr.chw_range_c is not None
+    assert corr.chw_range_c[1] >= 13.5  # the G36 plant ran its chilled water near 14 °C
+    from tools.whatif import check
+
+    v = twin.values()
+    assert not check(twin.site, v, []).valid  # the catalogue: outside its range
+    assert check(twin.site, v, [], cal.params).valid  # the site's calibrated model: inside
