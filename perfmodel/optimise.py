@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perfmodel.chiller import valid_ranges
 from perfmodel.plant import solve_state
 from perfmodel.whatif import Change, PlantState, Prediction, whatif_many
 
@@ -72,8 +73,7 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
     n_opts = [float(n) for n in range(need, int(state.chillers_available) + 1)] or [
         state.chillers_running
     ]
-    ch = state.chiller
-    chw_top = max(10.0, min(ch.eirft.x_max, ch.capft.x_max, CHW_GRID_MAX_C))
+    chw_top = max(10.0, min(valid_ranges(state.chiller)[1], CHW_GRID_MAX_C))
     chw = [float(v) for v in np.arange(6.0, 10.01, 0.5)]
     chw += [float(v) for v in np.arange(11.0, chw_top + 0.01, 1.0)]
     return {

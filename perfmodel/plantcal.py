@@ -34,7 +34,7 @@ from scipy.optimize import least_squares
 
 from perfmodel import chiller as chm
 from perfmodel import pumps, tower
-from perfmodel.idf import Biquadratic, ChillerEIR
+from perfmodel.idf import ChillerEIR
 from perfmodel.state import PlantState
 
 __all__ = [
@@ -90,26 +90,14 @@ class ChillerCorrection:
         )
 
 
-def _widened(curve: Biquadratic, c: ChillerCorrection) -> Biquadratic:
-    """``curve`` valid also where the site's data validated the correction (the hull of the
-    catalogue's ranges and the data's spans)."""
-    upd: dict[str, float] = {}
-    if c.chw_range_c is not None:
-        upd["x_min"] = min(curve.x_min, c.chw_range_c[0])
-        upd["x_max"] = max(curve.x_max, c.chw_range_c[1])
-    if c.cw_range_c is not None:
-        upd["y_min"] = min(curve.y_min, c.cw_range_c[0])
-        upd["y_max"] = max(curve.y_max, c.cw_range_c[1])
-    return replace(curve, **upd) if upd else curve
-
-
 def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
     """``ch`` with the correction folded into its EIRFT and EIRFPLR coefficients; where the
     correction was validated on site data outside the catalogue's temperature ranges, the
-    curves' validity ranges grow to cover that data (see :meth:`ChillerCorrection.validated_on`)."""
+    model's validity grows to cover that data (:meth:`ChillerCorrection.validated_on`;
+    the curves are still evaluated with their inputs held in their own ranges)."""
     a = ch.eirft.coefficients
     eirft = replace(
-        _widened(ch.eirft, c),
+        ch.eirft,
         name=f"{ch.eirft.name} (calibrated)",
         coefficients=(
             a[0] + c.d0 - c.d1 * c.x0 - c.d2 * c.y0,
@@ -126,8 +114,14 @@ def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
         name=f"{ch.eirfplr.name} (calibrated)",
         coefficients=(b[0] - c.e1 - c.e2, b[1] + c.e1, b[2] + c.e2),
     )
-    capft = _widened(ch.capft, c)
-    return replace(ch, name=f"{ch.name} (calibrated)", capft=capft, eirft=eirft, eirfplr=eirfplr)
+    return replace(
+        ch,
+        name=f"{ch.name} (calibrated)",
+        eirft=eirft,
+        eirfplr=eirfplr,
+        validated_chw_c=c.chw_range_c,
+        validated_cw_c=c.cw_range_c,
+    )
 
 
 def fit_chiller_correction(

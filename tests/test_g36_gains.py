@@ -23,6 +23,7 @@ import pytest
 
 from connectors.status import Status
 from connectors.store import Store
+from perfmodel.chiller import valid_ranges
 from perfmodel.optimise import default_grid, optimise
 from perfmodel.plantcal import ChillerCorrection, PlantParameters
 from perfmodel.state import PlantState
@@ -59,9 +60,9 @@ def test_a_validated_correction_widens_the_curves_to_the_data_and_no_further() -
     corr = ChillerCorrection(d0=-0.05).validated_on((13.6, 14.2), (26.0, 29.5))
     cal = PlantParameters(chiller=corr).apply(s)
     assert whatif_many(cal, [[]]).at(0).valid
-    assert cal.chiller.eirft.x_max == pytest.approx(14.2)
-    assert cal.chiller.capft.x_max == pytest.approx(14.2)
-    assert cal.chiller.eirft.x_min == s.chiller.eirft.x_min  # the catalogue's own range stays
+    assert valid_ranges(cal.chiller)[:2] == pytest.approx((4.44, 14.2))
+    # the curves themselves are still evaluated inside their own ranges (as EnergyPlus)
+    assert cal.chiller.eirft.x_max == s.chiller.eirft.x_max
     warmer = PlantParameters(chiller=corr).apply(
         PlantState(**{**s.__dict__, "chw_supply_setpoint_c": 15.0})
     )
