@@ -31,6 +31,9 @@ Grid = Mapping[str, Sequence[float]]
 
 #: Tie-break: a changed setpoint must save more than this to be worth writing (kW).
 CHANGE_PENALTY_KW = 1e-3
+#: Condenser pump speeds (%): fine near full speed, where the tower correlation's
+#: water-flow range (CoolTools, ratio ≥ 0.75) usually ends, coarse below it.
+CW_PUMP_GRID_PCT = [50.0, 60.0, 70.0, 80.0, 85.0, 88.0, 90.0, 92.0, 94.0, 96.0, 98.0, 100.0]
 #: The warmest chilled water the default grid offers (°C), however far the curves reach.
 CHW_GRID_MAX_C = 16.0
 
@@ -85,7 +88,7 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
             state.cdu_supply_setpoint_c + 2.0,
         ],
         "chw_pump_speed_pct": [40.0, 50.0, 60.0, 80.0, 100.0],
-        "cw_pump_speed_pct": [50.0, 60.0, 70.0, 85.0, 100.0],
+        "cw_pump_speed_pct": CW_PUMP_GRID_PCT,
         "crah_fan_speed_pct": [60.0, 70.0, 80.0, 90.0, 100.0],
         "tower_fan_speed_pct": [math.nan],
         "cw_supply_setpoint_c": [float(v) for v in np.arange(20.0, 32.01, 1.0)],
