@@ -27,7 +27,7 @@ from perfmodel.chiller import valid_ranges
 from perfmodel.optimise import default_grid, optimise
 from perfmodel.plantcal import ChillerCorrection, PlantParameters
 from perfmodel.state import PlantState
-from perfmodel.whatif import whatif_many
+from perfmodel.whatif import Change, whatif_many
 from tools.calibration import calibrate
 from tools.policies.loader import load_library
 from twin.sim import Twin
@@ -139,3 +139,26 @@ def test_calibration_on_g36_history_validates_the_model_where_the_plant_runs(
     v = twin.values()
     assert not check(twin.site, v, []).valid  # the catalogue: outside its range
     assert check(twin.site, v, [], cal.params).valid  # the site's calibrated model: inside
+
+
+def test_on_a_calibrated_g36_plant_the_condenser_pump_slows_inside_the_towers_range() -> None:
+    """G36 runs the condenser pump at the chillers' design flow; the optimiser slows it as
+    far as the tower correlation stays valid (CoolTools water-flow ratio ≥ 0.75), no further."""
+    s = PlantParameters(
+        chiller=ChillerCorrection().validated_on((13.5, 14.2), (20.0, 30.0)),
+        tower_air_flow_factor=0.85,
+        chw_pump_flow_factor=0.93,
+        cw_pump_flow_factor=1.06,
+    ).apply(_g36_state())
+    grid = dict(default_grid(s))
+    for k in grid:
+        if k not in ("cw_pump_speed_pct", "cw_supply_setpoint_c"):
+            grid[k] = [float(getattr(s, k))]
+    res = optimise(s, grid)
+    speed = {c.target: c.value for c in res.changes}.get("cw_pump_speed_pct")
+    assert speed is not None and 85.0 <= speed < 100.0, res.changes
+    assert res.prediction.valid and res.prediction.ok
+    assert res.saving_kw > 3.0
+    assert res.prediction.after["tower_fr_water"] >= 0.75 - 1e-9
+    slower = whatif_many(s, [[Change("cw_pump_speed_pct", speed - 10.0)]]).at(0)
+    assert not slower.valid  # the next step down leaves the correlation's range
