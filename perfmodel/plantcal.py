@@ -213,6 +213,8 @@ class PlantParameters:
     cw_pump_flow_factor: float = 1.0
     chw_pump_power_factor: float = 1.0
     cw_pump_power_factor: float = 1.0
+    #: (wet bulb °C, approach K) spans of the site data the tower factor was validated on
+    tower_validated: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def apply(self, state: PlantState) -> PlantState:
         """``state`` with these corrections (on its own catalogue curves and nameplates)."""
@@ -223,6 +225,9 @@ class PlantParameters:
             "chw_pump_rated_kw": state.chw_pump_rated_kw * self.chw_pump_power_factor,
             "cw_pump_rated_kw": state.cw_pump_rated_kw * self.cw_pump_power_factor,
         }
+        if (tv := self.tower_validated) is not None:
+            upd["tower_validated_twb_min_c"], upd["tower_validated_twb_max_c"] = tv[0]
+            upd["tower_validated_approach_min_k"], upd["tower_validated_approach_max_k"] = tv[1]
         c = self.chiller
         if c is not None and not (c.is_zero() and c.chw_range_c is None and c.cw_range_c is None):
             upd["chiller"] = corrected(state.chiller, c)
@@ -250,6 +255,11 @@ class PlantParameters:
                 f"chiller validated on CHW {c.chw_range_c[0]:.1f}–{c.chw_range_c[1]:.1f} °C, "
                 f"CW {c.cw_range_c[0]:.1f}–{c.cw_range_c[1]:.1f} °C"
             )
+        if (tv := self.tower_validated) is not None:
+            parts.append(
+                f"tower validated on wet bulb {tv[0][0]:.1f}–{tv[0][1]:.1f} °C, "
+                f"approach {tv[1][0]:.1f}–{tv[1][1]:.1f} K"
+            )
         for name, v in (
             ("tower air", self.tower_air_flow_factor),
             ("CHW pump flow", self.chw_pump_flow_factor),
@@ -268,6 +278,12 @@ class PlantParameters:
     def from_dict(cls, data: dict[str, Any]) -> PlantParameters:
         d = dict(data)
         ch = d.pop("chiller", None)
+        tv = d.pop("tower_validated", None)
+        if tv is not None:
+            d["tower_validated"] = (
+                (float(tv[0][0]), float(tv[0][1])),
+                (float(tv[1][0]), float(tv[1][1])),
+            )
         if ch:
             ch = dict(ch)
             for k in ("chw_range_c", "cw_range_c"):

@@ -162,3 +162,26 @@ def test_on_a_calibrated_g36_plant_the_condenser_pump_slows_inside_the_towers_ra
     assert res.prediction.after["tower_fr_water"] >= 0.75 - 1e-9
     slower = whatif_many(s, [[Change("cw_pump_speed_pct", speed - 10.0)]]).at(0)
     assert not slower.valid  # the next step down leaves the correlation's range
+
+
+def test_a_tower_validated_on_winter_data_is_valid_there_and_only_there() -> None:
+    """Sand Point in January: wet bulb −2 °C, the tower in free convection at an approach
+    over 11 K — outside CoolTools' range, so no what-if was valid all day."""
+    corr = ChillerCorrection().validated_on((13.8, 14.1), (8.0, 14.0))
+    winter = PlantState(
+        **{
+            **_g36_state().__dict__,
+            "outdoor_wetbulb_c": -2.4,
+            "cw_supply_setpoint_c": 20.0,
+            "chiller": PlantParameters(chiller=corr).apply(_g36_state()).chiller,
+        }
+    )
+    before = whatif_many(winter, [[]]).at(0)
+    assert not before.valid and any("tower" in r for r in before.invalid_reasons)
+    ap = before.after["tower_approach_k"]
+    params = PlantParameters(chiller=corr, tower_validated=((-3.6, 2.1), (ap - 2.0, ap + 2.0)))
+    assert whatif_many(params.apply(winter), [[]]).at(0).valid
+    colder = params.apply(PlantState(**{**winter.__dict__, "outdoor_wetbulb_c": -8.0}))
+    assert not whatif_many(colder, [[]]).at(0).valid  # colder than any validated data
+    back = PlantParameters.from_dict(params.to_dict())
+    assert back == params and "tower validated on wet bulb -3.6–2.1 °C" in back.describe()
