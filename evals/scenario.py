@@ -218,6 +218,11 @@ class Expect(_Strict):
     row_recall_min: float | None = Field(None, ge=0, le=1)
     row_specificity_min: float | None = Field(None, ge=0, le=1)
     energy_saving_min: float | None = None
+    energy_saving_target: float | None = Field(
+        None,
+        description="closed loop: a target saving reported (energy_saving_target_met in "
+        "results.json), not asserted — for a target the agent does not honestly reach",
+    )
     envelope_minutes_max: float | None = Field(None, ge=0)
     envelope_not_worse_than_baseline: bool = Field(
         False, description="closed loop: no more envelope minutes than the native control had"

@@ -90,6 +90,11 @@ def score(
             "baseline_envelope_minutes": base_tot.envelope_minutes if base_tot else None,
             "on_battery_minutes": agent_tot.on_battery_minutes,
         }
+        if exp.energy_saving_target is not None:
+            extra["energy_saving_target"] = exp.energy_saving_target
+            extra["energy_saving_target_met"] = (
+                saving is not None and saving >= exp.energy_saving_target
+            )
         if exp.energy_saving_min is not None and (saving is None or saving < exp.energy_saving_min):
             failures.append(f"cooling energy saving {saving} < {exp.energy_saving_min}")
         if exp.envelope_minutes_max is not None and envelope > exp.envelope_minutes_max:

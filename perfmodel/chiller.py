@@ -92,14 +92,28 @@ def eirfplr(ch: ChillerEIR, plr: ArrayLike) -> F:
 def in_range(
     ch: ChillerEIR, t_chw_leaving_c: ArrayLike, t_cw_entering_c: ArrayLike
 ) -> NDArray[np.bool_]:
-    """True where both temperatures lie inside the CAPFT and EIRFT validity ranges."""
+    """True where both temperatures lie inside the CAPFT and EIRFT validity ranges (grown
+    to the spans site data validated, :attr:`ChillerEIR.validated_chw_c` / ``validated_cw_c``)."""
     x = np.asarray(t_chw_leaving_c, dtype=float)
     y = np.asarray(t_cw_entering_c, dtype=float)
-    ok = np.ones(np.broadcast(x, y).shape, dtype=bool)
-    for c in (ch.capft, ch.eirft):
-        ok &= (x >= c.x_min - 1e-9) & (x <= c.x_max + 1e-9)
-        ok &= (y >= c.y_min - 1e-9) & (y <= c.y_max + 1e-9)
-    return ok
+    x_lo, x_hi, y_lo, y_hi = valid_ranges(ch)
+    ok = (x >= x_lo - 1e-9) & (x <= x_hi + 1e-9)
+    ok &= (y >= y_lo - 1e-9) & (y <= y_hi + 1e-9)
+    return np.asarray(ok, dtype=bool)
+
+
+def valid_ranges(ch: ChillerEIR) -> tuple[float, float, float, float]:
+    """(CHW min, CHW max, CW min, CW max) °C where the model is valid: where both curves
+    were fitted, grown to the spans site data validated."""
+    x_lo = max(ch.capft.x_min, ch.eirft.x_min)
+    x_hi = min(ch.capft.x_max, ch.eirft.x_max)
+    y_lo = max(ch.capft.y_min, ch.eirft.y_min)
+    y_hi = min(ch.capft.y_max, ch.eirft.y_max)
+    if (v := ch.validated_chw_c) is not None:
+        x_lo, x_hi = min(x_lo, v[0]), max(x_hi, v[1])
+    if (v := ch.validated_cw_c) is not None:
+        y_lo, y_hi = min(y_lo, v[0]), max(y_hi, v[1])
+    return x_lo, x_hi, y_lo, y_hi
 
 
 @dataclass(frozen=True)

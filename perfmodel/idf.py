@@ -80,6 +80,11 @@ class ChillerEIR:
     opt_plr: float
     min_unloading_ratio: float
     condenser_type: str = "WaterCooled"
+    #: leaving CHW / entering CW spans (°C) where site data validated this chiller's
+    #: (calibrated) curves beyond their own ranges; the curves are still evaluated with
+    #: inputs held inside their own ranges, as EnergyPlus does
+    validated_chw_c: tuple[float, float] | None = None
+    validated_cw_c: tuple[float, float] | None = None
 
 
 def _strip_comments(text: str) -> str:

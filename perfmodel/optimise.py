@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perfmodel.chiller import valid_ranges
 from perfmodel.plant import solve_state
 from perfmodel.whatif import Change, PlantState, Prediction, whatif_many
 
@@ -30,6 +31,11 @@ Grid = Mapping[str, Sequence[float]]
 
 #: Tie-break: a changed setpoint must save more than this to be worth writing (kW).
 CHANGE_PENALTY_KW = 1e-3
+#: Condenser pump speeds (%): fine near full speed, where the tower correlation's
+#: water-flow range (CoolTools, ratio ≥ 0.75) usually ends, coarse below it.
+CW_PUMP_GRID_PCT = [50.0, 60.0, 70.0, 80.0, 85.0, 88.0, 90.0, 92.0, 94.0, 96.0, 98.0, 100.0]
+#: The warmest chilled water the default grid offers (°C), however far the curves reach.
+CHW_GRID_MAX_C = 16.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,13 @@ class OptimiseResult:
 def default_grid(state: PlantState) -> dict[str, list[float]]:
     """A grid around what the plant can do (field → candidate values).
 
-    CHW 6–10 °C (the default chiller's curves end at 10 °C); CW 20–32 °C with
+    CHW from 6 °C up to where the chiller's curves are valid (10 °C for the catalogue
+    curves; further once the site's own data validated a calibration there); CW 20–32 °C with
     the tower fan on automatic — each CW setpoint is one fan speed, so this
     searches the fan speed too, through the point operators can write; enough
     chillers for the load up to all available; CDU supply at, 2 K below or 2 K
-    above its setpoint; CHW pump 60–100 %, CW pump 70–100 %; CRAH fans 60–100 %
+    above its setpoint; CHW pump 40–100 %, CW pump 50–100 % (the pumps' and the chillers'
+    minimum flows decide how low they may go); CRAH fans 60–100 %
     (the airflow and rack-inlet constraints decide how low they may go). For sites that
     expose a tower fan speed setpoint, add :func:`fixed_fan_grid`:
     ``optimise(state, [default_grid(state), fixed_fan_grid(state)])``.
@@ -68,16 +76,19 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
     n_opts = [float(n) for n in range(need, int(state.chillers_available) + 1)] or [
         state.chillers_running
     ]
+    chw_top = max(10.0, min(valid_ranges(state.chiller)[1], CHW_GRID_MAX_C))
+    chw = [float(v) for v in np.arange(6.0, 10.01, 0.5)]
+    chw += [float(v) for v in np.arange(11.0, chw_top + 0.01, 1.0)]
     return {
-        "chw_supply_setpoint_c": [float(v) for v in np.arange(6.0, 10.01, 0.5)],
+        "chw_supply_setpoint_c": chw,
         "chillers_running": n_opts,
         "cdu_supply_setpoint_c": [
             state.cdu_supply_setpoint_c - 2.0,
             state.cdu_supply_setpoint_c,
             state.cdu_supply_setpoint_c + 2.0,
         ],
-        "chw_pump_speed_pct": [60.0, 70.0, 80.0, 90.0, 100.0],
-        "cw_pump_speed_pct": [70.0, 85.0, 100.0],
+        "chw_pump_speed_pct": [40.0, 50.0, 60.0, 80.0, 100.0],
+        "cw_pump_speed_pct": CW_PUMP_GRID_PCT,
         "crah_fan_speed_pct": [60.0, 70.0, 80.0, 90.0, 100.0],
         "tower_fan_speed_pct": [math.nan],
         "cw_supply_setpoint_c": [float(v) for v in np.arange(20.0, 32.01, 1.0)],
@@ -134,8 +145,9 @@ def optimise(
     n_changed = sum((~_same(v, float(getattr(state, k)))).astype(float) for k, v in cols.items())
     cost = np.where(keep, batch.total_kw + CHANGE_PENALTY_KW * n_changed, np.inf)
     i = int(np.argmin(cost))
-    current_ok = current.ok and (current.valid or not require_valid)
-    if current_ok and cost[i] >= current.total_kw:
+    # a feasible current state is never traded for a costlier one, even when it lies
+    # outside the curves' ranges: moving into them is not worth power
+    if current.ok and cost[i] >= current.total_kw:
         return OptimiseResult([], current, len(batch), n_feasible)
     changes = [
         Change(k, float(v[i]))

@@ -519,7 +519,11 @@ def validity(p: Params, ch: ChillerEIR, twb: F, chs: Chillers, tw: Tower) -> Val
     idle = chs.chillers_running <= 0
     plr = chs.plr_each
     in_plr = (plr >= ch.eirfplr.x_min - 1e-9) & (plr <= ch.eirfplr.x_max + 1e-9)
-    in_tower = tower.in_range(twb, tw.tower_range_k, tw.tower_approach_k, tw.tower_fr_water)
+    in_tower = tower.in_validated_range(
+        twb, tw.tower_range_k, tw.tower_approach_k, tw.tower_fr_water,
+        (p["tower_validated_twb_min_c"], p["tower_validated_twb_max_c"]),
+        (p["tower_validated_approach_min_k"], p["tower_validated_approach_max_k"]),
+    )  # fmt: skip
     return Validity(
         valid_chiller_temps=chiller.in_range(ch, p["chw_supply_setpoint_c"], tw.cw_supply_c).astype(
             float

@@ -71,13 +71,30 @@ class ChillerCorrection:
     e2: float = 0.0
     x0: float = 7.0
     y0: float = 29.0
+    #: leaving CHW / entering CW (°C) spans of the site data the correction was fitted and
+    #: scored on (None: not validated beyond the catalogue curves' own ranges)
+    chw_range_c: tuple[float, float] | None = None
+    cw_range_c: tuple[float, float] | None = None
 
     def is_zero(self) -> bool:
         return not any((self.d0, self.d1, self.d2, self.e1, self.e2))
 
+    def validated_on(
+        self, chw_range_c: tuple[float, float], cw_range_c: tuple[float, float]
+    ) -> ChillerCorrection:
+        """This correction, known to hold on the site data spanning these temperatures."""
+        return replace(
+            self,
+            chw_range_c=(float(chw_range_c[0]), float(chw_range_c[1])),
+            cw_range_c=(float(cw_range_c[0]), float(cw_range_c[1])),
+        )
+
 
 def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
-    """``ch`` with the correction folded into its EIRFT and EIRFPLR coefficients."""
+    """``ch`` with the correction folded into its EIRFT and EIRFPLR coefficients; where the
+    correction was validated on site data outside the catalogue's temperature ranges, the
+    model's validity grows to cover that data (:meth:`ChillerCorrection.validated_on`;
+    the curves are still evaluated with their inputs held in their own ranges)."""
     a = ch.eirft.coefficients
     eirft = replace(
         ch.eirft,
@@ -97,7 +114,14 @@ def corrected(ch: ChillerEIR, c: ChillerCorrection) -> ChillerEIR:
         name=f"{ch.eirfplr.name} (calibrated)",
         coefficients=(b[0] - c.e1 - c.e2, b[1] + c.e1, b[2] + c.e2),
     )
-    return replace(ch, name=f"{ch.name} (calibrated)", eirft=eirft, eirfplr=eirfplr)
+    return replace(
+        ch,
+        name=f"{ch.name} (calibrated)",
+        eirft=eirft,
+        eirfplr=eirfplr,
+        validated_chw_c=c.chw_range_c,
+        validated_cw_c=c.cw_range_c,
+    )
 
 
 def fit_chiller_correction(
@@ -189,6 +213,8 @@ class PlantParameters:
     cw_pump_flow_factor: float = 1.0
     chw_pump_power_factor: float = 1.0
     cw_pump_power_factor: float = 1.0
+    #: (wet bulb °C, approach K) spans of the site data the tower factor was validated on
+    tower_validated: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def apply(self, state: PlantState) -> PlantState:
         """``state`` with these corrections (on its own catalogue curves and nameplates)."""
@@ -199,8 +225,12 @@ class PlantParameters:
             "chw_pump_rated_kw": state.chw_pump_rated_kw * self.chw_pump_power_factor,
             "cw_pump_rated_kw": state.cw_pump_rated_kw * self.cw_pump_power_factor,
         }
-        if self.chiller is not None and not self.chiller.is_zero():
-            upd["chiller"] = corrected(state.chiller, self.chiller)
+        if (tv := self.tower_validated) is not None:
+            upd["tower_validated_twb_min_c"], upd["tower_validated_twb_max_c"] = tv[0]
+            upd["tower_validated_approach_min_k"], upd["tower_validated_approach_max_k"] = tv[1]
+        c = self.chiller
+        if c is not None and not (c.is_zero() and c.chw_range_c is None and c.cw_range_c is None):
+            upd["chiller"] = corrected(state.chiller, c)
         return replace(state, **upd)
 
     def is_catalogue(self) -> bool:
@@ -220,6 +250,16 @@ class PlantParameters:
             parts.append(
                 f"chiller EIRFT {' '.join(ft)}, EIRFPLR {c.e1:+.3f}·(p−1) {c.e2:+.3f}·(p²−1)"
             )
+        if (c := self.chiller) is not None and c.chw_range_c and c.cw_range_c:
+            parts.append(
+                f"chiller validated on CHW {c.chw_range_c[0]:.1f}–{c.chw_range_c[1]:.1f} °C, "
+                f"CW {c.cw_range_c[0]:.1f}–{c.cw_range_c[1]:.1f} °C"
+            )
+        if (tv := self.tower_validated) is not None:
+            parts.append(
+                f"tower validated on wet bulb {tv[0][0]:.1f}–{tv[0][1]:.1f} °C, "
+                f"approach {tv[1][0]:.1f}–{tv[1][1]:.1f} K"
+            )
         for name, v in (
             ("tower air", self.tower_air_flow_factor),
             ("CHW pump flow", self.chw_pump_flow_factor),
@@ -238,6 +278,17 @@ class PlantParameters:
     def from_dict(cls, data: dict[str, Any]) -> PlantParameters:
         d = dict(data)
         ch = d.pop("chiller", None)
+        tv = d.pop("tower_validated", None)
+        if tv is not None:
+            d["tower_validated"] = (
+                (float(tv[0][0]), float(tv[0][1])),
+                (float(tv[1][0]), float(tv[1][1])),
+            )
+        if ch:
+            ch = dict(ch)
+            for k in ("chw_range_c", "cw_range_c"):
+                if ch.get(k) is not None:
+                    ch[k] = (float(ch[k][0]), float(ch[k][1]))
         return cls(chiller=ChillerCorrection(**ch) if ch else None, **d)
 
 

@@ -76,6 +76,12 @@ class PlantState:
     tower_design_wetbulb_c: float = 24.0
     tower_min_speed_pct: float = 20.0
     tower_air_flow_factor: float = 1.0  # air moved / design air at a fan speed (fouled fill < 1)
+    # wet bulb (°C) and approach (K) spans where site data validated the (calibrated) tower
+    # correlation beyond its own range (NaN: not validated; see perfmodel.plantcal)
+    tower_validated_twb_min_c: float = NAN
+    tower_validated_twb_max_c: float = NAN
+    tower_validated_approach_min_k: float = NAN
+    tower_validated_approach_max_k: float = NAN
     # CRAH ------------------------------------------------------------------------------
     crah_units: float = 4.0
     crah_running: float = 4.0

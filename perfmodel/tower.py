@@ -199,6 +199,31 @@ def in_range(
     )  # fmt: skip
 
 
+def in_validated_range(
+    twb_c: ArrayLike,
+    range_k: ArrayLike,
+    approach_k: ArrayLike,
+    fr_water: ArrayLike,
+    twb_span: tuple[ArrayLike, ArrayLike],
+    approach_span: tuple[ArrayLike, ArrayLike],
+    limits: TowerLimits = COOLTOOLS_LIMITS,
+) -> NDArray[np.bool_]:
+    """:func:`in_range` with the wet-bulb and approach ranges grown to the spans where site
+    data validated the correlation (NaN spans: the correlation's own range)."""
+    t, r, ap, w = (np.asarray(v, dtype=float) for v in (twb_c, range_k, approach_k, fr_water))
+    t_lo = np.fmin(limits.twb_min, np.asarray(twb_span[0], dtype=float))
+    t_hi = np.fmax(limits.twb_max, np.asarray(twb_span[1], dtype=float))
+    a_lo = np.fmin(limits.approach_min, np.asarray(approach_span[0], dtype=float))
+    a_hi = np.fmax(limits.approach_max, np.asarray(approach_span[1], dtype=float))
+    return np.asarray(
+        (t >= t_lo - 1e-9) & (t <= t_hi + 1e-9)
+        & (r >= limits.range_min) & (r <= limits.range_max)
+        & (ap >= a_lo - 1e-9) & (ap <= a_hi + 1e-9)
+        & (w >= limits.fr_water_min - 1e-9) & (w <= limits.fr_water_max + 1e-9),
+        dtype=bool,
+    )  # fmt: skip
+
+
 _wb_scalar = np.vectorize(
     lambda tdb, rh, p: psychrolib.GetTWetBulbFromRelHum(float(tdb), float(rh), float(p)),
     otypes=[float],

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from perfmodel import air, tower
+from perfmodel import air, chiller, tower
 from perfmodel.idf import ChillerEIR
 from perfmodel.plant import solve, steady_state
 from perfmodel.state import NUMERIC_FIELDS, Change, PlantState, resolve_target
@@ -216,9 +216,11 @@ _VALIDITY_KEYS = ("valid_chiller_temps", "valid_chiller_plr", "valid_tower")
 def _reasons(code: int, after: Mapping[str, float], ch: ChillerEIR) -> list[str]:
     out = []
     if code & 1:
+        x_lo, x_hi, y_lo, y_hi = chiller.valid_ranges(ch)
+        seen = " (with the site's validated data)" if ch.validated_chw_c else ""
         out.append(
-            f"chiller curves fitted for CHW leaving {ch.capft.x_min}–{ch.capft.x_max} °C and "
-            f"CW entering {ch.capft.y_min}–{ch.capft.y_max} °C; asked CHW "
+            f"chiller curves fitted for CHW leaving {x_lo:g}–{x_hi:g} °C and "
+            f"CW entering {y_lo:g}–{y_hi:g} °C{seen}; asked CHW "
             f"{after['chw_supply_c']:.2f} °C, CW {after['cw_supply_c']:.2f} °C"
         )
     if code & 2:

@@ -288,11 +288,20 @@ def calibrate(
         power_check(base.chiller, *args),
     )
     parts.append(ch_score)
+    if ch_score.adopted and ch_score.fitted.meets_guideline14_hourly():
+        # scored within Guideline 14 on held-out data: the corrected curves are known to
+        # hold over the temperatures the window spans, catalogue range or not
+        corr = corr.validated_on(
+            (float(chs["x"].min()), float(chs["x"].max())),
+            (float(chs["y"].min()), float(chs["y"].max())),
+        )
     upd: dict[str, Any] = {"chiller": corr if ch_score.adopted else None}
     if (tw := _tower_part(w, t, base)) is not None:
-        score, k = tw
+        score, k, spans = tw
         parts.append(score)
         upd["tower_air_flow_factor"] = k if score.adopted else 1.0
+        if score.adopted and score.fitted.meets_guideline14_hourly():
+            upd["tower_validated"] = spans  # held out within G14: valid where the data are
     for loop, pump in (("chw", t.chw_pump), ("cw", t.cw_pump)):
         for part in _pump_parts(w, loop, pump, base):
             score, key, k = part
@@ -301,7 +310,12 @@ def calibrate(
     return Calibration(start, end, PlantParameters(**upd), parts)
 
 
-def _tower_part(w: pd.DataFrame, t: _Tags, base: PlantState) -> tuple[PartScore, float] | None:
+TowerSpans = tuple[tuple[float, float], tuple[float, float]]
+
+
+def _tower_part(
+    w: pd.DataFrame, t: _Tags, base: PlantState
+) -> tuple[PartScore, float, TowerSpans] | None:
     if not (t.tower and t.weather and t.cw_pump):
         return None
     cols = [
@@ -332,7 +346,12 @@ def _tower_part(w: pd.DataFrame, t: _Tags, base: PlantState) -> tuple[PartScore,
         tower_approach(*cols_of(held), k),
         tower_approach(*cols_of(held), 1.0),
     )
-    return score, k
+    approach = d["sup"] - d["wb"]
+    spans = (
+        (float(d["wb"].min()), float(d["wb"].max())),
+        (float(approach.min()), float(approach.max())),
+    )
+    return score, k, spans
 
 
 def _pump_parts(
