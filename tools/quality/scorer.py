@@ -43,7 +43,7 @@ from tools.quality.residuals import (
     member_rows,
     residual_scores,
 )
-from tools.quality.subscores import subscore_arrays
+from tools.quality.subscores import columns, nrows, subscore_arrays
 from tools.quality.tracker import Batch, PointTracker
 
 # detectors whose result is shown in an existing column of the report (and the `quality`
@@ -88,7 +88,7 @@ class IncrementalScorer:
         for c in ("tag", "equipment", "kind", "name", "unit", "brick"):  # plain objects: fast
             self.points[c] = self.points[c].astype(object)
         p = self.points
-        self._points0 = p.reset_index(drop=True)  # the report's left half, built once
+        self._points0 = columns(p.reset_index(drop=True))  # the report's left half, built once
         self.tracker = PointTracker(
             p["point_id"].to_numpy(),
             p["lo"].to_numpy(float),
@@ -152,9 +152,10 @@ class IncrementalScorer:
         if window > self.window:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
         cfg = self.config
-        stats = self.tracker.window_stats(now, window)
-        stats["at_setpoint"] = self._at_setpoint(stats["last_value"].to_numpy(float))
-        st = pd.concat([self._points0, stats.drop(columns="point_id")], axis=1)
+        stats = self.tracker.window_arrays(now, window)
+        stats.pop("point_id")
+        stats["at_setpoint"] = self._at_setpoint(stats["last_value"])
+        st = {**self._points0, **stats}  # columns as arrays: no DataFrame until the end
         # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
         c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
         c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
@@ -168,7 +169,7 @@ class IncrementalScorer:
         )
         known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
         res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
-        n = len(st)
+        n = nrows(st)
         val, why = np.ones(n), np.full(n, "", dtype=object)
         rows = [self._row_of[t] for t in res["tag"]]
         val[rows] = res["residual"].to_numpy(float)
