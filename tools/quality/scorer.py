@@ -98,6 +98,9 @@ class IncrementalScorer:
             self.window,
         )
         self.fetched_to: datetime | None = None
+        # the sub-scores of every point at the last (now, window, rows folded): a second
+        # report on the same data (a decision's wider scope) only selects from it
+        self._scored: tuple[tuple[datetime, timedelta, int], dict[str, np.ndarray]] | None = None
         # what depends on the site only: the physics rules' roles, the residuals' instances
         self._row_of = {t: i for i, t in enumerate(p["tag"])}
         self._sp_pairs = _setpoint_pairs(p)
@@ -151,6 +154,34 @@ class IncrementalScorer:
         window = window or self.window
         if window > self.window:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
+        sel = np.arange(len(self.points))
+        if tags is not None:
+            wanted = list(dict.fromkeys(tags))
+            unknown = [t for t in wanted if t not in self.site.points_by_tag]
+            if unknown:
+                raise KeyError(f"unknown point(s) {unknown[:5]} in site {self.site.name}")
+            sel = np.asarray([self._row_of[t] for t in wanted], dtype=np.int64)
+        key = (now, window, self.tracker.rows)
+        if self._scored is None or self._scored[0] != key:
+            self._scored = (key, self._subscores(now, window))
+        c = self._scored[1]
+        vals = np.column_stack([c[k][sel].astype(float) for k in ALL_SUBSCORES])
+        texts = np.column_stack([c[f"{k}_reason"][sel].astype(object) for k in ALL_SUBSCORES])
+        out: dict[str, object] = {
+            "tag": self.points["tag"].to_numpy()[sel],
+            "equipment": self.points["equipment"].to_numpy()[sel],
+            "score": np.clip(np.nanmin(vals, axis=1), 0.0, 1.0),
+        }
+        for k in SUBSCORES:
+            out[k] = c[k][sel].astype(float)
+        for extra, shown in FOLDED:
+            out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
+        out["reasons"], out["worst_reason"] = _reasons(vals, texts)
+        df = pd.DataFrame({k: out[k] for k in COLUMNS})
+        return QualityReport(now, window, df, self.site.quality)
+
+    def _subscores(self, now: datetime, window: timedelta) -> dict[str, np.ndarray]:
+        """Every sub-score and its reason, per point of the site (the state as it is)."""
         cfg = self.config
         stats = self.tracker.window_arrays(now, window)
         stats.pop("point_id")
@@ -176,28 +207,7 @@ class IncrementalScorer:
         why[rows] = res["residual_reason"].to_numpy(object)
         c["residual"], c["residual_reason"] = val, why
         c["physics"], c["physics_reason"] = np.ones(n), np.full(n, "", dtype=object)
-
-        sel = np.arange(n)
-        if tags is not None:
-            wanted = list(dict.fromkeys(tags))
-            unknown = [t for t in wanted if t not in self.site.points_by_tag]
-            if unknown:
-                raise KeyError(f"unknown point(s) {unknown[:5]} in site {self.site.name}")
-            sel = np.asarray([self._row_of[t] for t in wanted], dtype=np.int64)
-        vals = np.column_stack([c[k][sel].astype(float) for k in ALL_SUBSCORES])
-        texts = np.column_stack([c[f"{k}_reason"][sel].astype(object) for k in ALL_SUBSCORES])
-        out: dict[str, object] = {
-            "tag": self.points["tag"].to_numpy()[sel],
-            "equipment": self.points["equipment"].to_numpy()[sel],
-            "score": np.clip(np.nanmin(vals, axis=1), 0.0, 1.0),
-        }
-        for k in SUBSCORES:
-            out[k] = c[k][sel].astype(float)
-        for extra, shown in FOLDED:
-            out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
-        out["reasons"], out["worst_reason"] = _reasons(vals, texts)
-        df = pd.DataFrame({k: out[k] for k in COLUMNS})
-        return QualityReport(now, window, df, self.site.quality)
+        return c
 
 
 def score(
