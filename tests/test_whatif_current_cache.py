@@ -14,7 +14,7 @@ from perfmodel.optimise import optimise
 from perfmodel.state import PlantState
 
 W = sys.modules["perfmodel.whatif"]  # the module (the package exports a function of that name)
-O = sys.modules["perfmodel.optimise"]
+OPT = sys.modules["perfmodel.optimise"]
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def solves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return inner(state, batch)
 
     monkeypatch.setattr(W, "whatif_many", counted)
-    monkeypatch.setattr(O, "whatif_many", counted)
+    monkeypatch.setattr(OPT, "whatif_many", counted)
     monkeypatch.setattr(W, "_last_current", None)
     return calls
 
