@@ -15,6 +15,9 @@ control settings over time (admin ceiling, auto-lock, emergency stop).
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -83,14 +86,71 @@ class Audit:
         self._pending: tuple[tuple[int, ...], list[dict[str, Any]], set[str]] | None = None
         self._control: tuple[tuple[int, ...], GateControl | None] | None = None
         self._started: dict[str, tuple[datetime, str]] = {}  # runs begun here, not finished
+        # rows not committed yet: runs' start rows (committed with the next row written) and,
+        # inside batch(), the batch's rows — one commit for them all. Only the thread that
+        # opened a batch queues into it; the lock guards the lists, not the store.
+        self._start_rows: list[tuple[str, list[Any] | dict[str, Any]]] = []
+        self._queued: list[tuple[str, list[Any] | dict[str, Any]]] = []
+        self._batch: tuple[int, int] | None = None  # (thread id, depth)
+        self._qlock = threading.Lock()
 
     def _exec(self, sql: str, params: list[Any] | dict[str, Any]) -> None:
-        self.store.execute(sql, params)
+        with self._qlock:
+            b = self._batch
+            if b is not None and b[0] == threading.get_ident():
+                self._queued.append((sql, params))
+                return
+            self._queued.append((sql, params))
+        self.flush()
+
+    def flush(self) -> None:
+        """Commit every queued row, start rows first (one transaction)."""
+        with self._qlock:
+            rows, self._start_rows, self._queued = self._start_rows + self._queued, [], []
+        if len(rows) == 1:
+            self.store.execute(*rows[0])
+        elif rows:
+            self.store.execute_all(rows)
+
+    def _sync(self, runs: bool = False) -> None:
+        """Before a read through the audit: commit what it must see (the batch's rows; the
+        start rows too for a read of ``runs``)."""
+        if self._queued or (runs and self._start_rows):
+            self.flush()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The rows this thread writes inside commit together at the end (also on an error:
+        what was recorded stays recorded), in one transaction instead of one each."""
+        me = threading.get_ident()
+        with self._qlock:
+            b = self._batch
+            if b is not None and b[0] != me:  # another thread's batch: write as usual
+                mine = False
+            else:
+                mine = True
+                self._batch = (me, (b[1] if b else 0) + 1)
+        try:
+            yield
+        finally:
+            if mine:
+                with self._qlock:
+                    assert self._batch is not None
+                    depth = self._batch[1] - 1
+                    self._batch = (me, depth) if depth else None
+                if not depth:
+                    self.flush()
+
+    def _query(self, sql: str, params: list[Any] | None = None, runs: bool = False) -> pd.DataFrame:
+        self._sync(runs)
+        return self.store.query(sql, params)
 
     # ---- runs -------------------------------------------------------------------------------
     def start_run(self, run_id: str, trigger: str, now: datetime) -> None:
-        self._exec(
-            "INSERT INTO runs VALUES (?, ?, NULL, ?, 0, 0, 'running')", [run_id, now, trigger]
+        """The run's first row (status ``running``). It is committed together with the run's
+        next row — its first decision, or its finish — saving a commit per cycle."""
+        self._start_rows.append(
+            ("INSERT INTO runs VALUES (?, ?, NULL, ?, 0, 0, 'running')", [run_id, now, trigger])
         )
         self._started[run_id] = (now, trigger)
 
@@ -117,9 +177,10 @@ class Audit:
 
     def add_tokens(self, run_id: str, now: datetime, tokens_in: int, tokens_out: int) -> None:
         """Add LLM tokens to a run (a new row with the running totals)."""
-        df = self.store.query(
+        df = self._query(
             "SELECT started, trigger, tokens_in, tokens_out, status FROM runs_latest WHERE run_id = ?",
             [run_id],
+            runs=True,
         )
         if not len(df):
             self._exec(
@@ -177,13 +238,13 @@ class Audit:
     ) -> pd.DataFrame:
         table = "decisions_latest" if latest else "decisions"
         where, params = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
-        return self.store.query(
+        return self._query(
             f"SELECT * FROM {table} {where} ORDER BY ts DESC LIMIT {int(limit)}", params
         )
 
     def decision(self, decision_id: str) -> Decision | None:
         """The decision as last recorded (rows of any age: older shapes are migrated)."""
-        df = self.store.query("SELECT * FROM decisions_latest WHERE decision_id = ?", [decision_id])
+        df = self._query("SELECT * FROM decisions_latest WHERE decision_id = ?", [decision_id])
         if not len(df):
             return None
         r = df.iloc[0]
@@ -207,7 +268,7 @@ class Audit:
         return decision_from_json(row)
 
     def approval_id_for(self, decision_id: str) -> str | None:
-        df = self.store.query(
+        df = self._query(
             "SELECT approval_id FROM approvals WHERE decision_id = ? LIMIT 1", [decision_id]
         )
         return str(df["approval_id"].iloc[0]) if len(df) else None
@@ -229,7 +290,7 @@ class Audit:
         return Approval(approval_id, decision_id, state, by_whom, why)
 
     def approval(self, approval_id: str) -> Approval | None:
-        df = self.store.query("SELECT * FROM approvals_latest WHERE approval_id = ?", [approval_id])
+        df = self._query("SELECT * FROM approvals_latest WHERE approval_id = ?", [approval_id])
         if not len(df):
             return None
         r = df.iloc[0]
@@ -240,10 +301,11 @@ class Audit:
     def _pending_rows(self) -> tuple[list[dict[str, Any]], set[str]]:
         """Pending approvals with their decisions, and their policy instances — one query,
         kept until the approvals or decisions tables change."""
+        self._sync()
         key = self.store.versions("approvals", "decisions")
         if self._pending is not None and self._pending[0] == key:
             return self._pending[1], self._pending[2]
-        df = self.store.query(
+        df = self._query(
             """SELECT a.approval_id, a.decision_id, a.ts, d.run_id, d.policy_id, d.severity, d.action,
                       d.explanation, json_extract_string(d.evidence, '$.instance_key') AS _k
                FROM approvals_latest a LEFT JOIN decisions_latest d USING (decision_id)
@@ -260,7 +322,7 @@ class Audit:
     def approved_unexecuted(self) -> list[dict[str, Any]]:
         """Approvals whose latest answer is ``approved`` and whose decision has no journaled
         write: ``{approval_id, decision_id, requested (first row's ts), by_whom}``."""
-        df = self.store.query(
+        df = self._query(
             """SELECT a.approval_id, a.decision_id, a.by_whom,
                       (SELECT min(f.ts) FROM approvals f WHERE f.approval_id = a.approval_id)
                         AS requested
@@ -283,9 +345,10 @@ class Audit:
         """The newest control settings. Kept until the ``autonomy`` table is written through the
         store; ``fresh`` reads the table regardless (the actuator's check at the moment of
         writing never rests on a cache)."""
+        self._sync()
         key = self.store.versions("autonomy")
         if fresh or self._control is None or self._control[0] != key:
-            df = self.store.query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
+            df = self._query("SELECT * FROM autonomy ORDER BY rowid DESC LIMIT 1")
             if not len(df):
                 self._control = (key, None)
             else:
@@ -309,7 +372,7 @@ class Audit:
         return c
 
     def autonomous_action_times(self, since: datetime) -> list[datetime]:
-        df = self.store.query(
+        df = self._query(
             """SELECT min(ts) AS ts FROM decisions
                WHERE outcome = 'executed' AND effective_level = 3 AND ts >= ?
                GROUP BY decision_id ORDER BY ts""",  # a decision has several rows (append-only)
@@ -322,6 +385,8 @@ class Audit:
             raise KeyError(f"unknown audit table {name!r}")
         col = "started" if name == "runs" else "ts"
         where, params = (f"WHERE {col} >= ?", [since]) if since is not None else ("", [])
-        return self.store.query(
-            f"SELECT * FROM {name} {where} ORDER BY {col} DESC LIMIT {int(limit)}", params
+        return self._query(
+            f"SELECT * FROM {name} {where} ORDER BY {col} DESC LIMIT {int(limit)}",
+            params,
+            runs=name == "runs",
         )

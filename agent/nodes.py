@@ -273,17 +273,18 @@ async def gate_node(state: CycleState, config: RunnableConfig) -> dict[str, Any]
     if scopes:  # the quality scope of a write: widen the scores to every point it rests on
         s.quality = _scored(ctx, now, s.quality, {t for sc in scopes.values() for t in sc})
     out = []
-    for d in decisions:
-        if d.decision_id in scopes and s.quality is not None:
-            d = replace(d, quality=quality_record(s.quality, scopes[d.decision_id]))
-        v = judge(ctx, s, d, control)
-        approval_id = new_id("apr") if v.outcome == "approval_requested" else None
-        d = replace(d, verdict=v, approval_id=approval_id)
-        d = replace(d, explanation=explain(d))
-        if approval_id is not None:
-            ctx.audit.approval_event(approval_id, d.decision_id, now, "pending")
-        ctx.audit.record_decision(d, now)
-        out.append(d)
+    with ctx.audit.batch():  # the cycle's decisions and approval requests: one commit
+        for d in decisions:
+            if d.decision_id in scopes and s.quality is not None:
+                d = replace(d, quality=quality_record(s.quality, scopes[d.decision_id]))
+            v = judge(ctx, s, d, control)
+            approval_id = new_id("apr") if v.outcome == "approval_requested" else None
+            d = replace(d, verdict=v, approval_id=approval_id)
+            d = replace(d, explanation=explain(d))
+            if approval_id is not None:
+                ctx.audit.approval_event(approval_id, d.decision_id, now, "pending")
+            ctx.audit.record_decision(d, now)
+            out.append(d)
     return {"decisions": out}
 
 

@@ -160,7 +160,8 @@ class ReplaySource:
         """First and last recorded timestamps (after re-basing)."""
         return self.frame.index[0].to_pydatetime(), self.frame.index[-1].to_pydatetime()
 
-    def _slices(self) -> Iterator[tuple[datetime, datetime, pd.DataFrame]]:
+    def _slices(self) -> Iterator[tuple[datetime, datetime, int, int]]:
+        """(start, end, first row, row after the last) of each chunk."""
         if not len(self.frame):
             return
         first, last = self.span
@@ -170,17 +171,29 @@ class ReplaySource:
             end = t + self.chunk
             lo = int(idx.searchsorted(pd.Timestamp(t), side="left"))
             hi = int(idx.searchsorted(pd.Timestamp(end), side="left"))
-            yield t, end, self.frame.iloc[lo:hi]
+            yield t, end, lo, hi
             t = end
 
     def chunks(self, point_ids: Mapping[str, int] | None = None) -> Iterator[ReplayChunk]:
-        """Chunks in time order; the clock is at each chunk's end when it is yielded."""
+        """Chunks in time order; the clock is at each chunk's end when it is yielded.
+
+        The whole recording becomes one Arrow table up front (rows by time, then column) and
+        each chunk is a zero-copy slice of it; a chunk's values are each tag's last non-NaN
+        value within the chunk."""
         ids = dict(point_ids) if point_ids is not None else self.site.point_ids
-        for start, end, part in self._slices():
-            last = part.ffill().iloc[-1] if len(part) else pd.Series(dtype=float)
-            values = {str(k): float(v) for k, v in last.items() if not pd.isna(v)}
+        full = frame_to_table(self.frame, ids)
+        per_row = full.num_rows // len(self.frame) if len(self.frame) else 0
+        tags = [str(c) for c in self.frame.columns]
+        x = self.frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        # the row of each column's newest non-NaN value up to each row (-1: none yet)
+        seen = np.maximum.accumulate(np.where(np.isnan(x), -1, np.arange(len(x))[:, None]), axis=0)
+        for start, end, lo, hi in self._slices():
+            values: dict[str, float] = {}
+            if hi > lo:
+                for j in np.flatnonzero(seen[hi - 1] >= lo):
+                    values[tags[j]] = float(x[seen[hi - 1, j], j])
             self.clock.set(end)
-            yield ReplayChunk(start, end, frame_to_table(part, ids), values)
+            yield ReplayChunk(start, end, full.slice(lo * per_row, (hi - lo) * per_row), values)
 
     def __iter__(self) -> Iterator[ReplayChunk]:
         return self.chunks()

@@ -292,6 +292,27 @@ class Store:
             finally:
                 self._count_write(sql)
 
+    def execute_all(
+        self, statements: Sequence[tuple[str, Sequence[Any] | dict[str, Any] | None]]
+    ) -> None:
+        """Run statements (inserts, updates) in one transaction under the store's lock: all
+        commit together, or none on an error. One commit instead of one per statement; each
+        counts for :meth:`versions` like :meth:`execute`."""
+        if not statements:
+            return
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for sql, params in statements:
+                    self.con.execute(sql, params or [])
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            finally:
+                for sql, _ in statements:
+                    self._count_write(sql)
+            self.con.execute("COMMIT")
+
     def _count_write(self, sql: str) -> None:
         m = _WRITE_TARGET.match(sql)
         if m is None:

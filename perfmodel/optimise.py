@@ -22,6 +22,7 @@ import numpy as np
 from perfmodel.chiller import valid_ranges
 from perfmodel.plant import solve_state
 from perfmodel.whatif import Change, PlantState, Prediction, whatif_many
+from perfmodel.whatif import current as whatif_current
 
 __all__ = ["Grid", "OptimiseResult", "default_grid", "fixed_fan_grid", "optimise"]
 
@@ -139,7 +140,7 @@ def optimise(
     batch = whatif_many(state, cols)
     keep = batch.feasible & (batch.valid if require_valid else True)
     n_feasible = int(np.count_nonzero(keep))
-    current = whatif_many(state, [[]]).at(0)
+    current = whatif_current(state)
     if n_feasible == 0:
         return OptimiseResult([], current, len(batch), 0)
     n_changed = sum((~_same(v, float(getattr(state, k)))).astype(float) for k, v in cols.items())

@@ -464,5 +464,25 @@ def model_departures(state: PlantState) -> dict[str, Any]:
 
 
 def whatif(state: PlantState, changes: Sequence[Change] = ()) -> Prediction:
-    """Predict the steady state after ``changes`` (none: the current state's own prediction)."""
+    """Predict the steady state after ``changes`` (none: the current state's own prediction,
+    :func:`current`)."""
+    if not changes:
+        return current(state)
     return whatif_many(state, [list(changes)]).at(0)
+
+
+_last_current: tuple[PlantState, Prediction] | None = None
+
+
+def current(state: PlantState) -> Prediction:
+    """The state's own prediction (no change). The last one is kept with its state: the agent
+    asks for it twice on one snapshot — the policies' model residuals, then the optimiser's
+    reference — and gets the same object. Any other state (a new snapshot, new calibrated
+    parameters: every input is a field of the state) is solved afresh."""
+    global _last_current
+    last = _last_current
+    if last is not None and last[0] == state:
+        return last[1]
+    pred = whatif_many(state, [[]]).at(0)
+    _last_current = (state, pred)
+    return pred

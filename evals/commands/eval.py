@@ -99,7 +99,37 @@ def run(args: argparse.Namespace) -> int:
     for r in doc["scenarios"]:
         if not r["passed"]:
             print(f"  FAILED {r['name']}: {'; '.join(r.get('failures', []))}")
+    line = replay_line(runs)
+    if line:
+        print(line)
     return 0 if s["passed"] == s["scenarios"] else 1
+
+
+REPLAY_TARGET = 3000.0  # × real time, every 1-hour twin recording
+
+
+def replay_line(runs: list[Any]) -> str | None:
+    """The replay speed of the twin recordings in this run (open loop on the twin's site):
+    simulated s / wall s of the replay loop (ingest + quality + decide cycles), the slowest
+    one against the target, and the same over CPU seconds (what machine load does not
+    inflate). None when no twin recording ran."""
+    twin = [
+        r.result
+        for r in runs
+        if r.scenario.site == "twin" and r.result.get("mode") == "open_loop"
+        and r.result.get("wall_s") and r.result.get("cpu_s")
+    ]  # fmt: skip
+    if not twin:
+        return None
+    slow = min(twin, key=lambda r: r["simulated_s"] / r["wall_s"])
+    cpu = min(r["simulated_s"] / r["cpu_s"] for r in twin)
+    low = slow["simulated_s"] / slow["wall_s"]
+    verdict = "met" if low >= REPLAY_TARGET else "NOT met"
+    return (
+        f"replay of the {len(twin)} twin recordings (ingest + quality + decide, × real time): "
+        f"slowest {low:,.0f}× ({slow['name']}), over CPU seconds {cpu:,.0f}× — "
+        f"target {REPLAY_TARGET:,.0f}× {verdict}"
+    )
 
 
 def _progress(disabled: bool) -> Any:

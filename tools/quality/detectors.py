@@ -26,7 +26,15 @@ import numpy as np
 import pandas as pd
 
 from tools.quality.config import QualityConfig
-from tools.quality.subscores import as_us, filled, seconds_between
+from tools.quality.subscores import (
+    Columns,
+    as_us,
+    columns,
+    filled,
+    nrows,
+    seconds_between,
+    ts_of,
+)
 
 FLOAT32_EPS = 2.0**-23
 
@@ -44,30 +52,32 @@ def p_same(sigma: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(erf, 0.0, 1.0)
 
 
-def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(score, reason) of the noise-based stuck test per point."""
-    n = len(st)
+def stuck(st: pd.DataFrame | Columns, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(score, reason) of the noise-based stuck test per point (``st`` a frame or its
+    :func:`~tools.quality.subscores.columns`)."""
+    st = columns(st)
+    n = nrows(st)
     run_n = filled(st["run_n"], 0)
-    last = st["last_value"].to_numpy(float)
-    spec = st["sensor_sigma"].to_numpy(float) + st["sensor_rel"].to_numpy(float) * np.abs(
+    last = np.asarray(st["last_value"], float)
+    spec = np.asarray(st["sensor_sigma"], float) + np.asarray(st["sensor_rel"], float) * np.abs(
         np.nan_to_num(last)
     )
     seen = np.where(
         filled(st["n_sigma_before"], 0) >= 3,
-        st["sigma_before"].to_numpy(float),
+        np.asarray(st["sigma_before"], float),
         np.nan,
     )
     sigma = np.fmin(spec, seen)  # NaN-aware: whichever is known, the smaller if both
-    q = np.fmax(st["resolution"].to_numpy(float), FLOAT32_EPS * np.abs(np.nan_to_num(last)))
+    q = np.fmax(np.asarray(st["resolution"], float), FLOAT32_EPS * np.abs(np.nan_to_num(last)))
     p = p_same(np.nan_to_num(sigma), q)
     with np.errstate(divide="ignore"):
         k_need = np.ceil(np.log(cfg.stuck_alpha) / np.log(np.maximum(p, 1e-300)))
     k_need = np.maximum(k_need, cfg.stuck_min_samples)
-    lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
+    lo, hi = np.asarray(st["lo"], float), np.asarray(st["hi"], float)
     clamped = (last <= lo) | (last >= hi)
-    zero_off = st["onoff"].to_numpy(bool) & (last == 0.0)
+    zero_off = np.asarray(st["onoff"], bool) & (last == 0.0)
     cand = (
-        st["stats"].to_numpy(bool)
+        np.asarray(st["stats"], bool)
         & ~np.isnan(sigma)
         & (p <= cfg.stuck_max_p_same)
         & (run_n >= k_need)
@@ -79,13 +89,12 @@ def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]
     t = np.clip((run_n - k_need) / np.maximum(3.0 * k_need, 1.0), 0.0, 1.0)
     score = np.where(cand, 0.75 - (0.75 - cfg.stuck_floor) * t, 1.0)
     reason = np.full(n, "", dtype=object)
-    unit = st["unit"].astype(str).to_numpy()
-    since = pd.to_datetime(st["run_since"]) if cand.any() else None
+    unit = np.asarray(st["unit"]).astype(str)
+    since = as_us(st["run_since"])
     for i in np.flatnonzero(cand):
-        assert since is not None
         reason[i] = (
             f"stuck: {run_n[i]:.0f} identical readings of {last[i]:.6g} {unit[i]} since "
-            f"{since.iloc[i]:%H:%M:%S}; a sensor with noise σ ≈ {sigma[i]:.2g} {unit[i]} and "
+            f"{ts_of(since[i]):%H:%M:%S}; a sensor with noise σ ≈ {sigma[i]:.2g} {unit[i]} and "
             f"resolution {q[i]:.2g} repeats a reading with p ≈ {p[i]:.2g} "
             f"(≥ {k_need[i]:.0f} in a row is not chance)"
         )
@@ -93,22 +102,23 @@ def stuck(st: pd.DataFrame, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]
 
 
 def flapping(
-    st: pd.DataFrame, window: timedelta, cfg: QualityConfig
+    st: pd.DataFrame | Columns, window: timedelta, cfg: QualityConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """(score, reason): state changes of discrete points against what the equipment can do."""
-    n = len(st)
-    disc = st["discrete"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
+    st = columns(st)
+    n = nrows(st)
+    disc = np.asarray(st["discrete"], bool) & ~np.asarray(st["writable"], bool)
     changes = filled(st["n_changes"], 0)
     span = np.nan_to_num(seconds_between(as_us(st["last_good"]), as_us(st["first_good"])))
     span = np.minimum(span, window.total_seconds())
-    dwell = st["dwell_s"].to_numpy(float)
+    dwell = np.asarray(st["dwell_s"], float)
     allowed = cfg.flap_slack + span / dwell
     ratio = np.where(disc, changes / np.maximum(allowed, 1.0), 0.0)
     bad = ratio > 1.0
     t = np.clip(np.log(np.maximum(ratio, 1.0)) / np.log(cfg.flap_ratio_hi), 0.0, 1.0)
     score = np.where(bad, 0.75 - (0.75 - cfg.floor) * t, 1.0)
     reason = np.full(n, "", dtype=object)
-    tags = st["tag"].to_numpy()
+    tags = np.asarray(st["tag"])
     for i in np.flatnonzero(bad):
         reason[i] = (
             f"flapping: {changes[i]:.0f} state changes in {span[i]:.0f} s; "
@@ -119,17 +129,18 @@ def flapping(
 
 
 def history(
-    st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
+    st: pd.DataFrame | Columns, now: datetime, window: timedelta, cfg: QualityConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cap, reason): too little data in the window to judge stuck or drift yet."""
-    n = len(st)
+    st = columns(st)
+    n = nrows(st)
     now_us = np.full(n, int(pd.Timestamp(now).value // 1000), np.int64)
     have = seconds_between(now_us, as_us(st["first_ts"]))
     need = min(cfg.min_history_s, window.total_seconds())
     n_good = filled(st["n_good"], 0)
     short = ~np.isnan(have) & ((have < need) | (n_good < cfg.min_history_samples))
     short &= n_good > 0  # no reading at all is "no readings", not this
-    short &= ~st["writable"].to_numpy(bool)  # a setpoint has nothing to judge over time
+    short &= ~np.asarray(st["writable"], bool)  # a setpoint has nothing to judge over time
     score = np.where(short, cfg.history_cap, 1.0)
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(short):

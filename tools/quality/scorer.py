@@ -43,7 +43,7 @@ from tools.quality.residuals import (
     member_rows,
     residual_scores,
 )
-from tools.quality.subscores import subscore_arrays
+from tools.quality.subscores import columns, nrows, subscore_arrays
 from tools.quality.tracker import Batch, PointTracker
 
 # detectors whose result is shown in an existing column of the report (and the `quality`
@@ -88,7 +88,7 @@ class IncrementalScorer:
         for c in ("tag", "equipment", "kind", "name", "unit", "brick"):  # plain objects: fast
             self.points[c] = self.points[c].astype(object)
         p = self.points
-        self._points0 = p.reset_index(drop=True)  # the report's left half, built once
+        self._points0 = columns(p.reset_index(drop=True))  # the report's left half, built once
         self.tracker = PointTracker(
             p["point_id"].to_numpy(),
             p["lo"].to_numpy(float),
@@ -98,6 +98,9 @@ class IncrementalScorer:
             self.window,
         )
         self.fetched_to: datetime | None = None
+        # the sub-scores of every point at the last (now, window, rows folded): a second
+        # report on the same data (a decision's wider scope) only selects from it
+        self._scored: tuple[tuple[datetime, timedelta, int], dict[str, np.ndarray]] | None = None
         # what depends on the site only: the physics rules' roles, the residuals' instances
         self._row_of = {t: i for i, t in enumerate(p["tag"])}
         self._sp_pairs = _setpoint_pairs(p)
@@ -151,38 +154,17 @@ class IncrementalScorer:
         window = window or self.window
         if window > self.window:
             raise ValueError(f"window {window} is longer than the state keeps ({self.window})")
-        cfg = self.config
-        stats = self.tracker.window_stats(now, window)
-        stats["at_setpoint"] = self._at_setpoint(stats["last_value"].to_numpy(float))
-        st = pd.concat([self._points0, stats.drop(columns="point_id")], axis=1)
-        # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
-        c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
-        c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
-        c["flapping"], c["flapping_reason"] = detectors.flapping(st, window, cfg)
-        c["history"], c["history_reason"] = detectors.history(st, now, window, cfg)
-
-        grid = CellGrid(self.tracker, self._grid_rows, now, window, cfg.physics_recent_buckets)
-        phys = physics_scores(grid, self._physics, cfg)
-        own = np.column_stack(
-            [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
-        )
-        known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
-        res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
-        n = len(st)
-        val, why = np.ones(n), np.full(n, "", dtype=object)
-        rows = [self._row_of[t] for t in res["tag"]]
-        val[rows] = res["residual"].to_numpy(float)
-        why[rows] = res["residual_reason"].to_numpy(object)
-        c["residual"], c["residual_reason"] = val, why
-        c["physics"], c["physics_reason"] = np.ones(n), np.full(n, "", dtype=object)
-
-        sel = np.arange(n)
+        sel = np.arange(len(self.points))
         if tags is not None:
             wanted = list(dict.fromkeys(tags))
             unknown = [t for t in wanted if t not in self.site.points_by_tag]
             if unknown:
                 raise KeyError(f"unknown point(s) {unknown[:5]} in site {self.site.name}")
             sel = np.asarray([self._row_of[t] for t in wanted], dtype=np.int64)
+        key = (now, window, self.tracker.rows)
+        if self._scored is None or self._scored[0] != key:
+            self._scored = (key, self._subscores(now, window))
+        c = self._scored[1]
         vals = np.column_stack([c[k][sel].astype(float) for k in ALL_SUBSCORES])
         texts = np.column_stack([c[f"{k}_reason"][sel].astype(object) for k in ALL_SUBSCORES])
         out: dict[str, object] = {
@@ -197,6 +179,35 @@ class IncrementalScorer:
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
         df = pd.DataFrame({k: out[k] for k in COLUMNS})
         return QualityReport(now, window, df, self.site.quality)
+
+    def _subscores(self, now: datetime, window: timedelta) -> dict[str, np.ndarray]:
+        """Every sub-score and its reason, per point of the site (the state as it is)."""
+        cfg = self.config
+        stats = self.tracker.window_arrays(now, window)
+        stats.pop("point_id")
+        stats["at_setpoint"] = self._at_setpoint(stats["last_value"])
+        st = {**self._points0, **stats}  # columns as arrays: no DataFrame until the end
+        # columns as arrays; one DataFrame at the end (adding columns one by one is slow)
+        c: dict[str, np.ndarray] = subscore_arrays(st, now, window, cfg)
+        c["stuck"], c["stuck_reason"] = detectors.stuck(st, cfg)
+        c["flapping"], c["flapping_reason"] = detectors.flapping(st, window, cfg)
+        c["history"], c["history_reason"] = detectors.history(st, now, window, cfg)
+
+        grid = CellGrid(self.tracker, self._grid_rows, now, window, cfg.physics_recent_buckets)
+        phys = physics_scores(grid, self._physics, cfg)
+        own = np.column_stack(
+            [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
+        )
+        known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
+        res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
+        n = nrows(st)
+        val, why = np.ones(n), np.full(n, "", dtype=object)
+        rows = [self._row_of[t] for t in res["tag"]]
+        val[rows] = res["residual"].to_numpy(float)
+        why[rows] = res["residual_reason"].to_numpy(object)
+        c["residual"], c["residual_reason"] = val, why
+        c["physics"], c["physics_reason"] = np.ones(n), np.full(n, "", dtype=object)
+        return c
 
 
 def score(

@@ -28,7 +28,9 @@ Curves (``floor`` = :attr:`QualityConfig.floor`, 0.3 by default):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,16 +68,57 @@ def log_curve(ratio: np.ndarray, lo: float, hi: float, floor: float) -> np.ndarr
 _NAT = np.iinfo(np.int64).min
 
 
-def as_us(col: pd.Series) -> np.ndarray:
-    """A datetime column as int64 µs (NaT: int64 min), without Series arithmetic."""
+Columns = Mapping[str, Any]
+"""Columns by name, each a numpy array, times as int64 µs (NaT: int64 min) — the point table
+and window statistics as the scorer's hot path hands them over (:func:`columns`)."""
+
+
+def columns(st: pd.DataFrame | Columns) -> Columns:
+    """A frame's columns as numpy arrays, datetime columns as int64 µs (a mapping as it is)."""
+    if not isinstance(st, pd.DataFrame):
+        return st
+    out: dict[str, np.ndarray] = {}
+    for c in st.columns:
+        col = st[c]
+        if col.dtype.kind == "M":
+            out[str(c)] = as_us(col)
+        elif isinstance(col.dtype, pd.api.extensions.ExtensionDtype) and col.dtype.kind in "fiu":
+            out[str(c)] = col.to_numpy(float, na_value=np.nan)
+        else:
+            out[str(c)] = col.to_numpy()
+    return out
+
+
+def nrows(st: Columns) -> int:
+    """The number of rows of :func:`columns`."""
+    return len(next(iter(st.values()))) if len(st) else 0
+
+
+def as_us(col: pd.Series | np.ndarray) -> np.ndarray:
+    """A datetime column as int64 µs (NaT: int64 min), without Series arithmetic; an int64
+    array is taken to be µs already."""
+    if isinstance(col, np.ndarray):
+        if col.dtype == np.int64:
+            return col
+        if col.dtype.kind == "M":
+            return col.astype("datetime64[us]").view(np.int64)
+        col = pd.Series(col)
     if col.dtype.kind != "M":
         col = pd.to_datetime(col)
     return col.to_numpy("datetime64[us]").view(np.int64)
 
 
-def filled(col: pd.Series, fill: float) -> np.ndarray:
+def ts_of(us: int) -> pd.Timestamp:
+    """An int64 µs time as a Timestamp (NaT for int64 min)."""
+    return pd.NaT if int(us) == _NAT else pd.Timestamp(int(us), unit="us")
+
+
+def filled(col: pd.Series | np.ndarray, fill: float) -> np.ndarray:
     """``col.fillna(fill).to_numpy(float)`` without the intermediate Series."""
-    a = col.to_numpy(float, na_value=np.nan)
+    if isinstance(col, pd.Series):
+        a = col.to_numpy(float, na_value=np.nan)
+    else:
+        a = np.asarray(col, float)
     return np.where(np.isnan(a), fill, a)
 
 
@@ -97,13 +140,15 @@ def subscores(
 
 
 def subscore_arrays(
-    st: pd.DataFrame, now: datetime, window: timedelta, cfg: QualityConfig
+    st: pd.DataFrame | Columns, now: datetime, window: timedelta, cfg: QualityConfig
 ) -> dict[str, np.ndarray]:
-    """:func:`subscores` as one array per column (no DataFrame: for the scorer's hot path)."""
-    n = len(st)
+    """:func:`subscores` as one array per column (no DataFrame: for the scorer's hot path);
+    ``st`` a frame or its :func:`columns`."""
+    st = columns(st)
+    n = nrows(st)
     out: dict[str, np.ndarray] = {}  # one DataFrame at the end
-    poll = st["poll_s"].to_numpy(float)
-    unit = st["unit"].astype(str).to_numpy()
+    poll = np.asarray(st["poll_s"], float)
+    unit = np.asarray(st["unit"]).astype(str)
     start = now - window
     now_us = int(pd.Timestamp(now).value // 1000)
     now_col = np.full(n, now_us, np.int64)
@@ -117,7 +162,7 @@ def subscore_arrays(
     )
     fresh = np.minimum(fresh, 1.0)
     out["freshness"] = fresh
-    last_status = st["last_status"].fillna(0).astype(int).to_numpy()
+    last_status = filled(st["last_status"], 0).astype(int)
     n_rows = filled(st["n_rows"], 0)
     last_ts = as_us(st["last_ts"])
     reason = np.full(n, "", dtype=object)
@@ -152,7 +197,7 @@ def subscore_arrays(
     expected = np.maximum(np.floor(span_s / poll + 1e-6), 1.0)
     exp_recent = np.minimum(expected, float(cfg.recent_samples))
     if "exp_recent" in st:  # the incremental state's recent part is bucket-aligned
-        exp_recent = np.minimum(expected, st["exp_recent"].to_numpy(float))
+        exp_recent = np.minimum(expected, np.asarray(st["exp_recent"], float))
     n_good = filled(st["n_good"], 0)
     n_good_recent = filled(st["n_good_recent"], 0)
     c_win = np.minimum(n_good / expected, 1.0)
@@ -169,7 +214,7 @@ def subscore_arrays(
 
     # ---- physical range -------------------------------------------------------------
     kinds = ["n_nan", "n_inf", "n_sentinel", "n_denormal", "n_low", "n_high"]
-    counts = st[kinds].fillna(0).to_numpy(float)
+    counts = np.column_stack([filled(st[k], 0) for k in kinds])
     n_bad = counts.sum(axis=1)
     n_ok_status = n_rows - filled(st["n_status"], 0)
     frac_w = n_bad / np.maximum(n_ok_status, 1.0)
@@ -191,10 +236,10 @@ def subscore_arrays(
     )
     out["range"] = rng
     reason = np.full(n, "", dtype=object)
-    lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
+    lo, hi = np.asarray(st["lo"], float), np.asarray(st["hi"], float)
     n_nan, n_inf, n_sentinel, n_denormal, n_low, n_high = counts.T
     v_sentinel, v_denormal, v_low, v_high = (
-        st[c].to_numpy(float) for c in ("v_sentinel", "v_denormal", "v_low", "v_high")
+        np.asarray(st[c], float) for c in ("v_sentinel", "v_denormal", "v_low", "v_high")
     )
     for i in np.flatnonzero(n_bad > 0):
         parts = []
@@ -226,21 +271,23 @@ def subscore_arrays(
         flat_s = seconds_between(last_good, since)
         flat_n = flat_s / poll
         # did a sibling (same equipment, analog, not a setpoint) move after this point froze?
-        moving = st["stats"].to_numpy(bool) & ~st["writable"].to_numpy(bool)
+        moving = np.asarray(st["stats"], bool) & ~np.asarray(st["writable"], bool)
         lc = np.where(moving, as_us(st["moved_at"]), _NAT)
-        eq = st["equipment"].to_numpy()
+        eq = np.asarray(st["equipment"])
         sib_max = _max_excluding_self(eq, lc)
         own = np.where(since == _NAT, np.iinfo(np.int64).max, since)
         sibling_moved = sib_max > own + (poll * 1e6).astype(np.int64)
-        at_setpoint = st["at_setpoint"].to_numpy(bool) if "at_setpoint" in st else np.zeros(n, bool)
-        zero_off = st["onoff"].to_numpy(bool) & (filled(st["last_value"], 1.0) == 0.0)
+        at_setpoint = (
+            np.asarray(st["at_setpoint"], bool) if "at_setpoint" in st else np.zeros(n, bool)
+        )
+        zero_off = np.asarray(st["onoff"], bool) & (filled(st["last_value"], 1.0) == 0.0)
         # only a point that moved nearly every sample before is judged: a quantised,
         # slowly varying point legitimately holds a value for minutes
         n_changes = filled(st["n_changes"], 0)
         before_n = seconds_between(last_change, first_good) / poll
         share = n_changes / np.maximum(np.nan_to_num(before_n), 1.0)
         cand = (
-            st["flat_check"].to_numpy(bool)
+            np.asarray(st["flat_check"], bool)
             & (n_changes >= cfg.flat_min_changes)
             & (share >= cfg.flat_min_change_share)
             & (flat_n >= cfg.flat_samples)
@@ -252,7 +299,7 @@ def subscore_arrays(
         t = np.clip((flat_n - nflat) / (3.0 * nflat), 0.0, 1.0)
         flat = np.where(cand, 0.75 - (0.75 - cfg.floor) * t, 1.0)
         lastv = filled(st["last_value"], np.nan)
-        pinned = (lastv <= st["lo"].to_numpy(float)) | (lastv >= st["hi"].to_numpy(float))
+        pinned = (lastv <= np.asarray(st["lo"], float)) | (lastv >= np.asarray(st["hi"], float))
         for i in np.flatnonzero(cand & pinned):
             reason[i] = (
                 f"saturated: held at its range limit {_f(lastv[i], unit[i])} for "
@@ -261,7 +308,7 @@ def subscore_arrays(
             )
         for i in np.flatnonzero(cand & ~pinned):
             reason[i] = (
-                f"flat-line: stuck at {_f(st['last_value'].iloc[i], unit[i])} for "
+                f"flat-line: stuck at {_f(st['last_value'][i], unit[i])} for "
                 f"{flat_n[i]:.0f} samples ({_dur(flat_s[i])}) while the rest of "
                 f"{eq[i]} moved"
             )
@@ -269,32 +316,37 @@ def subscore_arrays(
     out["flatline_reason"] = reason
 
     # ---- spikes and noise -----------------------------------------------------------
-    stats = st["stats"].to_numpy(bool)
-    span = st["span"].to_numpy(float)
+    stats = np.asarray(st["stats"], bool)
+    span = np.asarray(st["span"], float)
     scale = np.where(np.isfinite(span), span, np.abs(filled(st["last_value"], 1.0)) + 1.0)
-    sig_early = st["sigma_early"].to_numpy(float)
-    sig_recent = st["sigma_recent"].to_numpy(float)
+    sig_early = np.asarray(st["sigma_early"], float)
+    sig_recent = np.asarray(st["sigma_recent"], float)
     level = np.fmax(np.fmax(sig_early, sig_recent), 0.0)
     level = np.where(np.isnan(level), 0.0, level)
     # the smallest excursion worth calling a spike: from the instrument's own noise and
     # resolution when the site file gives them, else a fraction of the span
     floor = cfg.spike_floor_frac * scale
     if "spike_floor" in st:
-        floor = np.where(np.isnan(st["spike_floor"]), floor, st["spike_floor"].to_numpy(float))
+        floor = np.where(
+            np.isnan(np.asarray(st["spike_floor"], float)),
+            floor,
+            np.asarray(st["spike_floor"], float),
+        )
     if "sensor_rel" in st and "abs_max" in st:
         # a meter whose noise is a share of its reading: that share of the largest reading in
         # the window (a UPS input that drops to 0 on battery keeps its running noise level)
         rel = MAD_TO_SIGMA * filled(st["sensor_rel"], 0.0) * filled(st["abs_max"], 0.0)
         floor = np.fmax(floor, rel)
     den = np.maximum(MAD_TO_SIGMA * level, floor)
-    spike_ratio = np.where(stats, st["spike_max"].to_numpy(float) / den, np.nan)
+    spike_ratio = np.where(stats, np.asarray(st["spike_max"], float) / den, np.nan)
     spike = log_curve(spike_ratio, cfg.spike_ratio_lo, cfg.spike_ratio_hi, cfg.floor)
     out["spike"] = spike
     reason = np.full(n, "", dtype=object)
+    spike_us = as_us(st["spike_ts"])
     for i in np.flatnonzero(spike < 1.0):
         reason[i] = (
-            f"spike: {_f(st['spike_max'].iloc[i], unit[i])} excursion that came back at "
-            f"{pd.Timestamp(st['spike_ts'].iloc[i]):%H:%M:%S}, {spike_ratio[i]:.0f}× the noise level"
+            f"spike: {_f(st['spike_max'][i], unit[i])} excursion that came back at "
+            f"{ts_of(spike_us[i]):%H:%M:%S}, {spike_ratio[i]:.0f}× the noise level"
         )
     out["spike_reason"] = reason
 
@@ -307,10 +359,10 @@ def subscore_arrays(
     # a process that merely moves more (a load step, a control loop hunting slowly) has
     # a large bucket wiggle but small second differences — the smaller ratio wins
     e_sig_early = (
-        st["e_early"].to_numpy(float) * E_TO_SIGMA if "e_early" in st else np.full(n, np.nan)
+        np.asarray(st["e_early"], float) * E_TO_SIGMA if "e_early" in st else np.full(n, np.nan)
     )
     e_sig_recent = (
-        st["e_recent"].to_numpy(float) * E_TO_SIGMA if "e_recent" in st else np.full(n, np.nan)
+        np.asarray(st["e_recent"], float) * E_TO_SIGMA if "e_recent" in st else np.full(n, np.nan)
     )
     ratio_e, base_e = noise_ratio(
         e_sig_early, e_sig_recent, enough_early, enough_recent, scale, poll, cfg
@@ -325,9 +377,9 @@ def subscore_arrays(
     # a machine that stops or starts swings its readings once, and the recent buckets see
     # that as noise; with a state change of the machine (or a site-wide one) in that time,
     # it is the event
-    eq = st["equipment"].to_numpy(object)
-    tags = st["tag"].to_numpy(object)
-    discrete = st["discrete"].to_numpy(bool)
+    eq = np.asarray(st["equipment"], object)
+    tags = np.asarray(st["tag"], object)
+    discrete = np.asarray(st["discrete"], bool)
     chg_us = as_us(st["last_change"])
     n_chg = filled(st["n_changes"], 0)
     recent_us = (poll * (cfg.recent_samples + cfg.bucket_samples) * 1e6).astype(np.int64)
@@ -347,10 +399,12 @@ def subscore_arrays(
     out["noise_reason"] = reason
 
     # ---- rate of change -------------------------------------------------------------
-    onoff = st["onoff"].to_numpy(bool)
-    rate_obs = np.where(onoff, st["rate_max_nz"].to_numpy(float), st["rate_max"].to_numpy(float))
-    rate_ts = np.where(onoff, st["rate_ts_nz"], st["rate_ts"])
-    max_rate = st["max_rate"].to_numpy(float)
+    onoff = np.asarray(st["onoff"], bool)
+    rate_obs = np.where(
+        onoff, np.asarray(st["rate_max_nz"], float), np.asarray(st["rate_max"], float)
+    )
+    rate_us = np.where(onoff, as_us(st["rate_ts_nz"]), as_us(st["rate_ts"]))
+    max_rate = np.asarray(st["max_rate"], float)
     # physics bounds the process; the sensor's own noise (up to ~6 σ between two samples)
     # comes on top of it
     allowed = max_rate + 6.0 * level / poll
@@ -359,13 +413,12 @@ def subscore_arrays(
     t = np.clip((np.nan_to_num(ratio) - 1.0) / (cfg.rate_ratio_hi - 1.0), 0.0, 1.0)
     rate = np.where(viol, 0.75 - (0.75 - cfg.floor) * t, 1.0)
     # a spike explains the jumps into and out of it: report the spike, not the rate
-    gap = np.abs(seconds_between(as_us(pd.Series(rate_ts)), as_us(st["spike_ts"])))
+    gap = np.abs(seconds_between(rate_us, as_us(st["spike_ts"])))
     explained = viol & (spike < 1.0) & (gap <= 1.5 * poll)
     rate = np.where(explained, np.maximum(rate, spike), rate)
     # so does noise: a jump within 4 σ of the recent noise is the noise, not the process
     noisy = viol & (noise < 1.0) & (rate_obs * poll <= 4.0 * np.nan_to_num(sig_recent))
     rate = np.where(noisy, np.maximum(rate, noise), rate)
-    rate_us = as_us(pd.Series(rate_ts))
     witness = corroborating_events(
         tags, eq, discrete, chg_us, n_chg, viol & ~explained, rate_us, poll,
         cfg.event_min_equipment,
@@ -376,13 +429,13 @@ def subscore_arrays(
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(viol & event):
         reason[i] = (
-            f"rate: {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S} "
+            f"rate: {_f(rate_obs[i], unit[i] + '/s')} at {ts_of(rate_us[i]):%H:%M:%S} "
             f"beyond the point's {_f(max_rate[i], unit[i] + '/s')}, together with {witness[i]}: "
             "an equipment event, not the sensor"
         )
     for i in np.flatnonzero(viol & ~event):
         reason[i] = (
-            f"rate: jumped {_f(rate_obs[i], unit[i] + '/s')} at {pd.Timestamp(rate_ts[i]):%H:%M:%S}, "
+            f"rate: jumped {_f(rate_obs[i], unit[i] + '/s')} at {ts_of(rate_us[i]):%H:%M:%S}, "
             f"faster than physics allows ({_f(max_rate[i], unit[i] + '/s')}"
             + (
                 f" + noise: {_f(allowed[i], unit[i] + '/s')})"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,9 @@ import pyarrow as pa
 from tools.quality.config import DENORMAL, FLOAT32_MAX_ISH, SENTINELS, QualityConfig
 
 I64_MIN = np.iinfo(np.int64).min
+# the window statistics that are times (int64 µs in :meth:`PointTracker.window_arrays`)
+TIME_STATS = ("first_ts", "last_ts", "first_good", "last_good", "spike_ts", "rate_ts",
+              "rate_ts_nz", "last_change", "run_since", "moved_at")  # fmt: skip
 # mean |v − (prev + next)/2| of white noise σ is σ·√1.5·√(2/π)
 MEAN_E_TO_SIGMA = 1.0 / (np.sqrt(1.5) * np.sqrt(2.0 / np.pi))
 
@@ -332,6 +336,17 @@ class PointTracker:
     def window_stats(self, now: datetime, window: timedelta) -> pd.DataFrame:
         """Per-point statistics of ``[now − window, now]`` in the columns the sub-scores read
         (see :func:`tools.quality.subscores.subscores`)."""
+        out: dict[str, Any] = dict(self.window_arrays(now, window))
+        for c in TIME_STATS:
+            x = out[c]
+            out[c] = pd.to_datetime(
+                np.where(x == I64_MIN, np.datetime64("NaT"), x.astype("datetime64[us]"))
+            )
+        return pd.DataFrame(out)  # one DataFrame at the end (setting columns one by one is slow)
+
+    def window_arrays(self, now: datetime, window: timedelta) -> dict[str, np.ndarray]:
+        """:meth:`window_stats` as one array per column, times (:data:`TIME_STATS`) as int64 µs
+        with ``I64_MIN`` for none — no DataFrame: the scorer's hot path."""
         cfg = self.cfg
         now_us, start_us = to_us(now), to_us(now - window)
         B = self.b
@@ -429,17 +444,12 @@ class PointTracker:
         before = inwin & ((bstart + bw) <= self.run_since[:, None])
         out["sigma_before"] = nanmedian_rows(np.where(before, e_b, np.nan)) * MEAN_E_TO_SIGMA
         out["n_sigma_before"] = (before & ~np.isnan(e_b)).sum(1).astype(float)
-        for c in ("first_ts", "last_ts", "first_good", "last_good", "spike_ts", "rate_ts",
-                  "rate_ts_nz", "last_change", "run_since"):  # fmt: skip
-            x = out[c].astype(np.int64)
-            out[c] = pd.to_datetime(
-                np.where(x == I64_MIN, np.datetime64("NaT"), x.astype("datetime64[us]"))
-            )
+        for c in TIME_STATS[:-1]:
+            out[c] = out[c].astype(np.int64)
         out["moved_at"] = out["last_change"]
         out["e_early"] = out["sigma_early"] / MEAN_E_TO_SIGMA
         out["e_recent"] = out["sigma_recent"] / MEAN_E_TO_SIGMA
-        df = pd.DataFrame(out)  # one DataFrame at the end (setting columns one by one is slow)
-        return df
+        return out
 
     def bucket_means(
         self, now: datetime, window: timedelta, rows: np.ndarray
