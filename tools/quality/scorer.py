@@ -25,7 +25,7 @@ import pandas as pd
 
 from connectors.site import Site
 from connectors.store import Store
-from tools.quality import detectors
+from tools.quality import cdu, detectors
 from tools.quality.config import DEFAULT_CONFIG, QualityConfig, point_table
 from tools.quality.grid import CellGrid
 from tools.quality.physics import (
@@ -35,9 +35,10 @@ from tools.quality.physics import (
     physics_scores,
     role_table,
 )
-from tools.quality.report import COLUMNS, SUBSCORES, QualityReport
+from tools.quality.report import COLUMNS, SUBSCORES, EquipmentFault, QualityReport
 from tools.quality.residuals import (
     DEFAULT_RELATIONS,
+    Explanation,
     Relation,
     instances,
     member_rows,
@@ -103,8 +104,10 @@ class IncrementalScorer:
         self._sp_pairs = _setpoint_pairs(p)
         self._physics = physics_plan(role_table(self.site, p, self.rules), self.rules)
         self._instances = instances(p, self.relations)
+        self._cdus = cdu.cdu_plan(self.site, p)
         self._grid_rows = np.union1d(
-            self._physics.roles["row"].to_numpy(np.int64), member_rows(self._instances)
+            np.union1d(self._physics.roles["row"].to_numpy(np.int64), member_rows(self._instances)),
+            cdu.plan_rows(self._cdus),
         ).astype(np.int64)
 
     @property
@@ -167,7 +170,19 @@ class IncrementalScorer:
             [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
         )
         known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
-        res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
+        tags_all = self.points["tag"].to_numpy()
+        findings = cdu.flow_isolation(grid, self._cdus, tags_all)
+        explained, found = _explain(findings, self._row_of)
+        applied: list[tuple[tuple[str, str], float]] = []
+        res = residual_scores(
+            grid, self.points, cfg, self._instances, phys, known_bad, explained, applied
+        )
+        resolved = dict(applied)
+        faults = [
+            EquipmentFault(f.equipment, f.kind, f.message, f.tags, resolved[k])
+            for k, f in found.items()
+            if k in resolved and resolved[k] < 1.0
+        ]
         n = len(st)
         val, why = np.ones(n), np.full(n, "", dtype=object)
         rows = [self._row_of[t] for t in res["tag"]]
@@ -196,7 +211,26 @@ class IncrementalScorer:
             out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
         df = pd.DataFrame({k: out[k] for k in COLUMNS})
-        return QualityReport(now, window, df, self.site.quality)
+        return QualityReport(now, window, df, self.site.quality, tuple(faults))
+
+
+def _explain(
+    findings: list[cdu.FlowFinding], row_of: dict[str, int]
+) -> tuple[dict[tuple[str, str], Explanation], dict[tuple[str, str], EquipmentFault]]:
+    """The CDU flow isolation as resolutions of the affinity residual: a pump fault blames
+    no sensor (and is reported as an equipment fault), a meter fault blames the meter."""
+    explained: dict[tuple[str, str], Explanation] = {}
+    faults: dict[tuple[str, str], EquipmentFault] = {}
+    for f in findings:
+        key = (cdu.AFFINITY_RELATION, f.cdu)
+        if f.verdict == "pump":
+            explained[key] = None
+            faults[key] = EquipmentFault(
+                f.cdu, "cdu_pump_degradation", f.message(), (f.flow_tag, f.speed_tag)
+            )
+        elif f.verdict == "meter":
+            explained[key] = ([row_of[f.flow_tag]], f.message())
+    return explained, faults
 
 
 def score(
