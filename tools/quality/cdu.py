@@ -51,6 +51,10 @@ Verdict = Literal["pump", "meter", "unclear", "none"]
 
 DEFAULT_LIQUID_FRACTION = 0.8  # perfmodel.state.PlantParameters.liquid_fraction
 AFFINITY_RELATION = "cdu_flow_vs_speed"  # the residual this isolation resolves
+# balances of the same loop that lag a real flow change (ΔT follows with the loop's thermal
+# time constant): not checked while the loop settles after a pump fault
+HEAT_RELATIONS = ("cdu_heat_balance",)
+SETTLED = 0.1  # |heat residual| within which the loop has settled
 
 # the affinity residual's tolerance (tools.quality.relations: cdu_flow_vs_speed)
 TOL_REL, TOL_ABS = 0.08, 0.5
@@ -176,6 +180,8 @@ class FlowFinding:
     gpu_rise: float  # hottest GPU temperature now − before, K (NaN: none)
     flow_tag: str
     speed_tag: str
+    # pump: the cells from the flow's step until the heat balance settled (and one more)
+    settling: np.ndarray | None = None
 
     @property
     def shortfall(self) -> float:
@@ -253,6 +259,9 @@ def flow_isolation(
         verdict = isolate_flow(float(flow[k]), float(by_speed[k]), float(by_heat[k]), flow0)
         if verdict == "none":
             continue
+        settling = None
+        if verdict == "pump":
+            settling = _settling(flow, by_speed, by_heat, ok)
         gtemp = np.nan
         if c.gpu_temp is not None:
             g = grid.series([c.gpu_temp])
@@ -273,6 +282,25 @@ def flow_isolation(
                 gpu_rise=gtemp,
                 flow_tag=str(tags[c.flow]),
                 speed_tag=str(tags[c.speed]),
+                settling=settling,
             )
         )
     return out
+
+
+def _settling(
+    flow: np.ndarray, by_speed: np.ndarray, by_heat: np.ndarray, ok: np.ndarray
+) -> np.ndarray:
+    """Cells from the first where the flow left its speed until the first after it where the
+    heat balance holds again (within :data:`SETTLED`), plus one: the loop settling."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off = ok & (np.abs(by_speed - flow) > TOL_ABS + TOL_REL * by_speed)
+        settled = ok & (np.abs(flow / by_heat - 1.0) <= SETTLED)
+    mask = np.zeros(len(flow), bool)
+    if not off.any():
+        return mask
+    k0 = int(np.flatnonzero(off)[0])
+    after = np.flatnonzero(settled & (np.arange(len(flow)) > k0))
+    k1 = int(after[0]) + 1 if len(after) else len(flow) - 1
+    mask[k0 : k1 + 1] = True
+    return mask

@@ -124,6 +124,7 @@ def residual_scores(
     known_bad: set[int] | None = None,
     explained: Mapping[tuple[str, str], Explanation] | None = None,
     applied: list[tuple[tuple[str, str], float]] | None = None,
+    settling: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Per implicated tag: ``residual`` sub-score and ``residual_reason`` (worst wins).
 
@@ -134,7 +135,10 @@ def residual_scores(
     ``explained``: violated balances resolved elsewhere, by (relation id, anchor): ``None``
     — an equipment fault explains it, it blames no sensor; ``(rows, why)`` — it blames
     ``rows`` alone, with ``why`` (e.g. :mod:`tools.quality.cdu`). ``applied`` (an output)
-    gets the key and score of every violated balance ``explained`` resolved."""
+    gets the key and score of every violated balance ``explained`` resolved.
+    ``settling``: cells (a bool mask over the grid) in which a balance, by (relation id,
+    anchor), is not checked — its loop is settling after an equipment event (a heat
+    balance lags a flow step by the loop's thermal time constant)."""
     empty = pd.DataFrame({"tag": pd.Series(dtype=str), "residual": [], "residual_reason": []})
     tags = points["tag"].to_numpy()
     blamed: dict[int, tuple[float, str]] = {}
@@ -150,7 +154,7 @@ def residual_scores(
     holding: list[_Holding] = []
     forced: list[tuple[list[int], float, str]] = []
     for group in by_rel.values():
-        v, h = _balance(group, grid, cfg, tags)
+        v, h = _balance(group, grid, cfg, tags, settling)
         for c in v:
             if explained is None or c.key not in explained:
                 checks.append(c)
@@ -263,6 +267,7 @@ def _balance(
     grid: CellGrid,
     cfg: QualityConfig,
     tags: np.ndarray,
+    settling: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[list[Check], _Holding]:
     """One balance relation over all its instances at once: the violated instances, and
     the holding ones (built lazily: isolation asks only about a violation's members)."""
@@ -281,6 +286,10 @@ def _balance(
         applies = np.isfinite(x) & np.isfinite(y) & (np.abs(x) >= rel.min_x)
         if rel.when is not None:
             applies &= np.asarray(rel.when(vals), bool)
+        for k, inst in enumerate(insts):  # a loop settling after an equipment event
+            skip = settling.get((rel.id, inst.anchor)) if settling else None
+            if skip is not None:
+                applies[k] &= ~skip
         if not applies.any():  # nothing to check (the usual case): no violation, none holds
             return [], _Holding({}, _no_check)
         # the relation is learned from the older half of the window (a drift that began

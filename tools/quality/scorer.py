@@ -173,10 +173,17 @@ class IncrementalScorer:
         tags_all = self.points["tag"].to_numpy()
         findings = cdu.flow_isolation(grid, self._cdus, tags_all)
         explained, found = _explain(findings, self._row_of)
+        settling = {
+            (rel, f.cdu): f.settling
+            for f in findings
+            if f.settling is not None
+            for rel in cdu.HEAT_RELATIONS
+        }
         applied: list[tuple[tuple[str, str], float]] = []
         res = residual_scores(
-            grid, self.points, cfg, self._instances, phys, known_bad, explained, applied
-        )
+            grid, self.points, cfg, self._instances, phys, known_bad, explained, applied,
+            settling,
+        )  # fmt: skip
         resolved = dict(applied)
         faults = [
             EquipmentFault(f.equipment, f.kind, f.message, f.tags, resolved[k])
