@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import Hall
+from agent_harness import Hall, polled_every
 from test_quality_findings import MISSED_POLLS, ServedHall
 
+from connectors.site import parse_site
 from tools.quality import IncrementalScorer, QualityReport, score
 from tools.quality.cdu import isolate_flow
 from twin.faults import Fault
+from twin.sim import default_site
 
 FLOW, SPEED = "cdu_1.coolant_flow", "cdu_1.pump_speed"
 
@@ -147,3 +149,22 @@ def test_faults_reach_the_quality_report_of_the_cli_and_api(tmp_path: Path) -> N
     assert "pump, not meter" in rep["faults"][0]["message"]
     only_gpu = quality_report(hall.store, hall.site, "15m", at, ["gpu"])
     assert only_gpu["faults"] == []
+
+
+def test_a_real_flow_step_without_a_fault_status_is_not_a_rate_fault() -> None:
+    """A CDU with no pump-fault status or power meter to witness it: the pump's flow falls
+    faster than the flow's rate limit. The heat balance confirms the new flow, so the jump is
+    the plant (an equipment event), not the meter — found: 0.64 for "rate" without it."""
+    data = polled_every(default_site(), 1.0).model_dump(mode="json")
+    for eq in data["equipment"]:
+        if eq["id"] == "cdu_1":
+            gone = ("pump_fault", "pump_power", "cold_plate_temp")
+            eq["points"] = [p for p in eq["points"] if p["name"] not in gone]
+    hall = Hall(":memory:", site=parse_site(data, origin="cdu without witnesses"), poll_s=1.0)
+    hall.run(600)
+    hall.twin.inject(Fault(kind="cdu_pump_degradation", target="cdu_1", start_s=0, magnitude=0.7))
+    hall.run(90)
+    rep = score(hall.store, hall.site, hall.clock.now())
+    assert rep.point_score(FLOW) >= 0.95, rep.reasons(FLOW)
+    assert any("pump fault the heat balance confirms" in r for r in rep.reasons(FLOW))
+    assert [f.equipment for f in rep.faults] == ["cdu_1"]

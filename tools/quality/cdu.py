@@ -222,14 +222,22 @@ class FlowFinding:
 
 
 def flow_isolation(
-    grid: CellGrid, plan: list[CduRows], tags: np.ndarray, min_base: int = 3
+    grid: CellGrid,
+    plan: list[CduRows],
+    tags: np.ndarray,
+    known_bad: set[int] | frozenset[int] = frozenset(),
+    min_base: int = 3,
 ) -> list[FlowFinding]:
     """Each CDU of ``plan`` whose metered flow left its pump speed in a recent cell: the
     isolation at the last such cell. The grid holds the window's bucket means of
-    :func:`plan_rows`; the older half of the window is the baseline (as the balances')."""
+    :func:`plan_rows`; the older half of the window is the baseline (as the balances').
+    A CDU whose witnesses (IT power, coolant temperatures) fail their own checks
+    (``known_bad`` rows) is left to the general isolation: a bad witness proves nothing."""
     out: list[FlowFinding] = []
     older = np.arange(grid.cells) < grid.cells // 2
     for c in plan:
+        if known_bad & {c.sup, c.ret, *c.it}:
+            continue
         flow, speed = grid.series([c.flow]), grid.series([c.speed])
         sup, ret = grid.series([c.sup]), grid.series([c.ret])
         it = sum(

@@ -171,7 +171,8 @@ class IncrementalScorer:
         )
         known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
         tags_all = self.points["tag"].to_numpy()
-        findings = cdu.flow_isolation(grid, self._cdus, tags_all)
+        findings = cdu.flow_isolation(grid, self._cdus, tags_all, known_bad)
+        _real_flow_steps(c, findings, self._row_of, cfg)
         explained, found = _explain(findings, self._row_of)
         settling = {
             (rel, f.cdu): f.settling
@@ -219,6 +220,26 @@ class IncrementalScorer:
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
         df = pd.DataFrame({k: out[k] for k in COLUMNS})
         return QualityReport(now, window, df, self.site.quality, tuple(faults))
+
+
+def _real_flow_steps(
+    c: dict[str, np.ndarray],
+    findings: list[cdu.FlowFinding],
+    row_of: dict[str, int],
+    cfg: QualityConfig,
+) -> None:
+    """A flow that jumped faster than its rate limit, where the heat balance confirms the new
+    flow (a pump fault): the plant moved, not the sensor — scored as an equipment event."""
+    for f in findings:
+        r = row_of[f.flow_tag]
+        if f.verdict != "pump" or c["rate"][r] >= cfg.event_rate_floor:
+            continue
+        c["rate"][r] = cfg.event_rate_floor
+        why = str(c["rate_reason"][r]).split(", faster than physics allows")[0]
+        c["rate_reason"][r] = (
+            f"{why}, together with a {f.cdu} pump fault the heat balance confirms: "
+            "an equipment event, not the sensor"
+        )
 
 
 def _explain(
