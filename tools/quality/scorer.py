@@ -173,6 +173,7 @@ class IncrementalScorer:
         tags_all = self.points["tag"].to_numpy()
         findings = cdu.flow_isolation(grid, self._cdus, tags_all, known_bad)
         _real_flow_steps(c, findings, self._row_of, cfg)
+        known_bad -= {self._row_of[f.flow_tag] for f in findings if f.verdict == "pump"}
         explained, found = _explain(findings, self._row_of)
         settling = {
             (rel, f.cdu): f.settling
