@@ -52,9 +52,13 @@ from tools.whatif import check as whatif_check
 class QualityResult:
     scores: dict[str, float]
     reasons: dict[str, list[str]] = field(default_factory=dict)
+    # equipment id → faults of the machine the residuals isolated (its sensors read true)
+    faults: dict[str, list[str]] = field(default_factory=dict)
 
     def decision(self, tags: Sequence[str]) -> tuple[float, list[str]]:
-        """Weakest link over the tags a decision rests on; unknown tags count as 0."""
+        """Weakest link over the tags a decision rests on; unknown tags count as 0. The
+        reasons end with the equipment faults of the tags' equipment (they lower nothing:
+        the sensors that show them are trusted)."""
         if not tags:
             return 1.0, []
         worst, why = 1.0, []
@@ -66,6 +70,8 @@ class QualityResult:
                 worst = s
             if s < 0.95:
                 why += [f"{t}: {r}" for r in (self.reasons.get(t) or [f"score {s:.2f}"])]
+        eqs = dict.fromkeys(t.split(".", 1)[0] for t in tags)
+        why += [f"equipment fault: {m}" for e in eqs for m in self.faults.get(e, [])]
         return worst, why
 
 
@@ -90,10 +96,14 @@ def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
             held[:] = [(store, site, IncrementalScorer(store, site, window))]
         sc = held[0][2]
         sc.refresh(now)
-        df = sc.report(now, list(tags)).points
+        rep = sc.report(now, list(tags))
+        df = rep.points
         scores = dict(zip(df["tag"], df["score"].astype(float), strict=True))
         reasons = {t: list(r) for t, r in zip(df["tag"], df["reasons"], strict=True)}
-        return QualityResult(scores, reasons)
+        faults: dict[str, list[str]] = {}
+        for f in rep.faults:
+            faults.setdefault(f.equipment, []).append(f.message)
+        return QualityResult(scores, reasons, faults)
 
     return run
 

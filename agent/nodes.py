@@ -212,7 +212,9 @@ def _scored(
         log.error("quality scorer failed: %s: %s", type(err).__name__, err)
         why = [f"quality scorer failed ({type(err).__name__}): nothing can be trusted"]
         new = QualityResult(dict.fromkeys(tags, 0.0), dict.fromkeys(tags, why))
-    return QualityResult({**old.scores, **new.scores}, {**old.reasons, **new.reasons})
+    return QualityResult(
+        {**old.scores, **new.scores}, {**old.reasons, **new.reasons}, {**old.faults, **new.faults}
+    )
 
 
 def quality_record(q: QualityResult, scope: Sequence[str]) -> QualityRecord:

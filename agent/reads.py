@@ -75,7 +75,8 @@ def quality_report(
 
     Returns JSON-ready ``{site, at, window, points: [{tag, equipment, score, level,
     worst_reason}], equipment: [{equipment, score, level, weakest, worst_reason}],
-    no_data}`` with points weakest first."""
+    faults: [{equipment, kind, message, tags}], no_data}`` with points weakest first;
+    ``faults`` are equipment faults the residuals isolated (the sensors read true)."""
     span = parse_window(window)
     now = instant(store, at)
     tags = None
@@ -113,12 +114,18 @@ def quality_report(
         }
         for e in eq.itertuples(index=False)
     ]
+    faults = [
+        {"equipment": f.equipment, "kind": f.kind, "message": f.message, "tags": list(f.tags)}
+        for f in rep.faults
+        if not equipment or f.equipment in equipment
+    ]
     return {
         "site": site.name,
         "at": now.isoformat(),
         "window": window,
         "points": points,
         "equipment": equip,
+        "faults": faults,
         "no_data": bool((rep.points["freshness"] == 0).all()),
     }
 

@@ -46,21 +46,12 @@ async def _scenario(
     raise AssertionError("no decision")
 
 
-SCOPE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 11 widened a write's quality scope to every sensor of the written equipment: the "
-        "CDU pump fault that heats the GPUs also breaks cdu_1.coolant_flow's affinity-law and "
-        "rate checks, so the CDU write is capped at 0 (the scorer cannot tell a degraded pump "
-        "from a biased flow sensor); this scenario needs a heat source outside the CDU"
-    ),
-)
-
-
-@SCOPE_XFAIL
 def test_good_data_acts_stale_data_recommends(tmp_path: Path) -> None:
     good, _ = asyncio.run(_scenario(tmp_path / "a", None))
     assert good.outcome == "executed" and good.level == 3
+    # the CDU's own flow reading shows the pump fault that heats the GPUs; the heat balance
+    # says it is the pump, not the meter: named as an equipment fault, no sensor distrusted
+    assert any("equipment fault: cdu_1 pump" in r for r in good.quality.reasons), good.quality
     stale, _ = asyncio.run(
         _scenario(
             tmp_path / "b", Fault(kind="comm_loss", target="gpu", start_s=0, duration_s=600), 75.0
@@ -127,7 +118,6 @@ def test_broken_quality_scorer_trusts_nothing(tmp_path: Path) -> None:
     assert "quality scorer failed" in d.explanation
 
 
-@SCOPE_XFAIL
 def test_approval_after_quality_dropped_is_not_carried_out(tmp_path: Path) -> None:
     from agent.runtime import answer_approval, close
 

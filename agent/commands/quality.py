@@ -107,6 +107,8 @@ def render(rep: dict[str, Any], points: list[dict[str, Any]], out: Console) -> N
     worst = rep["equipment"][:5]
     summary = ", ".join(f"{e['equipment']} {e['score']:.2f}" for e in worst)
     out.print(f"{len(rep['points'])} points; weakest equipment: {summary}")
+    for f in rep.get("faults", []):  # an older site process's report has none
+        out.print(f"[red]equipment fault[/] {f['equipment']} ({f['kind']}): {f['message']}")
     if rep["no_data"]:
         out.print(
             "[yellow]no readings in this window — try --at latest to score the newest data[/]"

@@ -10,6 +10,8 @@ Public API::
     report.point_score(tag) ; report.reasons(tag) ; report.equipment_score(eq_id)
     report.decision_score(tags)   # (weakest-link score, ["tag: reason", …])
     report.level(tags, site.quality)
+    report.faults                 # equipment faults the residuals isolated (the sensors read
+                                  #   true): e.g. a CDU pump delivering less than its speed
     save(store, report)           # append to the DuckDB table `quality`
 
 Modules: :mod:`.config` (thresholds, which checks apply, instrument specs),
@@ -17,7 +19,8 @@ Modules: :mod:`.config` (thresholds, which checks apply, instrument specs),
 :mod:`.detectors` (statistics → sub-scores and reasons: stuck against the sensor's
 noise, flapping, insufficient history), :mod:`.grid` (bucket means on one time grid),
 :mod:`.physics` (cross-sensor rules per equipment kind), :mod:`.residuals` (drift and
-bias: redundancy and balance residuals, single-fault isolation), :mod:`.report`
+bias: redundancy and balance residuals, single-fault isolation), :mod:`.cdu` (a degraded
+CDU pump or a biased coolant flow meter: the heat balance decides), :mod:`.report`
 (roll-ups), :mod:`.storage` (the ``quality`` table), :mod:`.scorer` (``score``,
 :class:`IncrementalScorer`).
 """

@@ -21,6 +21,7 @@ class Check:
     # residual at the reference cell with member row r offset by d: at(r, d)
     at: Callable[[int, float], float] | None = None
     tol: float = 0.0
+    key: tuple[str, str] = ("", "")  # (relation or rule id, anchor equipment)
 
     def explains(self, r: int) -> float | None:
         """The offset of member ``r`` that would bring this residual to zero (None: it cannot)."""

@@ -29,6 +29,18 @@ COLUMNS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EquipmentFault:
+    """A fault of the machine, not of its sensors, found by residual isolation (e.g. a CDU
+    pump that delivers less flow than its speed predicts while the heat balance agrees)."""
+
+    equipment: str
+    kind: str  # e.g. "cdu_pump_degradation"
+    message: str
+    tags: tuple[str, ...] = ()  # the sensors whose readings show it (trusted)
+    score: float = 1.0  # of the residual it explains (how clearly it shows)
+
+
 @dataclass
 class QualityReport:
     """Scores of every point over ``[now - window, now]``; ``points`` has :data:`COLUMNS`."""
@@ -37,6 +49,9 @@ class QualityReport:
     window: timedelta
     points: pd.DataFrame
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
+    # equipment faults the residuals isolated (the sensors read true: the machine is off):
+    # one sentence each, starting with the equipment id
+    faults: tuple[EquipmentFault, ...] = ()
 
     def __post_init__(self) -> None:
         self._by_tag = self.points.set_index("tag", drop=False)

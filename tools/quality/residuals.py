@@ -27,7 +27,7 @@ Each reason names the relation, the residual and the points it implicates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,10 @@ from tools.quality.grid import CellGrid
 from tools.quality.physics import Role
 from tools.quality.relations import DEFAULT_RELATIONS, Relation
 from tools.quality.tracker import nanmedian_rows
+
+# how a violated balance was resolved elsewhere: None (an equipment fault, no sensor to
+# blame) or (point rows to blame alone, reason)
+Explanation = tuple[list[int], str] | None
 
 __all__ = ["DEFAULT_RELATIONS", "Relation", "instances", "member_rows", "residual_scores"]
 
@@ -118,13 +122,23 @@ def residual_scores(
     insts: list[_Instance],
     physics: list[Check] | None = None,
     known_bad: set[int] | None = None,
+    explained: Mapping[tuple[str, str], Explanation] | None = None,
+    applied: list[tuple[tuple[str, str], float]] | None = None,
+    settling: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Per implicated tag: ``residual`` sub-score and ``residual_reason`` (worst wins).
 
     ``insts`` are :func:`instances` of the relations (they depend on the site only); the
     grid holds the window's bucket means of at least their :func:`member_rows`.
     ``physics``: violated physics rules, isolated the same way; ``known_bad``: rows that
-    already fail their own checks (a violation they explain blames them alone)."""
+    already fail their own checks (a violation they explain blames them alone).
+    ``explained``: violated balances resolved elsewhere, by (relation id, anchor): ``None``
+    — an equipment fault explains it, it blames no sensor; ``(rows, why)`` — it blames
+    ``rows`` alone, with ``why`` (e.g. :mod:`tools.quality.cdu`). ``applied`` (an output)
+    gets the key and score of every violated balance ``explained`` resolved.
+    ``settling``: cells (a bool mask over the grid) in which a balance, by (relation id,
+    anchor), is not checked — its loop is settling after an equipment event (a heat
+    balance lags a flow step by the loop's thermal time constant)."""
     empty = pd.DataFrame({"tag": pd.Series(dtype=str), "residual": [], "residual_reason": []})
     tags = points["tag"].to_numpy()
     blamed: dict[int, tuple[float, str]] = {}
@@ -138,11 +152,26 @@ def residual_scores(
         else:
             by_rel.setdefault(inst.rel.id, []).append(inst)
     holding: list[_Holding] = []
+    forced: list[tuple[list[int], float, str]] = []
     for group in by_rel.values():
-        v, h = _balance(group, grid, cfg, tags)
-        checks += v
+        v, h = _balance(group, grid, cfg, tags, settling)
+        for c in v:
+            if explained is None or c.key not in explained:
+                checks.append(c)
+                continue
+            how = explained[c.key]
+            if applied is not None:
+                applied.append((c.key, c.score))
+            if how is not None:  # the sensor named: it takes the blame of what it explains
+                checks.append(c)
+                forced.append((how[0], c.score, how[1]))
         holding.append(h)
-    _isolate(checks, holding, physics or [], sure, leaning, known_bad or set(), blamed)
+    bad = set(known_bad or ()) | {r for rows, _s, _w in forced for r in rows}
+    _isolate(checks, holding, physics or [], sure, leaning, bad, blamed)
+    for rows, s, why in forced:  # resolved by redundancy: its reason names the fault
+        for r in rows:
+            if r not in blamed or blamed[r][0] >= s:
+                blamed[r] = (s, why)
     out = [(tags[r], s, why) for r, (s, why) in blamed.items()]
     if not out:
         return empty
@@ -238,6 +267,7 @@ def _balance(
     grid: CellGrid,
     cfg: QualityConfig,
     tags: np.ndarray,
+    settling: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[list[Check], _Holding]:
     """One balance relation over all its instances at once: the violated instances, and
     the holding ones (built lazily: isolation asks only about a violation's members)."""
@@ -256,6 +286,10 @@ def _balance(
         applies = np.isfinite(x) & np.isfinite(y) & (np.abs(x) >= rel.min_x)
         if rel.when is not None:
             applies &= np.asarray(rel.when(vals), bool)
+        for k, inst in enumerate(insts):  # a loop settling after an equipment event
+            skip = settling.get((rel.id, inst.anchor)) if settling else None
+            if skip is not None:
+                applies[k] &= ~skip
         if not applies.any():  # nothing to check (the usual case): no violation, none holds
             return [], _Holding({}, _no_check)
         # the relation is learned from the older half of the window (a drift that began
@@ -296,7 +330,10 @@ def _balance(
                 f"checks failed, {int(v_rec[k])}/{int(n_rec[k])} recently) — drift or bias of "
                 f"one of {names}"
             )
-        return Check(involved, float(score[k]), bool(holds[k]), why, at, float(tol[k, c]))
+        return Check(
+            involved, float(score[k]), bool(holds[k]), why, at, float(tol[k, c]),
+            (rel.id, inst.anchor),
+        )  # fmt: skip
 
     violated = [check(int(k)) for k in np.flatnonzero(checked & (score < 1.0))]
     holding = {int(k): inst for k, inst in enumerate(insts) if holds[k]}

@@ -25,7 +25,7 @@ import pandas as pd
 
 from connectors.site import Site
 from connectors.store import Store
-from tools.quality import detectors
+from tools.quality import cdu, detectors
 from tools.quality.config import DEFAULT_CONFIG, QualityConfig, point_table
 from tools.quality.grid import CellGrid
 from tools.quality.physics import (
@@ -35,9 +35,10 @@ from tools.quality.physics import (
     physics_scores,
     role_table,
 )
-from tools.quality.report import COLUMNS, SUBSCORES, QualityReport
+from tools.quality.report import COLUMNS, SUBSCORES, EquipmentFault, QualityReport
 from tools.quality.residuals import (
     DEFAULT_RELATIONS,
+    Explanation,
     Relation,
     instances,
     member_rows,
@@ -100,14 +101,21 @@ class IncrementalScorer:
         self.fetched_to: datetime | None = None
         # the sub-scores of every point at the last (now, window, rows folded): a second
         # report on the same data (a decision's wider scope) only selects from it
-        self._scored: tuple[tuple[datetime, timedelta, int], dict[str, np.ndarray]] | None = None
+        self._scored: (
+            tuple[
+                tuple[datetime, timedelta, int], tuple[dict[str, np.ndarray], list[EquipmentFault]]
+            ]
+            | None
+        ) = None
         # what depends on the site only: the physics rules' roles, the residuals' instances
         self._row_of = {t: i for i, t in enumerate(p["tag"])}
         self._sp_pairs = _setpoint_pairs(p)
         self._physics = physics_plan(role_table(self.site, p, self.rules), self.rules)
         self._instances = instances(p, self.relations)
+        self._cdus = cdu.cdu_plan(self.site, p)
         self._grid_rows = np.union1d(
-            self._physics.roles["row"].to_numpy(np.int64), member_rows(self._instances)
+            np.union1d(self._physics.roles["row"].to_numpy(np.int64), member_rows(self._instances)),
+            cdu.plan_rows(self._cdus),
         ).astype(np.int64)
 
     @property
@@ -164,7 +172,7 @@ class IncrementalScorer:
         key = (now, window, self.tracker.rows)
         if self._scored is None or self._scored[0] != key:
             self._scored = (key, self._subscores(now, window))
-        c = self._scored[1]
+        c, faults = self._scored[1]
         vals = np.column_stack([c[k][sel].astype(float) for k in ALL_SUBSCORES])
         texts = np.column_stack([c[f"{k}_reason"][sel].astype(object) for k in ALL_SUBSCORES])
         out: dict[str, object] = {
@@ -178,10 +186,13 @@ class IncrementalScorer:
             out[shown] = np.fmin(out[shown], c[extra][sel].astype(float))  # type: ignore[call-overload]
         out["reasons"], out["worst_reason"] = _reasons(vals, texts)
         df = pd.DataFrame({k: out[k] for k in COLUMNS})
-        return QualityReport(now, window, df, self.site.quality)
+        return QualityReport(now, window, df, self.site.quality, tuple(faults))
 
-    def _subscores(self, now: datetime, window: timedelta) -> dict[str, np.ndarray]:
-        """Every sub-score and its reason, per point of the site (the state as it is)."""
+    def _subscores(
+        self, now: datetime, window: timedelta
+    ) -> tuple[dict[str, np.ndarray], list[EquipmentFault]]:
+        """Every sub-score and its reason, per point of the site (the state as it is), and
+        the equipment faults the residuals' isolation found."""
         cfg = self.config
         stats = self.tracker.window_arrays(now, window)
         stats.pop("point_id")
@@ -199,7 +210,28 @@ class IncrementalScorer:
             [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
         )
         known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
-        res = residual_scores(grid, self.points, cfg, self._instances, phys, known_bad)
+        tags_all = self.points["tag"].to_numpy()
+        findings = cdu.flow_isolation(grid, self._cdus, tags_all, known_bad)
+        _real_flow_steps(c, findings, self._row_of, cfg)
+        known_bad -= {self._row_of[f.flow_tag] for f in findings if f.verdict == "pump"}
+        explained, found = _explain(findings, self._row_of)
+        settling = {
+            (rel, f.cdu): f.settling
+            for f in findings
+            if f.settling is not None
+            for rel in cdu.HEAT_RELATIONS
+        }
+        applied: list[tuple[tuple[str, str], float]] = []
+        res = residual_scores(
+            grid, self.points, cfg, self._instances, phys, known_bad, explained, applied,
+            settling,
+        )  # fmt: skip
+        resolved = dict(applied)
+        faults = [
+            EquipmentFault(f.equipment, f.kind, f.message, f.tags, resolved[k])
+            for k, f in found.items()
+            if k in resolved and resolved[k] < 1.0
+        ]
         n = nrows(st)
         val, why = np.ones(n), np.full(n, "", dtype=object)
         rows = [self._row_of[t] for t in res["tag"]]
@@ -207,7 +239,46 @@ class IncrementalScorer:
         why[rows] = res["residual_reason"].to_numpy(object)
         c["residual"], c["residual_reason"] = val, why
         c["physics"], c["physics_reason"] = np.ones(n), np.full(n, "", dtype=object)
-        return c
+        return c, faults
+
+
+def _real_flow_steps(
+    c: dict[str, np.ndarray],
+    findings: list[cdu.FlowFinding],
+    row_of: dict[str, int],
+    cfg: QualityConfig,
+) -> None:
+    """A flow that jumped faster than its rate limit, where the heat balance confirms the new
+    flow (a pump fault): the plant moved, not the sensor — scored as an equipment event."""
+    for f in findings:
+        r = row_of[f.flow_tag]
+        if f.verdict != "pump" or c["rate"][r] >= cfg.event_rate_floor:
+            continue
+        c["rate"][r] = cfg.event_rate_floor
+        why = str(c["rate_reason"][r]).split(", faster than physics allows")[0]
+        c["rate_reason"][r] = (
+            f"{why}, together with a {f.cdu} pump fault the heat balance confirms: "
+            "an equipment event, not the sensor"
+        )
+
+
+def _explain(
+    findings: list[cdu.FlowFinding], row_of: dict[str, int]
+) -> tuple[dict[tuple[str, str], Explanation], dict[tuple[str, str], EquipmentFault]]:
+    """The CDU flow isolation as resolutions of the affinity residual: a pump fault blames
+    no sensor (and is reported as an equipment fault), a meter fault blames the meter."""
+    explained: dict[tuple[str, str], Explanation] = {}
+    faults: dict[tuple[str, str], EquipmentFault] = {}
+    for f in findings:
+        key = (cdu.AFFINITY_RELATION, f.cdu)
+        if f.verdict == "pump":
+            explained[key] = None
+            faults[key] = EquipmentFault(
+                f.cdu, "cdu_pump_degradation", f.message(), (f.flow_tag, f.speed_tag)
+            )
+        elif f.verdict == "meter":
+            explained[key] = ([row_of[f.flow_tag]], f.message())
+    return explained, faults
 
 
 def score(
