@@ -38,7 +38,7 @@ from perfmodel.plantcal import PlantParameters
 from perfmodel.whatif import Prediction
 from tools.actuation import Actuator
 from tools.fdd import policy_file
-from tools.gate import AutoLock, GateControl
+from tools.gate import APPROVAL_TTL_S, AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
 from tools.quality import IncrementalScorer
@@ -167,6 +167,9 @@ class AgentContext:
     approvals: Literal["interrupt", "record"] = "interrupt"
     lookback: timedelta = timedelta(minutes=2)
     autolock: AutoLock = field(default_factory=AutoLock)
+    # how long an approval request may wait for its answer, in the context's clock (plant
+    # time on a twin): answered later, it expires and nothing is written
+    approval_ttl_s: float = APPROVAL_TTL_S
     llm: Any | None = None
     checkpoint_path: Path | None = None
     scratch: dict[str, CycleScratch] = field(default_factory=dict)

@@ -51,6 +51,10 @@ async def main(db: str, ckpt: str, plant_port: int, ceiling: int, flags: list[st
         policies=cdu_policy(ceiling=3, cooldown="60s"),
         checkpoint_path=ckpt,
     )
+    # the plant runs ~200x real time here: the default 15-minute expiry would be ~4.5 s of the
+    # test's time, and a loaded machine answers later than that. A day of plant time (minutes
+    # of real time, beyond every wait of the tests) keeps expiry out of what they prove.
+    ctx.approval_ttl_s = 24 * 3600.0
     if "--first" in flags:
         runtime.set_autonomy(ctx, ceiling, "test")
     stop = asyncio.Event()
