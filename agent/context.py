@@ -41,6 +41,7 @@ from tools.fdd import policy_file
 from tools.gate import APPROVAL_TTL_S, AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
+from tools.policies.faults import FaultLog
 from tools.quality import IncrementalScorer
 from tools.site_state import SiteState
 from tools.telemetry import Snapshot
@@ -171,6 +172,8 @@ class AgentContext:
     # time on a twin): answered later, it expires and nothing is written
     approval_ttl_s: float = APPROVAL_TTL_S
     llm: Any | None = None
+    # faults raised and cleared (tools.policies.faults), after every evaluation; None: not kept
+    faults: FaultLog | None = None
     checkpoint_path: Path | None = None
     scratch: dict[str, CycleScratch] = field(default_factory=dict)
     _graph: Any = None
@@ -226,6 +229,7 @@ class AgentContext:
             checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
             autolock=autolock or AutoLock(),
             state=state,
+            faults=FaultLog(engine, store),
         )
         ctx.quality = default_quality() if quality == "auto" else quality
         in_use: ParamsFn = lambda: ctx.state.model.params  # noqa: E731
