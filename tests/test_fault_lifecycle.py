@@ -245,5 +245,8 @@ def test_open_faults_over_http(tmp_path: Path) -> None:
             assert [(f["instance_key"], f["event"]) for f in got] == [(KEY, "raised")], got
             assert got[0]["cleared_at"] is None and "crah_2.fan_fault" in got[0]["evidence"]
             assert c.get("/faults", params={"since": "bad"}).status_code == 422
+            frag = c.get("/ui/overview", headers={"HX-Request": "true"}).text
+            card = frag.split('id="open-faults"')[1].split("</ul>")[0]
+            assert "crah_fan_failure on crah_2 (high)" in card, card
         with s.client() as anon:
             assert anon.get("/faults").status_code == 401

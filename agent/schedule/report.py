@@ -367,9 +367,10 @@ def plot_faults(d: DayData, tzname: str) -> str:
         ax.legend(
             handles=[Patch(color=SEVERITY_COLOURS.get(s, "#4c78a8"), label=s) for s in sev],
             fontsize=7,
-            loc="upper center",
-            ncol=5,
-            bbox_to_anchor=(0.5, -0.35),
+            title="severity",
+            title_fontsize=7,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
         )
     else:
         ax.set_yticks([])

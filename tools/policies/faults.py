@@ -237,7 +237,7 @@ class FaultLog:
         self.open[i] = False
         self._false_since[i] = np.nan
         ev = evidence_text(self.engine.last_evidence(i))
-        held = f"false since {since:%Y-%m-%d %H:%M:%S}" if since else "false"
+        held = f"false since {since:%Y-%m-%d %H:%M:%S} UTC" if since else "false"
         return self._event(
             i,
             now,
