@@ -3,8 +3,8 @@
     estop_site_child.py DB CKPT PLANT_PORT CEILING [--first] [--fault] [--later]
 
 Readings come from a twin inside this process (a hall with a manual clock moved on
-here, ~200x real time: the GPU fault develops in seconds; the clock waits while an approval
-is pending, and approvals expire after a day of plant time); every write — the set
+here, ~200x real time: the GPU fault develops in seconds; the clock waits from an approval
+request to its write, and approvals expire after a day of plant time); every write — the set
 points and the heartbeat — goes over Modbus TCP to PLANT_PORT, the plant served by
 the test process (through its proxy), which outlives this process when it is killed.
 Prints ``TOKENS operator admin`` (with ``--first``) and ``READY`` once the API serves.
@@ -60,14 +60,28 @@ async def main(db: str, ckpt: str, plant_port: int, ceiling: int, flags: list[st
         runtime.set_autonomy(ctx, ceiling, "test")
     stop = asyncio.Event()
 
+    def answer_under_way() -> bool:
+        """An approval is pending, or approved and its decision not yet carried out or refused."""
+        if ctx.audit.pending_approvals():
+            return True
+        return bool(
+            len(
+                hall.store.query(
+                    """SELECT 1 FROM approvals_latest a JOIN decisions_latest d USING (decision_id)
+                       WHERE a.state = 'approved' AND d.outcome = 'approval_requested' LIMIT 1"""
+                )
+            )
+        )
+
     async def plant_time() -> None:  # the readings move on: 10 simulated s per 50 ms
         while not stop.is_set():
-            # ... except while an approval waits for its answer: the test's operator answers
-            # within a few plant seconds, as one at the console would. Otherwise a loaded
-            # machine answers minutes of plant time later, when the CDU fault's flow residual
-            # may have cut the data quality, and the gate — judging again at write time —
-            # rightly refuses: no write, and the test times out waiting for it.
-            if not ctx.audit.pending_approvals():
+            # ... except from an approval request to its write (or refusal): the test's operator
+            # answers, and the gate judges again, within the same plant moment, as at a console.
+            # Otherwise a loaded machine answers minutes of plant time later, when the CDU
+            # fault's flow residual may have cut the data quality (it comes and goes), and the
+            # gate — judging again at write time — rightly refuses: no write, and the test
+            # times out waiting for it.
+            if not answer_under_way():
                 hall.run(10)
             await asyncio.sleep(0.05)
 
