@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from agent_harness import AgentOn, Hall, naive
+from prometheus_client.parser import text_string_to_metric_families
 from site_harness import running_site
 
 from agent.cli import main as cli_main
@@ -245,6 +246,12 @@ def test_open_faults_over_http(tmp_path: Path) -> None:
             assert [(f["instance_key"], f["event"]) for f in got] == [(KEY, "raised")], got
             assert got[0]["cleared_at"] is None and "crah_2.fan_fault" in got[0]["evidence"]
             assert c.get("/faults", params={"since": "bad"}).status_code == 422
+            metrics = {
+                m.name: m.samples[0].value
+                for m in text_string_to_metric_families(c.get("/metrics").text)
+                if m.samples
+            }
+            assert metrics["facility_agent_open_faults"] == 1.0
             frag = c.get("/ui/overview", headers={"HX-Request": "true"}).text
             card = frag.split('id="open-faults"')[1].split("</ul>")[0]
             assert "crah_fan_failure on crah_2 (high)" in card, card
