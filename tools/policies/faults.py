@@ -68,14 +68,15 @@ COLUMNS = (
 
 
 def evidence_text(ev: tuple[Evidence, ...]) -> str:
-    """``crah_2.fan_fault == 1.0: 1 (holds); crah_2.fan_running == 0.0: 1 (does not)``."""
+    """``crah_2.fan_fault == 1: 1 (holds); crah_2.fan_running == 0: 1 (does not)`` — each
+    condition, its value now and whether it holds (for its own ``for``)."""
     parts = []
     for e in ev:
         what = e.tag or e.ref
         thr = (
             f"[{e.threshold[0]:g}, {e.threshold[1]:g}]"
             if isinstance(e.threshold, tuple)
-            else (f"{e.threshold:g}")
+            else f"{e.threshold:g}"
         )
         val = "no value" if math.isnan(e.value) else f"{e.value:.4g}"
         parts.append(f"{what} {e.op} {thr}: {val} ({'holds' if e.holds else 'does not'})")
