@@ -10,12 +10,15 @@ endpoint                                   role      query
 ``GET /latest``                            viewer    newest good value per point
 ``GET /readings``                          viewer    seconds=N: good readings, Parquet
 ``POST /decide/dry-run``                   viewer    what a cycle would decide; nothing recorded
+``GET /faults``                            viewer    open=true, since=ISO, limit=N: faults
+                                                     raised and cleared (:mod:`agent.faults`)
 =========================================  ========  ======================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Response
@@ -83,6 +86,23 @@ def install(
         except FacilityError as err:
             raise HTTPException(422, str(err)) from None
         return Response(reads.to_parquet(df), media_type="application/vnd.apache.parquet")
+
+    @app.get("/faults")
+    async def fault_rows(
+        who: Viewer,
+        open: bool = False,
+        since: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    ) -> list[dict[str, Any]]:
+        from agent.faults import fault_list
+
+        try:
+            t = datetime.fromisoformat(since) if since else None
+        except ValueError:
+            raise HTTPException(422, f"since: {since!r} is not an ISO time") from None
+        if t is not None and t.tzinfo is not None:  # the store keeps naive UTC
+            t = t.astimezone(UTC).replace(tzinfo=None)
+        return fault_list(ctx.store, t, open, limit)
 
     @app.post("/decide/dry-run")
     async def dry_run(who: Viewer) -> list[dict[str, Any]]:

@@ -38,9 +38,10 @@ from perfmodel.plantcal import PlantParameters
 from perfmodel.whatif import Prediction
 from tools.actuation import Actuator
 from tools.fdd import policy_file
-from tools.gate import AutoLock, GateControl
+from tools.gate import APPROVAL_TTL_S, AutoLock, GateControl
 from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
+from tools.policies.faults import FaultLog
 from tools.quality import IncrementalScorer
 from tools.site_state import SiteState
 from tools.telemetry import Snapshot
@@ -177,7 +178,12 @@ class AgentContext:
     approvals: Literal["interrupt", "record"] = "interrupt"
     lookback: timedelta = timedelta(minutes=2)
     autolock: AutoLock = field(default_factory=AutoLock)
+    # how long an approval request may wait for its answer, in the context's clock (plant
+    # time on a twin): answered later, it expires and nothing is written
+    approval_ttl_s: float = APPROVAL_TTL_S
     llm: Any | None = None
+    # faults raised and cleared (tools.policies.faults), after every evaluation; None: not kept
+    faults: FaultLog | None = None
     checkpoint_path: Path | None = None
     scratch: dict[str, CycleScratch] = field(default_factory=dict)
     _graph: Any = None
@@ -233,6 +239,7 @@ class AgentContext:
             checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
             autolock=autolock or AutoLock(),
             state=state,
+            faults=FaultLog(engine, store),
         )
         ctx.quality = default_quality() if quality == "auto" else quality
         in_use: ParamsFn = lambda: ctx.state.model.params  # noqa: E731

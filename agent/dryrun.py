@@ -38,7 +38,7 @@ def _engine_copy(engine: PolicyEngine) -> PolicyEngine:
 
 async def dry_run(ctx: AgentContext) -> list[Decision]:
     """The decisions a cycle would make now (see the module docstring)."""
-    shadow = replace(ctx, engine=_engine_copy(ctx.engine), scratch={})
+    shadow = replace(ctx, engine=_engine_copy(ctx.engine), scratch={}, faults=None)
     now = ctx.clock.now()
     run_id = f"dry-{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     shadow.scratch[run_id] = CycleScratch(latest_array(ctx.store, ctx.site, now, ctx.lookback))

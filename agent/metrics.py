@@ -19,6 +19,7 @@ facility_agent_quality_level                gauge      equipment: autonomy level
 facility_agent_decisions_total              counter    outcome: decisions by their latest outcome
 facility_agent_writes_total                 counter    state: agent writes by journal state
 facility_agent_pending_approvals            gauge      approvals waiting for an operator
+facility_agent_open_faults                  gauge      faults raised and not yet cleared
 facility_agent_estop                        gauge      1 while the emergency stop is engaged
 facility_agent_autolocked                   gauge      1 while the auto-lock holds
 facility_agent_autonomy_ceiling             gauge      the admin's ceiling (0–3)
@@ -168,6 +169,8 @@ class SiteCollector:
             ("autonomy_ceiling", "the site's autonomy ceiling (0-3)", c.site_ceiling),
             ("pending_approvals", "approvals waiting for an operator",
              len(self.ctx.audit.pending_approvals())),
+            ("open_faults", "faults raised and not yet cleared (tools.policies.faults)",
+             len(self.ctx.faults.open_faults()) if self.ctx.faults is not None else 0),
         ):  # fmt: skip
             g = GaugeMetricFamily(P + name, doc)
             g.add_metric([], float(v))

@@ -64,7 +64,7 @@ from agent.state import CycleState, Trigger
 from connectors.errors import FacilityError
 from connectors.site import HEARTBEAT_TAG
 from tools.actuation import ActionRow, Restore, VerifySpec, write_heartbeat
-from tools.gate import ANSWERS, APPROVAL_TTL_S, ApprovalState, GateControl
+from tools.gate import ANSWERS, ApprovalState, GateControl
 from tools.telemetry import latest_array
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,8 @@ async def answer_approval(
 
     Returns the resumed run's result, or None when no run waits for it (the answer is
     recorded either way). Raises KeyError for an unknown id, ValueError when it is not pending,
-    :class:`ApprovalExpired` (a ValueError) when it is answered after ``APPROVAL_TTL_S``: it is
+    :class:`ApprovalExpired` (a ValueError) when it is answered after ``ctx.approval_ttl_s``
+    (default ``APPROVAL_TTL_S``, in the context's clock — plant time on a twin): it is
     then recorded expired and nothing is written. An approved action is written only after
     the whole gate judged it again on current data (:func:`agent.nodes.reevaluate`), on every
     route: the resumed graph run and :func:`execute_recorded` both carry it out through
@@ -196,8 +197,9 @@ async def answer_approval(
         raise ValueError(f"approval {approval_id} is already {a.state}")
     if state in ("approved", "rejected"):
         age = _age_s(ctx, approval_id)
-        if age is not None and age > APPROVAL_TTL_S:
-            why_exp = f"answered {age:.0f} s after the request, limit {APPROVAL_TTL_S:.0f} s"
+        ttl = ctx.approval_ttl_s
+        if age is not None and age > ttl:
+            why_exp = f"answered {age:.0f} s after the request, limit {ttl:.0f} s"
             await answer_approval(ctx, approval_id, "expired", "agent", why_exp)
             raise ApprovalExpired(
                 f"approval {approval_id} expired ({why_exp}); nothing written — the policy asks "
@@ -328,8 +330,10 @@ def clear_estop(ctx: AgentContext, by_whom: str, why: str = "") -> GateControl:
     )
 
 
-async def expire_approvals(ctx: AgentContext, max_age_s: float = APPROVAL_TTL_S) -> list[str]:
-    """Pending approvals older than ``max_age_s`` expire (their paused runs finish, nothing written)."""
+async def expire_approvals(ctx: AgentContext, max_age_s: float | None = None) -> list[str]:
+    """Pending approvals older than ``max_age_s`` (default ``ctx.approval_ttl_s``) expire (their
+    paused runs finish, nothing written)."""
+    max_age_s = ctx.approval_ttl_s if max_age_s is None else max_age_s
     now = ctx.clock.now()
     out = []
     for p in ctx.audit.pending_approvals():
@@ -390,11 +394,13 @@ def settle_reconciled(ctx: AgentContext, r: ActionRow) -> None:
 
 
 async def resume_approved(
-    ctx: AgentContext, max_age_s: float = APPROVAL_TTL_S
+    ctx: AgentContext, max_age_s: float | None = None
 ) -> list[dict[str, Any]]:
     """Approvals answered ``approved`` whose decision has no journaled write (a crash between
     the answer and the write): carry each out now (the gate judges it again on today's plant)
-    or, when the request has expired, refuse it with the reason — never drop it."""
+    or, when the request has expired (``max_age_s``, default ``ctx.approval_ttl_s``), refuse it
+    with the reason — never drop it."""
+    max_age_s = ctx.approval_ttl_s if max_age_s is None else max_age_s
     now = ctx.clock.now()
     out: list[dict[str, Any]] = []
     for a in ctx.audit.approved_unexecuted():
@@ -439,7 +445,7 @@ async def heartbeat_once(ctx: AgentContext, beat: int) -> int:
 async def scheduled_cycle(
     ctx: AgentContext,
     on_result: Callable[[CycleResult], None] | None = None,
-    approval_ttl_s: float = APPROVAL_TTL_S,
+    approval_ttl_s: float | None = None,
     max_threads: int = 200,
 ) -> CycleResult:
     """One scheduled decision cycle: expire old approvals, decide, prune finished checkpoints."""
@@ -460,7 +466,7 @@ async def run_forever(
     heartbeat_s: float = 5.0,
     stop: asyncio.Event | None = None,
     on_result: Callable[[CycleResult], None] | None = None,
-    approval_ttl_s: float = APPROVAL_TTL_S,
+    approval_ttl_s: float | None = None,
 ) -> None:
     """Periodic decision cycles plus the heartbeat to the twin; returns when ``stop`` is set."""
     stop = stop or asyncio.Event()

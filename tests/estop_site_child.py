@@ -2,9 +2,10 @@
 
     estop_site_child.py DB CKPT PLANT_PORT CEILING [--first] [--fault] [--later]
 
-Readings come from a twin inside this process (a hall with a manual clock moved on
-here, ~200x real time: the GPU fault develops in seconds); every write — the set
-points and the heartbeat — goes over Modbus TCP to PLANT_PORT, the plant served by
+Readings come from a twin inside this process (a hall with a manual clock moved on 10 s
+after each decision cycle, ~30x real time: the GPU fault develops in seconds; the clock waits
+from an approval request to its write; approvals expire after a day of plant time); every
+write — the set points and the heartbeat — goes over Modbus TCP to PLANT_PORT, the plant served by
 the test process (through its proxy), which outlives this process when it is killed.
 Prints ``TOKENS operator admin`` (with ``--first``) and ``READY`` once the API serves.
 """
@@ -51,14 +52,37 @@ async def main(db: str, ckpt: str, plant_port: int, ceiling: int, flags: list[st
         policies=cdu_policy(ceiling=3, cooldown="60s"),
         checkpoint_path=ckpt,
     )
+    # the plant runs ~30x real time here: the default 15-minute expiry would be ~30 s of the
+    # test's time, and a loaded machine may answer later than that. A day of plant time (far
+    # beyond every wait of the tests) keeps expiry out of what they prove.
+    ctx.approval_ttl_s = 24 * 3600.0
     if "--first" in flags:
         runtime.set_autonomy(ctx, ceiling, "test")
     stop = asyncio.Event()
 
-    async def plant_time() -> None:  # the readings move on: 10 simulated s per 50 ms
-        while not stop.is_set():
+    def answer_under_way() -> bool:
+        """An approval is pending, or approved and its decision not yet carried out or refused."""
+        if ctx.audit.pending_approvals():
+            return True
+        return bool(
+            len(
+                hall.store.query(
+                    """SELECT 1 FROM approvals_latest a JOIN decisions_latest d USING (decision_id)
+                       WHERE a.state = 'approved' AND d.outcome = 'approval_requested' LIMIT 1"""
+                )
+            )
+        )
+
+    def plant_step(_: runtime.CycleResult) -> None:
+        # the readings move on 10 simulated s after each decision cycle (a cycle every 0.3 s),
+        # so a cycle and an answer between two cycles see one plant moment; and not at all from
+        # an approval request to its write (or refusal): the test's operator answers, and the
+        # gate judges again, at the plant moment of the request, as at a console. A free-running
+        # plant clock let a loaded machine answer tens of plant seconds later, when the CDU
+        # fault's flow residual had cut the data quality (it comes and goes): the gate, judging
+        # again at write time, rightly refused — no write, and the test timed out waiting for it.
+        if not answer_under_way():
             hall.run(10)
-            await asyncio.sleep(0.05)
 
     api = asyncio.create_task(serve(ctx, db, port=0, stop=stop))
     while not state_file(db).exists():
@@ -66,8 +90,7 @@ async def main(db: str, ckpt: str, plant_port: int, ceiling: int, flags: list[st
     print("READY", flush=True)
     await asyncio.gather(
         api,
-        plant_time(),
-        runtime.run_forever(ctx, interval_s=0.3, heartbeat_s=0.1, stop=stop),
+        runtime.run_forever(ctx, interval_s=0.3, heartbeat_s=0.1, stop=stop, on_result=plant_step),
     )
 
 

@@ -65,7 +65,7 @@ def test_report_page_has_its_plots_and_the_days_figures(tmp_path: Path) -> None:
     assert path.name == "report-ai-data-hall-2026-03-01.html"
     page = path.read_text()
     plots = re.findall(r'data-plot="(\w+)" src="data:image/png;base64,([^"]+)"', page)
-    assert [p[0] for p in plots] == ["energy", "power", "pue", "quality", "outcomes"]
+    assert [p[0] for p in plots] == ["energy", "power", "pue", "quality", "faults", "outcomes"]
     assert all(base64.b64decode(p[1])[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert "No approval this day." in page and "Data in 92 %" in page
 

@@ -2,8 +2,10 @@
 
 Sections: energy by subsystem (IT, chillers, towers, pumps, CRAH/CDU) and their power
 over the day, PUE over the day, data quality by equipment (share of readings stored ok,
-and the mean quality score where ``quality`` holds scores), faults raised, decisions by
-outcome, approvals and who answered, writes with their read-back.
+and the mean quality score where ``quality`` holds scores), faults raised and cleared
+(``faults``, :mod:`tools.policies.faults`: every fault open at some time of the day, with
+its duration, on a timeline), the decisions on faults, decisions by outcome, approvals and
+who answered, writes with their read-back.
 
 Readings come from raw rows and, for minutes retention already moved, from the
 ``readings_1m`` roll-ups, in 5-minute buckets. A bucket without data stays empty (NaN),
@@ -25,11 +27,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.dates import DateFormatter
+from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from connectors.site import EquipmentKind, Site
 from connectors.store import Store
+from tools.policies.faults import faults as fault_rows
 
 BUCKET = timedelta(minutes=5)
 
@@ -150,7 +154,8 @@ class DayData:
     coverage: float  # share of the day's buckets with IT power
     quality: pd.DataFrame
     scores: pd.DataFrame
-    faults: pd.DataFrame
+    faults: pd.DataFrame  # faults_latest rows open at some time of the day
+    fault_decisions: pd.DataFrame
     outcomes: pd.DataFrame
     approvals: pd.DataFrame
     writes: pd.DataFrame
@@ -198,7 +203,8 @@ def gather(store: Store, site: Site, day: date) -> DayData:
             "WHERE ts >= ? AND ts < ? GROUP BY ALL ORDER BY equipment",
             day_rows,
         ),
-        faults=_rows(
+        faults=fault_rows(store, start, end, limit=10_000).sort_values("raised_at"),
+        fault_decisions=_rows(
             store,
             "decisions_latest",
             "SELECT ts, policy_id, fault_class, severity, outcome, explanation "
@@ -311,6 +317,122 @@ def plot_outcomes(d: DayData) -> str:
     return _png(fig)
 
 
+SEVERITY_COLOURS = {
+    "critical": "#d62728",
+    "high": "#ff7f0e",
+    "medium": "#bcbd22",
+    "low": "#17becf",
+    "info": "#7f7f7f",
+}
+MIN_BAR = timedelta(minutes=3)  # a fault of seconds still shows on a day's axis
+
+
+def _local(ts: Any, tzname: str) -> pd.Timestamp:
+    return pd.Timestamp(ts).tz_localize("UTC").tz_convert(tzname)
+
+
+def _is_open(r: dict[str, Any], end: datetime) -> bool:
+    """Open at the end of the day: not cleared, or cleared after the day."""
+    c = r["cleared_at"]
+    return r["event"] != "cleared" or pd.isna(c) or pd.Timestamp(c) >= pd.Timestamp(end)
+
+
+def plot_faults(d: DayData, tzname: str) -> str:
+    """One row per fault instance, a bar from raised to cleared (hatched: still open at the
+    end of the day); colour = severity."""
+    f = d.faults
+    keys = list(dict.fromkeys(f["instance_key"].astype(str))) if len(f) else []
+    fig = Figure(figsize=(8, max(2.2, 0.35 * len(keys) + 1.4)))
+    ax = fig.subplots()
+    day0, day1 = _local(d.start, tzname), _local(d.end, tzname)
+    for r in f.to_dict("records"):
+        y = keys.index(str(r["instance_key"]))
+        a = max(_local(r["raised_at"], tzname), day0)
+        still = _is_open(r, d.end)
+        b = day1 if still else min(_local(r["cleared_at"], tzname), day1)
+        b = max(b, a + MIN_BAR)
+        x0 = date2num(a.to_pydatetime())
+        ax.broken_barh(
+            [(x0, date2num(b.to_pydatetime()) - x0)],
+            (y - 0.35, 0.7),
+            facecolors=SEVERITY_COLOURS.get(str(r["severity"]), "#4c78a8"),
+            edgecolor="black" if still else "none",
+            hatch="//" if still else None,
+            linewidth=0.5,
+        )
+    if keys:
+        ax.set_yticks(range(len(keys)), labels=keys, fontsize=7)
+        ax.set_ylim(len(keys) - 0.5, -0.5)
+        sev = list(dict.fromkeys(f["severity"].astype(str)))
+        ax.legend(
+            handles=[Patch(color=SEVERITY_COLOURS.get(s, "#4c78a8"), label=s) for s in sev],
+            fontsize=7,
+            title="severity",
+            title_fontsize=7,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+        )
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no fault this day", transform=ax.transAxes, ha="center", color="#777")
+    ax.set_title("Faults: raised → cleared (hatched: open at the day's end)", fontsize=10)
+    ax.set_xlabel(f"time ({tzname})")
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=day0.tz))
+    ax.set_xlim(day0.to_pydatetime(), day1.to_pydatetime())
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def fault_table(d: DayData, tzname: str) -> pd.DataFrame:
+    """The day's faults for the page: times in site time (with the date when not this day),
+    durations h:mm:ss, what raised and what cleared each."""
+
+    def when(t: pd.Timestamp) -> str:
+        return t.strftime("%H:%M:%S") if t.date() == d.day else t.strftime("%Y-%m-%d %H:%M:%S")
+
+    rows = []
+    for r in d.faults.to_dict("records"):
+        cleared = r["event"] == "cleared" and not pd.isna(r["cleared_at"])
+        raised = _local(r["raised_at"], tzname)
+        if cleared:
+            dur = _hms(float(r["duration_s"]))
+        else:
+            dur = f"open (≥ {_hms((pd.Timestamp(d.end) - pd.Timestamp(r['raised_at'])).total_seconds())})"
+        rows.append(
+            {
+                "raised": when(raised),
+                "cleared": when(_local(r["cleared_at"], tzname)) if cleared else "— (open)",
+                "duration": dur,
+                "equipment": r["equipment"] if isinstance(r["equipment"], str) else "site",
+                "fault": r["fault_class"] if isinstance(r["fault_class"], str) else r["policy_id"],
+                "severity": r["severity"],
+                "raised on": r["evidence"],
+                "cleared on": r["cleared_evidence"] if cleared else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def fault_summary(d: DayData) -> str:
+    f = d.faults
+    if not len(f):
+        return "No fault raised or open this day."
+    start, end = pd.Timestamp(d.start), pd.Timestamp(d.end)
+    raised = int(((f["raised_at"] >= start) & (f["raised_at"] < end)).sum())
+    cl = f["cleared_at"]
+    cleared = int((cl.notna() & (cl >= start) & (cl < end)).sum())
+    still = sum(_is_open(r, d.end) for r in f.to_dict("records"))
+    return (
+        f"{raised} raised and {cleared} cleared this day; {still} open at the end of the day "
+        "(a fault clears once its condition has been false for its policy's clear_after)."
+    )
+
+
 # ---- page ----------------------------------------------------------------------------------
 def _html_table(df: pd.DataFrame, empty: str) -> str:
     if df is None or df.empty:
@@ -324,6 +446,7 @@ def render(d: DayData, tzname: str) -> str:
         "energy": plot_energy(d),
         "pue": plot_pue(d, tzname),
         "quality": plot_quality(d),
+        "faults": plot_faults(d, tzname),
         "outcomes": plot_outcomes(d),
     }
 
@@ -349,7 +472,10 @@ Data in {100 * d.coverage:.0f} % of the day's 5-minute buckets (energy counts th
 <h2>PUE</h2><p>{pue_txt}</p>{img("pue", "PUE over the day")}
 <h2>Data quality by equipment</h2>{img("quality", "readings stored ok by equipment")}
 {_html_table(d.scores, "No quality scores stored this day.")}
-<h2>Faults raised</h2>{_html_table(d.faults, "No fault raised this day.")}
+<h2>Faults raised and cleared</h2><p>{html.escape(fault_summary(d))}</p>
+{img("faults", "faults raised and cleared over the day")}
+{_html_table(fault_table(d, tzname), "No fault raised or open this day.")}
+<h3>Decisions on faults</h3>{_html_table(d.fault_decisions, "No fault decision this day.")}
 <h2>Decisions by outcome</h2>{img("outcomes", "decisions by outcome")}
 <h2>Approvals and who answered</h2>{_html_table(d.approvals, "No approval this day.")}
 <h2>Writes and their read-back</h2>{_html_table(d.writes, "No write this day.")}

@@ -83,6 +83,26 @@ class QualityCache:
 
 
 # ---- overview ---------------------------------------------------------------------------------
+def open_faults(ctx: AgentContext) -> list[dict[str, Any]]:
+    """The faults open now (:mod:`tools.policies.faults`), oldest first, with their age."""
+    from agent.faults import fault_list
+
+    now = ctx.clock.now()
+    out = []
+    for f in reversed(fault_list(ctx.store, open_only=True, limit=50)):
+        raised = datetime.fromisoformat(f["raised_at"])
+        out.append(
+            {
+                "what": f"{f['fault_class'] or f['policy_id']} on {f['equipment'] or 'site'}",
+                "severity": f["severity"],
+                "raised_at": raised,
+                "open_s": max(0.0, (now - raised).total_seconds()),
+                "evidence": f["evidence"] or "",
+            }
+        )
+    return out
+
+
 def overview(ctx: AgentContext, quality: QualityResult) -> dict[str, Any]:
     now = ctx.clock.now()
     site = ctx.site
@@ -144,6 +164,7 @@ def overview(ctx: AgentContext, quality: QualityResult) -> dict[str, Any]:
         "kpis": kpis,
         "equipment": equipment,
         "alarms": alarms,
+        "faults": open_faults(ctx),
         "recent": recent,
         "pending": len(ctx.audit.pending_approvals()),
     }

@@ -424,6 +424,14 @@ class PolicyEngine:
             if t is not None:
                 self._last_fired[i] = t.timestamp()
         self.active = np.zeros(m, bool)
+        # the last cycle, for the fault lifecycle (tools.policies.faults): instances whose
+        # condition held for the policy's `for` (they fire unless cooling down, suppressed or
+        # waiting for their job), instances whose atoms all had a value, the atom values
+        self.ready = np.zeros(m, bool)
+        self.known = np.zeros(m, bool)
+        self.last_now: datetime | None = None
+        self._last_v = np.full(n, np.nan)
+        self._last_held = np.zeros(n, bool)
         self.suppressed: set[str] = set()  # instance keys with a decision still open
         # policy kinds that may fire (None: all); the others keep their timers but wait
         # (the site's schedule: efficiency and fault policies fire in their own sweeps)
@@ -489,6 +497,10 @@ class PolicyEngine:
         self._inst_since = np.where(inst, np.where(was, self._inst_since, t), np.nan)
         self.active = inst
         ready = inst & ((t - self._inst_since) >= c.inst_for)
+        self.ready = ready
+        self.known = np.logical_and.reduceat(~np.isnan(v), c.starts)
+        self.last_now = obs.now
+        self._last_v, self._last_held = v, held
         fire = ready & ((t - self._last_fired) >= c.inst_cooldown)
         out: list[Trigger] = []
         for i in np.flatnonzero(fire):
@@ -502,16 +514,30 @@ class PolicyEngine:
             out.append(self._trigger(int(i), v, held, obs))
         return out
 
-    def _trigger(self, i: int, v: FloatArray, held: BoolArray, obs: Observation) -> Trigger:
+    def _evidence(self, i: int, v: FloatArray, held: BoolArray) -> tuple[Evidence, ...]:
         inst = self.c.instances[i]
         ev = []
         for a in range(inst.start, inst.stop):
             ref, tag, cond = self.c.atom_ref[a]
             ev.append(Evidence(ref, tag, float(v[a]), cond.op, cond.value, bool(held[a])))
+        return tuple(ev)
+
+    def true_since(self, i: int) -> datetime | None:
+        """Since when instance ``i``'s condition has been true (None: it is not)."""
+        x = float(self._inst_since[i])
+        return None if math.isnan(x) else datetime.fromtimestamp(x)
+
+    def last_evidence(self, i: int) -> tuple[Evidence, ...]:
+        """Instance ``i``'s conditions as the last :meth:`evaluate` saw them."""
+        return self._evidence(i, self._last_v, self._last_held)
+
+    def _trigger(self, i: int, v: FloatArray, held: BoolArray, obs: Observation) -> Trigger:
+        inst = self.c.instances[i]
+        ev = self._evidence(i, v, held)
         view = ValuesView(self.site.point_ids, obs.values)
         action = resolve_action(self.site, inst.lp.policy.then, inst.equipment, inst.target, view)
         eid = inst.equipment.id if inst.equipment is not None else None
-        return Trigger(i, inst.lp.policy, eid, tuple(ev), inst.rests_on, action)
+        return Trigger(i, inst.lp.policy, eid, ev, inst.rests_on, action)
 
     def verify_tag(self, i: int) -> str | None:
         return self.c.instances[i].verify_tag
@@ -522,6 +548,8 @@ class PolicyEngine:
         self._inst_since[:] = np.nan
         self._last_fired[:] = -np.inf
         self.active[:] = False
+        self.ready[:] = False
+        self.known[:] = False
 
 
 def resolve_action(

@@ -20,6 +20,8 @@ A file holds ``policies: [...]``; one policy (see ``library/*.yaml`` for real on
             value: 1
       for: 5m                             # the whole condition must hold 5 minutes
       cooldown: 15m                       # no second trigger of this instance within 15 minutes
+      clear_after: 5m                     # a fault (kind fault, or a fault_class) clears once its
+                                          # condition has been false for 5 minutes (the default)
       then:
         action: write_setpoint            # write_setpoint start stop stage cap_gpu_power
                                           # isolate alarm notify optimise
@@ -199,6 +201,7 @@ class Policy(_Strict):
     when: When
     for_s: Seconds = Field(0.0, alias="for")
     cooldown_s: Seconds = Field(900.0, alias="cooldown")
+    clear_after_s: Seconds = Field(300.0, ge=0, alias="clear_after")
     then: Action
     ceiling: int = Field(3, ge=0, le=3)
     min_quality: float = Field(0.0, ge=0, le=1)
