@@ -62,7 +62,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def add_twin_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``twin`` and ``demo``."""
-    add_site_option(p)
+    add_site_option(
+        p,
+        help="site file the twin simulates, every device on Modbus TCP (default: twin/site.yaml); "
+        "its CRAHs and CDU are BACnet/IP devices too unless --no-bacnet",
+    )
     p.add_argument(
         "--port", type=int, default=None, help="serve on this port (default: the site's, 5020)"
     )
