@@ -89,9 +89,10 @@ def bacnet_twin_site(site: Site | None = None) -> Site:
     if site is not None:
         return to_bacnet(site)
     if _MIXED_DEFAULT is None:
-        from twin.sim import default_site
+        from connectors.site import load_site
+        from twin import default_site_path
 
-        _MIXED_DEFAULT = to_bacnet(default_site())
+        _MIXED_DEFAULT = to_bacnet(load_site(default_site_path()))  # not the twin's cached one
     return _MIXED_DEFAULT
 
 
