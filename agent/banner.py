@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.site import Site
+from connectors.site import Site, device_count, protocol_summary
 from tools.gate import LEVEL_NAMES
 
 
@@ -44,19 +44,16 @@ class Banner:
 
     def lines(self) -> list[str]:
         s = self.site
-        devices = s.devices()
-        hosts = sorted({f"{k.host}:{k.port}" for k in devices})
         page = console_path(self.routes)
         console = f"{self.api_url}{page}" if page else "none in this build"
         poll = (
-            f"polling {len(devices)} devices at {', '.join(hosts[:3])}"
-            + (" …" if len(hosts) > 3 else "")
+            f"polling {protocol_summary(s)}"
             if self.ingest
             else "not polling (--no-ingest: another process fills the store)"
         )
         return [
             f"facility-agent run — site {s.name}: {len(s.equipment)} equipment, "
-            f"{len(s.point_ids)} points on {len(devices)} devices",
+            f"{len(s.point_ids)} points on {device_count(s)} devices",
             f"  database   {self.db}",
             f"  ingest     {poll}",
             f"  API        {self.api_url}  (token in FACILITY_AGENT_TOKEN; /metrics for Prometheus)",
@@ -74,7 +71,9 @@ class Banner:
             "site": self.site.name,
             "equipment": len(self.site.equipment),
             "points": len(self.site.point_ids),
-            "devices": len(self.site.devices()),
+            "devices": device_count(self.site),
+            "modbus_devices": len(self.site.devices()),
+            "bacnet_devices": len(self.site.bacnet_devices()),
             "db": self.db,
             "api": self.api_url,
             "console": f"{self.api_url}{page}" if page else None,

@@ -9,7 +9,7 @@ job is a run there, its ``trigger`` the job's name).
 metric                                      type       labels / meaning
 ==========================================  =========  ===========================================
 facility_agent_info                         gauge      site, version (always 1)
-facility_agent_poll_latency_seconds         histogram  device: Modbus request → answer
+facility_agent_poll_latency_seconds         histogram  device: Modbus or BACnet request → answer
 facility_agent_device_up                    gauge      device: 1 answering, 0 down
 facility_agent_readings_total               counter    device: readings produced (any status)
 facility_agent_readings_good_total          counter    device: readings with status ok
@@ -104,7 +104,9 @@ class SiteCollector:
     def _ingest(self) -> Iterator[Metric]:
         ing = self.ingestor()
         lat = HistogramMetricFamily(
-            P + "poll_latency_seconds", "Modbus request to answer, per device", labels=["device"]
+            P + "poll_latency_seconds",
+            "Modbus or BACnet request to answer, per device",
+            labels=["device"],
         )
         up = GaugeMetricFamily(P + "device_up", "1 when the device answers", labels=["device"])
         total = CounterMetricFamily(

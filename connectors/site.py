@@ -37,7 +37,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -646,6 +646,42 @@ class Site(_Strict):
         return dict(out)
 
 
+def device_count(site: Site) -> int:
+    """Devices of every protocol (Modbus TCP and BACnet/IP)."""
+    return len(site.devices()) + len(site.bacnet_devices())
+
+
+def endpoints(keys: Iterable[DeviceKey], most: int = 3) -> str:
+    """``host:port`` of the devices, consecutive ports of a host as one range
+    (``127.0.0.1:47810–47814``), at most ``most`` items then ``…``."""
+    by_host: dict[str, set[int]] = defaultdict(set)
+    for k in keys:
+        by_host[k.host].add(k.port)
+    items: list[str] = []
+    for host in sorted(by_host):
+        ports = sorted(by_host[host])
+        start = prev = ports[0]
+        for p in [*ports[1:], None]:
+            if p is not None and p == prev + 1:
+                prev = p
+                continue
+            items.append(f"{host}:{start}" if start == prev else f"{host}:{start}–{prev}")
+            if p is not None:
+                start = prev = p
+    return ", ".join(items[:most]) + (" …" if len(items) > most else "")
+
+
+def protocol_summary(site: Site) -> str:
+    """Which protocol reaches how many devices, and where: ``16 Modbus TCP devices at
+    127.0.0.1:5020, 5 BACnet/IP devices at 127.0.0.1:47810–47814`` (one protocol: one part)."""
+    parts = []
+    for name, devs in (("Modbus TCP", site.devices()), ("BACnet/IP", site.bacnet_devices())):
+        if devs:
+            n = len(devs)
+            parts.append(f"{n} {name} device{'s' if n != 1 else ''} at {endpoints(devs)}")
+    return ", ".join(parts) or "no devices"
+
+
 def tag(equipment_id: str, point_name: str) -> str:
     return f"{equipment_id}.{point_name}"
 
@@ -809,3 +845,32 @@ def with_port(site: Site, port: int, host: str | None = None) -> Site:
             if host is not None:
                 p["source"]["host"] = host
     return parse_site(data, origin=f"{site.name}@{port}")
+
+
+def with_bacnet_port(site: Site, port: int) -> Site:
+    """The same site with its BACnet/IP devices moved so that the first (lowest UDP port)
+    is on ``port`` and the others keep their offsets from it: e.g. the twin's site when the
+    twin was started with ``--bacnet-port``. A site without BACnet devices is unchanged."""
+    ports = sorted({k.port for k in site.bacnet_devices()})
+    if not ports:
+        return site
+    shift = port - ports[0]
+    if ports[-1] + shift > 65535 or port < 1:
+        raise SiteConfigError(
+            f"{site.name}: BACnet ports {ports[0]}–{ports[-1]} do not fit from {port} "
+            "(UDP ports 1–65535)"
+        )
+
+    def moved(address: str) -> str:
+        host, p = _host_port(address)
+        return f"{host}:{p + shift}"
+
+    data = site.model_dump(mode="json")
+    for dev in (data.get("device_defaults") or {}).values():
+        if dev.get("protocol") == "bacnet":
+            dev["address"] = moved(dev["address"])
+    for eq in data["equipment"]:
+        for p in eq["points"]:
+            if p["source"]["protocol"] == "bacnet":
+                p["source"]["address"] = moved(p["source"]["address"])
+    return parse_site(data, origin=f"{site.name}@bacnet:{port}")

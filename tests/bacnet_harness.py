@@ -33,6 +33,29 @@ def free_udp_ports(n: int) -> list[int]:
             s.close()
 
 
+def free_udp_run(n: int, host: str = "127.0.0.1") -> int:
+    """The first of ``n`` consecutive free UDP ports (the twin's ``--bacnet-port`` takes
+    one port per device from there): another engineer's twin may hold 47810–47814."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - n)
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((host, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free UDP ports on {host}")
+
+
 def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,5 +1,5 @@
 """The console in a real browser (Playwright driving Debian's chromium) against real processes:
-``facility-agent twin --fault utility_loss:ups_1:60`` serves the plant over Modbus TCP and
+``facility-agent twin --fault utility_loss:ups_1:60`` serves the plant (Modbus TCP, BACnet/IP) and
 ``facility-agent run`` polls it, decides every 5 s and serves the console.
 
 Sign in; the utility loss's approval appears; a viewer has no approve button and a forged
@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bacnet_harness import free_udp_run
 from conftest import free_port, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -92,11 +93,12 @@ def _stop(p: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("browser")
-    plant_port = free_port()
+    plant_port, bacnet_port = free_port(), free_udp_run(5)
     twin_log = open(tmp / "twin.log", "w")  # noqa: SIM115 — closed below
     run_err = open(tmp / "run.err", "w")  # noqa: SIM115 — closed below
     twin = _cli(
-        "twin", "--port", str(plant_port), "--fault", "utility_loss:ups_1:60",
+        "twin", "--port", str(plant_port), "--bacnet-port", str(bacnet_port),
+        "--fault", "utility_loss:ups_1:60",
         out=twin_log, err=subprocess.STDOUT,
     )  # fmt: skip
     procs = [twin]
@@ -104,7 +106,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         wait_until(lambda: _listening(plant_port), 120, 0.2, "the twin's Modbus port")
         db = tmp / "site.duckdb"
         run = _cli(
-            "run", "--device-port", str(plant_port), "--db", str(db), "--interval", "5",
+            "run", "--device-port", str(plant_port), "--bacnet-port", str(bacnet_port),
+            "--db", str(db), "--interval", "5",
             out=subprocess.PIPE, err=run_err,
         )  # fmt: skip
         procs.append(run)

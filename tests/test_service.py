@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from bacnet_harness import free_udp_run
 from conftest import free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -44,6 +45,8 @@ class Service:
     run: subprocess.Popen[str]
     stdout: list[str] = field(default_factory=list)
     stderr_file: Path | None = None
+    twin_port: int = 0  # the twin's Modbus TCP port
+    bacnet_port: int = 0  # first UDP port of the twin's BACnet devices
 
     @property
     def url(self) -> str:
@@ -81,20 +84,21 @@ def _port_open(port: int) -> bool:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("service")
-    twin_port, api_port = free_port(), free_port()
+    twin_port, api_port, bacnet_port = free_port(), free_port(), free_udp_run(5)
     twin = subprocess.Popen(
-        [*CLI, "twin", "--port", str(twin_port)],
+        [*CLI, "twin", "--port", str(twin_port), "--bacnet-port", str(bacnet_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=BASE_ENV,
     )  # fmt: skip
     try:
         wait_until(lambda: _port_open(twin_port), timeout=120, interval=0.2, what="the twin")
         err = tmp / "run.stderr"
         run = subprocess.Popen(
-            [*CLI, "run", "--device-port", str(twin_port), "--db", str(tmp / "site.duckdb"),
-             "--port", str(api_port), "--interval", "5", "-v"],
+            [*CLI, "run", "--device-port", str(twin_port), "--bacnet-port", str(bacnet_port),
+             "--db", str(tmp / "site.duckdb"), "--port", str(api_port), "--interval", "5", "-v"],
             stdout=subprocess.PIPE, stderr=err.open("w"), text=True, env=BASE_ENV,
         )  # fmt: skip
         svc = Service(tmp / "site.duckdb", api_port, twin, run, stderr_file=err)
+        svc.twin_port, svc.bacnet_port = twin_port, bacnet_port
 
         def read() -> None:
             assert run.stdout is not None
@@ -128,6 +132,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def test_run_prints_a_banner(service: Service) -> None:
     text = "\n".join(service.stdout)
     assert "site ai-data-hall: 21 equipment, 168 points on 21 devices" in text
+    b = service.bacnet_port  # the default site: CRAHs and CDU over BACnet, the rest Modbus
+    assert (
+        f"  ingest     polling 16 Modbus TCP devices at 127.0.0.1:{service.twin_port}, "
+        f"5 BACnet/IP devices at 127.0.0.1:{b}–{b + 4}"
+    ) in text
     assert f"API        http://127.0.0.1:{service.api_port}" in text
     assert "autonomy   ceiling 2 (human validation)" in text
     assert "LLM        none" in text

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from bacnet_harness import free_udp_run
 from rich.console import Console
 
 from agent.cli import build_parser, main
@@ -16,8 +17,8 @@ from connectors.store import Store
 
 
 def test_twin_command_serves_and_stops(port: int) -> None:
-    rc = main(["twin", "--port", str(port), "--duration", "0.5", "--speed", "10",
-               "--fault", "chiller_trip:chiller_1:0"])  # fmt: skip
+    rc = main(["twin", "--port", str(port), "--bacnet-port", str(free_udp_run(5)),
+               "--duration", "0.5", "--speed", "10", "--fault", "chiller_trip:chiller_1:0"])  # fmt: skip
     assert rc == 0
 
 
@@ -32,6 +33,8 @@ def test_demo_polls_the_twin_into_duckdb_and_shows_it(port: int, tmp_path: Path)
             "demo",
             "--port",
             str(port),
+            "--bacnet-port",
+            str(free_udp_run(5)),
             "--duration",
             "3",
             "--db",
@@ -45,6 +48,10 @@ def test_demo_polls_the_twin_into_duckdb_and_shows_it(port: int, tmp_path: Path)
     assert rc == 0
     text = out.getvalue()
     assert "IT power" in text and "PUE" in text and "comm_loss-1" in text
+    # both protocols: the CRAHs and the CDU over BACnet/IP, the rest over Modbus TCP
+    assert "(Modbus TCP 16, BACnet/IP 5)" in text, text
+    assert "BACnet/IP" in text.split("Rack inlet (CRAH 1)")[1].splitlines()[0]
+    assert "Modbus TCP" in text.split("PUE")[1].splitlines()[0]
     with Store(db, read_only=True) as store:
         latest = store.latest(["plant.it_power", "ct_1.fan_speed"])
     rows = {r.tag: r for r in latest.itertuples()}
@@ -56,7 +63,8 @@ def test_twin_command_names_a_taken_port(port: int, capsys: pytest.CaptureFixtur
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()
-        assert main(["twin", "--port", str(port), "--duration", "0.2"]) == 2
+        argv = ["twin", "--port", str(port), "--bacnet-port", str(free_udp_run(5))]
+        assert main([*argv, "--duration", "0.2"]) == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
 
 
@@ -65,7 +73,8 @@ def test_twin_command_loads_a_scenario(
 ) -> None:
     good = tmp_path / "s.yaml"
     good.write_text("faults:\n  - {kind: leak, target: leak_1, start_s: 0, magnitude: 2}\n")
-    assert main(["twin", "--port", str(port), "--duration", "0.2", "--scenario", str(good)]) == 0
+    argv = ["twin", "--port", str(port), "--bacnet-port", str(free_udp_run(5))]
+    assert main([*argv, "--duration", "0.2", "--scenario", str(good)]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("faults:\n  - {kind: leak, target: nowhere}\n")
     assert main(["twin", "--port", str(port), "--scenario", str(bad)]) == 2

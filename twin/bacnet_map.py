@@ -77,13 +77,23 @@ def to_bacnet(
     return parse_site(data, origin=f"{site.name}+bacnet")
 
 
-def bacnet_twin_site(site: Site | None = None) -> Site:
-    """The twin's site as the agent sees it with BACnet on: CRAHs and CDU over BACnet."""
-    if site is None:
-        from twin.sim import default_site
+_MIXED_DEFAULT: Site | None = None
 
-        site = default_site()
-    return to_bacnet(site)
+
+def bacnet_twin_site(site: Site | None = None) -> Site:
+    """The twin's site as the agent sees it with BACnet on: CRAHs and CDU over BACnet.
+
+    Without ``site``: the twin's default site (``twin/site.yaml``) so converted — the
+    default site of the agent's commands (built once per process)."""
+    global _MIXED_DEFAULT
+    if site is not None:
+        return to_bacnet(site)
+    if _MIXED_DEFAULT is None:
+        from connectors.site import load_site
+        from twin import default_site_path
+
+        _MIXED_DEFAULT = to_bacnet(load_site(default_site_path()))  # not the twin's cached one
+    return _MIXED_DEFAULT
 
 
 def synthetic_bacnet_site(

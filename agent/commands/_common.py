@@ -7,34 +7,58 @@ import re
 from pathlib import Path
 
 from connectors.errors import StoreError
-from connectors.site import Site, load_site, with_port
+from connectors.site import Site, load_site, with_bacnet_port, with_port
 
 DEFAULT_DB = "facility.duckdb"
 
 
-def add_site_option(p: argparse.ArgumentParser, *, device_port: bool = False) -> None:
+#: How ``--help`` and messages name the default site.
+DEFAULT_SITE_HELP = (
+    "the twin's simulated data hall as the twin serves it: twin/site.yaml with the CRAHs and "
+    "the CDU on BACnet/IP (127.0.0.1:47810–47814), the rest on Modbus TCP (127.0.0.1:5020); "
+    "--site twin/site.yaml is the same plant all on Modbus"
+)
+
+
+def add_site_option(
+    p: argparse.ArgumentParser, *, device_port: bool = False, help: str | None = None
+) -> None:
     p.add_argument(
-        "--site",
-        type=Path,
-        default=None,
-        help="site file (default: the twin's simulated data hall, twin/site.yaml)",
+        "--site", type=Path, default=None, help=help or f"site file (default: {DEFAULT_SITE_HELP})"
     )
     if device_port:
         p.add_argument(
             "--device-port", type=int, default=None, metavar="P",
             help="reach every Modbus device of the site on this port (a twin started with --port P)",
         )  # fmt: skip
+        p.add_argument(
+            "--bacnet-port", type=int, default=None, metavar="P",
+            help="reach the site's BACnet/IP devices from this UDP port on, the first device on "
+            "P and the others at their offsets (a twin started with --bacnet-port P)",
+        )  # fmt: skip
+
+
+def default_site() -> Site:
+    """The default site of the agent's commands: the twin's data hall as the twin serves it
+    by default (CRAHs and CDU over BACnet/IP, the rest over Modbus TCP)."""
+    from twin.bacnet_map import bacnet_twin_site
+
+    return bacnet_twin_site()
 
 
 def site_from_args(args: argparse.Namespace) -> Site:
-    """The ``--site`` file (default: the twin's), on ``--device-port`` when given.
+    """The ``--site`` file (default: :func:`default_site`), with its Modbus devices on
+    ``--device-port`` and its BACnet devices from ``--bacnet-port`` on, when given.
 
     A bad file raises :class:`~connectors.errors.SiteConfigError`: one line, exit 2."""
-    from twin import default_site_path
-
-    site = load_site(args.site or default_site_path())
+    site = load_site(args.site) if args.site else default_site()
     port = getattr(args, "device_port", None)
-    return with_port(site, port) if port is not None else site
+    if port is not None:
+        site = with_port(site, port)
+    bacnet_port = getattr(args, "bacnet_port", None)
+    if bacnet_port is not None:
+        site = with_bacnet_port(site, bacnet_port)
+    return site
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:

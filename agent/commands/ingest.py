@@ -1,8 +1,9 @@
 """``facility-agent ingest``: poll a site's equipment into DuckDB, with a live progress line.
 
-    facility-agent ingest [--site FILE] [--db FILE] [--duration S]
+    facility-agent ingest [--site FILE] [--db FILE] [--duration S] [--device-port P] [--bacnet-port P]
 
-Defaults: the twin's site (``twin/site.yaml``) and ``facility.duckdb`` in the
+Defaults: the twin's data hall as the twin serves it (``twin/site.yaml`` with the CRAHs
+and the CDU on BACnet/IP, the rest on Modbus TCP) and ``facility.duckdb`` in the
 working directory. Exits 4 when not one good reading came in (every device down). Stops cleanly at ``--duration`` or on Ctrl-C: the pollers
 stop, what is pending is flushed, and a summary line is printed.
 """
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 from agent.commands._common import add_db_option, add_site_option, site_from_args
 from connectors.ingest import Ingestor, IngestStats
 from connectors.modbus import PollerConfig
+from connectors.site import protocol_summary
 from connectors.store import Store
 
 EXIT_NO_GOOD_READINGS = 4
@@ -50,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"ingest: {final.rows_stored:,} rows stored in {args.db} "
         f"({final.good:,} good of {final.readings:,} readings, "
-        f"{len(ingestor.pollers)} devices, {final.elapsed_s:.1f} s)",
+        f"{len(ingestor.pollers)} devices, {final.elapsed_s:.1f} s; {protocol_summary(site)})",
         file=sys.stderr,
     )
     if final.good == 0:

@@ -2,8 +2,10 @@
 
 Every device answers on Modbus TCP (127.0.0.1:5020); the CRAHs and the CDU are also
 BACnet/IP devices (127.0.0.1:47810–47814, instances 1001–1005; ``--no-bacnet`` turns them
-off), and the twin's site — what the demo's agent polls and writes — reads those over
-BACnet (``--write-site FILE`` saves it for ``facility-agent run --site FILE``).
+off), and the twin's site as served — what the demo's agent polls and writes, and the
+default site of run, ingest and the other agent commands — reads those over BACnet
+(``--write-site FILE`` saves it as YAML). A twin on other ports (``--port P``,
+``--bacnet-port B``) is reached with ``run --device-port P --bacnet-port B``.
 
     facility-agent twin                                  # 127.0.0.1:5020, real time
     facility-agent twin --port 5021 --speed 60           # one simulated minute per second
@@ -62,7 +64,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def add_twin_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``twin`` and ``demo``."""
-    add_site_option(p)
+    add_site_option(
+        p,
+        help="site file the twin simulates, every device on Modbus TCP (default: twin/site.yaml); "
+        "its CRAHs and CDU are BACnet/IP devices too unless --no-bacnet",
+    )
     p.add_argument(
         "--port", type=int, default=None, help="serve on this port (default: the site's, 5020)"
     )

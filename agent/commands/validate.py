@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from agent.commands._common import user_text
+from agent.commands._common import default_site, user_text
 from connectors.errors import FacilityError, SiteConfigError
-from connectors.site import Site, load_site
+from connectors.site import Site, device_count, load_site
 
 
 def register(sub: Any) -> None:
@@ -45,18 +45,16 @@ def kind_of(path: Path) -> str:
 
 
 def describe(site: Site) -> str:
-    devices = site.devices()
     writable = sum(1 for _, p in site.iter_points() if p.writable)
     return (
         f"site {site.name}: {len(site.equipment)} equipment, {len(site.point_ids)} points "
-        f"({writable} writable) on {len(devices)} devices"
+        f"({writable} writable) on {device_count(site)} devices"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from tools.policies import load_policies
     from tools.policies.engine import compile_policies
-    from twin import default_site_path
 
     kinds = {f: kind_of(f) for f in args.files}
     sites: dict[Path, Site] = {}
@@ -79,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 first = next(iter(sites))
                 site, where = sites[first], str(first)
             else:
-                site, where = load_site(default_site_path()), "the twin's site"
+                site, where = default_site(), "the default site (the twin's)"
         except SiteConfigError as err:
             print(f"facility-agent: error: {err}", file=sys.stderr)
             return 2

@@ -87,6 +87,15 @@ async def ready(app: Application) -> None:
 async def close(app: Application) -> None:
     """Close the application and let the loop release its sockets (a port reusable at once)."""
     await ready(app)  # a socket still being bound would outlive the close
+    # A request our timeout gave up on is still a transaction with a retry timer: firing
+    # after the close it would send on the closed socket (a traceback per request at the
+    # end of every run with a dead device). Stop the timers first.
+    asap = getattr(app, "asap", None)
+    for tr in [
+        *getattr(asap, "clientTransactions", ()),
+        *getattr(asap, "serverTransactions", ()),
+    ]:
+        tr.stop_timer()
     app.close()
     for _ in range(3):
         await asyncio.sleep(0)

@@ -196,11 +196,13 @@ class BacnetPoller(Stoppable):
         for it in batch:
             params += [it.objid, [it.prop, self._units_prop] if units and it.units else [it.prop]]
         self.stats.requests += 1
+        t0 = time.monotonic()
         result = await request(
             self.app.read_property_multiple(self.address, params),
             self.config.timeout_s,
             f"{self.key} ReadPropertyMultiple",
         )
+        self.stats.latency.observe(time.monotonic() - t0)  # answered (as Modbus counts it)
         if result is None:
             raise BacnetError("no ReadPropertyMultiple answer")
         got = {(tuple(oid), prop): value for oid, prop, _idx, value in result}
@@ -215,6 +217,7 @@ class BacnetPoller(Stoppable):
         out: list[Any] = []
         for it in batch:
             self.stats.requests += 1
+            t0 = time.monotonic()
             try:
                 out.append(
                     await request(
@@ -224,7 +227,8 @@ class BacnetPoller(Stoppable):
                     )
                 )
             except BacnetError as err:
-                out.append(err)
+                out.append(err)  # an error answer is an answer
+            self.stats.latency.observe(time.monotonic() - t0)
         return out
 
     async def _check_units(self, batch: list[_Item]) -> None:

@@ -30,20 +30,18 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connectors.config import parse_duration
-    from connectors.site import load_site
     from connectors.store import Store
     from evals.importers import record
-    from twin import default_site_path
 
     try:
         seconds = parse_duration(args.duration)
     except ValueError as err:
         raise ConfigError(f"--duration: {err}") from None
     from agent.commands._agent import api
-    from agent.commands._common import existing_db
+    from agent.commands._common import existing_db, site_from_args
 
     db = existing_db(args.db)
-    site = load_site(args.site or default_site_path())
+    site = site_from_args(args)  # the same default as every agent-side command
     client = api(args)
     if client is not None:
         from agent.reads import from_parquet, scratch_store
