@@ -15,14 +15,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_plant_model import _record
 
-from connectors.status import Status
 from connectors.store import Store
 from perfmodel.chiller import valid_ranges
 from perfmodel.optimise import default_grid, optimise
@@ -111,16 +110,7 @@ def g36_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Twin]:
     path = tmp_path_factory.mktemp("g36") / "site.duckdb"
     twin = Twin(seed=5, start=START, control="g36", weather="723170TYA")
     with Store(path) as store:
-        ids = store.register_site(twin.site)
-        tags = list(ids)
-        id_arr = np.array([ids[t] for t in tags], dtype=np.int32)
-        for _ in range(round(HOURS * 60)):
-            twin.step(60)
-            v = twin.values()
-            arr = np.array([v.get(t, math.nan) for t in tags])
-            st = np.where(np.isnan(arr), Status.DECODE_ERROR, Status.OK).astype(np.uint8)
-            ts = np.datetime64(twin.now.replace(tzinfo=None), "us")
-            store.append(np.full(len(tags), ts), id_arr, arr, st)
+        _record(store, twin, store.register_site(twin.site), HOURS)
     return path, twin
 
 
