@@ -43,6 +43,7 @@ from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
 from tools.policies.faults import FaultLog
 from tools.quality import IncrementalScorer
+from tools.quality.report import EquipmentFault
 from tools.site_state import SiteState
 from tools.telemetry import Snapshot
 from tools.whatif import TagChange, state_from_values
@@ -54,7 +55,11 @@ class QualityResult:
     scores: dict[str, float]
     reasons: dict[str, list[str]] = field(default_factory=dict)
     # equipment id → faults of the machine the residuals isolated (its sensors read true)
-    faults: dict[str, list[str]] = field(default_factory=dict)
+    faults: dict[str, list[EquipmentFault]] = field(default_factory=dict)
+
+    def isolated(self) -> list[EquipmentFault]:
+        """Every equipment fault the residuals isolated, in equipment order."""
+        return [f for fs in self.faults.values() for f in fs]
 
     def decision(self, tags: Sequence[str]) -> tuple[float, list[str]]:
         """Weakest link over the tags a decision rests on; unknown tags count as 0. The
@@ -72,7 +77,7 @@ class QualityResult:
             if s < 0.95:
                 why += [f"{t}: {r}" for r in (self.reasons.get(t) or [f"score {s:.2f}"])]
         eqs = dict.fromkeys(t.split(".", 1)[0] for t in tags)
-        why += [f"equipment fault: {m}" for e in eqs for m in self.faults.get(e, [])]
+        why += [f"equipment fault: {f.message}" for e in eqs for f in self.faults.get(e, [])]
         return worst, why
 
 
@@ -101,9 +106,9 @@ def default_quality(window: timedelta = timedelta(minutes=15)) -> QualityFn:
         df = rep.points
         scores = dict(zip(df["tag"], df["score"].astype(float), strict=True))
         reasons = {t: list(r) for t, r in zip(df["tag"], df["reasons"], strict=True)}
-        faults: dict[str, list[str]] = {}
+        faults: dict[str, list[EquipmentFault]] = {}
         for f in rep.faults:
-            faults.setdefault(f.equipment, []).append(f.message)
+            faults.setdefault(f.equipment, []).append(f)
         return QualityResult(scores, reasons, faults)
 
     return run

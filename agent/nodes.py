@@ -109,7 +109,12 @@ async def evaluate_policies(state: CycleState, config: RunnableConfig) -> dict[s
     ctx.engine.suppressed = ctx.audit.pending_instance_keys()  # one open request per instance
     triggers = ctx.engine.evaluate(Observation(now, s.snapshot.values, qarr, history))
     if ctx.faults is not None and ctx.faults.engine is ctx.engine:
-        for ev in ctx.faults.update(now):  # raised / cleared rows in `faults`
+        q = s.quality
+        if q is not None:  # the sensors that judge an open isolated fault's absence, scored too
+            q = s.quality = _scored(ctx, now, q, ctx.faults.judging_tags(list(ctx.site.point_ids)))
+        isolated = q.isolated() if q is not None else []
+        scores = q.scores if q is not None else None
+        for ev in ctx.faults.update(now, isolated, scores):  # raised / cleared rows in `faults`
             log.info("fault %s %s: %s", ev.instance_key, ev.event, ev.fault_id)
     return {"decisions": [_decision(ctx, state, t, s) for t in triggers]}
 

@@ -141,7 +141,7 @@ async def twin_run(
             _record(store, twin, clock, tags, id_arr)
         if ctx is not None:
             twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
-            await decide(ctx, scn.agent.approval_ttl)
+            await decide(ctx)
         if sampler is not None and not sampler.from_agent(ctx):
             q0 = time.perf_counter()
             sampler(clock.now())

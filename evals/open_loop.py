@@ -117,7 +117,7 @@ async def open_loop(
         # a chunk with no rows is a gap between recorded days: no telemetry, no cycle
         if ctx is not None and chunk.rows:
             try:
-                await decide(ctx, scn.agent.approval_ttl)
+                await decide(ctx)
             except FacilityError as err:
                 agent_errors.append(f"{clock.now()}: {err}")
                 if len(agent_errors) > 20:

@@ -42,7 +42,7 @@ def agent_context(
     policies = None
     if scn.agent.policies is not None:
         policies = load_policies([policy_path(p, folder) for p in scn.agent.policies])
-    return AgentContext.build(
+    ctx = AgentContext.build(
         site=site,
         store=store,
         writer=writer,
@@ -52,13 +52,16 @@ def agent_context(
         checkpoint_path=None,
         site_state=site_state(scn, reference),
     )
+    # the scenario's time to live, on every route that reads it (expiry and answers alike)
+    ctx.approval_ttl_s = float(scn.agent.approval_ttl)
+    return ctx
 
 
-async def decide(ctx: AgentContext, approval_ttl_s: float) -> None:
+async def decide(ctx: AgentContext) -> None:
     """One scheduled cycle, as ``agent.runtime.run_forever`` runs it: stale approval
-    requests expire (nobody answers them in an eval), the model is refitted when due, then
-    the agent decides."""
-    await expire_approvals(ctx, approval_ttl_s)
+    requests expire after the context's time to live (nobody answers them in an eval), the
+    model is refitted when due, then the agent decides."""
+    await expire_approvals(ctx)
     recalibrate_if_due(ctx)
     await decide_once(ctx, trigger="eval")
 

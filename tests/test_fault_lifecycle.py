@@ -257,3 +257,60 @@ def test_open_faults_over_http(tmp_path: Path) -> None:
             assert "crah_fan_failure on crah_2 (high)" in card, card
         with s.client() as anon:
             assert anon.get("/faults").status_code == 401
+
+
+# ---- faults the quality residuals isolate (a CDU pump, not its meter) ---------------------------
+CDU_KEY = "quality:cdu_1:cdu_pump_degradation"
+
+
+def test_an_isolated_equipment_fault_is_raised_then_cleared(agent_on: AgentOn) -> None:
+    """The data-quality scorer names a degraded CDU pump (flow short of its speed, the heat
+    balance agreeing): that is a fault of the machine, raised and cleared like a policy's —
+    one fault for the whole episode, cleared once the scorer, judging the CDU's sensors, has
+    not named it for 5 minutes."""
+
+    async def main() -> tuple[pd.DataFrame, datetime, list[str]]:
+        hall = Hall(poll_s=1.0)  # the CDU's own poll interval (site.yaml): the isolation's cells
+        hall.run(300)
+        ctx = agent_on(hall, approvals="record", whatif=None)
+        try:
+            await cycles(hall, ctx, 60)
+            assert rows(hall).empty  # a healthy plant raises nothing
+            hall.twin.inject(
+                Fault(
+                    kind="cdu_pump_degradation",
+                    target="cdu_1",
+                    start_s=0,
+                    duration_s=600,
+                    magnitude=0.7,
+                )
+            )
+            end = naive(hall.twin.now) + timedelta(seconds=600)
+            for _ in range(30):  # up to 10 minutes, until the scorer names the pump
+                await cycles(hall, ctx, 20)
+                assert ctx.faults is not None
+                if CDU_KEY in ctx.faults.open_faults():
+                    break
+            open_then = ctx.faults.open_faults()
+            for _ in range(150):  # up to 50 more minutes of plant time, until it clears
+                done = rows(hall)
+                if len(done[(done["instance_key"] == CDU_KEY) & (done["event"] == "cleared")]):
+                    break
+                await cycles(hall, ctx, 20)
+            return rows(hall), end, open_then
+        finally:
+            await close(ctx)
+
+    got, end, open_then = asyncio.run(main())
+    assert CDU_KEY in open_then, open_then
+    mine = got[got["instance_key"] == CDU_KEY]
+    assert list(mine["event"]) == ["raised", "cleared"], got[["instance_key", "event", "ts"]]
+    raised, cleared = mine.iloc[0], mine.iloc[1]
+    assert raised["policy_id"] == "quality" and raised["equipment"] == "cdu_1"
+    assert raised["fault_class"] == "cdu_pump_degradation"
+    assert "pump, not meter" in raised["evidence"], raised["evidence"]
+    assert raised["fault_id"] == cleared["fault_id"]
+    ca = _t(cleared["cleared_at"])
+    assert ca >= end + timedelta(seconds=300), (ca, end)  # not before the pump was back 5 min
+    assert "not named by the quality residuals" in cleared["cleared_evidence"]
+    assert cleared["duration_s"] == pytest.approx((ca - _t(raised["raised_at"])).total_seconds())

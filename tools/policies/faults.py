@@ -15,6 +15,15 @@ decision cycle (every policy's timers advance at every cycle, whichever job fire
   condition that comes back within ``clear_after`` keeps the same fault open — a flapping
   condition is one fault, not one per flap. (Conditions keep their own ``hysteresis`` too.)
 
+Equipment faults the data-quality residuals isolate (:mod:`tools.quality`: a CDU pump that
+delivers less flow than its speed predicts while the heat balance agrees — the sensors read
+true, the machine is off) follow the same lifecycle with ``policy_id`` ``quality`` and the
+instance key ``quality:<equipment>:<kind>``: **raised** at the first cycle the scorer names it
+(its residual windows are its ``for``); **cleared** once the scorer, judging the fault's own
+sensors on values present (each scored ≥ :data:`JUDGED_MIN`), has not named it for
+``clear_after`` (default 5 min). Sensors that are not scored, or scored too low to judge, are
+not "fault absent": the wait restarts.
+
 ``faults`` is append-only like the audit tables: a ``raised`` row, later a ``cleared`` row
 with the same ``fault_id``; ``faults_latest`` has each fault as it stands. Open faults are read
 back at start, so a restart neither raises them again nor forgets them (the ``clear_after``
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +43,11 @@ import pandas as pd
 
 from connectors.store import Store
 from tools.policies.engine import Evidence, PolicyEngine
+from tools.quality.report import EquipmentFault
+
+QUALITY_POLICY = "quality"  # policy_id of the faults the quality residuals isolate
+CLEAR_AFTER_S = 300.0  # a policy's default ``clear_after``, and the isolated faults'
+JUDGED_MIN = 0.5  # an isolated fault's sensors judge its absence only when scored this well
 
 FAULTS_DDL = """
 CREATE TABLE IF NOT EXISTS faults (
@@ -117,6 +132,23 @@ class _Open:
     evidence: str
 
 
+@dataclass
+class _Isolated:
+    """An open fault the quality residuals isolated."""
+
+    fault_id: str
+    raised_at: datetime
+    equipment: str
+    kind: str
+    evidence: str
+    tags: tuple[str, ...]
+    false_since: datetime | None = None
+
+
+def isolated_key(f: EquipmentFault) -> str:
+    return f"{QUALITY_POLICY}:{f.equipment}:{f.kind}"
+
+
 def _naive(t: datetime) -> datetime:
     return t.replace(tzinfo=None) if t.tzinfo is not None else t
 
@@ -142,6 +174,7 @@ class FaultLog:
         self.open = np.zeros(m, bool)
         self._false_since = np.full(m, np.nan)
         self._open: dict[int, _Open] = {}
+        self._isolated: dict[str, _Isolated] = {}
         if store is not None:
             store.ensure_schema(FAULTS_DDL)
             self._load(store)
@@ -156,7 +189,19 @@ class FaultLog:
         except Exception:  # a read-only store no agent has run on: no faults yet
             return
         for r in df.to_dict("records"):
-            i = keys.get(str(r["instance_key"]))
+            key = str(r["instance_key"])
+            if key.startswith(QUALITY_POLICY + ":"):
+                _, eq, kind = key.split(":", 2)
+                self._isolated[key] = _Isolated(
+                    str(r["fault_id"]),
+                    pd.Timestamp(r["raised_at"]).to_pydatetime(),
+                    eq,
+                    kind,
+                    str(r["evidence"] or ""),
+                    (),
+                )
+                continue
+            i = keys.get(key)
             if i is None or not self.is_fault[i]:
                 continue  # a policy no longer loaded: left as it stands
             ts = r["true_since"]
@@ -168,12 +213,31 @@ class FaultLog:
                 str(r["evidence"] or ""),
             )
 
-    def update(self, now: datetime) -> list[FaultEvent]:
-        """Raise and clear after the engine's last cycle (at ``now``); returns the new rows."""
+    def update(
+        self,
+        now: datetime,
+        isolated: Sequence[EquipmentFault] = (),
+        scores: Mapping[str, float] | None = None,
+    ) -> list[FaultEvent]:
+        """Raise and clear after the engine's last cycle (at ``now``); returns the new rows.
+        ``isolated``: the equipment faults the cycle's quality scoring named; ``scores``: the
+        scores of the points it judged (None: no scoring this cycle — nothing isolated is
+        raised or cleared)."""
+        now = _naive(now)
+        out = self._update_policies(now)
+        if scores is not None:
+            out += self._update_isolated(now, isolated, scores)
+        if out and self.store is not None and not self.store.read_only:
+            sql = f"INSERT INTO faults ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+            with self.store.transaction() as con:
+                for ev in out:  # a handful per cycle at most
+                    con.execute(sql, ev.row())
+        return out
+
+    def _update_policies(self, now: datetime) -> list[FaultEvent]:
         e = self.engine
         if e.last_now is None or not len(self.open):
             return []
-        now = _naive(now)
         t = now.timestamp()
         false_now = ~e.active & e.known
         self._false_since = np.where(
@@ -188,12 +252,65 @@ class FaultLog:
             out.append(self._cleared(int(i), now))
         for i in np.flatnonzero(raise_):
             out.append(self._raised(int(i), now))
-        if out and self.store is not None and not self.store.read_only:
-            sql = f"INSERT INTO faults ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-            with self.store.transaction() as con:
-                for ev in out:  # a handful per cycle at most
-                    con.execute(sql, ev.row())
         return out
+
+    def _update_isolated(
+        self, now: datetime, found: Sequence[EquipmentFault], scores: Mapping[str, float]
+    ) -> list[FaultEvent]:
+        out: list[FaultEvent] = []
+        named = {isolated_key(f): f for f in found}
+        for key, o in list(self._isolated.items()):
+            f = named.get(key)
+            if f is not None:  # still named: the clearing wait (if any) starts again
+                o.false_since = None
+                o.tags = f.tags or o.tags
+                continue
+            # its own sensors; read back after a restart (no tags kept), the equipment's
+            tags = o.tags or tuple(t for t in scores if t.startswith(o.equipment + "."))
+            judged = bool(tags) and all(float(scores.get(t, math.nan)) >= JUDGED_MIN for t in tags)
+            if not judged:  # its sensors not scored (or too poor to judge): not "absent"
+                o.false_since = None
+                continue
+            if o.false_since is None:
+                o.false_since = now
+            if (now - o.false_since).total_seconds() >= CLEAR_AFTER_S:
+                del self._isolated[key]
+                out.append(self._isolated_event(key, o, now, "cleared"))
+        for key, f in named.items():
+            if key not in self._isolated:
+                fid = f"F-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+                o = _Isolated(fid, now, f.equipment, f.kind, f.message, f.tags)
+                self._isolated[key] = o
+                out.append(self._isolated_event(key, o, now, "raised"))
+        return out
+
+    def _isolated_event(self, key: str, o: _Isolated, now: datetime, event: str) -> FaultEvent:
+        cleared = event == "cleared"
+        since = o.false_since
+        return FaultEvent(
+            fault_id=o.fault_id,
+            event=event,
+            ts=now,
+            instance_key=key,
+            policy_id=QUALITY_POLICY,
+            equipment=o.equipment,
+            fault_class=o.kind,
+            kind="fault",
+            severity="warning",
+            raised_at=o.raised_at,
+            cleared_at=now if cleared else None,
+            duration_s=(now - o.raised_at).total_seconds() if cleared else None,
+            true_since=o.raised_at,
+            false_since=since if cleared else None,
+            clear_after_s=CLEAR_AFTER_S,
+            evidence=o.evidence,
+            cleared_evidence=(
+                f"not named by the quality residuals since {since:%Y-%m-%d %H:%M:%S} UTC "
+                f"(clear_after {CLEAR_AFTER_S:g} s), its sensors {', '.join(o.tags)} judged"
+                if cleared and since is not None
+                else None
+            ),
+        )
 
     def _event(self, i: int, now: datetime, **kw: object) -> FaultEvent:
         inst = self.engine.c.instances[i]
@@ -253,9 +370,18 @@ class FaultLog:
             cleared_evidence=f"{held} (clear_after {self.clear_after[i]:g} s): {ev}",
         )
 
+    def judging_tags(self, site_tags: Sequence[str]) -> set[str]:
+        """The points whose scores judge the open isolated faults' absence: each fault's own
+        sensors (read back after a restart, its equipment's points of ``site_tags``)."""
+        out: set[str] = set()
+        for o in self._isolated.values():
+            out.update(o.tags or (t for t in site_tags if t.startswith(o.equipment + ".")))
+        return out
+
     def open_faults(self) -> list[str]:
-        """Instance keys of the faults open now."""
-        return [self.engine.instance_key(int(i)) for i in np.flatnonzero(self.open)]
+        """Instance keys of the faults open now (policy instances, then isolated faults)."""
+        keys = [self.engine.instance_key(int(i)) for i in np.flatnonzero(self.open)]
+        return keys + sorted(self._isolated)
 
 
 # ---- reads -------------------------------------------------------------------------------------
