@@ -314,7 +314,9 @@ def test_an_isolated_equipment_fault_is_raised_then_cleared(agent_on: AgentOn) -
     start = end - timedelta(seconds=600)
     assert ra <= start + timedelta(seconds=300), (ra, start)  # named while the pump is degraded
     assert ca >= end + timedelta(seconds=300), (ca, end)  # not before the pump was back 5 min
-    print(f"raised {(ra - start).total_seconds():.0f} s after the fault, cleared "
-          f"{(ca - end).total_seconds():.0f} s after the pump recovered")
+    print(
+        f"raised {(ra - start).total_seconds():.0f} s after the fault, cleared "
+        f"{(ca - end).total_seconds():.0f} s after the pump recovered"
+    )
     assert "not named by the quality residuals" in cleared["cleared_evidence"]
     assert cleared["duration_s"] == pytest.approx((ca - _t(raised["raised_at"])).total_seconds())
