@@ -6,7 +6,9 @@ Sign in; the utility loss's approval appears; a viewer has no approve button and
 POST from the viewer's page is refused (403); the operator approves; the result shows in
 place — executed with the value read back, which this test reads again from the twin over
 Modbus, or refused with the gate's reason; e-stop from the page; the chat panel.
-Screenshots go to docs/screenshots/. Skips only where chromium or playwright is absent.
+Screenshots go to a scratch folder (``$TMPDIR/facility-agent-screenshots``), or with
+``UPDATE_SCREENSHOTS=1`` to docs/screenshots/ — a test run does not rewrite tracked files.
+Skips only where chromium or playwright is absent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +46,11 @@ ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "facility-agent-screenshots"
+)
 WRITTEN_TAG = "gpu.power_cap"  # what the utility_loss policy writes
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
