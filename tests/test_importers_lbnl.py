@@ -68,3 +68,34 @@ def test_site_limits(szcav: pd.DataFrame) -> None:
     assert sat.brick == "Supply_Air_Temperature_Sensor"
     assert sat.min is not None and sat.max is not None and sat.max_rate is not None
     assert sat.poll_interval_s == 60.0
+
+
+HEADER = (
+    "Datetime,AHU: Supply Air Temperature,AHU: Mixed Air Temperature,"
+    "AHU: Supply Air Fan Status,Fault Detection Ground Truth\n"
+)
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ("3/11/2017 0:00", "3/11/2017 0:01"),  # the shipped files' spreadsheet export
+        ("2017-03-11 00:00:00", "2017-03-11 00:01:00"),  # ISO, as other LBNL units come
+        ("3/11/2017 0:00:00", "3/11/2017 0:01:00"),  # with seconds
+    ],
+)
+def test_other_lbnl_units_timestamps_are_read(tmp_path, stamps) -> None:  # type: ignore[no-untyped-def]
+    """Another unit of the LBNL inventory (scored by someone else) may be exported with other
+    timestamp formats: read, not refused."""
+    f = tmp_path / "OTHER.csv"
+    f.write_text(HEADER + "".join(f"{s},55.0,60.0,1,0\n" for s in stamps))
+    df = read_lbnl(f)
+    assert list(df.index) == [pd.Timestamp("2017-03-11 00:00"), pd.Timestamp("2017-03-11 00:01")]
+    assert df["supply_air_temp"].iloc[0] == pytest.approx((55.0 - 32) * 5 / 9)
+
+
+def test_an_unreadable_timestamp_names_file_and_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "BAD.csv"
+    f.write_text(HEADER + "yesterday,55.0,60.0,1,0\n")
+    with pytest.raises(Exception, match=r"BAD\.csv.*'Datetime'"):
+        read_lbnl(f)

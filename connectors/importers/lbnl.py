@@ -112,6 +112,26 @@ COLUMNS: dict[str, tuple[str, PointSpec, str]] = {
 }
 
 
+# the shipped files' spreadsheet export first; other units of the inventory come as ISO or
+# with seconds
+_STAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "ISO8601")
+
+
+def _timestamps(path: Path, col: pd.Series) -> pd.Series:
+    """``Datetime`` parsed with the first format that reads every cell; ConfigError naming the
+    file and column (and the first cell none reads) otherwise."""
+    for fmt in _STAMP_FORMATS:
+        try:
+            return pd.to_datetime(col, format=fmt)
+        except ValueError:
+            continue
+    bad = next((str(v) for v in col if pd.isna(pd.to_datetime(v, errors="coerce"))), "?")
+    raise ConfigError(
+        f"{path}: column 'Datetime': cannot read {bad!r} as a time "
+        f"(expected e.g. 3/11/2017 0:00 or 2017-03-11 00:00:00)"
+    )
+
+
 def read_lbnl(path: str | Path) -> pd.DataFrame:
     """One LBNL AHU CSV: 1-minute ``DatetimeIndex``, SI numeric columns and a ``fault`` label
     (nullable boolean: ``<NA>`` where the ground-truth cell is blank or not a number).
@@ -131,10 +151,7 @@ def read_lbnl(path: str | Path) -> pd.DataFrame:
     for need in ("Datetime", TRUTH):
         if need not in raw.columns:
             raise ConfigError(f"{path}: missing column {need!r}")
-    try:
-        ts = pd.to_datetime(raw["Datetime"], format="%m/%d/%Y %H:%M")
-    except ValueError as err:
-        raise ConfigError(f"{path}: column 'Datetime': {err}") from err
+    ts = _timestamps(path, raw["Datetime"])
     out: dict[str, np.ndarray] = {}
     units: dict[str, str] = {}
     origin: dict[str, str] = {}
