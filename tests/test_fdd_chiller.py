@@ -194,6 +194,15 @@ def test_labels_map_to_fault_classes() -> None:
     assert C.fault_class_for_label("Normal") is None
     assert C.fault_class_for_label("CF") == "condenser_fouling"
     assert C.fault_class_for_label("nc3") == "non_condensables"
+    # the other RP-1043 files' stems and labels, as they are named in the project's archive
+    for label, cls in [
+        ("EO14", "excess_oil"),
+        ("FWE40", "reduced_evaporator_flow"),
+        ("Normal R", None),
+        ("normal2", None),
+        ("cf45_b", "condenser_fouling"),
+    ]:
+        assert C.fault_class_for_label(label) == cls, label
     with pytest.raises(ConfigError, match="XYZ"):
         C.fault_class_for_label("XYZ")
 

@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -675,7 +676,8 @@ def fault_class_for_label(label: str) -> str | None:
 
     Raises :class:`ConfigError` for a label that names none of the seven faults.
     """
-    key = label.strip().lower().rstrip("0123456789").strip()
+    m = re.match(r"[a-z]+", label.strip().lower())  # "EO14", "nc3", "Normal R", "fwe20_b"
+    key = m.group(0) if m else ""
     if key in RP1043_LABELS:
         return RP1043_LABELS[key]
     raise ConfigError(f"RP-1043 label {label!r} names no known fault ({sorted(RP1043_LABELS)})")
