@@ -47,7 +47,7 @@ from tools.quality.grid import CellGrid
 from tools.quality.physics import CP_WATER
 from tools.quality.tracker import nanmedian_rows
 
-Verdict = Literal["pump", "meter", "unclear", "none"]
+Verdict = Literal["pump", "real", "meter", "unclear", "none"]
 
 DEFAULT_LIQUID_FRACTION = 0.8  # perfmodel.state.PlantParameters.liquid_fraction
 AFFINITY_RELATION = "cdu_flow_vs_speed"  # the residual this isolation resolves
@@ -73,7 +73,10 @@ def isolate_flow(
 
     ``metered``: the flow meter; ``by_speed``: what the pump speed predicts (affinity
     law); ``by_heat``: what the heat balance implies; ``baseline``: the metered flow before
-    (the window's older cells). "none" when the meter agrees with the speed."""
+    (the window's older cells). "none" when the meter agrees with the speed; "real" when
+    the heat balance confirms a metered flow that rose above the speed's prediction — a pump
+    back from a fault still in the baseline, or a loop whose resistance fell: the reading is
+    true and no pump is degraded."""
     vals = (metered, by_speed, by_heat, baseline)
     if not all(np.isfinite(v) for v in vals):
         return "unclear" if np.isfinite(metered) and np.isfinite(by_speed) else "none"
@@ -83,7 +86,9 @@ def isolate_flow(
     pos = (by_speed - by_heat) / gap
     moved = abs(metered - baseline) > tol_abs + tol_rel * abs(baseline)
     if 0.5 <= pos <= 1.5 and moved:
-        return "pump"  # the heat balance confirms the metered flow; it changed: real
+        # the heat balance confirms the metered flow; it changed: real — a pump fault only
+        # when it delivers less than its speed predicts
+        return "pump" if gap > 0 else "real"
     if -0.5 <= pos < 0.5:
         return "meter"  # the heat balance says the flow is where the speed says
     return "unclear"

@@ -213,7 +213,7 @@ class IncrementalScorer:
         tags_all = self.points["tag"].to_numpy()
         findings = cdu.flow_isolation(grid, self._cdus, tags_all, known_bad)
         _real_flow_steps(c, findings, self._row_of, cfg)
-        known_bad -= {self._row_of[f.flow_tag] for f in findings if f.verdict == "pump"}
+        known_bad -= {self._row_of[f.flow_tag] for f in findings if f.verdict in REAL_FLOW}
         explained, found = _explain(findings, self._row_of)
         settling = {
             (rel, f.cdu): f.settling
@@ -242,6 +242,9 @@ class IncrementalScorer:
         return c, faults
 
 
+REAL_FLOW = ("pump", "real")  # verdicts where the heat balance confirms the metered flow
+
+
 def _real_flow_steps(
     c: dict[str, np.ndarray],
     findings: list[cdu.FlowFinding],
@@ -249,15 +252,17 @@ def _real_flow_steps(
     cfg: QualityConfig,
 ) -> None:
     """A flow that jumped faster than its rate limit, where the heat balance confirms the new
-    flow (a pump fault): the plant moved, not the sensor — scored as an equipment event."""
+    flow (a pump fault, or its recovery): the plant moved, not the sensor — scored as an
+    equipment event."""
     for f in findings:
         r = row_of[f.flow_tag]
-        if f.verdict != "pump" or c["rate"][r] >= cfg.event_rate_floor:
+        if f.verdict not in REAL_FLOW or c["rate"][r] >= cfg.event_rate_floor:
             continue
         c["rate"][r] = cfg.event_rate_floor
         why = str(c["rate_reason"][r]).split(", faster than physics allows")[0]
+        what = "pump fault" if f.verdict == "pump" else "flow change"
         c["rate_reason"][r] = (
-            f"{why}, together with a {f.cdu} pump fault the heat balance confirms: "
+            f"{why}, together with a {f.cdu} {what} the heat balance confirms: "
             "an equipment event, not the sensor"
         )
 
@@ -266,7 +271,8 @@ def _explain(
     findings: list[cdu.FlowFinding], row_of: dict[str, int]
 ) -> tuple[dict[tuple[str, str], Explanation], dict[tuple[str, str], EquipmentFault]]:
     """The CDU flow isolation as resolutions of the affinity residual: a pump fault blames
-    no sensor (and is reported as an equipment fault), a meter fault blames the meter."""
+    no sensor (and is reported as an equipment fault), a true rise of the flow blames
+    nothing, a meter fault blames the meter."""
     explained: dict[tuple[str, str], Explanation] = {}
     faults: dict[tuple[str, str], EquipmentFault] = {}
     for f in findings:
@@ -276,6 +282,8 @@ def _explain(
             faults[key] = EquipmentFault(
                 f.cdu, "cdu_pump_degradation", f.message(), (f.flow_tag, f.speed_tag)
             )
+        elif f.verdict == "real":  # a true rise (e.g. the pump recovered): nobody to blame
+            explained[key] = None
         elif f.verdict == "meter":
             explained[key] = ([row_of[f.flow_tag]], f.message())
     return explained, faults
