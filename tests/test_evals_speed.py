@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,10 @@ from connectors.status import Status
 from connectors.store import Store
 from evals.closed_loop import _Recorder
 from evals.commands.eval import SCENARIOS_DIR
+from evals.importers import import_lbnl
+from evals.runner import run_scenario
 from twin.faults import Fault
 from twin.sim import Twin
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def _readings(store: Store) -> pd.DataFrame:
@@ -108,3 +109,50 @@ def test_jobs_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc != 0
     assert "--jobs must be at least 1, not 0" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
+
+
+#: two days of each LBNL file (one faulted, one fault-free), scored on main before the
+#: speed-up (70b475d, 12–20 min a file): row scores of both tolerance sets, TPR/FPR with and
+#: without the latch, and the agent's own detections (class, first hour)
+LBNL_BEFORE: dict[str, dict[str, Any]] = {
+    "SZCAV": {
+        "days": (13, 2),
+        "rows": {"faulted_rows": 1440, "flagged_rows": 1255, "precision": 0.9721,
+                 "recall": 0.8472, "rows": 2880, "specificity": 0.9757},
+        "latched": {"row_tpr": 0.847, "row_fpr": 0.024, "day_tpr": 1.0, "day_fpr": 1.0},
+        "unlatched": {"row_tpr": 0.094, "row_fpr": 0.0, "day_tpr": 1.0, "day_fpr": 0.0},
+        "agent": [("ahu_fc14", 14400.0), ("ahu_fc7", 25200.0), ("ahu_fc5", 54000.0)],
+    },
+    "MZVAV-2-2": {
+        "days": (12, 2),
+        "rows": {"faulted_rows": 1440, "flagged_rows": 1396, "precision": 1.0,
+                 "recall": 0.9694, "rows": 2880, "specificity": 1.0},
+        "latched": {"row_tpr": 0.969, "row_fpr": 0.0, "day_tpr": 1.0, "day_fpr": 0.0},
+        "unlatched": {"row_tpr": 0.929, "row_fpr": 0.0, "day_tpr": 1.0, "day_fpr": 0.0},
+        "agent": [("ahu_fc14", 3600.0), ("ahu_fc5", 25200.0), ("ahu_fc6", 25200.0),
+                  ("ahu_fc7", 28800.0)],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LBNL_BEFORE))
+def test_lbnl_replay_scores_two_days_as_before_the_speed_up(
+    name: str, datasets: Path, tmp_path: Path
+) -> None:
+    want = LBNL_BEFORE[name]
+    folder = import_lbnl(datasets / "lbnl" / f"{name}.csv", tmp_path / name)
+    frame = pd.read_parquet(folder / "telemetry.parquet")
+    days = pd.Index(frame.index.normalize().unique())
+    first, n = want["days"]
+    frame[frame.index.normalize().isin(days[first : first + n])].to_parquet(
+        folder / "telemetry.parquet", compression="zstd"
+    )
+    r = run_scenario(folder, tmp_path / "db").result
+    for det in ("ahu", "ahu_lab"):
+        assert r[f"{det}_rows"] == want["rows"]
+    rates = r["ahu_lab_tpr_fpr"]
+    for latch in ("latched", "unlatched"):
+        assert {k: rates[latch][k] for k in want[latch]} == want[latch], latch
+    agent = [(d["fault_class"], d["first_detected_s"]) for d in r["agent_detected_faults"]]
+    assert agent == want["agent"]

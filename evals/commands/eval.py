@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.suite:
             folders += shipped_scenarios(args.fast)
             if args.datasets.is_dir() and not args.fast:
-                folders += public_scenarios(args.datasets, work / "public")
+                # with --only, only the public scenarios named are built (imports take a while)
+                folders += public_scenarios(args.datasets, work / "public", args.only)
         if not folders:
             raise ConfigError("no scenarios: name scenario folders or use --suite")
         # validate every file first: a typo fails fast, before minutes of replay
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     line = replay_line(runs)
     if line:
         print(line)
-    print(f"wall time {_minutes(time.perf_counter() - started)} for {len(folders)} scenarios")
+    n = len(folders)
+    print(f"wall time {_minutes(time.perf_counter() - started)} for {n} scenario{'s' * (n != 1)}")
     return 0 if s["passed"] == s["scenarios"] else 1
 
 
