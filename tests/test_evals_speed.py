@@ -158,3 +158,20 @@ def test_lbnl_replay_scores_two_days_as_before_the_speed_up(
         assert {k: rates[latch][k] for k in want[latch]} == want[latch], latch
     agent = [(d["fault_class"], d["first_detected_s"]) for d in r["agent_detected_faults"]]
     assert agent == want["agent"]
+
+
+def test_a_bad_scenario_file_in_a_worker_is_the_same_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _copy("twin-injection", tmp_path)
+    yaml_path = bad / "scenario.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text().replace(
+            "  file: telemetry.parquet\n", "  file: telemetry.parquet\n  truth: nope\n"
+        )
+    )
+    good = _copy("twin-comm-loss", tmp_path)
+    rc = main(["eval", str(bad), str(good), "--report", str(tmp_path / "r"), "--no-progress",
+               "--jobs", "2"])  # fmt: skip
+    assert rc == 2
+    assert "twin-injection/scenario.yaml: source.truth: no column 'nope'" in capsys.readouterr().err

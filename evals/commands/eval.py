@@ -158,10 +158,14 @@ def _run_parallel(
             pool.submit(run_timed, f, workdir / str(i), names[f]) for i, f in enumerate(folders)
         ]
         out = []
-        for i, fut in enumerate(futures):
-            out.append(fut.result())
-            bar.update(tasks[i], completed=1.0)
-            bar.update(total, advance=1)
+        try:
+            for i, fut in enumerate(futures):
+                out.append(fut.result())
+                bar.update(tasks[i], completed=1.0)
+                bar.update(total, advance=1)
+        except BaseException:  # a bad scenario file: the others not yet started never start
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return out
 
 
