@@ -65,22 +65,51 @@ class TwinRun:
     plant_matches_model: bool = False
 
 
-def _record(store: Store, twin: Twin, clock: ManualClock, tags: list[str], ids: np.ndarray) -> None:
-    """The twin's served values into the store, as the poller would write them."""
-    vals = twin.values()
-    down = twin.unavailable()
-    v = np.array([vals.get(t, math.nan) for t in tags], dtype=float)
-    st = np.array(
-        [
-            Status.NOT_CONNECTED
-            if t in down
-            else (Status.DECODE_ERROR if math.isnan(x) else Status.OK)
-            for t, x in zip(tags, v, strict=True)
-        ],
-        dtype=np.uint8,
-    )
-    v[st != Status.OK] = np.nan
-    store.append(np.full(len(tags), np.datetime64(clock.now(), "us")), ids, v, st)
+class _Recorder:
+    """The twin's served values into the store, as the poller would write them: one row per
+    tag and sample, appended in batches (:meth:`flush`) — before each agent cycle, and every
+    :data:`BASELINE_FLUSH_CYCLES` cycles of a baseline run, which no one reads while it runs.
+    The rows are the same as one append per sample; the store's commits are fewer."""
+
+    def __init__(self, store: Store, tags: list[str], ids: np.ndarray) -> None:
+        self.store, self.tags, self.ids = store, tags, ids
+        self._ts: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._status: list[np.ndarray] = []
+
+    def sample(self, twin: Twin, clock: ManualClock) -> None:
+        vals = twin.values()
+        down = twin.unavailable()
+        v = np.array([vals.get(t, math.nan) for t in self.tags], dtype=float)
+        st = np.array(
+            [
+                Status.NOT_CONNECTED
+                if t in down
+                else (Status.DECODE_ERROR if math.isnan(x) else Status.OK)
+                for t, x in zip(self.tags, v, strict=True)
+            ],
+            dtype=np.uint8,
+        )
+        v[st != Status.OK] = np.nan
+        self._ts.append(np.full(len(self.tags), np.datetime64(clock.now(), "us")))
+        self._values.append(v)
+        self._status.append(st)
+
+    def flush(self) -> None:
+        if not self._ts:
+            return
+        n = len(self._ts)
+        self.store.append(
+            np.concatenate(self._ts),
+            np.tile(self.ids, n),
+            np.concatenate(self._values),
+            np.concatenate(self._status),
+        )
+        self._ts, self._values, self._status = [], [], []
+
+
+#: a baseline run (no agent) appends its readings every this many cycles
+BASELINE_FLUSH_CYCLES = 60
 
 
 def twin_plant(scn: Scenario, folder: Path) -> str | Path:
@@ -134,11 +163,14 @@ async def twin_run(
     sampler = QualitySampler(store, site, n, referenced(ctx, site)) if with_agent else None
     qwall = 0.0
     wall0 = time.perf_counter()
+    recorder = _Recorder(store, tags, id_arr)
     for i in range(n):
         for _ in range(per_cycle):
             twin.step(sample)
             clock.set(twin.now.replace(tzinfo=None))
-            _record(store, twin, clock, tags, id_arr)
+            recorder.sample(twin, clock)
+        if ctx is not None or (i + 1) % BASELINE_FLUSH_CYCLES == 0:
+            recorder.flush()  # the agent reads the store: every sample is in before it decides
         if ctx is not None:
             twin.write(HEARTBEAT_TAG, float(i + 1))  # the agent process's heartbeat to the BMS
             await decide(ctx)
@@ -150,6 +182,7 @@ async def twin_run(
         index.append(clock.now())
         if progress is not None:
             progress((i + 1) / n)
+    recorder.flush()
     wall = time.perf_counter() - wall0 - qwall
     out = TwinRun(pd.DataFrame(rows, index=pd.DatetimeIndex(index, name="ts")), wall_s=wall)
     out.decisions = table(store, "decisions_latest")

@@ -184,8 +184,8 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
         f"not judged in {s.get('false_alarms_not_judged_in', 0)}).",
         "",
         "| scenario | passed | expected | detected (first, s) | false alarms | unsafe | max level "
-        "| row P / R / spec | energy saving | envelope min | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| row P / R / spec | energy saving | envelope min | speed-up | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["scenarios"]:
         det = ", ".join(
@@ -199,7 +199,7 @@ def markdown(doc: dict[str, Any], plots: dict[str, list[str]]) -> str:
             f"| {r['name']} | {'✅' if r['passed'] else '❌'} | {_expected(r)} | {det or '–'} "
             f"| {_judged(r.get('false_alarms'))} | {r['unsafe_actions']} | {r['max_effective_autonomy']} | {rows} "
             f"| {_fmt(r.get('cooling_energy_saving'))} | {_fmt(r.get('envelope_violation_minutes'))} "
-            f"| {_fmt(r.get('replay_speedup'))}× |"
+            f"| {_fmt(r.get('replay_speedup'))}× | {_fmt(r.get('scenario_wall_s'))} |"
         )
     lines.append("")
     for r in doc["scenarios"]:

@@ -31,7 +31,9 @@ class CellGrid:
         self.pos = {int(r): j for j, r in enumerate(rows)}
         mean, bstart = tracker.bucket_means(now, window, rows)
         bw = tracker.bw_us[rows]
-        self.cell_us = int(bw.min()) if len(rows) else 1
+        # no rows (no physics rule, relation or CDU among the points): one cell per window, not
+        # one per microsecond — that grid took seconds and a gigabyte per quality report
+        self.cell_us = int(bw.min()) if len(rows) else max(1, window // timedelta(microseconds=1))
         start_us = to_us(now - window)
         self.origin_us = (start_us // self.cell_us) * self.cell_us
         k = int((to_us(now) - self.origin_us) // self.cell_us) + 1
