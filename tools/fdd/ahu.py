@@ -116,6 +116,14 @@ class AhuFddConfig:
     # compare supply with mixed air across the fan (FC5, FC8, FC12, FC14, FC15) keep G36's
     # field tolerances whatever the sensors: the unknown ΔT_SF, not the sensor, sets the error
     fan_heat_commissioned: bool = False
+    # FC7/FC13 (valve saturated, supply air off its setpoint): a loop trailing a moving
+    # (reset) setpoint, not the sensor, sets this error — G36's ε_SAT whatever the sensors
+    eps_loop: float = 2 * 5 / 9
+    # tests comparing two air temperatures (FC2, FC3, FC5, FC6, FC8, FC10, FC12, FC14, FC15)
+    # are judged only at this supply-fan speed (%) or above: heat gained through the casing and
+    # idle coils moves the air by ΔT ∝ 1/airflow (a VAV unit idling at 10 % sees five times
+    # what it sees at 50 %), and the fan heat is not known at any speed (see module doc)
+    min_fan_speed: float = 20.0
     eps_dsp: float = 0.1 * 249.089  # 0.1 inH2O in Pa
     eps_vfd: float = 5.0  # % speed
     eps_oa: float = 0.05  # outdoor-air fraction, damper commanded closed
@@ -140,7 +148,7 @@ LAB_GRADE = replace(
     eps_rat=0.3,
     eps_oat=0.3,
     eps_mat=0.3,
-    eps_mat_mixing=2 * 5 / 9,
+    eps_mat_mixing=5 * 5 / 9,  # G36's: stratification in the mixing box, not sensor grade
     fan_heat=1 * 5 / 9,  # G36's default: no document gives FLEXLAB's (see the module doc)
     eps_oa=0.04,
     dt_min=4.0,
@@ -311,6 +319,8 @@ def _conditions(
     it meets its load with capacity to spare.
     """
     on = os_ > 0
+    # enough airflow for a temperature difference to mean something (unknown speed: judged)
+    airflow = ~(a.fan_speed < cfg.min_fan_speed)
     em = cfg.eps_mat_mixing
     # across the fan (SAT vs MAT): the sensor tolerances, or G36's field ones when the fan
     # heat is not the unit's commissioned value (see :func:`across_fan_tolerances`)
@@ -325,6 +335,8 @@ def _conditions(
     cmd = a.oa_damper / 100.0
     damper_closed = a.oa_damper <= cfg.valve_closed
     off_by = (frac - cmd).abs()
+    # the fraction's own measurement error: MAT − RAT over the span, both read within ε
+    frac_err = float(np.hypot(cfg.eps_mat, cfg.eps_rat)) / span.abs()
     ev: dict[str, pd.Series] = {
         "fc1": on & a.dsp.notna() & a.dsp_sp.notna() & (a.fan_speed >= 99.0 - cfg.eps_vfd),
         "fc2": on & mixing,
@@ -347,15 +359,18 @@ def _conditions(
         "fc2": a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat),
         "fc3": a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat),
         "fc5": a.sat + e_sat <= a.mat - e_mat + cfg.fan_heat,
-        "fc6": (damper_closed & (off_by > cfg.eps_oa)) | (~damper_closed & (off_by > cfg.eps_oa_min)),
-        "fc7": a.sat < a.sp_h - cfg.eps_sat,
+        "fc6": (damper_closed & (off_by > np.maximum(cfg.eps_oa, frac_err)))
+        | (~damper_closed & (off_by > np.maximum(cfg.eps_oa_min, frac_err))),
+        "fc7": a.sat < a.sp_h - cfg.eps_loop,
         "fc8": (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(e_sat, e_mix)),
         "fc10": (a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)),
         "fc12": a.sat - e_sat - cfg.fan_heat >= a.mat + e_mat,
-        "fc13": a.sat > a.sp_c + cfg.eps_sat,
+        "fc13": a.sat > a.sp_c + cfg.eps_loop,
         "fc14": a.mat + cfg.fan_heat - a.sat >= eps_sm,
         "fc15": a.sat - cfg.fan_heat - a.mat >= eps_sm,
     }  # fmt: skip
+    for k in ("fc2", "fc3", "fc5", "fc6", "fc8", "fc10", "fc12", "fc14", "fc15"):
+        ev[k] = ev[k] & airflow
     cond = {k: ev[k] & violated[k].fillna(False) for k in FC_NAMES}
     healthy = {k: ev[k] & ~violated[k].fillna(True) for k in FC_NAMES}
     # a loop that modulates (not saturated) is meeting its load: capacity is there
