@@ -116,6 +116,10 @@ class AhuFddConfig:
     # compare supply with mixed air across the fan (FC5, FC8, FC12, FC14, FC15) keep G36's
     # field tolerances whatever the sensors: the unknown ΔT_SF, not the sensor, sets the error
     fan_heat_commissioned: bool = False
+    # a commissioned fan heat may rise with speed: ΔT_SF = fan_heat + fan_heat_speed2·(speed/100)²
+    # (fan power ∝ speed³, airflow ∝ speed), and comes with the spread (K) it was measured with
+    fan_heat_speed2: float = 0.0
+    fan_heat_spread: float = 0.0
     # FC7/FC13 (valve saturated, supply air off its setpoint): a loop trailing a moving
     # (reset) setpoint, not the sensor, sets this error — G36's ε_SAT whatever the sensors
     eps_loop: float = 2 * 5 / 9
@@ -265,6 +269,26 @@ def segment_starts(ts_ns: np.ndarray, gap_min: float) -> np.ndarray:
     return starts
 
 
+def settled_state(
+    df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS, starts: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The averaged inputs, the operating state and where the unit has settled in it.
+
+    G36's mode delay: nothing is judged while the unit settles after a change of operating
+    state (a fan start, heating to cooling): sensors in still air, coils and dampers moving."""
+    if starts is None:
+        starts = segment_starts(_ts_ns(df.index), cfg.gap_min)
+    avg = averaged(df, cfg, starts)
+    os_ = operating_state(avg, cfg)
+    change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
+    settled = (
+        _held(~change, cfg.mode_delay_min, starts)
+        if cfg.mode_delay_min
+        else np.ones(len(change), dtype=bool)
+    )
+    return avg, os_, settled
+
+
 def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     """Per-row boolean flag per fault condition (columns :data:`FC_NAMES`) plus ``os`` and ``any``.
 
@@ -278,17 +302,7 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     idx = df.index
     ts = _ts_ns(idx)
     starts = segment_starts(ts, cfg.gap_min)
-    avg = averaged(df, cfg, starts)
-    os_ = operating_state(avg, cfg)
-    # G36's mode delay: nothing is judged while the unit settles after a change of
-    # operating state (a fan start, heating to cooling): sensors in still air, coils
-    # and dampers still moving
-    change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
-    settled = (
-        _held(~change, cfg.mode_delay_min, starts)
-        if cfg.mode_delay_min
-        else np.ones(len(change), dtype=bool)
-    )
+    avg, os_, settled = settled_state(df, cfg, starts)
     cond, evaluable, healthy = _conditions(avg, os_.where(settled, 0), cfg)
     out = pd.DataFrame(index=idx)
     for name in FC_NAMES:
@@ -319,6 +333,7 @@ def _conditions(
     it meets its load with capacity to spare.
     """
     on = os_ > 0
+    fh = fan_heat_series(a, cfg)
     # enough airflow for a temperature difference to mean something (unknown speed: judged)
     airflow = ~(a.fan_speed < cfg.min_fan_speed)
     em = cfg.eps_mat_mixing
@@ -358,16 +373,16 @@ def _conditions(
         "fc1": a.dsp < a.dsp_sp - cfg.eps_dsp,
         "fc2": a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat),
         "fc3": a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat),
-        "fc5": a.sat + e_sat <= a.mat - e_mat + cfg.fan_heat,
+        "fc5": a.sat + e_sat <= a.mat - e_mat + fh,
         "fc6": (damper_closed & (off_by > np.maximum(cfg.eps_oa, frac_err)))
         | (~damper_closed & (off_by > np.maximum(cfg.eps_oa_min, frac_err))),
         "fc7": a.sat < a.sp_h - cfg.eps_loop,
-        "fc8": (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(e_sat, e_mix)),
+        "fc8": (a.sat - fh - a.mat).abs() > float(np.hypot(e_sat, e_mix)),
         "fc10": (a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)),
-        "fc12": a.sat - e_sat - cfg.fan_heat >= a.mat + e_mat,
+        "fc12": a.sat - e_sat - fh >= a.mat + e_mat,
         "fc13": a.sat > a.sp_c + cfg.eps_loop,
-        "fc14": a.mat + cfg.fan_heat - a.sat >= eps_sm,
-        "fc15": a.sat - cfg.fan_heat - a.mat >= eps_sm,
+        "fc14": a.mat + fh - a.sat >= eps_sm,
+        "fc15": a.sat - fh - a.mat >= eps_sm,
     }  # fmt: skip
     for k in ("fc2", "fc3", "fc5", "fc6", "fc8", "fc10", "fc12", "fc14", "fc15"):
         ev[k] = ev[k] & airflow
@@ -385,6 +400,13 @@ def _conditions(
     return cond, ev, healthy
 
 
+def fan_heat_series(a: pd.DataFrame, cfg: AhuFddConfig) -> pd.Series:
+    """ΔT_SF per row of the averaged inputs: ``fan_heat`` plus the speed term (none where the
+    speed is unknown)."""
+    extra = cfg.fan_heat_speed2 * (a["fan_speed"] / 100.0) ** 2
+    return cfg.fan_heat + extra.fillna(0.0)
+
+
 def across_fan_tolerances(cfg: AhuFddConfig) -> tuple[float, float, float]:
     """(ε_SAT, ε_MAT, ε_MAT mixing) for the tests comparing supply with mixed air across
     the supply fan (FC5, FC8, FC12, FC14, FC15).
@@ -396,7 +418,8 @@ def across_fan_tolerances(cfg: AhuFddConfig) -> tuple[float, float, float]:
     lab-grade sensor set does not turn an unknown fan heat into a leaking-coil alarm.
     """
     if cfg.fan_heat_commissioned:
-        return cfg.eps_sat, cfg.eps_mat, cfg.eps_mat_mixing
+        # the spread of the commissioning measurement adds to the supply-air sensor's
+        return float(np.hypot(cfg.eps_sat, cfg.fan_heat_spread)), cfg.eps_mat, cfg.eps_mat_mixing
     g = G36_DEFAULTS
     return (
         max(cfg.eps_sat, g.eps_sat),
