@@ -370,6 +370,7 @@ DEVELOPED_ON: dict[str, tuple[str, ...]] = {
     "lab, G36's 0.56 K fan heat taken as commissioned": ("SZCAV",),
     "lab, fan heat 0.35 K (read off SZCAV)": ("SZCAV",),
     "lab, fan heat 1.1 K (read off MZVAV-2-2)": ("SZCAV", "MZVAV-2-2"),
+    "lab, latch re-armed daily (no verdict carried over midnight)": ("SZCAV",),
     "G36 field defaults": (),
 }
 
@@ -388,6 +389,9 @@ def ahu_configs() -> dict[str, ahu.AhuFddConfig]:
         "lab, fan heat 0.35 K (read off SZCAV)": replace(ahu.LAB_GRADE, fan_heat=0.35, **measured),
         "lab, fan heat 1.1 K (read off MZVAV-2-2)": replace(
             ahu.LAB_GRADE, fan_heat=1.1, **measured
+        ),
+        "lab, latch re-armed daily (no verdict carried over midnight)": replace(
+            ahu.LAB_GRADE, rearm_daily=True
         ),
         "G36 field defaults": ahu.G36_DEFAULTS,
     }

@@ -94,3 +94,23 @@ def test_temperature_differences_are_not_judged_at_idle_airflow() -> None:
     # an unknown speed (no speed point) is judged as before
     no_speed = _ahu(supply_air_temp=20.9 + 4.0).drop(columns=["supply_fan_speed"])
     assert A.flags(no_speed, A.LAB_GRADE)["fc15"].iloc[-1]
+
+
+def test_a_daily_rearm_carries_no_verdict_over_midnight() -> None:
+    """A leak raised in the evening, then the economizer opens until morning (FC6 not
+    judged): the default latch holds it into the next day; ``rearm_daily`` drops it at
+    midnight (the next day must show it again), and re-raises it once it shows."""
+    n = 10 * 60
+    oa = np.full(n, 60.0)
+    oa[:120] = 0.0  # 20:00–22:00 shut and leaking, then economizer
+    oa[480:] = 0.0  # 04:00 shut again, still leaking
+    frac = np.where(oa > 0, 0.6, 0.3)
+    mat = 21.0 + frac * (10.0 - 21.0)
+    df = _ahu(n, oa_damper=oa, mixed_air_temp=mat, supply_air_temp=mat + 0.3)
+    df.index = pd.date_range("2026-09-01 20:00", periods=n, freq="1min")
+    held = A.flags(df, A.LAB_GRADE)["fc6"]
+    rearmed = A.flags(df, A.config_with(A.LAB_GRADE, {"rearm_daily": True}))["fc6"]
+    night = slice("2026-09-01 23:00", "2026-09-02 04:00")
+    assert held[night].all() and held.iloc[-1]
+    assert rearmed["2026-09-01 23:00":"2026-09-01 23:59"].all()
+    assert not rearmed["2026-09-02 00:00":"2026-09-02 04:00"].any() and rearmed.iloc[-1]

@@ -63,7 +63,17 @@ from mixed to supply air with both coils shut (more at higher fan speed), so at 
 tolerances (±0.42 K around 0.56 K) FC15 fired in free cooling on 4 of 13 fault-free days
 and the latch held it for hours (specificity 0.736). Unless ``fan_heat_commissioned``,
 the tests across the fan (FC5, FC8, FC12, FC14, FC15) keep G36's field tolerances
-(:func:`across_fan_tolerances`); the other tests use the sensors' grade.
+(:func:`across_fan_tolerances`). A fan heat measured on a declared fault-free period
+(:mod:`tools.fdd.ahu_commission`, which may make it rise with fan speed) is commissioned.
+
+The sensors' grade sets a tolerance only where the sensor is the error (issue 15, for a
+unit the rules were not developed on). The mixing tests (FC2, FC3, FC10) keep G36's 5 °F
+for MAT, because the mixing box is stratified; FLEXLAB's healthy MAT reads 1–1.8 K off
+OAT at 100 % outdoor air. FC6 never asks for an outdoor-air fraction finer than the
+sensors can measure over the OAT − RAT span. FC7/FC13 keep G36's ε_SAT (``eps_loop``),
+because a saturated loop trails a reset setpoint. No test comparing two air temperatures
+is judged below ``min_fan_speed``: heat gains through the casing and idle coils grow as
+airflow falls.
 
 Input: a wide frame with a DatetimeIndex and the names of
 :mod:`connectors.importers.lbnl` (``supply_air_temp``, ``mixed_air_temp``,
@@ -141,6 +151,9 @@ class AhuFddConfig:
     mode_delay_min: int = 15  # samples after an operating-state change (fan start…) not judged
     latch: bool = True  # a raised fault holds until judged healthy (see _latch)
     clear_min: int = 30  # healthy samples, with the condition judged, that clear a raised fault
+    # a raised fault is not carried over midnight: each calendar day must confirm it again
+    # (off by default: README "AHU fault detection: what generalises" says what it costs)
+    rearm_daily: bool = False
     hold_max_min: float = 24 * 60.0  # minutes a raised fault holds with its condition unjudged
     gap_min: float = 10.0  # rows further apart start a new segment: no average or state across
 
@@ -312,7 +325,8 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
             ok = healthy[name].fillna(False).to_numpy(dtype=bool) & ~c
             judged = evaluable[name].fillna(False).to_numpy(dtype=bool) | ok
             cleared = _held(ok, cfg.clear_min, starts)
-            held = _latch(held, cleared, judged, starts, ts, cfg.hold_max_min)
+            expire = starts | _new_day(ts) if cfg.rearm_daily else starts
+            held = _latch(held, cleared, judged, expire, ts, cfg.hold_max_min)
         out[name] = held
     out["os"] = os_
     out["any"] = out[list(FC_NAMES)].any(axis=1)
@@ -439,6 +453,14 @@ def _held(x: np.ndarray, samples: int, starts: np.ndarray | None = None) -> np.n
     if starts is not None:
         run_from = np.maximum(run_from, np.maximum.accumulate(np.where(starts, i, 0)))
     return x & (i - run_from + 1 >= samples)
+
+
+def _new_day(ts_ns: np.ndarray) -> np.ndarray:
+    """True on each row whose calendar day differs from the previous row's."""
+    day = ts_ns // (86_400 * 1_000_000_000)
+    out = np.ones(len(day), dtype=bool)
+    out[1:] = day[1:] != day[:-1]
+    return out
 
 
 def _latch(
