@@ -169,6 +169,10 @@ def import_lbnl(
         if fan_heat is not None:
             raise ConfigError(f"{path}: give --fan-heat or --commission-days, not both")
         settings, learned, df = _commission(df, path, commission_days)
+        if not (df["fault"] == False).any():  # noqa: E712 — nullable booleans
+            # every fault-free day went to commissioning: nothing left to measure it on
+            specificity_min = None
+            learned += "; specificity not measurable (no fault-free day left to score)"
     _write_frame(df, folder)
     inventory = path.parent / "LBNLDataSynthesisInventory.txt"
     if inventory.is_file():

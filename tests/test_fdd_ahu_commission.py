@@ -73,6 +73,8 @@ def test_import_lbnl_commission_days_learn_and_are_not_scored(tmp_path: Path) ->
     day = pd.DatetimeIndex(frame.index).normalize()
     assert frame["fault"][day == pd.Timestamp("2017-04-01")].isna().all()
     assert frame["fault"][day != pd.Timestamp("2017-04-01")].notna().all()
+    # SZCAV's only fault-free day went to commissioning: specificity is not judged, not failed
+    assert scn.expect.row_specificity_min is None and scn.expect.row_recall_min == 0.8
     with pytest.raises(ConfigError, match="2017-05-01 is not in the file"):
         import_lbnl(f, tmp_path / "t", commission_days=["2017-05-01"])
     with pytest.raises(ConfigError, match="not both"):
