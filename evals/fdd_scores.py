@@ -564,5 +564,8 @@ def summary_json(result: Mapping[str, Any]) -> dict[str, Any]:
             "dataset", "settings", "scored", "latch", "row_tpr", "row_fpr", "day_tpr",
             "day_fpr", "fault_free_days",
         )  # fmt: skip
-        out["lbnl"] = [{k: row[k] for k in keys} for row in lb.to_dict("records")]
+        out["lbnl"] = [
+            {k: None if isinstance(row[k], float) and math.isnan(row[k]) else row[k] for k in keys}
+            for row in lb.to_dict("records")
+        ]
     return out
