@@ -22,6 +22,10 @@ What this measures, and how (``facility-agent bench fdd [--report DIR]``):
   commissioned (main before this fix), the fan heats once read off each file (marked in
   sample where they were read) and G36's field defaults; row- and day-level TPR/FPR, with
   and without latching, and the number of fault-free days each specificity rests on.
+  Also: the latch re-armed daily, and the fan heat each unit's own declared fault-free days
+  measure, scored out of fold (:func:`lbnl_commissioned_scores`). The report has one row
+  per faulted day: the fault imposed, the share of its rows flagged and which conditions
+  flagged them (:func:`lbnl_by_fault`).
 """
 
 from __future__ import annotations
