@@ -22,6 +22,10 @@ What this measures, and how (``facility-agent bench fdd [--report DIR]``):
   commissioned (main before this fix), the fan heats once read off each file (marked in
   sample where they were read) and G36's field defaults; row- and day-level TPR/FPR, with
   and without latching, and the number of fault-free days each specificity rests on.
+  Also: the latch re-armed daily, and the fan heat each unit's own declared fault-free days
+  measure, scored out of fold (:func:`lbnl_commissioned_scores`). The report has one row
+  per faulted day: the fault imposed, the share of its rows flagged and which conditions
+  flagged them (:func:`lbnl_by_fault`).
 """
 
 from __future__ import annotations
@@ -266,7 +270,11 @@ def rates_rows_days(flags: pd.Series, truth: pd.Series) -> dict[str, Any]:
     p = np.asarray(flags, dtype=bool)[known]
     tv = t[known].to_numpy(dtype=bool)
     days = pd.DatetimeIndex(truth.index[known]).normalize()
-    dd = pd.DataFrame({"p": p, "t": tv}, index=days).groupby(level=0).max()
+    return _rates(p, tv, np.asarray(days.astype(str)), int((~known).sum()))
+
+
+def _rates(p: np.ndarray, tv: np.ndarray, days: np.ndarray, unlabeled: int) -> dict[str, Any]:
+    dd = pd.DataFrame({"p": p, "t": tv, "day": days}).groupby("day").max()
     return {
         "row_tpr": _frac((p & tv).sum(), tv.sum()),
         "row_fpr": _frac((p & ~tv).sum(), (~tv).sum()),
@@ -275,8 +283,89 @@ def rates_rows_days(flags: pd.Series, truth: pd.Series) -> dict[str, Any]:
         "day_fpr": _frac((dd.p & ~dd.t).sum(), (~dd.t).sum()),
         "faulted_days": int(dd.t.sum()),
         "fault_free_days": int((~dd.t).sum()),
-        "unlabeled_rows": int((~known).sum()),
+        "unlabeled_rows": unlabeled,
     }
+
+
+#: the settings label of the out-of-fold commissioning rows
+LEARNED = "lab, fan heat learned on declared fault-free days (out of fold)"
+
+
+def lbnl_commissioned_scores(frames: Mapping[str, pd.DataFrame], k: int = 3) -> pd.DataFrame:
+    """The lab settings with the fan heat each unit's own fault-free days measure
+    (:mod:`tools.fdd.ahu_commission`), scored strictly out of fold: the fault-free days are
+    split round-robin into ``k`` folds (fewer if there are fewer days); each fold's days are
+    scored by a fan heat learned on the other folds' days, with every faulted day scored in
+    every fold (pooled). The faulted days are never learned from. With one fault-free day
+    (SZCAV) the fan heat is learned on it and only the faulted days are scored: its
+    specificity cannot be measured out of fold (``None``)."""
+    from tools.fdd.ahu_commission import commissioned, learn_fan_heat
+
+    rows = []
+    for name, df in frames.items():
+        t = df["fault"].astype("boolean")
+        known = t.notna().to_numpy()
+        tv = t.fillna(False).to_numpy(dtype=bool)
+        day = np.asarray(pd.DatetimeIndex(df.index).normalize().astype(str))
+        free = sorted(set(day[known & ~tv]))
+        n = max(1, min(k, len(free)))
+        x = df.drop(columns=["fault"])
+        for latch in (True, False):
+            ps, ts, ds, learned = [], [], [], []
+            for i in range(n):
+                test = {d for j, d in enumerate(free) if j % n == i} if len(free) > 1 else set()
+                train = [d for d in free if d not in test]
+                fh = learn_fan_heat(x[np.isin(day, train)], ahu.LAB_GRADE)
+                learned.append(fh.describe())
+                fl = ahu.flags(x, replace(commissioned(ahu.LAB_GRADE, fh), latch=latch))
+                keep = known & (tv | np.isin(day, sorted(test)))
+                ps.append(fl["any"].to_numpy(dtype=bool)[keep])
+                ts.append(tv[keep])
+                ds.append(np.char.add(f"{i}:", day[keep].astype(str)))
+            r = _rates(np.concatenate(ps), np.concatenate(ts), np.concatenate(ds), 0)
+            rows.append(
+                {
+                    "dataset": name,
+                    "settings": LEARNED,
+                    "scored": f"out of fold ({n}-fold over fault-free days)",
+                    "latch": latch,
+                    **r,
+                    "fault_free_days": len(free),
+                    "unlabeled_rows": int((~known).sum()),
+                    "fan_heat": "; ".join(dict.fromkeys(learned)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def lbnl_by_fault(
+    frames: Mapping[str, pd.DataFrame], inventory: Path, cfg: ahu.AhuFddConfig | None = None
+) -> pd.DataFrame:
+    """Per dataset and day: the fault imposed (from the inventory), the share of its rows
+    flagged with and without the latch, and the conditions that flagged them (latched)."""
+    from connectors.importers.lbnl import fault_type_by_date
+
+    cfg = cfg or ahu.LAB_GRADE
+    rows = []
+    for name, df in frames.items():
+        by = fault_type_by_date(inventory, name)
+        x = df.drop(columns=["fault"])
+        fl = {lt: ahu.flags(x, replace(cfg, latch=lt)) for lt in (True, False)}
+        days = pd.Series(df.index.date, index=df.index)
+        for d, idx in days.groupby(days).groups.items():
+            on, off = fl[True].loc[idx], fl[False].loc[idx]
+            fcs = {c: int(on[c].sum()) for c in ahu.FC_NAMES if on[c].any()}
+            rows.append(
+                {
+                    "dataset": name,
+                    "day": str(d),
+                    "fault": by.get(d, "unknown"),
+                    "flagged_latched": _r(float(on["any"].mean())),
+                    "flagged_unlatched": _r(float(off["any"].mean())),
+                    "conditions (latched rows)": ", ".join(f"{k} {v}" for k, v in fcs.items()),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 #: settings → the dataset(s) any of their values were read off (in sample there)
@@ -285,6 +374,7 @@ DEVELOPED_ON: dict[str, tuple[str, ...]] = {
     "lab, G36's 0.56 K fan heat taken as commissioned": ("SZCAV",),
     "lab, fan heat 0.35 K (read off SZCAV)": ("SZCAV",),
     "lab, fan heat 1.1 K (read off MZVAV-2-2)": ("SZCAV", "MZVAV-2-2"),
+    "lab, latch re-armed daily (no verdict carried over midnight)": ("SZCAV",),
     "G36 field defaults": (),
 }
 
@@ -303,6 +393,9 @@ def ahu_configs() -> dict[str, ahu.AhuFddConfig]:
         "lab, fan heat 0.35 K (read off SZCAV)": replace(ahu.LAB_GRADE, fan_heat=0.35, **measured),
         "lab, fan heat 1.1 K (read off MZVAV-2-2)": replace(
             ahu.LAB_GRADE, fan_heat=1.1, **measured
+        ),
+        "lab, latch re-armed daily (no verdict carried over midnight)": replace(
+            ahu.LAB_GRADE, rearm_daily=True
         ),
         "G36 field defaults": ahu.G36_DEFAULTS,
     }
@@ -407,6 +500,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         *_md_table(result["lbnl"]),
         "",
+        "## LBNL air handlers: per fault imposed (shipped lab settings)",
+        "",
+        *(_md_table(result["lbnl_by_fault"]) if "lbnl_by_fault" in result else ["(no inventory)"]),
+        "",
     ]
     return "\n".join(lines)
 
@@ -433,7 +530,10 @@ def run_all(datasets: Path, report: Path | None = None) -> dict[str, Any]:
         if p.is_file()
     }
     if lb:
-        out["lbnl"] = lbnl_scores(lb)
+        out["lbnl"] = pd.concat([lbnl_scores(lb), lbnl_commissioned_scores(lb)], ignore_index=True)
+        inventory = datasets / "lbnl" / "LBNLDataSynthesisInventory.txt"
+        if inventory.is_file():
+            out["lbnl_by_fault"] = lbnl_by_fault(lb, inventory)
     if report is not None and "chiller" in out and "lbnl" in out:
         report.mkdir(parents=True, exist_ok=True)
         (report / "fdd-report.md").write_text(markdown(out))
@@ -468,5 +568,8 @@ def summary_json(result: Mapping[str, Any]) -> dict[str, Any]:
             "dataset", "settings", "scored", "latch", "row_tpr", "row_fpr", "day_tpr",
             "day_fpr", "fault_free_days",
         )  # fmt: skip
-        out["lbnl"] = [{k: row[k] for k in keys} for row in lb.to_dict("records")]
+        out["lbnl"] = [
+            {k: None if isinstance(row[k], float) and math.isnan(row[k]) else row[k] for k in keys}
+            for row in lb.to_dict("records")
+        ]
     return out

@@ -143,6 +143,7 @@ def import_lbnl(
     recall_min: float | None = 0.8,
     specificity_min: float | None = 0.9,
     fan_heat: float | None = None,
+    commission_days: Sequence[str] = (),
 ) -> Path:
     """Build an LBNL AHU scenario folder (per-row ground truth ``fault``); returns it.
 
@@ -151,11 +152,27 @@ def import_lbnl(
     temperature rise, a commissioning value from the unit's documentation or commissioning,
     never read off the file scored; given, the tests across the fan use the lab tolerances
     too. Without it (the LBNL inventory documents none) G36's 1 °F is a guess, and those
-    tests keep G36's field tolerances (:func:`tools.fdd.ahu.across_fan_tolerances`)."""
+    tests keep G36's field tolerances (:func:`tools.fdd.ahu.across_fan_tolerances`).
+
+    ``commission_days`` (``YYYY-MM-DD``) are days the operator declares the unit healthy: the
+    fan heat is measured on them (:mod:`tools.fdd.ahu_commission`) and they are left out of
+    the scoring (their labels become unlabeled), so nothing is scored on what it learned."""
     from connectors.importers.lbnl import fault_type_by_date, read_lbnl
 
     path, folder = Path(csv_file), Path(out)
     df = read_lbnl(path)
+    settings: dict[str, float | int | bool] = (
+        {} if fan_heat is None else {"fan_heat": float(fan_heat), "fan_heat_commissioned": True}
+    )
+    learned = ""
+    if commission_days:
+        if fan_heat is not None:
+            raise ConfigError(f"{path}: give --fan-heat or --commission-days, not both")
+        settings, learned, df = _commission(df, path, commission_days)
+        if not (df["fault"] == False).any():  # noqa: E712 — nullable booleans
+            # every fault-free day went to commissioning: nothing left to measure it on
+            specificity_min = None
+            learned += "; specificity not measurable (no fault-free day left to score)"
     _write_frame(df, folder)
     inventory = path.parent / "LBNLDataSynthesisInventory.txt"
     if inventory.is_file():
@@ -171,19 +188,14 @@ def import_lbnl(
         name=f"lbnl-{path.stem}",
         description=(
             f"LBNL {path.name}: {len(df)} one-minute rows, {share:.0%} faulted (per-row ground truth); "
-            "G36 fault conditions scored per row"
+            "G36 fault conditions scored per row" + learned
         ),
         site="lbnl",
         source=ParquetSource(file=TELEMETRY, truth="fault"),
         clock=Clock(cycle=cycle),
         agent=AgentSettings(autonomy=1, policies=["fdd:ahu_fdd"]),
         detectors=["ahu", "ahu_lab"],
-        ahu=AhuSettings(
-            grade="lab",
-            settings={}
-            if fan_heat is None
-            else {"fan_heat": float(fan_heat), "fan_heat_commissioned": True},
-        ),
+        ahu=AhuSettings(grade="lab", settings=settings),
         expect=Expect(
             nothing_written=True,
             max_autonomy=1,
@@ -193,6 +205,40 @@ def import_lbnl(
     )
     dump_scenario(scn, folder)
     return folder
+
+
+def _commission(
+    df: pd.DataFrame, path: Path, days: Sequence[str]
+) -> tuple[dict[str, float | int | bool], str, pd.DataFrame]:
+    """The fan heat learned on ``days`` of ``df`` as scenario settings, a description, and
+    ``df`` with those days unlabeled (not scored). Errors name the file and the day."""
+    from tools.fdd.ahu import LAB_GRADE
+    from tools.fdd.ahu_commission import learn_fan_heat
+
+    day = pd.DatetimeIndex(df.index).normalize()
+    mask = pd.Series(False, index=df.index)
+    for d in days:
+        try:
+            ts = pd.Timestamp(d).normalize()
+        except ValueError as err:
+            raise ConfigError(f"{path}: commissioning day {d!r}: {err}") from err
+        hit = day == ts
+        if not hit.any():
+            raise ConfigError(f"{path}: commissioning day {d} is not in the file")
+        mask |= hit
+    try:
+        fh = learn_fan_heat(df.loc[mask.to_numpy()].drop(columns=["fault"]), LAB_GRADE)
+    except ValueError as err:
+        raise ConfigError(f"{path}: commissioning days {', '.join(days)}: {err}") from err
+    out = df.copy()
+    out.loc[mask.to_numpy(), "fault"] = pd.NA
+    settings: dict[str, float | int | bool] = {
+        "fan_heat": round(fh.base, 3),
+        "fan_heat_speed2": round(fh.speed2, 3),
+        "fan_heat_spread": round(fh.spread, 3),
+        "fan_heat_commissioned": True,
+    }
+    return settings, f"; {fh.describe()} on {', '.join(days)} (not scored)", out
 
 
 def import_esb(csv_file: str | Path, out: str | Path, *, cycle: str = "1h") -> Path:

@@ -189,7 +189,9 @@ def test_an_uncommissioned_fan_heat_is_not_a_leaking_heating_coil() -> None:
     [
         # measured 2026-12-01, latched fault states (before them, 2026-11-22: G36 0.42 / 1.00,
         # lab 0.69 / 0.93 on SZCAV; G36 0.41 / 1.00, lab 0.55 / 0.97 on MZVAV-2-2)
-        ("SZCAV.csv", A.G36_DEFAULTS, 0.60, 0.97),  # 0.614 / 0.976
+        # 0.614 / 0.976 until issue 15's propagated FC6 tolerance: with G36's ±5 °F mixed-air
+        # sensor the outdoor-air fraction is not resolved to 0.05 (the OA damper days go)
+        ("SZCAV.csv", A.G36_DEFAULTS, 0.45, 0.97),  # 0.486 / 0.976 (2026-12-02)
         # lab tolerances were developed on SZCAV (in sample there): 0.888 / 0.964 with
         # G36's 0.56 K taken as if it were the unit's commissioned fan heat (2026-12-02) …
         ("SZCAV.csv", _LAB_FAN_HEAT_GUESSED, 0.80, 0.90),

@@ -28,6 +28,11 @@ def register(sub: Any) -> None:
         "--fan-heat", type=float, default=None, metavar="K",
         help="the unit's supply-fan temperature rise, from its documentation (default: G36's 0.56 K)",
     )  # fmt: skip
+    lb.add_argument(
+        "--commission-days", default="", metavar="DAY[,DAY…]",
+        help="days (YYYY-MM-DD) the unit was healthy: its fan heat is measured there, "
+        "and they are not scored",
+    )  # fmt: skip
     lb.set_defaults(func=_lbnl)
     es = isub.add_parser("esb", help="Vanderbilt ESB chiller CSV (normal operation)")
     es.add_argument("file", type=Path, help="the ESB chiller CSV")
@@ -46,7 +51,10 @@ def _rp1043(args: argparse.Namespace) -> int:
 def _lbnl(args: argparse.Namespace) -> int:
     from evals.importers import import_lbnl
 
-    folder = import_lbnl(args.file, args.out, cycle=args.cycle, fan_heat=args.fan_heat)
+    days = [d.strip() for d in args.commission_days.split(",") if d.strip()]
+    folder = import_lbnl(
+        args.file, args.out, cycle=args.cycle, fan_heat=args.fan_heat, commission_days=days
+    )
     print(folder / "scenario.yaml")
     return 0
 

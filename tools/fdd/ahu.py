@@ -63,7 +63,17 @@ from mixed to supply air with both coils shut (more at higher fan speed), so at 
 tolerances (±0.42 K around 0.56 K) FC15 fired in free cooling on 4 of 13 fault-free days
 and the latch held it for hours (specificity 0.736). Unless ``fan_heat_commissioned``,
 the tests across the fan (FC5, FC8, FC12, FC14, FC15) keep G36's field tolerances
-(:func:`across_fan_tolerances`); the other tests use the sensors' grade.
+(:func:`across_fan_tolerances`). A fan heat measured on a declared fault-free period
+(:mod:`tools.fdd.ahu_commission`, which may make it rise with fan speed) is commissioned.
+
+The sensors' grade sets a tolerance only where the sensor is the error (issue 15, for a
+unit the rules were not developed on). The mixing tests (FC2, FC3, FC10) keep G36's 5 °F
+for MAT, because the mixing box is stratified; FLEXLAB's healthy MAT reads 1–1.8 K off
+OAT at 100 % outdoor air. FC6 never asks for an outdoor-air fraction finer than the
+sensors can measure over the OAT − RAT span. FC7/FC13 keep G36's ε_SAT (``eps_loop``),
+because a saturated loop trails a reset setpoint. No test comparing two air temperatures
+is judged below ``min_fan_speed``: heat gains through the casing and idle coils grow as
+airflow falls.
 
 Input: a wide frame with a DatetimeIndex and the names of
 :mod:`connectors.importers.lbnl` (``supply_air_temp``, ``mixed_air_temp``,
@@ -116,6 +126,18 @@ class AhuFddConfig:
     # compare supply with mixed air across the fan (FC5, FC8, FC12, FC14, FC15) keep G36's
     # field tolerances whatever the sensors: the unknown ΔT_SF, not the sensor, sets the error
     fan_heat_commissioned: bool = False
+    # a commissioned fan heat may rise with speed: ΔT_SF = fan_heat + fan_heat_speed2·(speed/100)²
+    # (fan power ∝ speed³, airflow ∝ speed), and comes with the spread (K) it was measured with
+    fan_heat_speed2: float = 0.0
+    fan_heat_spread: float = 0.0
+    # FC7/FC13 (valve saturated, supply air off its setpoint): a loop trailing a moving
+    # (reset) setpoint, not the sensor, sets this error — G36's ε_SAT whatever the sensors
+    eps_loop: float = 2 * 5 / 9
+    # tests comparing two air temperatures (FC2, FC3, FC5, FC6, FC8, FC10, FC12, FC14, FC15)
+    # are judged only at this supply-fan speed (%) or above: heat gained through the casing and
+    # idle coils moves the air by ΔT ∝ 1/airflow (a VAV unit idling at 10 % sees five times
+    # what it sees at 50 %), and the fan heat is not known at any speed (see module doc)
+    min_fan_speed: float = 20.0
     eps_dsp: float = 0.1 * 249.089  # 0.1 inH2O in Pa
     eps_vfd: float = 5.0  # % speed
     eps_oa: float = 0.05  # outdoor-air fraction, damper commanded closed
@@ -129,6 +151,9 @@ class AhuFddConfig:
     mode_delay_min: int = 15  # samples after an operating-state change (fan start…) not judged
     latch: bool = True  # a raised fault holds until judged healthy (see _latch)
     clear_min: int = 30  # healthy samples, with the condition judged, that clear a raised fault
+    # a raised fault is not carried over midnight: each calendar day must confirm it again
+    # (off by default: README "AHU fault detection: what generalises" says what it costs)
+    rearm_daily: bool = False
     hold_max_min: float = 24 * 60.0  # minutes a raised fault holds with its condition unjudged
     gap_min: float = 10.0  # rows further apart start a new segment: no average or state across
 
@@ -140,7 +165,7 @@ LAB_GRADE = replace(
     eps_rat=0.3,
     eps_oat=0.3,
     eps_mat=0.3,
-    eps_mat_mixing=2 * 5 / 9,
+    eps_mat_mixing=5 * 5 / 9,  # G36's: stratification in the mixing box, not sensor grade
     fan_heat=1 * 5 / 9,  # G36's default: no document gives FLEXLAB's (see the module doc)
     eps_oa=0.04,
     dt_min=4.0,
@@ -257,6 +282,26 @@ def segment_starts(ts_ns: np.ndarray, gap_min: float) -> np.ndarray:
     return starts
 
 
+def settled_state(
+    df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS, starts: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The averaged inputs, the operating state and where the unit has settled in it.
+
+    G36's mode delay: nothing is judged while the unit settles after a change of operating
+    state (a fan start, heating to cooling): sensors in still air, coils and dampers moving."""
+    if starts is None:
+        starts = segment_starts(_ts_ns(df.index), cfg.gap_min)
+    avg = averaged(df, cfg, starts)
+    os_ = operating_state(avg, cfg)
+    change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
+    settled = (
+        _held(~change, cfg.mode_delay_min, starts)
+        if cfg.mode_delay_min
+        else np.ones(len(change), dtype=bool)
+    )
+    return avg, os_, settled
+
+
 def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     """Per-row boolean flag per fault condition (columns :data:`FC_NAMES`) plus ``os`` and ``any``.
 
@@ -270,17 +315,7 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
     idx = df.index
     ts = _ts_ns(idx)
     starts = segment_starts(ts, cfg.gap_min)
-    avg = averaged(df, cfg, starts)
-    os_ = operating_state(avg, cfg)
-    # G36's mode delay: nothing is judged while the unit settles after a change of
-    # operating state (a fan start, heating to cooling): sensors in still air, coils
-    # and dampers still moving
-    change = starts | np.r_[True, os_.to_numpy()[1:] != os_.to_numpy()[:-1]]
-    settled = (
-        _held(~change, cfg.mode_delay_min, starts)
-        if cfg.mode_delay_min
-        else np.ones(len(change), dtype=bool)
-    )
+    avg, os_, settled = settled_state(df, cfg, starts)
     cond, evaluable, healthy = _conditions(avg, os_.where(settled, 0), cfg)
     out = pd.DataFrame(index=idx)
     for name in FC_NAMES:
@@ -290,7 +325,8 @@ def flags(df: pd.DataFrame, cfg: AhuFddConfig = G36_DEFAULTS) -> pd.DataFrame:
             ok = healthy[name].fillna(False).to_numpy(dtype=bool) & ~c
             judged = evaluable[name].fillna(False).to_numpy(dtype=bool) | ok
             cleared = _held(ok, cfg.clear_min, starts)
-            held = _latch(held, cleared, judged, starts, ts, cfg.hold_max_min)
+            expire = starts | _new_day(ts) if cfg.rearm_daily else starts
+            held = _latch(held, cleared, judged, expire, ts, cfg.hold_max_min)
         out[name] = held
     out["os"] = os_
     out["any"] = out[list(FC_NAMES)].any(axis=1)
@@ -311,6 +347,9 @@ def _conditions(
     it meets its load with capacity to spare.
     """
     on = os_ > 0
+    fh = fan_heat_series(a, cfg)
+    # enough airflow for a temperature difference to mean something (unknown speed: judged)
+    airflow = ~(a.fan_speed < cfg.min_fan_speed)
     em = cfg.eps_mat_mixing
     # across the fan (SAT vs MAT): the sensor tolerances, or G36's field ones when the fan
     # heat is not the unit's commissioned value (see :func:`across_fan_tolerances`)
@@ -325,6 +364,8 @@ def _conditions(
     cmd = a.oa_damper / 100.0
     damper_closed = a.oa_damper <= cfg.valve_closed
     off_by = (frac - cmd).abs()
+    # the fraction's own measurement error: MAT − RAT over the span, both read within ε
+    frac_err = float(np.hypot(cfg.eps_mat, cfg.eps_rat)) / span.abs()
     ev: dict[str, pd.Series] = {
         "fc1": on & a.dsp.notna() & a.dsp_sp.notna() & (a.fan_speed >= 99.0 - cfg.eps_vfd),
         "fc2": on & mixing,
@@ -346,16 +387,19 @@ def _conditions(
         "fc1": a.dsp < a.dsp_sp - cfg.eps_dsp,
         "fc2": a.mat + em < np.minimum(a.rat - cfg.eps_rat, a.oat - cfg.eps_oat),
         "fc3": a.mat - em > np.maximum(a.rat + cfg.eps_rat, a.oat + cfg.eps_oat),
-        "fc5": a.sat + e_sat <= a.mat - e_mat + cfg.fan_heat,
-        "fc6": (damper_closed & (off_by > cfg.eps_oa)) | (~damper_closed & (off_by > cfg.eps_oa_min)),
-        "fc7": a.sat < a.sp_h - cfg.eps_sat,
-        "fc8": (a.sat - cfg.fan_heat - a.mat).abs() > float(np.hypot(e_sat, e_mix)),
+        "fc5": a.sat + e_sat <= a.mat - e_mat + fh,
+        "fc6": (damper_closed & (off_by > np.maximum(cfg.eps_oa, frac_err)))
+        | (~damper_closed & (off_by > np.maximum(cfg.eps_oa_min, frac_err))),
+        "fc7": a.sat < a.sp_h - cfg.eps_loop,
+        "fc8": (a.sat - fh - a.mat).abs() > float(np.hypot(e_sat, e_mix)),
         "fc10": (a.mat - a.oat).abs() > float(np.hypot(em, cfg.eps_oat)),
-        "fc12": a.sat - e_sat - cfg.fan_heat >= a.mat + e_mat,
-        "fc13": a.sat > a.sp_c + cfg.eps_sat,
-        "fc14": a.mat + cfg.fan_heat - a.sat >= eps_sm,
-        "fc15": a.sat - cfg.fan_heat - a.mat >= eps_sm,
+        "fc12": a.sat - e_sat - fh >= a.mat + e_mat,
+        "fc13": a.sat > a.sp_c + cfg.eps_loop,
+        "fc14": a.mat + fh - a.sat >= eps_sm,
+        "fc15": a.sat - fh - a.mat >= eps_sm,
     }  # fmt: skip
+    for k in ("fc2", "fc3", "fc5", "fc6", "fc8", "fc10", "fc12", "fc14", "fc15"):
+        ev[k] = ev[k] & airflow
     cond = {k: ev[k] & violated[k].fillna(False) for k in FC_NAMES}
     healthy = {k: ev[k] & ~violated[k].fillna(True) for k in FC_NAMES}
     # a loop that modulates (not saturated) is meeting its load: capacity is there
@@ -370,6 +414,13 @@ def _conditions(
     return cond, ev, healthy
 
 
+def fan_heat_series(a: pd.DataFrame, cfg: AhuFddConfig) -> pd.Series:
+    """ΔT_SF per row of the averaged inputs: ``fan_heat`` plus the speed term (none where the
+    speed is unknown)."""
+    extra = cfg.fan_heat_speed2 * (a["fan_speed"] / 100.0) ** 2
+    return cfg.fan_heat + extra.fillna(0.0)
+
+
 def across_fan_tolerances(cfg: AhuFddConfig) -> tuple[float, float, float]:
     """(ε_SAT, ε_MAT, ε_MAT mixing) for the tests comparing supply with mixed air across
     the supply fan (FC5, FC8, FC12, FC14, FC15).
@@ -381,7 +432,8 @@ def across_fan_tolerances(cfg: AhuFddConfig) -> tuple[float, float, float]:
     lab-grade sensor set does not turn an unknown fan heat into a leaking-coil alarm.
     """
     if cfg.fan_heat_commissioned:
-        return cfg.eps_sat, cfg.eps_mat, cfg.eps_mat_mixing
+        # the spread of the commissioning measurement adds to the supply-air sensor's
+        return float(np.hypot(cfg.eps_sat, cfg.fan_heat_spread)), cfg.eps_mat, cfg.eps_mat_mixing
     g = G36_DEFAULTS
     return (
         max(cfg.eps_sat, g.eps_sat),
@@ -401,6 +453,14 @@ def _held(x: np.ndarray, samples: int, starts: np.ndarray | None = None) -> np.n
     if starts is not None:
         run_from = np.maximum(run_from, np.maximum.accumulate(np.where(starts, i, 0)))
     return x & (i - run_from + 1 >= samples)
+
+
+def _new_day(ts_ns: np.ndarray) -> np.ndarray:
+    """True on each row whose calendar day differs from the previous row's."""
+    day = ts_ns // (86_400 * 1_000_000_000)
+    out = np.ones(len(day), dtype=bool)
+    out[1:] = day[1:] != day[:-1]
+    return out
 
 
 def _latch(
