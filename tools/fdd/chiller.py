@@ -174,7 +174,7 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES) + tuple(FLOW_FE
 #: fault → {feature: expected sign}; 0 = expected to stay at the reference.
 SIGNATURES: dict[str, dict[str, int]] = {
     "reduced_condenser_flow": {"cond_dt": +1, "cw_flow": -1, "chw_flow": 0, "evap_dt": 0},
-    "reduced_evaporator_flow": {"evap_dt": +1, "chw_flow": -1, "evap_approach": -1, "cw_flow": 0},
+    "reduced_evaporator_flow": {"evap_dt": +1, "chw_flow": -1, "cw_flow": 0, "cond_dt": 0},
     "condenser_fouling": {
         "cond_approach": +1, "power": +1, "discharge": +1, "liquid_excess": -1,
         "cond_dt": 0, "cw_flow": 0,
