@@ -21,7 +21,7 @@ files — fouling 5× too strong, the leak's subcooling of the wrong sign):
 * checked against the four real files at their level (``facility-agent bench fdd``,
   "perturbation model vs real"): condenser-water flow (fwc10) and fouling (cf12) come
   from heat-exchanger physics with no constant read off the files and land within
-  10–25 % of the measured shifts; overcharge's two constants are ro10's measured shifts
+  10 % of the measured shifts of their primary feature; overcharge's two constants are ro10's measured shifts
   (a development file); the leak's no-effect-up-to-10 % is what rl10 shows;
 * the other magnitudes (leak beyond 10 %, excess oil, non-condensables) are physics with
   stated assumptions; the literature (Comstock, Braun & Groll, 2001, *The sensitivity of
@@ -124,9 +124,9 @@ def excess_oil(df: pd.DataFrame, severity: float = 0.68) -> pd.DataFrame:
     RP-1043's 68 %, an assumption), so at the same duty and TEO the evaporating
     temperature TRE drops (approach ↑) and the lift rises; the shell stays flooded
     (superheat unchanged); a fuller sump runs warmer (+3 K·severity sump, +2.2 K feed) and
-    oil drag adds 3 %·severity power. At RP-1043's 14 % the approach moves by about a
-    tenth of a kelvin — below another day's spread: the literature finds excess oil the
-    least visible of the seven.
+    oil drag adds 3 %·severity power. At RP-1043's 14 % the approach moves +0.24 K on
+    average — within another day's spread (cf12's evaporator approach: +0.36 K): the
+    literature finds excess oil the least visible of the seven.
     """
     s = float(severity)
     out = df.copy()
@@ -202,7 +202,7 @@ def condenser_fouling(df: pd.DataFrame, severity: float = 0.45) -> pd.DataFrame:
     lost, water film a little better), so at the same heat rejected and water temperatures
     the condensing temperature rises over the leaving water: TRC = TCO + ΔT/(e^NTU' − 1).
     The effect grows with load (the approach does). No constant is read off cf12; at its
-    12 % this gives +0.2–0.3 K on average, cf12 shows +0.24 K (the old fixed
+    12 % this gives +0.25 K on average, cf12 shows +0.24 K (the old fixed
     0.5 K/100 kW gave +1.3 K). The liquid is subcooled by the same tubes, so subcooling is
     unchanged; discharge temperature +1.2·δT, power +2.5 %/K of lift.
     """
