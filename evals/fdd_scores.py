@@ -12,9 +12,11 @@ What this measures, and how (``facility-agent bench fdd [--report DIR]``):
 * **Synthetic chiller faults** — the perturbation model (:mod:`tools.fdd.synthetic`) is
   first checked against the four real faults: the mean residual shift each real fault
   file shows (steady rows, against the fault-free reference) beside the shift the model
-  imposes on ``normal.xls``. The three classes without data are then reported as
-  *self-consistency tests*: data made from the detector's own sign table, which says the
-  code is consistent, not that it detects those faults.
+  imposes on ``normal.xls`` at the file's own RP-1043 severity. The three classes without
+  data are then reported as *self-consistency tests* (the model's magnitudes there are
+  stated assumptions, not measurements), and every class at RP-1043's four severities is
+  imposed on held-out ``normal.xls`` blocks (:func:`synthetic_levels`): detected, not
+  detected, or — what must never happen — alarmed as another class.
 * **LBNL air handlers** — the rules (tolerances, persistence, latch) were developed on
   ``SZCAV``; ``MZVAV-2-2`` is the other dataset. Both are scored with the same settings:
   no fan heat is documented for either unit, so the shipped lab settings keep G36's
