@@ -12,9 +12,11 @@ What this measures, and how (``facility-agent bench fdd [--report DIR]``):
 * **Synthetic chiller faults** — the perturbation model (:mod:`tools.fdd.synthetic`) is
   first checked against the four real faults: the mean residual shift each real fault
   file shows (steady rows, against the fault-free reference) beside the shift the model
-  imposes on ``normal.xls``. The three classes without data are then reported as
-  *self-consistency tests*: data made from the detector's own sign table, which says the
-  code is consistent, not that it detects those faults.
+  imposes on ``normal.xls`` at the file's own RP-1043 severity. The three classes without
+  data are then reported as *self-consistency tests* (the model's magnitudes there are
+  stated assumptions, not measurements), and every class at RP-1043's four severities is
+  imposed on held-out ``normal.xls`` blocks (:func:`synthetic_levels`): detected, not
+  detected, or — what must never happen — alarmed as another class.
 * **LBNL air handlers** — the rules (tolerances, persistence, latch) were developed on
   ``SZCAV``; ``MZVAV-2-2`` is the other dataset. Both are scored with the same settings:
   no fan heat is documented for either unit, so the shipped lab settings keep G36's
@@ -211,30 +213,48 @@ def synthetic_check(
     frames: Mapping[str, pd.DataFrame], ref: ChillerReference | None = None
 ) -> pd.DataFrame:
     """Mean residual shift (steady rows, vs normal's own) of each real fault file beside
-    the shift :mod:`tools.fdd.synthetic` imposes on normal.xls at its default severity."""
+    the shift :mod:`tools.fdd.synthetic` imposes on normal.xls at the file's own RP-1043
+    severity (cf12: 12 % of tubes plugged; fwc10, rl10, ro10: 10 %).
+
+    ``other_days``: the median |shift| of the same feature in the *other* fault files —
+    how far another RP-1043 day moves it whatever the fault. A real shift no larger than
+    that, beside a model that leaves the feature alone, is not counted as a disagreement
+    (``sign_agrees`` None): it is the day's, not the fault's."""
     normal = frames["normal"]
     ref = ref or ChillerReference.fit(normal)
     m = chiller.steady_mask(normal)
     base = ref.residuals(normal)[m].mean()
-    rows = []
+    real: dict[str, pd.Series] = {}
     for stem, fault in RP_FILES.items():
-        if fault is None or stem not in frames:
-            continue
-        df = frames[stem]
-        real = ref.residuals(df)[chiller.steady_mask(df)].mean() - base
-        syn = ref.residuals(synthetic.impose(normal, fault))[m].mean() - base
+        if fault is not None and stem in frames:
+            df = frames[stem]
+            real[stem] = ref.residuals(df)[chiller.steady_mask(df)].mean() - base
+    rows = []
+    for stem, shift in real.items():
+        fault = RP_FILES[stem]
+        assert fault is not None
+        level = synthetic.RP1043_FILES[stem][1]
+        syn = ref.residuals(synthetic.impose(normal, fault, level))[m].mean() - base
         for feat in chiller.SIGNATURES[fault]:
-            if feat not in real:
+            if feat not in shift:
                 continue
+            others = [abs(float(r[feat])) for k, r in real.items() if k != stem and feat in r]
+            day = float(np.median(others)) if others else 0.0
+            rv, sv = float(shift[feat]), float(syn[feat])
+            agrees = _sign_agrees(rv, sv)
+            if agrees is False and abs(sv) < 0.05 and abs(rv) <= day:
+                agrees = None
             rows.append(
                 {
                     "file": stem,
                     "fault": fault,
                     "feature": feat,
+                    "level": level,
                     "sign_table": chiller.SIGNATURES[fault][feat],
-                    "real": _r(float(real[feat]), 3),
-                    "synthetic": _r(float(syn[feat]), 3),
-                    "sign_agrees": _sign_agrees(float(real[feat]), float(syn[feat])),
+                    "real": _r(rv, 3),
+                    "synthetic": _r(sv, 3),
+                    "other_days": _r(day, 3),
+                    "sign_agrees": agrees,
                 }
             )
     return pd.DataFrame(rows)
@@ -485,7 +505,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         "## Synthetic perturbation model checked against the real faults",
         "",
         "Mean residual shift on steady rows (K, kW, or relative flow), real fault file vs the "
-        "model imposed on normal.xls at its default severity.",
+        "model imposed on normal.xls at the file's own RP-1043 severity. Evaporator-side "
+        "features differ by 0.1–0.4 K between RP-1043 days whatever the fault (cf12: "
+        "evaporator approach +0.36 K), so a small real shift there is not a fault's.",
         "",
         *_md_table(result["synthetic_check"]),
         "",
@@ -495,6 +517,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         "that excess oil, reduced evaporator flow or non-condensables are detected.",
         "",
         *[f"- {k}: {v}" for k, v in result["self_consistency"].items()],
+        "",
+        "## Every fault at RP-1043's four severities, on held-out normal.xls blocks",
+        "",
+        "The corrected perturbation model imposed on blocks the judging reference was not "
+        "fitted on: windows naming the fault, windows naming another class, alarms.",
+        "",
+        *_md_table(result["synthetic_levels"]),
         "",
         "## LBNL air handlers: developed on SZCAV, scored on both",
         "",
@@ -524,6 +553,7 @@ def run_all(datasets: Path, report: Path | None = None) -> dict[str, Any]:
         out["synthetic_check"] = synthetic_check(frames, full)
         out["signal_to_noise"] = signal_to_noise(diags, full)
         out["self_consistency"] = self_consistency(frames["normal"], full)
+        out["synthetic_levels"] = synthetic_levels(frames["normal"])
     lb = {
         p.stem: read_lbnl(p)
         for p in (datasets / "lbnl" / "SZCAV.csv", datasets / "lbnl" / "MZVAV-2-2.csv")
@@ -556,6 +586,15 @@ def summary_json(result: Mapping[str, Any]) -> dict[str, Any]:
             for stem, feat in PRIMARY_OF.items()
         }
         out["self_consistency"] = {k: v["right"] for k, v in result["self_consistency"].items()}
+        lv = result["synthetic_levels"]
+        out["synthetic_levels"] = {
+            f"{r.fault}@{r.level:g}": f"{r.verdict if isinstance(r.verdict, str) else 'none'} "
+            f"{r.named_right}/{r.judged}"
+            for r in lv.itertuples()
+        }
+        out["synthetic_levels_wrong_class"] = int(
+            (lv["verdict"].notna() & (lv["verdict"] != lv["fault"])).sum()
+        )
         sc = result["synthetic_check"]
         out["synthetic_sign_disagreements"] = [
             f"{r.file}.{r.feature}: real {r.real}, synthetic {r.synthetic}"
@@ -573,3 +612,41 @@ def summary_json(result: Mapping[str, Any]) -> dict[str, Any]:
             for row in lb.to_dict("records")
         ]
     return out
+
+
+def synthetic_levels(
+    normal: pd.DataFrame,
+    cfg: ChillerFddConfig | None = None,
+    faults: tuple[str, ...] = FAULT_CLASSES,
+) -> pd.DataFrame:
+    """Every fault at each of RP-1043's four severities, imposed by :mod:`tools.fdd.synthetic`
+    on normal.xls blocks that the reference judging them was not fitted on (3-fold over hour
+    blocks, as normal's own score): judged windows, windows naming the fault, windows naming
+    another class, and the alarms raised (persistence restarts in every held-out block)."""
+    cfg = cfg or ChillerFddConfig()
+    folds = crossval.fold_references(normal, crossval.FOLDS, source="normal.xls")
+    rows = []
+    for fault in faults:
+        for level in synthetic.RP1043_LEVELS[fault]:
+            parts = []
+            for f in folds:
+                for seg in crossval.held_out_segments(f.held_out):
+                    faulted = synthetic.impose(normal.iloc[seg], fault, level)
+                    parts.append(chiller.diagnose(faulted, f.reference, cfg))
+            d = pd.concat(parts, ignore_index=True)
+            j = crossval.judged(d)
+            named = j["fault"].value_counts()
+            alarms = crossval.alarm_classes(d)
+            rows.append(
+                {
+                    "fault": fault,
+                    "level": level,
+                    "judged": len(j),
+                    "named_right": int(named.get(fault, 0)),
+                    "named_other": int(named.drop(fault, errors="ignore").sum()),
+                    "other_classes": ",".join(sorted(str(k) for k in named.index if k != fault)),
+                    "alarms": ",".join(f"{k}:{v}" for k, v in alarms.items()),
+                    "verdict": crossval.file_verdict(d),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -96,8 +96,8 @@ def _open_twin(
 
 
 #: what the synthetic chiller scenarios are (issue 15): they check the code against its own
-#: physics table; the perturbation model is off against the real RP-1043 faults
-#: (``facility-agent bench fdd``: leak subcooling has the wrong sign, fouling 5× too strong)
+#: physics table, at RP-1043's worst severity; the perturbation model now agrees with the
+#: real RP-1043 faults where they exist (``facility-agent bench fdd``, tools/fdd/synthetic.py)
 SELF_CONSISTENCY = "self-consistency test, not detection: data made by the detector's own sign table (tools/fdd/synthetic.py), reference fitted on the same synthetic model"
 
 
@@ -212,18 +212,20 @@ def build_all(out: Path = SCENARIOS_DIR) -> list[Path]:
         (
             "chiller-excess-oil",
             "excess_oil",
-            "excess oil imposed from its physics at 1 h (no public data) — " + SELF_CONSISTENCY,
+            "excess oil +68 % (RP-1043's worst level) imposed from its physics at 1 h (no public "
+            "data) — " + SELF_CONSISTENCY,
         ),
         (
             "chiller-reduced-evaporator-flow",
             "reduced_evaporator_flow",
-            "chilled-water flow −20 % from 1 h, from its physics (no public data) — "
-            + SELF_CONSISTENCY,
+            "chilled-water flow −40 % (RP-1043's worst level) from 1 h, from its physics (no "
+            "public data) — " + SELF_CONSISTENCY,
         ),
         (
             "chiller-non-condensables",
             "non_condensables",
-            "non-condensable gas from 1 h, from its physics (no public data) — " + SELF_CONSISTENCY,
+            "non-condensable gas (5 % nitrogen, RP-1043's worst level) from 1 h, from its physics "
+            "(no public data) — " + SELF_CONSISTENCY,
         ),
         (
             "chiller-fault-free",

@@ -127,9 +127,9 @@ def test_below_limit_files_move_their_primary_feature_by_about_one_sigma(
 def test_self_consistency_faults_without_data_on_real_normal_data(
     fault: str, rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
 ) -> None:
-    """Self-consistency, not detection: the fault is imposed by tools/fdd/synthetic.py,
-    whose model is off against the real faults (``bench fdd``: leak subcooling has the
-    wrong sign, fouling moves the approach 5× cf12's)."""
+    """Self-consistency, not detection: the fault is imposed by tools/fdd/synthetic.py at
+    RP-1043's worst level (its models of the faults with a real file agree with the file:
+    tests/test_fdd_chiller_signatures.py; these three have none)."""
     df = S.impose(rp["normal"], fault, start_s=4 * 3600)
     dets = C.detect(df, rp_ref)
     assert [d.fault_class for d in dets] == [fault]

@@ -51,15 +51,22 @@ imposes them on fault-free data):
 * reduced condenser water flow — the same heat rejected by less water: cw ΔT
   rises, the measured flow falls;
 * reduced evaporator water flow — the same load in less water: chw ΔT rises,
-  the measured flow falls, the evaporator approach shrinks (higher mean water
-  temperature over the tubes with TEO held);
+  the measured flow falls; the condenser side is untouched. Like reduced condenser
+  flow, it rests on the flow meter and the water ΔT only (by ε-NTU the evaporator
+  approach moves +0.05 K at −10 % — the old table expected it to fall — while it
+  moves 0.1–0.4 K between RP-1043 days whatever the fault: a sign on it only let
+  another day's drift argue against the flow meter);
 * condenser fouling — an added tube-side resistance: condensing temperature
   rises over the leaving water (approach ↑) in proportion to heat rejected;
   the liquid is not colder (liquid_excess ≤ 0), water flow and ΔT unchanged;
 * non-condensable gas — partial pressure of the gas adds to the condenser
   pressure, so the saturation temperature read from it rises while the liquid
   stays where the water puts it: approach and subcooling rise *together*
-  (liquid_excess ≈ 0), discharge temperature rises with the higher lift;
+  (liquid_excess ≈ 0), discharge temperature rises with the higher lift. The
+  textbook test — condenser pressure above saturation at the measured condensing
+  temperature — needs a condensing temperature measured apart from the pressure;
+  RP-1043's TRC is T_sat(PRC) (within 0.05 K in all four files), so here the gas
+  shows only through TRC itself;
 * refrigerant overcharge — liquid backs up and floods condenser tubes:
   subcooling rises more than the approach (liquid_excess ↑);
 * refrigerant leak (undercharge) — the evaporator is starved: evaporator
@@ -67,7 +74,10 @@ imposes them on fault-free data):
   does not rise;
 * excess oil — oil in the evaporator coats the tubes and foams: evaporator
   approach rises while superheat does not (the flooded shell stays wet), more
-  oil in the sump runs warmer, condenser side unchanged.
+  oil in the sump runs warmer, condenser side unchanged. These are small effects
+  (the literature finds excess oil the least visible of the seven; oil pressures
+  swing by 160 kPa between RP-1043 days): at RP-1043's lower levels the right
+  answer is "not detected", and the persistence rule keeps it from another class.
 """
 
 from __future__ import annotations
@@ -175,7 +185,7 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES) + tuple(FLOW_FE
 #: fault → {feature: expected sign}; 0 = expected to stay at the reference.
 SIGNATURES: dict[str, dict[str, int]] = {
     "reduced_condenser_flow": {"cond_dt": +1, "cw_flow": -1, "chw_flow": 0, "evap_dt": 0},
-    "reduced_evaporator_flow": {"evap_dt": +1, "chw_flow": -1, "evap_approach": -1, "cw_flow": 0},
+    "reduced_evaporator_flow": {"evap_dt": +1, "chw_flow": -1, "cw_flow": 0, "cond_dt": 0},
     "condenser_fouling": {
         "cond_approach": +1, "power": +1, "discharge": +1, "liquid_excess": -1,
         "cond_dt": 0, "cw_flow": 0,
