@@ -425,11 +425,13 @@ def chw_supply(p: Params, ch: ChillerEIR, loop: ChwLoop, pu: LoopPumps, chs: Chi
 # ---- 10. temperatures downstream of the chilled water ----------------------------------------
 @dataclass(frozen=True)
 class DownstreamTemps:
-    """CDU supply/return, GPU die, CRAH supply air and rack inlet (°C)."""
+    """CDU supply/return, GPU die (and the highest the optimiser lets it run: throttle
+    temperature minus the state's throttle margin), CRAH supply air and rack inlet (°C)."""
 
     cdu_supply_c: F
     cdu_return_c: F
     gpu_die_c: F
+    gpu_die_limit_c: F
     supply_air_c: F
     rack_inlet_c: F
 
@@ -448,6 +450,7 @@ def downstream_temps(
         gpu_die_c=liquid.die_temperature(
             cdu_s, cdu.heat_per_gpu_w, cdu.flow_per_gpu_kgs, cdu.r_th_k_per_w
         ),
+        gpu_die_limit_c=np.asarray(p["gpu_throttle_c"] - p["gpu_throttle_margin_k"]),
         supply_air_c=sat,
         rack_inlet_c=air.rack_inlet_temp(sat, p["server_delta_t_k"], air_.recirculation),
     )

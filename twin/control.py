@@ -19,7 +19,8 @@ requests); staging, tower-fan loop and fan failover are shared. Legacy:
 * CHW and CW pumps: constant speed (``speed_setpoint`` 100 %);
 * CRAHs: supply air at ``supply_air_setpoint`` (18 °C), fans at
   ``fan_speed_setpoint`` (80 %), and every healthy fan to 100 % when one fails;
-* CDU: coolant supply at ``coolant_supply_setpoint`` (27 °C), pump 100 %;
+* CDU: coolant supply at ``coolant_supply_setpoint`` (27 °C), pump at
+  ``pump_speed_setpoint`` (legacy 100 %);
 * GPU power cap ``gpu.power_cap`` 100 %.
 
 :class:`AgentInterface` holds the agent's virtual points (device ``agent``):
@@ -66,6 +67,7 @@ NATIVE_DEFAULTS: dict[str, float] = {
     **{f"crah_{i}.supply_air_setpoint": 18.0 for i in (1, 2, 3, 4)},
     **{f"crah_{i}.fan_speed_setpoint": 80.0 for i in (1, 2, 3, 4)},
     "cdu_1.coolant_supply_setpoint": 27.0,
+    "cdu_1.pump_speed_setpoint": 100.0,
 }
 """Legacy fixed setpoints: what every agent-written setpoint reverts to."""
 
@@ -259,7 +261,7 @@ class NativeControl:
             ],
             crah_fan=fans,
             cdu_setpoint=sp.get("cdu_1.coolant_supply_setpoint", 27.0),
-            cdu_pump_speed=1.0,
+            cdu_pump_speed=sp.get("cdu_1.pump_speed_setpoint", 100.0) / 100.0,
             gpu_cap=sp.get("gpu.power_cap", 100.0) / 100.0,
         )
 
