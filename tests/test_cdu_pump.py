@@ -178,3 +178,25 @@ def test_a_policy_asks_the_optimiser_for_the_cdu_pump() -> None:
     pol = next(p for p in load_library() if p.policy.id == "cdu_pump_optimisation")
     assert pol.policy.then.variables == ["cdu_pump_speed"]
     assert pol.policy.whatif == "required"
+
+
+# ---- a written chiller enable is a start command (the "enable=1 had no effect" note) --------------
+
+
+def test_a_written_chiller_enable_starts_the_chiller_and_staging_keeps_it() -> None:
+    t = Twin(seed=1, control="g36")
+    for _ in range(10):
+        t.step(60.0)
+    assert t.values()["chiller_3.running"] == 0.0  # staging runs two
+    t.write("agent.heartbeat", 1)
+    t.write("chiller_3.enable", 1)  # was a no-op: 1 only meant "available to staging"
+    for k in range(25):  # past staging's 15 min stage-down delay
+        t.step(60.0)
+        t.write("agent.heartbeat", k + 2)
+    v = t.values()
+    assert [v[f"chiller_{i}.running"] for i in (1, 2, 3)] == [1.0, 1.0, 1.0]
+    t.write("chiller_3.enable", 0)  # a written 0 locks it out
+    for k in range(3):
+        t.step(60.0)
+        t.write("agent.heartbeat", k + 40)
+    assert t.values()["chiller_3.running"] == 0.0
