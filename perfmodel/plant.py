@@ -138,16 +138,19 @@ class LiquidChain:
 
 
 def liquid_chain(p: Params, load: ItLoad) -> LiquidChain:
-    """CDU pump by the affinity laws; the die-to-coolant resistance at this flow."""
+    """CDU pump by the affinity laws; the die-to-coolant resistance at this flow (the
+    flow the pump delivers at its speed: design × speed × ``cdu_flow_factor``, < 1 for a
+    worn or clogged pump, as the site's flow meter shows)."""
     cdu_speed = np.clip(p["cdu_pump_speed_pct"] / 100.0, 0.0, 1.0)
-    cdu_flow = p["cdu_design_flow_ls"] * cdu_speed
+    ratio = cdu_speed * p["cdu_flow_factor"]
+    cdu_flow = p["cdu_design_flow_ls"] * ratio
     r_half = 0.5 * p["r_th_k_per_w"]
     return LiquidChain(
         cdu_pump_kw=pumps.electric_power(p["cdu_pump_rated_kw"], cdu_speed),
         cdu_flow_ls=cdu_flow,
         heat_per_gpu_w=load.liquid_kw * 1000.0 / p["gpus"],
         flow_per_gpu_kgs=cdu_flow * liquid.RHO_WATER / 1000.0 / p["gpus"],
-        r_th_k_per_w=liquid.thermal_resistance(cdu_speed, r_half, r_half),
+        r_th_k_per_w=liquid.thermal_resistance(ratio, r_half, r_half),
     )
 
 

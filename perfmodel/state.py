@@ -99,6 +99,7 @@ class PlantState:
     cdu_supply_setpoint_c: float = 30.0
     cdu_hx_approach_k: float = 3.0
     cdu_pump_speed_pct: float = 100.0
+    cdu_flow_factor: float = 1.0  # delivered flow / (design flow × speed): the pump as measured
     cdu_design_flow_ls: float = 24.0
     cdu_pump_rated_kw: float = 15.0
     # power chain -----------------------------------------------------------------------

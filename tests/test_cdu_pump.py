@@ -142,6 +142,11 @@ def _optimise(values: dict[str, float]) -> tuple[list[tuple[str, float]], float]
     return changes, pred.after["gpu_die_c"]
 
 
+def _at(speed: float) -> dict[str, float]:
+    """Readings of a healthy CDU pump at ``speed`` %: set point, speed and the flow it gives."""
+    return {SP: speed, SPEED: speed, "cdu_1.coolant_flow": 24.0 * speed / 100.0}
+
+
 def _plant_values() -> dict[str, float]:
     """A legacy-run twin (7 °C chilled water, inside the catalogue curves' range: the
     what-if is valid without a calibration) with its CDU pump at 100 %."""
@@ -159,19 +164,31 @@ def test_the_agent_lowers_the_cdu_pump_only_as_far_as_the_throttle_margin_allows
     assert 60.0 <= speed < v[SPEED] - 5.0
     assert die <= 85.0 - 10.0  # the model's throttle margin
     # already at the floor the GPUs allow: nothing cheaper is safe, nothing is written
-    hot = {**v, SPEED: speed, SP: speed, "gpu.it_power": 1000.0}
+    hot = {**v, **_at(speed), "gpu.it_power": 1000.0}
     again, die_hot = _optimise(hot)
     assert all(val >= speed for _, val in again) and die_hot <= 75.0
 
 
 def test_the_agent_raises_the_cdu_pump_when_the_gpu_load_rises() -> None:
-    v = {**_plant_values(), SPEED: 60.0, SP: 60.0}
+    v = {**_plant_values(), **_at(60.0)}
     low, _ = _optimise(v)
     assert low == []  # at light load 60 % keeps the margin
     loaded = {**v, "gpu.it_power": 1000.0}  # the cluster at its rated power
     up, die = _optimise(loaded)
     assert [t for t, _ in up] == [SP] and up[0][1] > 60.0
     assert die <= 75.0
+
+
+def test_a_pump_that_delivers_less_than_its_speed_says_is_not_slowed() -> None:
+    from agent.context import default_optimise
+
+    v = _plant_values()
+    worn = {**v, "cdu_1.coolant_flow": 0.35 * v["cdu_1.coolant_flow"]}  # clogged strainer
+    state = state_from_values(default_site(), worn)
+    assert state.cdu_flow_factor == pytest.approx(0.35, abs=0.02)
+    changes, pred = default_optimise()(default_site(), worn, ["cdu_pump_speed"])
+    assert changes == []  # healthy, the same readings gave 60 % (above)
+    assert pred.after["gpu_die_c"] > v["gpu.gpu_temp_max"]  # and the model sees the dies hotter
 
 
 def test_a_policy_asks_the_optimiser_for_the_cdu_pump() -> None:
