@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_harness import AgentOn
@@ -57,3 +58,22 @@ def wait_until(
 def agent_on() -> AgentOn:
     """Build an AgentContext on a :class:`agent_harness.Hall` (keywords as ``AgentContext.build``)."""
     return _agent_on
+
+
+# ---- RP-1043: the files and the reference fitted on normal.xls (test_fdd_chiller*) ----------------
+@pytest.fixture(scope="module")
+def rp() -> dict[str, Any]:
+    """Every RP-1043 file of ../shared/datasets, by stem (skips when absent)."""
+    folder = DATASETS / "rp1043"
+    if not (folder / "normal.xls").is_file():
+        pytest.skip("../shared/datasets/rp1043 is absent")
+    from connectors.importers.rp1043 import read_rp1043
+
+    return {p.stem: read_rp1043(p) for p in sorted(folder.glob("*.xls"))}
+
+
+@pytest.fixture(scope="module")
+def rp_ref(rp: dict[str, Any]) -> Any:
+    from tools.fdd.chiller import ChillerReference
+
+    return ChillerReference.fit(rp["normal"], source="normal.xls")

@@ -10,7 +10,7 @@ from conftest import dataset_file
 from tools.fdd import ahu as A
 
 
-def _ahu(n: int = 120, **cols: float | np.ndarray) -> pd.DataFrame:
+def _ahu(n: int = 120, start: str = "2026-03-01", **cols: float | np.ndarray) -> pd.DataFrame:
     base: dict[str, float | np.ndarray] = {
         "supply_air_temp": 21.3,
         "mixed_air_temp": 20.9,
@@ -25,7 +25,7 @@ def _ahu(n: int = 120, **cols: float | np.ndarray) -> pd.DataFrame:
         "supply_air_temp_cooling_setpoint": 30.0,
     }
     base.update(cols)
-    idx = pd.date_range("2026-03-01", periods=n, freq="1min")
+    idx = pd.date_range(start, periods=n, freq="1min")
     return pd.DataFrame(
         {k: np.broadcast_to(v, n).astype(float) for k, v in base.items()}, index=idx
     )

@@ -9,29 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from test_fdd_ahu import _ahu as ahu_frame
 
 from tools.fdd import ahu as A
 
 
 def _ahu(n: int = 120, **cols: float | np.ndarray) -> pd.DataFrame:
-    base: dict[str, float | np.ndarray] = {
-        "supply_air_temp": 21.3,
-        "mixed_air_temp": 20.9,
-        "outdoor_air_temp": 10.0,
-        "return_air_temp": 21.0,
-        "oa_damper": 0.0,
-        "cooling_valve": 0.0,
-        "heating_valve": 0.0,
-        "supply_fan_speed": 50.0,
-        "supply_fan_status": 1.0,
-        "supply_air_temp_heating_setpoint": 10.0,
-        "supply_air_temp_cooling_setpoint": 30.0,
-    }
-    base.update(cols)
-    idx = pd.date_range("2026-09-01", periods=n, freq="1min")
-    return pd.DataFrame(
-        {k: np.broadcast_to(v, n).astype(float) for k, v in base.items()}, index=idx
-    )
+    """test_fdd_ahu's healthy unit, in September."""
+    return ahu_frame(n, start="2026-09-01", **cols)
 
 
 def _economizer_cooling(mat: float, oat: float = 18.0) -> pd.DataFrame:

@@ -32,20 +32,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def rp() -> dict[str, pd.DataFrame]:
-    if not (RP / "normal.xls").is_file():
-        pytest.skip("../shared/datasets/rp1043 is absent")
-    from connectors.importers.rp1043 import read_rp1043
-
-    return {p.stem: read_rp1043(p) for p in sorted(RP.glob("*.xls"))}
-
-
-@pytest.fixture(scope="module")
-def rp_ref(rp: dict[str, pd.DataFrame]) -> C.ChillerReference:
-    return C.ChillerReference.fit(rp["normal"], source="normal.xls")
-
-
 def test_normal_xls_is_silent_for_14_hours(
     rp: dict[str, pd.DataFrame], rp_ref: C.ChillerReference
 ) -> None:
