@@ -111,7 +111,7 @@ async def evaluate_policies(state: CycleState, config: RunnableConfig) -> dict[s
     if ctx.faults is not None and ctx.faults.engine is ctx.engine:
         q = s.quality
         if q is not None:  # the sensors that judge an open isolated fault's absence, scored too
-            q = s.quality = _scored(ctx, now, q, ctx.faults.judging_tags(list(ctx.site.point_ids)))
+            q = s.quality = _scored(ctx, now, q, ctx.faults.judging_tags(ctx.site.point_ids))
         isolated = q.isolated() if q is not None else []
         scores = q.scores if q is not None else None
         for ev in ctx.faults.update(now, isolated, scores):  # raised / cleared rows in `faults`

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -370,7 +370,7 @@ class FaultLog:
             cleared_evidence=f"{held} (clear_after {self.clear_after[i]:g} s): {ev}",
         )
 
-    def judging_tags(self, site_tags: Sequence[str]) -> set[str]:
+    def judging_tags(self, site_tags: Iterable[str]) -> set[str]:
         """The points whose scores judge the open isolated faults' absence: each fault's own
         sensors (read back after a restart, its equipment's points of ``site_tags``)."""
         out: set[str] = set()
