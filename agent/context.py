@@ -32,14 +32,14 @@ from connectors.clock import Clock, SystemClock
 from connectors.site import Site
 from connectors.store import Store
 from connectors.writer import PointWriter
-from perfmodel.optimise import default_grid as optimiser_grid
+from perfmodel.optimise import lever_grid as optimiser_grid
 from perfmodel.optimise import optimise as optimise_plant
 from perfmodel.plantcal import PlantParameters
 from perfmodel.whatif import Prediction
 from tools.actuation import Actuator
 from tools.fdd import policy_file
 from tools.gate import APPROVAL_TTL_S, AutoLock, GateControl
-from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags
+from tools.modelmap import OPTIMISER_FIELDS, field_changes_to_tags, write_range
 from tools.policies import LoadedPolicy, PolicyEngine, load_library, load_policies
 from tools.policies.faults import FaultLog
 from tools.quality import IncrementalScorer
@@ -138,11 +138,12 @@ def default_optimise(params: ParamsFn = lambda: None) -> OptimiseFn:
         site: Site, values: Mapping[str, float], variables: Sequence[str]
     ) -> tuple[list[tuple[str, float]], Prediction]:
         state = state_from_values(site, values, params())
-        grid = dict(optimiser_grid(state))
         free = {OPTIMISER_FIELDS[v] for v in variables if v in OPTIMISER_FIELDS}
-        for k in list(grid):
-            if k not in free:
-                grid[k] = [float(getattr(state, k))]
+        grid = optimiser_grid(state, free)
+        for k in free & grid.keys():  # candidates the points' write limits allow
+            if (rng := write_range(site, k)) is not None:
+                now = float(getattr(state, k))
+                grid[k] = [x for x in grid[k] if rng[0] <= x <= rng[1] or x == now]
         res = optimise_plant(state, grid)
         changes = {c.target: float(c.value) for c in res.changes}
         return field_changes_to_tags(site, values, changes), res.prediction

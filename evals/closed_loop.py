@@ -255,6 +255,14 @@ async def closed_loop(
                 for m, t in totals.items()
             },
             "baseline_runs": {m: totals_dict(t) for m, t in totals.items()},
+            "cooling_kwh_by_subsystem": {
+                "agent": M.subsystem_kwh(series, scn.clock.cycle),
+                **{m: M.subsystem_kwh(b, scn.clock.cycle) for m, b in bases.items()},
+            },
+            "gpu_throttle_margin_min_k": {
+                "agent": M.throttle_margin_min(series, throttle_c(site)),
+                **{m: M.throttle_margin_min(b, throttle_c(site)) for m, b in bases.items()},
+            },
             "throttle_minutes": agent_tot.throttle_minutes,
             "envelope_violation_minutes": agent_tot.envelope_minutes,
             "plant_matches_model": res.plant_matches_model,
@@ -268,6 +276,14 @@ async def closed_loop(
 def _part(progress: Progress, offset: float, share: float) -> Progress:
     """``progress`` for one part of a run: its fraction mapped into [offset, offset + share]."""
     return lambda f: progress(offset + share * f)
+
+
+def throttle_c(site: Site) -> float:
+    """The GPU cluster's throttle temperature (site ``rated.throttle_temp_c``; 85 °C if absent)."""
+    for eq in site.equipment:
+        if "throttle_temp_c" in eq.rated:
+            return float(eq.rated["throttle_temp_c"])
+    return 85.0
 
 
 def first_adopted(cals: list[Calibration]) -> datetime | None:

@@ -271,6 +271,33 @@ def plant_totals(series: pd.DataFrame, step_s: float) -> PlantTotals:
     )
 
 
+#: The cooling subsystems of the twin's plant and the power tags each sums (kW).
+SUBSYSTEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("chillers", ("chiller_1.power", "chiller_2.power", "chiller_3.power")),
+    ("tower_fan", ("ct_1.fan_power",)),
+    ("chw_pump", ("chw_pump_1.power",)),
+    ("cw_pump", ("cw_pump_1.power",)),
+    ("crah_fans", tuple(f"crah_{i}.fan_power" for i in (1, 2, 3, 4))),
+    ("cdu_pump", ("cdu_1.pump_power",)),
+)
+
+
+def subsystem_kwh(series: pd.DataFrame, step_s: float) -> dict[str, float]:
+    """Cooling energy (kWh) by subsystem over a twin run (tags missing from it count 0)."""
+    h = step_s / 3600.0
+    return {
+        name: round(float(sum(series[t].sum() for t in tags if t in series) * h), 1)
+        for name, tags in SUBSYSTEMS
+    }
+
+
+def throttle_margin_min(series: pd.DataFrame, throttle_c: float) -> float | None:
+    """The least margin (K) of the hottest GPU die under the throttle temperature."""
+    if "gpu.gpu_temp_max" not in series or series.empty:
+        return None
+    return round(float(throttle_c - series["gpu.gpu_temp_max"].max()), 2)
+
+
 def saving(agent_kwh: float, baseline_kwh: float) -> float | None:
     """Fraction of the baseline's energy saved (0.2 = 20 % less)."""
     if not baseline_kwh > 0:

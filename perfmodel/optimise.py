@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,15 @@ from perfmodel.plant import solve_state
 from perfmodel.whatif import Change, PlantState, Prediction, whatif_many
 from perfmodel.whatif import current as whatif_current
 
-__all__ = ["Grid", "OptimiseResult", "default_grid", "fixed_fan_grid", "optimise"]
+__all__ = [
+    "LEVER_GRIDS",
+    "Grid",
+    "OptimiseResult",
+    "default_grid",
+    "fixed_fan_grid",
+    "lever_grid",
+    "optimise",
+]
 
 #: One sub-grid: field → candidate values; the search space is the union of the
 #: Cartesian products of its sub-grids.
@@ -35,6 +43,13 @@ CHANGE_PENALTY_KW = 1e-3
 #: Condenser pump speeds (%): fine near full speed, where the tower correlation's
 #: water-flow range (CoolTools, ratio ≥ 0.75) usually ends, coarse below it.
 CW_PUMP_GRID_PCT = [50.0, 60.0, 70.0, 80.0, 85.0, 88.0, 90.0, 92.0, 94.0, 96.0, 98.0, 100.0]
+#: CDU pump speeds (%): the GPU throttle margin (the ``gpu_throttle_margin`` constraint)
+#: and the site's write minimum decide how low it may go.
+CDU_PUMP_GRID_PCT = [50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 100.0]
+#: Axes searched only when a caller frees their field (:func:`lever_grid`): the CDU pump
+#: barely couples to the rest of the plant (its work is a few kW of chilled-water load),
+#: and in the full product its 11 speeds would make the default grid 11 times larger.
+LEVER_GRIDS: Mapping[str, Sequence[float]] = {"cdu_pump_speed_pct": CDU_PUMP_GRID_PCT}
 #: The warmest chilled water the default grid offers (°C), however far the curves reach.
 CHW_GRID_MAX_C = 16.0
 
@@ -94,6 +109,17 @@ def default_grid(state: PlantState) -> dict[str, list[float]]:
         "tower_fan_speed_pct": [math.nan],
         "cw_supply_setpoint_c": [float(v) for v in np.arange(20.0, 32.01, 1.0)],
     }
+
+
+def lever_grid(state: PlantState, fields: Collection[str]) -> dict[str, list[float]]:
+    """:func:`default_grid` searching ``fields`` only (the others at their current value),
+    with the :data:`LEVER_GRIDS` axes of the freed fields that the default grid leaves out."""
+    grid = default_grid(state)
+    out = {k: (list(v) if k in fields else [float(getattr(state, k))]) for k, v in grid.items()}
+    for k, axis in LEVER_GRIDS.items():
+        if k in fields:
+            out[k] = sorted({*map(float, axis), float(getattr(state, k))})
+    return out
 
 
 def fixed_fan_grid(state: PlantState) -> dict[str, list[float]]:

@@ -138,16 +138,19 @@ class LiquidChain:
 
 
 def liquid_chain(p: Params, load: ItLoad) -> LiquidChain:
-    """CDU pump by the affinity laws; the die-to-coolant resistance at this flow."""
+    """CDU pump by the affinity laws; the die-to-coolant resistance at this flow (the
+    flow the pump delivers at its speed: design × speed × ``cdu_flow_factor``, < 1 for a
+    worn or clogged pump, as the site's flow meter shows)."""
     cdu_speed = np.clip(p["cdu_pump_speed_pct"] / 100.0, 0.0, 1.0)
-    cdu_flow = p["cdu_design_flow_ls"] * cdu_speed
+    ratio = cdu_speed * p["cdu_flow_factor"]
+    cdu_flow = p["cdu_design_flow_ls"] * ratio
     r_half = 0.5 * p["r_th_k_per_w"]
     return LiquidChain(
         cdu_pump_kw=pumps.electric_power(p["cdu_pump_rated_kw"], cdu_speed),
         cdu_flow_ls=cdu_flow,
         heat_per_gpu_w=load.liquid_kw * 1000.0 / p["gpus"],
         flow_per_gpu_kgs=cdu_flow * liquid.RHO_WATER / 1000.0 / p["gpus"],
-        r_th_k_per_w=liquid.thermal_resistance(cdu_speed, r_half, r_half),
+        r_th_k_per_w=liquid.thermal_resistance(ratio, r_half, r_half),
     )
 
 
@@ -425,11 +428,13 @@ def chw_supply(p: Params, ch: ChillerEIR, loop: ChwLoop, pu: LoopPumps, chs: Chi
 # ---- 10. temperatures downstream of the chilled water ----------------------------------------
 @dataclass(frozen=True)
 class DownstreamTemps:
-    """CDU supply/return, GPU die, CRAH supply air and rack inlet (°C)."""
+    """CDU supply/return, GPU die (and the highest the optimiser lets it run: throttle
+    temperature minus the state's throttle margin), CRAH supply air and rack inlet (°C)."""
 
     cdu_supply_c: F
     cdu_return_c: F
     gpu_die_c: F
+    gpu_die_limit_c: F
     supply_air_c: F
     rack_inlet_c: F
 
@@ -448,6 +453,7 @@ def downstream_temps(
         gpu_die_c=liquid.die_temperature(
             cdu_s, cdu.heat_per_gpu_w, cdu.flow_per_gpu_kgs, cdu.r_th_k_per_w
         ),
+        gpu_die_limit_c=np.asarray(p["gpu_throttle_c"] - p["gpu_throttle_margin_k"]),
         supply_air_c=sat,
         rack_inlet_c=air.rack_inlet_temp(sat, p["server_delta_t_k"], air_.recirculation),
     )

@@ -40,6 +40,9 @@ class PlantState:
     gpus: float = 1024.0
     liquid_fraction: float = 0.8  # share of GPU-cluster heat taken by cold plates
     gpu_throttle_c: float = 85.0
+    # the mean die the model predicts stays this far under the throttle temperature (the
+    # hottest die runs a few kelvin over the mean; sensors and the model are not exact)
+    gpu_throttle_margin_k: float = 10.0
     r_th_k_per_w: float = 0.045  # die-to-coolant at design flow (half conduction, half convection)
     # weather ---------------------------------------------------------------------------
     outdoor_drybulb_c: float = 30.0
@@ -96,6 +99,7 @@ class PlantState:
     cdu_supply_setpoint_c: float = 30.0
     cdu_hx_approach_k: float = 3.0
     cdu_pump_speed_pct: float = 100.0
+    cdu_flow_factor: float = 1.0  # delivered flow / (design flow × speed): the pump as measured
     cdu_design_flow_ls: float = 24.0
     cdu_pump_rated_kw: float = 15.0
     # power chain -----------------------------------------------------------------------

@@ -103,6 +103,7 @@ _CONSTRAINTS: tuple[tuple[str, str, str | float, str, str], ...] = (
     ("rack_inlet_max_allowable_a1", "rack_inlet_c", air.A1_ALLOWABLE_C[1], "max", "degC"),
     ("rack_inlet_min_allowable_a1", "rack_inlet_c", air.A1_ALLOWABLE_C[0], "min", "degC"),
     ("gpu_die_temp", "gpu_die_c", "gpu_throttle_c", "max", "degC"),
+    ("gpu_throttle_margin", "gpu_die_c", "gpu_die_limit_c", "max", "degC"),
     ("chiller_max_load", "chiller_plr", 1.0, "max", "-"),
     ("chiller_min_load", "chiller_plr", "chiller_min_plr", "min", "-"),
     ("chillers_available", "chillers_running", "chillers_available", "max", "count"),

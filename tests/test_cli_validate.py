@@ -27,7 +27,7 @@ def test_validate_accepts_the_twin_site_and_the_policy_library(
     assert main(["validate", *files]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == len(files)
-    assert "ok — site ai-data-hall: 21 equipment, 168 points" in out[0]
+    assert "ok — site ai-data-hall: 21 equipment, 170 points" in out[0]
     assert all("policies, all apply to" in line for line in out[1:])
 
 

@@ -66,7 +66,7 @@ def test_the_default_site_puts_crahs_and_cdu_on_bacnet_and_the_rest_on_modbus() 
     protocols = _protocols(site)
     assert {e for e, ps in protocols.items() if ps == {"bacnet"}} == BACNET
     assert {e for e, ps in protocols.items() if ps == {"modbus"}} == set(protocols) - BACNET
-    assert len(site.point_ids) == len(load_site(default_site_path()).point_ids) == 168
+    assert len(site.point_ids) == len(load_site(default_site_path()).point_ids) == 170
     devices = site.bacnet_devices()
     assert sorted((k.port, k.device_id) for k in devices) == [
         (BACNET_BASE_PORT + n, BACNET_BASE_INSTANCE + n) for n in range(5)
@@ -127,7 +127,7 @@ def test_the_run_banner_names_both_protocols() -> None:
         schedules=[], ingest=True, llm="none",
     )  # fmt: skip
     lines = banner.lines()
-    assert "168 points on 21 devices" in lines[0]
+    assert "170 points on 21 devices" in lines[0]
     (ingest,) = [x for x in lines if x.startswith("  ingest")]
     assert "16 Modbus TCP devices at 127.0.0.1:5020" in ingest
     assert "5 BACnet/IP devices at 127.0.0.1:47810–47814" in ingest

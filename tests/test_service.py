@@ -131,7 +131,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def test_run_prints_a_banner(service: Service) -> None:
     text = "\n".join(service.stdout)
-    assert "site ai-data-hall: 21 equipment, 168 points on 21 devices" in text
+    assert "site ai-data-hall: 21 equipment, 170 points on 21 devices" in text
     b = service.bacnet_port  # the default site: CRAHs and CDU over BACnet, the rest Modbus
     assert (
         f"  ingest     polling 16 Modbus TCP devices at 127.0.0.1:{service.twin_port}, "

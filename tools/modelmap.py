@@ -39,6 +39,7 @@ __all__ = [
     "model_output_for",
     "resolve_alias",
     "setpoint_for",
+    "write_range",
 ]
 
 K = EquipmentKind
@@ -95,6 +96,10 @@ SETPOINTS: tuple[Setpoint, ...] = (
         aliases=("coolant_supply_setpoint", "cdu_supply_setpoint"),
     ),
     Setpoint(
+        "cdu_pump_speed_pct", K.CDU, "pump_speed_setpoint", reads="pump_speed",
+        variables=("cdu_pump_speed",), aliases=("cdu_pump_speed",),
+    ),
+    Setpoint(
         "crah_supply_air_setpoint_c", K.CRAH, "supply_air_setpoint", Spread.SHARE,
         aliases=("supply_air_setpoint", "crah_supply_air_setpoint"),
     ),
@@ -124,7 +129,6 @@ SETPOINTS: tuple[Setpoint, ...] = (
 ALIASES: Mapping[str, str] = {
     **{a: s.field for s in SETPOINTS for a in s.aliases},
     "tower_fan_speed": "tower_fan_speed_pct",
-    "cdu_pump_speed": "cdu_pump_speed_pct",
     "crahs": "crah_running",
 }
 
@@ -206,6 +210,21 @@ SENSOR_OUTPUTS: Mapping[str, str] = {
 def setpoint_for(eq: Equipment, point: str) -> Setpoint | None:
     """The table row for a write to ``point`` of ``eq`` (None: the model has no handle)."""
     return next((s for s in SETPOINTS if s.matches(eq, point)), None)
+
+
+def write_range(site: Site, name: str) -> tuple[float, float] | None:
+    """The values every unit's write limits let field ``name`` take (the intersection over
+    the units of its plant-wide or averaged set points; None: no point writes it directly)."""
+    lo, hi, seen = -float("inf"), float("inf"), False
+    for s in SETPOINTS:
+        if s.field != name or s.spread not in (Spread.PLANT, Spread.SHARE):
+            continue
+        for u in s.units(site):
+            p = site.points_by_tag.get(f"{u}.{s.point}")
+            if p is None or p[1].write is None:
+                continue
+            lo, hi, seen = max(lo, p[1].write.min), min(hi, p[1].write.max), True
+    return (lo, hi) if seen else None
 
 
 def resolve_alias(name: str) -> str:

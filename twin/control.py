@@ -8,6 +8,9 @@ speed by trim & respond from CRAH and CDU valve requests, condenser water on wet
 bulb + approach, condenser pump by chiller stage, CRAH fan reset from rack-inlet
 requests); staging, tower-fan loop and fan failover are shared. Legacy:
 
+* a chiller ``enable`` the agent or an operator wrote is a start/stop command: 1 runs
+  the chiller, and staging stages nothing down while it is held (stage-up still acts);
+  0 locks it out; unwritten (native 1) the chiller is available to staging;
 * chiller staging, lead/lag 1 → 2 → 3: stage up when the running chillers are
   above 90 % of capacity or the chilled-water supply is 1.5 K over setpoint for
   5 min; stage down when the load would fit in one chiller fewer below 70 % for
@@ -19,7 +22,8 @@ requests); staging, tower-fan loop and fan failover are shared. Legacy:
 * CHW and CW pumps: constant speed (``speed_setpoint`` 100 %);
 * CRAHs: supply air at ``supply_air_setpoint`` (18 °C), fans at
   ``fan_speed_setpoint`` (80 %), and every healthy fan to 100 % when one fails;
-* CDU: coolant supply at ``coolant_supply_setpoint`` (27 °C), pump 100 %;
+* CDU: coolant supply at ``coolant_supply_setpoint`` (27 °C), pump at
+  ``pump_speed_setpoint`` (legacy 100 %);
 * GPU power cap ``gpu.power_cap`` 100 %.
 
 :class:`AgentInterface` holds the agent's virtual points (device ``agent``):
@@ -66,6 +70,7 @@ NATIVE_DEFAULTS: dict[str, float] = {
     **{f"crah_{i}.supply_air_setpoint": 18.0 for i in (1, 2, 3, 4)},
     **{f"crah_{i}.fan_speed_setpoint": 80.0 for i in (1, 2, 3, 4)},
     "cdu_1.coolant_supply_setpoint": 27.0,
+    "cdu_1.pump_speed_setpoint": 100.0,
 }
 """Legacy fixed setpoints: what every agent-written setpoint reverts to."""
 
@@ -243,7 +248,8 @@ class NativeControl:
             self.active = {}
         chw_sp = [sp.get(f"chiller_{i + 1}.chw_supply_setpoint", 7.0) for i in range(N_CHILLERS)]
         if self.enabled:
-            self._stage(plant, sp, eq, chw_sp, dt)
+            held = [f"chiller_{i + 1}.enable" in written for i in range(N_CHILLERS)]
+            self._stage(plant, sp, eq, chw_sp, dt, held)
             self._tower(plant, sp.get("ct_1.cw_supply_setpoint", 29.0), dt)
         fans = [sp.get(f"crah_{i + 1}.fan_speed_setpoint", 80.0) / 100.0 for i in range(N_CRAHS)]
         if self.enabled and eq.crah_fan_failed:
@@ -259,7 +265,7 @@ class NativeControl:
             ],
             crah_fan=fans,
             cdu_setpoint=sp.get("cdu_1.coolant_supply_setpoint", 27.0),
-            cdu_pump_speed=1.0,
+            cdu_pump_speed=sp.get("cdu_1.pump_speed_setpoint", 100.0) / 100.0,
             gpu_cap=sp.get("gpu.power_cap", 100.0) / 100.0,
         )
 
@@ -270,13 +276,20 @@ class NativeControl:
         eq: EquipmentFaults,
         chw_sp: list[float],
         dt: float,
+        held: list[bool] | None = None,
     ) -> None:
         avail = [
             sp.get(f"chiller_{i + 1}.enable", 1.0) >= 0.5 and i not in eq.chiller_tripped
             for i in range(N_CHILLERS)
         ]
+        # an enable the agent or an operator wrote is a command: 1 runs the chiller (staging
+        # neither waits for a stage-up nor stages any chiller down while it is held: the
+        # writer owns the count), 0 locks it out; the native 1 only makes it available
+        forced = [avail[i] and bool(held and held[i]) for i in range(N_CHILLERS)]
         before = sum(self.chiller_on)
-        self.chiller_on = [self.chiller_on[i] and avail[i] for i in range(N_CHILLERS)]
+        self.chiller_on = [
+            (self.chiller_on[i] or forced[i]) and avail[i] for i in range(N_CHILLERS)
+        ]
         n = sum(self.chiller_on)
         if n < before or n == 0:  # lost one (trip, disable): replace at once
             self._add(avail)
@@ -295,7 +308,7 @@ class NativeControl:
         if self._up_s >= 300.0:
             self._add(avail)
             self._up_s = 0.0
-        if self._down_s >= 900.0:
+        if self._down_s >= 900.0 and not any(forced):  # a held start owns the count
             on = [i for i in range(N_CHILLERS) if self.chiller_on[i]]
             self.chiller_on[on[-1]] = False
             self._down_s = 0.0

@@ -37,8 +37,21 @@ same plant, without any agent. Every loop is a :mod:`twin.trim_respond` reset
   of running capacity or a supply 1.5 K over set point for 5 min, down under 70 %
   for 15 min).
 
-Supply air (18 °C) and coolant (27 °C) set points and the CDU pump stay as the IT
-side needs them. Any set point the agent or an operator wrote takes precedence over
+* **CDU pump** on constant coolant ΔT at design (the variable-flow control CDU vendors
+  ship next to constant flow and constant differential pressure): the pump delivers the
+  flow that carries the measured coolant heat at the design ΔT — the cluster's rated
+  liquid heat over the CDU's design flow, 8 K here (800 kW at 24 L/s) — between the
+  pump's minimum speed (60 %, the site's write minimum) and 100 %. A steady-state ΔT
+  loop (the flow a PI on return − supply settles at). Why this and not DP or flow:
+  cold plates have no control valves, so a DP or flow set point "at design" is a fixed
+  speed — 100 %, what G36 ran before — and would leave the baseline wasting pump energy
+  no competent engineer would; constant ΔT at design follows the load, runs the design
+  flow at the rated load, and at part load the GPU dies run cooler than at the rated
+  load on design flow (the rise over the coolant, q/(2ṁc_p), stays at half the design
+  ΔT; the die-to-coolant term q·R_th(ṁ) falls, as q ∝ ṁ and R_th ∝ ṁ^−0.8 at most): it is
+  safe by construction, and it is the strongest fair baseline, not a strawman.
+
+Supply air (18 °C) and coolant (27 °C) set points stay as the IT side needs them. Any set point the agent or an operator wrote takes precedence over
 the reset's value (the BMS's own value returns when the agent's write reverts).
 """
 
@@ -48,7 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from twin import physics as ph
-from twin.plant import N_CHILLERS, N_CRAHS, RHO_CP_AIR, Plant
+from twin.plant import N_CHILLERS, N_CRAHS, RHO_CP_AIR, RHO_CP_WATER, Plant
 from twin.trim_respond import TrimRespond, TrimRespondLoop
 
 PLANT_RESET = TrimRespond(
@@ -65,6 +78,7 @@ TOWER_APPROACH_K = 4.0
 RACK_INLET_SETPOINT_C = 24.0
 REQUEST_PERSIST_S = 120.0
 CONTAINMENT_MARGIN = 1.05
+CDU_PUMP_MIN = 0.6  # the CDU pump's minimum speed (the site's write minimum)
 
 
 @dataclass
@@ -118,6 +132,21 @@ def cdu_valve(plant: Plant, setpoint_c: float) -> float:
     if drive <= 0.0:
         return 1.0
     return ph.clamp(plant.cfg.cdu_approach_c / drive, 0.0, 1.0)
+
+
+def cdu_design_delta_t(plant: Plant) -> float:
+    """The CDU loop's design ΔT (K): the cluster's rated liquid heat at the design flow."""
+    c = plant.cfg
+    return c.liquid_fraction * c.gpu_rated_kw / (RHO_CP_WATER * c.cdu_flow_ls)
+
+
+def cdu_pump_speed(plant: Plant) -> float:
+    """The CDU pump speed (0–1) that carries the coolant's heat (GPU liquid heat plus the
+    pump's own work) at the design ΔT: constant-ΔT variable flow, within its speed range."""
+    c = plant.cfg
+    heat = plant.q_liquid + plant.cdu_pump_kw
+    flow = heat / (RHO_CP_WATER * cdu_design_delta_t(plant))
+    return ph.clamp(flow / c.cdu_flow_ls, CDU_PUMP_MIN, 1.0)
 
 
 def containment_floor(plant: Plant) -> float:
@@ -174,5 +203,6 @@ class G36Sequences:
             "cw_pump_1.speed_setpoint": 100.0 * cw_speed,
             "ct_1.cw_supply_setpoint": cwst,
             **{f"crah_{i + 1}.fan_speed_setpoint": 100.0 * fan for i in range(N_CRAHS)},
+            "cdu_1.pump_speed_setpoint": 100.0 * cdu_pump_speed(plant),
         }
         return out
