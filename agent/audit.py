@@ -371,14 +371,18 @@ class Audit:
         )
         return c
 
-    def autonomous_action_times(self, since: datetime) -> list[datetime]:
+    def autonomous_actions(self, since: datetime) -> list[tuple[datetime, str]]:
+        """(time, policy) of every autonomous action since ``since`` (the auto-lock's count)."""
         df = self._query(
-            """SELECT min(ts) AS ts FROM decisions
+            """SELECT min(ts) AS ts, any_value(policy_id) AS policy_id FROM decisions
                WHERE outcome = 'executed' AND effective_level = 3 AND ts >= ?
                GROUP BY decision_id ORDER BY ts""",  # a decision has several rows (append-only)
             [since],
         )
-        return [pd.Timestamp(t).to_pydatetime() for t in df["ts"]]
+        return [
+            (pd.Timestamp(t).to_pydatetime(), str(p or ""))
+            for t, p in zip(df["ts"], df["policy_id"], strict=True)
+        ]
 
     def table(self, name: str, since: datetime | None = None, limit: int = 100) -> pd.DataFrame:
         if name not in ("runs", "decisions", "approvals", "actions", "autonomy"):

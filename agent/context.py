@@ -251,7 +251,7 @@ class AgentContext:
         in_use: ParamsFn = lambda: ctx.state.model.params  # noqa: E731
         ctx.whatif = default_whatif(in_use) if whatif == "auto" else whatif
         ctx.optimise = default_optimise(in_use) if optimise == "auto" else optimise
-        ctx.autolock.seed(audit.autonomous_action_times(clock.now() - ctx.autolock.window))
+        ctx.autolock.seed(audit.autonomous_actions(clock.now() - ctx.autolock.window))
         return ctx
 
     # ---- control settings -------------------------------------------------------------------

@@ -39,7 +39,7 @@ from tools import gate
 from tools.actuation import VerifySpec, override_tag
 from tools.modelmap import model_output_for
 from tools.policies import Observation, Trigger
-from tools.policies.engine import ValuesView
+from tools.policies.engine import ProposedAction, ValuesView
 from tools.scope import write_scope
 from tools.telemetry import latest_array
 
@@ -184,10 +184,24 @@ def _predict(
     if bad is not None:
         pred = None
     record = PredictionRecord.of(pred) if pred is not None else None
-    lvl, why = gate.whatif_level(record, d.whatif_req, err, refused=bad)
+    lvl, why = gate.whatif_level(
+        record, d.whatif_req, err, refused=bad, toward_safety=_toward_safety(ctx, act, view)
+    )
     if act.kind == "optimise" and optimise and pred is not None and not act.changes:
         why = "optimiser: no better set points"
     return replace(d, action=act, prediction=record, whatif_level=lvl, whatif_reason=why)
+
+
+def _toward_safety(ctx: AgentContext, act: ProposedAction, view: Mapping[str, float]) -> bool:
+    """Every change moves its point in its declared ``safe_direction`` (from the value now)."""
+    if not act.changes:
+        return False
+    for c in act.changes:
+        p = ctx.site.points_by_tag.get(c.tag)
+        lim = p[1].write if p is not None else None
+        if lim is None or not lim.toward_safety(view.get(c.tag, c.previous), c.value):
+            return False
+    return True
 
 
 def predicted_value(prediction: PredictionRecord | None, tag: str) -> float | None:
@@ -479,11 +493,9 @@ async def _carry_out(ctx: AgentContext, d: Decision) -> tuple[Decision, list[dic
     )
     d = replace(d, executed=True, explanation=text)
     ctx.audit.record_decision(d, now)
-    if auth.level >= 3 and ctx.autolock.record(now):
+    if auth.level >= 3 and ctx.autolock.record(now, d.policy_id):
         c = ctx.control()
-        reason = (
-            f"more than {ctx.autolock.max_actions} autonomous actions within {ctx.autolock.window}"
-        )
+        reason = ctx.autolock.reason(d.policy_id) or "too many autonomous actions"
         ctx.set_control(
             gate.GateControl(c.site_ceiling, True, reason, c.estop), "auto-lock", reason
         )

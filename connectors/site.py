@@ -406,6 +406,20 @@ class WriteLimits(_Strict):
     max: float
     max_step: float | None = Field(None, gt=0, description="largest change per write")
     min_interval_s: float = Field(0.0, ge=0, description="shortest time between writes")
+    safe_direction: Literal["up", "down"] | None = Field(
+        None,
+        description=(
+            "the direction that adds safety margin (a CDU pump speeding up): a move that way "
+            "is held to min and max only, not to max_step or min_interval_s — those keep an "
+            "optimiser from ratcheting the plant, not a protection from restoring it"
+        ),
+    )
+
+    def toward_safety(self, previous: float | None, value: float) -> bool:
+        """True when ``previous`` → ``value`` is a move toward safety (see ``safe_direction``)."""
+        if previous is None or self.safe_direction is None:
+            return False
+        return value > previous if self.safe_direction == "up" else value < previous
 
     @model_validator(mode="after")
     def _ordered(self) -> WriteLimits:

@@ -408,7 +408,8 @@ def test_demo_utility_loss_approval_is_carried_out(tmp_path: Path, port: int) ->
             latest = ctx.audit.decision(d.decision_id)
             assert latest is not None and latest.outcome == "executed", (
                 latest.outcome if latest else None,
-                latest.verdict.reason if latest else None,
+                latest.verdict.reasons if latest else None,
+                latest.explanation if latest else None,
             )
             act = acts[0]
             assert act["state"] == "done", act

@@ -305,3 +305,33 @@ def test_a_pump_coasting_down_is_the_process_not_noise(
         reasons = " ".join(rep.reasons(tag))
         assert "noise:" not in reasons, reasons
         assert rep.point_score(tag) >= 0.8, (tag, rep.point_score(tag), reasons)
+
+
+def _stop_at(fr: pd.DataFrame, k: int, lag_s: float) -> None:
+    """chiller_1 stops at row ``k``: the status opens at once, the meter follows (τ = lag_s)."""
+    n = len(fr)
+    run = np.r_[np.ones(k), np.zeros(n - k)]
+    decay = np.r_[np.ones(k), np.exp(-np.arange(n - k) / lag_s) if lag_s > 0 else np.zeros(n - k)]
+    fr["chiller_1.running"] = run
+    fr["chiller_1.power"] = fr["chiller_1.power"] * decay
+
+
+@pytest.mark.parametrize(("stop_at", "lag_s"), [(845, 0.0), (855, 5.0)])
+def test_a_stop_is_no_status_contradiction(
+    site: Site, tmp_path: Path, stop_at: int, lag_s: float
+) -> None:
+    # the twin's utility loss: chillers stop. The cell where the status opens averages the
+    # running part of it (status 0.25, meter 19 kW), and a meter may lag the contact — judged
+    # a contradiction (score 0.65, 0.30), the status point capped the whole site's autonomy in
+    # the middle of the event, and the CDU pump's protection waited for an approval
+    rep = scored(site, tmp_path, lambda fr: _stop_at(fr, stop_at, lag_s=lag_s))
+    assert rep.point_score("chiller_1.running") >= 0.95, rep.reasons("chiller_1.running")
+
+
+def test_status_off_while_drawing_power_is_a_contradiction(site: Site, tmp_path: Path) -> None:
+    def stuck_open(fr: pd.DataFrame) -> None:
+        fr["chiller_1.running"] = np.r_[np.ones(600), np.zeros(300)]  # the meter still reads load
+
+    rep = scored(site, tmp_path, stuck_open)
+    assert rep.point_score("chiller_1.running") < 0.8, rep.reasons("chiller_1.running")
+    assert any("chiller_off_but_drawing_power" in r for r in rep.reasons("chiller_1.running"))

@@ -8,7 +8,9 @@ the gate can mint — and for each change:
    BACnet — a command above the agent's priority), or one written less than its
    ``min_interval_s`` ago (:class:`~connectors.errors.WriteRejected`);
 2. clamps the value to the point's write limits and to ``previous ± max_step``
-   (the largest step per write);
+   (the largest step per write) — except a move in the point's ``safe_direction`` (a CDU
+   pump speeding up), held to its limits only: pacing keeps an optimiser from ratcheting
+   the plant, it must not slow a protection restoring margin;
 3. journals ``proposed → approved → executing`` *before* touching the device,
    writes, reads back, and journals ``done`` (read-back matches) or ``failed``.
 
@@ -420,14 +422,6 @@ class Actuator:
                 raise WriteRejected(f"{ch.tag}: cannot read override flag {ov}: {err}") from err
             if held >= 0.5:
                 raise WriteRejected(f"{ch.tag}: an operator override holds this point ({ov})")
-        now = self.clock.now()
-        if auth.rollback_of is None and lim.min_interval_s > 0:
-            last = self.journal.last_write(ch.tag)
-            if last is not None and (now - last).total_seconds() < lim.min_interval_s:
-                raise WriteRejected(
-                    f"{ch.tag}: last write {(now - last).total_seconds():.0f} s ago, "
-                    f"shortest interval {lim.min_interval_s:.0f} s"
-                )
         try:
             previous = _f(await self.writer.read(ch.tag))
         except DeviceError as err:
@@ -435,6 +429,16 @@ class Actuator:
         if previous is None:
             previous = ch.previous
         value = lim.clamp(ch.value)
+        # a move toward safety (the point's safe_direction) is held to min/max only
+        paced = auth.rollback_of is None and not lim.toward_safety(previous, value)
+        now = self.clock.now()
+        if paced and lim.min_interval_s > 0:
+            last = self.journal.last_write(ch.tag)
+            if last is not None and (now - last).total_seconds() < lim.min_interval_s:
+                raise WriteRejected(
+                    f"{ch.tag}: last write {(now - last).total_seconds():.0f} s ago, "
+                    f"shortest interval {lim.min_interval_s:.0f} s"
+                )
         if auth.rollback_of is not None and value != ch.value:
             # a journaled previous value lies inside the limits by construction — unless the
             # limits changed or the plant was elsewhere: then it is no restore, refuse it
@@ -442,7 +446,7 @@ class Actuator:
                 f"{ch.tag}: value before the agent {ch.value} is outside the write limits "
                 f"[{lim.min}, {lim.max}]; not restored"
             )
-        if lim.max_step is not None and previous is not None and auth.rollback_of is None:
+        if lim.max_step is not None and previous is not None and paced:
             value = min(previous + lim.max_step, max(previous - lim.max_step, value))
         return value, previous
 

@@ -116,6 +116,7 @@ def whatif_level(
     requirement: WhatIfRequirement,
     error: str | None = None,
     refused: str | None = None,
+    toward_safety: bool = False,
 ) -> tuple[int, str]:
     """Level the what-if check allows, and why.
 
@@ -130,7 +131,12 @@ def whatif_level(
       nothing is the worse choice, and the move is exactly toward safety;
     * a constraint already broken before that the change leaves as it is (the action
       does not address what is wrong) → 2: a person decides;
-    * outside the model's validity range → 2 (a person must look).
+    * outside the model's validity range → 2 (a person must look);
+    * but ``toward_safety`` — every change moves its point in the direction the site declares
+      safe (``write.safe_direction``: a CDU pump speeding up) — with nothing broken or made
+      worse → 3, whatever else is broken or however far outside its range the model is: in a
+      loss of cooling the model cannot cure the outage, and a person asked to approve a pump
+      going to full speed is minutes the GPUs do not have.
     """
     if refused is not None:
         return 0, f"proposal refused: {refused}"
@@ -144,6 +150,9 @@ def whatif_level(
     broken, still, eased = cv.broken, cv.still, cv.eased
     if broken:
         return 0, f"predicted state breaks constraints: {', '.join(broken)}"
+    if toward_safety and (still or not prediction.valid):
+        left = ", ".join(still) or "; ".join(prediction.invalid_reasons) or "validity range"
+        return 3, f"toward safety: every change in its safe direction, nothing worse ({left})"
     if still:
         return 2, f"constraints still broken after the change (not worse): {', '.join(still)}"
     if eased and prediction.valid:
@@ -177,21 +186,42 @@ class GateControl:
 
 @dataclass
 class AutoLock:
-    """More than ``max_actions`` autonomous actions within ``window`` locks the site."""
+    """A runaway locks the site: more than ``max_actions`` autonomous actions by one policy
+    within ``window``, or more than ``max_total`` by all policies together.
+
+    A runaway is a rule acting again and again — a write that never verifies, a condition
+    the action does not remove, bad data that keeps a protection firing. Several levers each
+    acting once is the plant being run: at start-up six efficiency policies (chilled and
+    condenser water, both pumps, CRAH fans, the CDU pump) each write once, and a single
+    site-wide count of 5 locked the site at its first optimisation — for the rest of the day,
+    until an admin cleared it. So the count is per policy, with a site-wide budget three
+    times larger for many rules misbehaving at once.
+    """
 
     max_actions: int = 5
     window: timedelta = timedelta(minutes=10)
-    times: deque[datetime] = field(default_factory=deque)
+    max_total: int = 15
+    times: deque[tuple[datetime, str]] = field(default_factory=deque)
 
-    def record(self, t: datetime) -> bool:
-        """Count one autonomous action at ``t``; True when this one crosses the limit."""
-        self.times.append(t)
-        while self.times and t - self.times[0] > self.window:
+    def record(self, t: datetime, key: str = "") -> bool:
+        """Count one autonomous action of policy ``key`` at ``t``; True when it crosses a limit."""
+        self.times.append((t, key))
+        while self.times and t - self.times[0][0] > self.window:
             self.times.popleft()
-        return len(self.times) > self.max_actions
+        return self.reason(key) is not None
 
-    def seed(self, times: Iterable[datetime]) -> None:
-        self.times = deque(sorted(times))
+    def reason(self, key: str = "") -> str | None:
+        """Why the actions counted now lock the site (None: they do not)."""
+        own = sum(1 for _, k in self.times if k == key)
+        if own > self.max_actions:
+            who = f"policy {key}" if key else "one policy"
+            return f"{who}: more than {self.max_actions} autonomous actions within {self.window}"
+        if len(self.times) > self.max_total:
+            return f"more than {self.max_total} autonomous actions within {self.window}"
+        return None
+
+    def seed(self, actions: Iterable[tuple[datetime, str]]) -> None:
+        self.times = deque(sorted(actions))
 
 
 # ---- verdict ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 there); :meth:`SiteState.registry` is the derived-value registry of the site's policy
 engine: the built-ins plus the detectors bound to this site's references.
 (The auto-lock's history is the audit's record of autonomous actions: the context seeds
-it from there, see :meth:`agent.audit.Audit.autonomous_action_times`.)
+it from there, see :meth:`agent.audit.Audit.autonomous_actions`.)
 """
 
 from __future__ import annotations

@@ -49,7 +49,10 @@ same plant, without any agent. Every loop is a :mod:`twin.trim_respond` reset
   flow at the rated load, and at part load the GPU dies run cooler than at the rated
   load on design flow (the rise over the coolant, q/(2ṁc_p), stays at half the design
   ΔT; the die-to-coolant term q·R_th(ṁ) falls, as q ∝ ṁ and R_th ∝ ṁ^−0.8 at most): it is
-  safe by construction, and it is the strongest fair baseline, not a strawman.
+  safe by construction, and it is the strongest fair baseline, not a strawman. With the
+  controller's high limit: coolant supply 1 K over its set point runs the pump at full speed
+  (back under 0.5 K, constant ΔT again) — without it, G36 throttled the GPUs for 4 minutes
+  in twin-day-faults' utility loss.
 
 Supply air (18 °C) and coolant (27 °C) set points stay as the IT side needs them. Any set point the agent or an operator wrote takes precedence over
 the reset's value (the BMS's own value returns when the agent's write reverts).
@@ -79,6 +82,7 @@ RACK_INLET_SETPOINT_C = 24.0
 REQUEST_PERSIST_S = 120.0
 CONTAINMENT_MARGIN = 1.05
 CDU_PUMP_MIN = 0.6  # the CDU pump's minimum speed (the site's write minimum)
+CDU_HIGH_LIMIT_K = 1.0  # coolant supply this far over its set point: the CDU pump to full speed
 
 
 @dataclass
@@ -172,6 +176,7 @@ class G36Sequences:
     cdu_coil: CoilRequests = field(default_factory=CoilRequests)
     chw_requests: int = 0
     zone_requests: int = 0
+    cdu_high_limit: bool = False  # coolant supply over its set point: the CDU pump at full speed
 
     def setpoints(
         self, plant: Plant, sp: Mapping[str, float], n_chillers_on: int, dt: float
@@ -203,6 +208,18 @@ class G36Sequences:
             "cw_pump_1.speed_setpoint": 100.0 * cw_speed,
             "ct_1.cw_supply_setpoint": cwst,
             **{f"crah_{i + 1}.fan_speed_setpoint": 100.0 * fan for i in range(N_CRAHS)},
-            "cdu_1.pump_speed_setpoint": 100.0 * cdu_pump_speed(plant),
+            "cdu_1.pump_speed_setpoint": 100.0 * self._cdu_pump(plant, cdu_sp),
         }
         return out
+
+    def _cdu_pump(self, plant: Plant, cdu_sp: float) -> float:
+        """Constant ΔT, with the CDU controller's high limit: coolant supply more than
+        :data:`CDU_HIGH_LIMIT_K` over its set point (the chilled water cannot hold it — a
+        chiller trip, a utility loss) runs the pump at full speed until it is back within half
+        of that: all the flow there is for the GPU dies while the coolant is warm."""
+        over = plant.cdu_supply - cdu_sp
+        if over > CDU_HIGH_LIMIT_K:
+            self.cdu_high_limit = True
+        elif over < 0.5 * CDU_HIGH_LIMIT_K:
+            self.cdu_high_limit = False
+        return 1.0 if self.cdu_high_limit else cdu_pump_speed(plant)

@@ -611,6 +611,10 @@ def resolve_action(
         value = bound(now_v * act.fraction)
     else:
         value = bound(1.0)
+    if k == "write_setpoint" and value == now_v:  # nothing to change: nothing to approve
+        return ProposedAction(
+            k, (), (msg + " — " if msg else "") + f"{target} already at {value:g}"
+        )
     return ProposedAction(k, (Change(target, value, _prev(now_v)),), msg)
 
 

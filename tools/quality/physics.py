@@ -22,12 +22,14 @@ Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 =
 * pump / CDU: running at speed with no flow;
 * UPS: output power ≤ input power (efficiency ≤ 1) unless on battery;
 * chiller, pump, tower, CRAH: a run status of 0 while the power meter shows a load is a
-  contradiction — the status input is implicated (booleans have no other cross-check);
+  contradiction — the status input is implicated (booleans have no other cross-check) —
+  once the status has read 0 for a minute: a stop is a transient, not a contradiction;
 * GPU: die temperature above the coolant supplied to it (heat flows downhill).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -69,6 +71,21 @@ class PhysicsRule:
     violated: Cond  # over role values
     message: str  # str.format over role values (and any `extra` values) at the last violation
     extra: tuple[tuple[str, Cond], ...] = ()  # (name, value) computed per cell for the message
+    # ``when`` must have held this long (seconds, and at least the whole cell before) for a
+    # cell to be judged: a stop is a transient — the status opens first, the meter follows
+    settle_s: float = 0.0
+
+
+def held_cells(mask: np.ndarray, n: int) -> np.ndarray:
+    """``mask`` (instances × cells) where it has been True for the last ``n`` cells in a row
+    (the first ``n − 1`` cells of the window, whose past is unknown here, are False)."""
+    if n <= 1:
+        return mask
+    out = mask.copy()
+    for s in range(1, n):
+        out[:, s:] &= mask[:, :-s]
+    out[:, : n - 1] = False
+    return out
 
 
 def _gt(v: Values, name: str, c: float, default: np.ndarray | bool) -> np.ndarray:
@@ -188,10 +205,13 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
                 Role("run", ("Run_Status", "On_Status")),
                 Role("pwr", ("Electric_Power_Sensor",), involved=False),
             ),
-            when=_always,
-            violated=lambda v: (v["run"] < 0.5) & (v["pwr"] > 2),
+            when=lambda v: v["run"] < 0.5,
+            violated=lambda v: v["pwr"] > 2,
             message="reports not running ({run:.0f}) while drawing {pwr:.1f} kW "
             "(a status input that contradicts the power meter)",
+            # a stop is no contradiction: in the cell where the status opens, the meter
+            # still averages the running part of the cell, and it lags the contact
+            settle_s=60.0,
         )
         for kind in ("chiller", "pump", "cooling_tower", "crah")
     ),
@@ -316,6 +336,10 @@ def physics_scores(grid: CellGrid, plan: PhysicsPlan, cfg: QualityConfig) -> lis
         vals = {n: grid.matrix(rows, aggs[n]) for n, rows in per_role.items()}
         with np.errstate(invalid="ignore", divide="ignore"):
             applies = np.asarray(rule.when(vals), bool) & np.ones((len(anchors), grid.cells), bool)
+            if rule.settle_s > 0:
+                # and the whole cell before: a cell wider than the settling time averages the
+                # running part of the cell where the status opened (5-min cells: 1/20 of it)
+                applies = held_cells(applies, math.ceil(rule.settle_s * 1e6 / grid.cell_us) + 1)
             viol = applies & np.asarray(rule.violated(vals), bool)
         score = share_scores(viol, applies, grid.recent, cfg)
         for k in np.flatnonzero((score < 1.0) & viol.any(axis=1)):
