@@ -266,7 +266,10 @@ async def closed_loop(
             "throttle_minutes": agent_tot.throttle_minutes,
             "envelope_violation_minutes": agent_tot.envelope_minutes,
             "plant_matches_model": res.plant_matches_model,
-            **whatif_error(res.decisions, series, calibrated_since=first_adopted(res.calibrations)),
+            **whatif_error(
+                res.decisions, series, calibrated_since=first_adopted(res.calibrations),
+                faults=fault_windows(scn, t0),
+            ),  # fmt: skip
             **calibration_summary(res.calibrations),
         }
     )
@@ -284,6 +287,17 @@ def throttle_c(site: Site) -> float:
         if "throttle_temp_c" in eq.rated:
             return float(eq.rated["throttle_temp_c"])
     return 85.0
+
+
+def fault_windows(scn: Scenario, start: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The scenario's injected faults as (start, end) on the run's clock (open-ended: the run's end)."""
+    assert isinstance(scn.source, TwinSource)
+    out = []
+    for f in twin_faults(scn):
+        a = start + pd.Timedelta(seconds=f.start_s)
+        dur = f.duration_s if f.duration_s is not None else scn.source.duration
+        out.append((a, a + pd.Timedelta(seconds=dur)))
+    return out
 
 
 def first_adopted(cals: list[Calibration]) -> datetime | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,11 +51,17 @@ def whatif_error(
     series: pd.DataFrame,
     settle_s: float = SETTLE_S,
     calibrated_since: Any = None,
+    faults: Sequence[tuple[pd.Timestamp, pd.Timestamp]] = (),
 ) -> dict[str, Any]:
     """CV(RMSE)/NMBE (%) of the what-if's predictions at executed writes (see module doc).
 
     A write counts as calibrated when its prediction says so, or when it came after
-    ``calibrated_since`` (the first adopted calibration of the run)."""
+    ``calibrated_since`` (the first adopted calibration of the run). ``faults``: the
+    scenario's injected faults (start, end); a write whose span — the write to the end of
+    its settled window — overlaps one is also scored apart (``…_outside_faults``): during a
+    utility loss the model answers for the plant as it is (chillers off) and the plant then
+    moves for the outage's reasons (power back, chillers pulling a warm loop down), which is
+    no error of the what-if's. The headline keeps every write."""
     out: dict[str, Any] = {"whatif_cv_rmse_pct": None, "whatif_nmbe_pct": None, "whatif_writes": 0}
     if decisions.empty or series.empty or "prediction" not in decisions:
         return out
@@ -73,7 +80,9 @@ def whatif_error(
         after_cal = calibrated_since is not None and pd.Timestamp(ts) >= pd.Timestamp(
             calibrated_since
         )
-        row: dict[str, Any] = {"calibrated": bool(pred.get("model")) or after_cal}
+        end = t0 + pd.Timedelta(seconds=SPAN_S)
+        during = any(pd.Timestamp(ts) <= b and end >= a for a, b in faults)
+        row: dict[str, Any] = {"calibrated": bool(pred.get("model")) or after_cal, "fault": during}
         for out_key, col in OBSERVED.items():
             p = pred["after"].get(out_key)
             if p is not None and col in seen:
@@ -99,4 +108,9 @@ def whatif_error(
     ):
         out[f"whatif_cv_rmse_pct_{label}"] = g14(sel, "cooling_kw")[0]
         out[f"whatif_writes_{label}"] = len(sel)
+    if faults:
+        out["whatif_cv_rmse_pct_outside_faults"] = g14(
+            [r for r in rows if not r["fault"]], "cooling_kw"
+        )[0]
+        out["whatif_writes_during_faults"] = sum(1 for r in rows if r["fault"])
     return out

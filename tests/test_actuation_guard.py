@@ -125,3 +125,28 @@ def test_judge() -> None:
     assert judge(27.0, 25.0, "increase", 0.1) == "wrong_way"
     assert judge(float("nan"), 25.0, "increase", 0.1) == "no_data"
     assert timedelta(seconds=1)  # keep the import honest
+
+
+def test_a_move_toward_safety_is_not_paced(tmp_path: Path) -> None:
+    """The CDU pump's write limits declare up its safe direction: a protection restoring full
+    speed is held to min/max only — neither the 20 % step nor the 60 s interval slows it —
+    while a move down stays paced (found: at its 60 % floor during a utility loss, the pump
+    needed two writes a minute apart to reach full speed, and the GPUs throttled)."""
+    pump = "cdu_1.pump_speed_setpoint"  # write 60–100, max_step 20, min_interval 60 s, up
+
+    async def main() -> None:
+        hall = Hall(tmp_path / "s.duckdb")
+        act = Actuator(hall.site, hall.writer, Journal(hall.store), hall.clock)
+        assert hall.site.point(pump).write.safe_direction == "up"  # type: ignore[union-attr]
+        down = (await act.execute(_auth(40.0, "d1", pump)))[0]
+        assert (down.previous, down.written) == (100.0, 80.0)  # clamped: one 20 % step
+        hall.run(60)
+        assert (await act.execute(_auth(60.0, "d2", pump)))[0].written == 60.0
+        hall.run(5)
+        up = (await act.execute(_auth(100.0, "d3", pump)))[0]  # 5 s later, +40 %
+        assert (up.previous, up.written, up.read_back, up.state) == (60.0, 100.0, 100.0, "done")
+        with pytest.raises(WriteRejected, match="shortest interval"):
+            await act.execute(_auth(80.0, "d4", pump))  # down again at once: paced
+        assert hall.twin.values()[pump] == 100.0
+
+    asyncio.run(main())

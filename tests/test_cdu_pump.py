@@ -6,11 +6,14 @@ the pump only while the GPUs keep their throttle margin, and raising it when the
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from agent_harness import Hall, agent_on, on_hall
 from bacnet_harness import bacnet_plant, until
 from test_twin_heartbeat import _Client, _until
 
+from agent.runtime import decide_once, heartbeat_once, set_autonomy
 from connectors.site import with_port
 from connectors.site_writer import SiteWriter
 from perfmodel.liquid import CP_WATER, RHO_WATER
@@ -18,6 +21,7 @@ from tools.modelmap import OPTIMISER_FIELDS, setpoint_for
 from tools.policies.loader import load_library
 from tools.whatif import TagChange, changes_from_tags, state_from_values
 from twin import g36
+from twin.faults import Fault
 from twin.server import SiteServer
 from twin.sim import Twin, TwinRunner, default_site
 
@@ -217,3 +221,51 @@ def test_a_written_chiller_enable_starts_the_chiller_and_staging_keeps_it() -> N
         t.step(60.0)
         t.write("agent.heartbeat", k + 40)
     assert t.values()["chiller_3.running"] == 0.0
+
+
+# ---- a loss of cooling: full speed at once (the reverted merge's twin-day-faults) ---------------
+
+
+def test_a_utility_loss_runs_the_slowed_cdu_pump_to_full_speed_in_one_write_over_modbus(
+    tmp_path: Path, port: int
+) -> None:
+    """With the pump held at its 60 % floor, twin-day-faults' 5-minute utility loss throttled
+    the GPUs for 10 minutes: the agent never raised the pump. Through the front door — the
+    twin served over Modbus, the shipped policies, autonomy 3 — the agent now runs it to full
+    speed in the first cycle that sees the UPS on battery, in one write read back over Modbus
+    (up is the pump's safe direction: not paced), authorised at level 3 although the outage
+    leaves constraints the pump cannot cure broken; and its optimisation leaves it alone."""
+
+    async def body(hall: Hall) -> None:
+        ctx = agent_on(hall)
+        set_autonomy(ctx, 3, "admin")
+        beat = await heartbeat_once(ctx, 0)  # the agent's writes hold while it beats
+        await hall.writer.write(SP, 60.0)  # where the agent's optimiser leaves it
+        for _ in range(4):
+            hall.run(30)
+            beat = await heartbeat_once(ctx, beat)
+        assert hall.twin.true_values()[SPEED] == pytest.approx(60.0, abs=1.0)
+        hall.twin.inject(Fault(kind="utility_loss", target="ups_1", start_s=0))
+        full = None
+        for _ in range(12):
+            hall.run(10)
+            beat = await heartbeat_once(ctx, beat)
+            res = await decide_once(ctx)
+            full = next((d for d in res.decisions if d.policy_id == "cdu_pump_full_speed"), full)
+            if full is not None:
+                break
+        assert full is not None, "no cdu_pump_full_speed decision in two minutes on battery"
+        assert full.outcome == "executed", full.explanation
+        assert full.verdict is not None and full.verdict.level == 3
+        assert "toward safety" in full.verdict.reasons["whatif"]
+        assert await hall.writer.read(SP) == 100.0  # served by the twin's Modbus server
+        rows = [r for r in ctx.audit.journal.latest() if r.tag == SP and r.state == "done"]
+        assert [(r.previous, r.written) for r in rows] == [(60.0, 100.0)]  # one write
+        for _ in range(6):  # still on battery: the optimiser does not slow it again
+            hall.run(10)
+            beat = await heartbeat_once(ctx, beat)
+            res = await decide_once(ctx)
+            assert all(d.policy_id != "cdu_pump_optimisation" for d in res.decisions)
+        assert await hall.writer.read(SP) == 100.0
+
+    on_hall(tmp_path / "loss.duckdb", port, body)

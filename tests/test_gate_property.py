@@ -164,6 +164,40 @@ def test_auto_lock_window() -> None:
     assert not any(lock2.record(T0 + timedelta(minutes=m)) for m in (0, 11, 22, 33, 44))
 
 
+def test_auto_lock_counts_a_runaway_per_policy() -> None:
+    # six efficiency levers each acting once at start-up is the plant being run: one site-wide
+    # count of 5 locked the site at its first optimisation, for the rest of the day
+    lock = AutoLock(max_actions=5, window=timedelta(minutes=10), max_total=15)
+    levers = ["chw_reset", "cw_reset", "pumps", "crah_fans", "cdu_pump", "staging"]
+    assert not any(lock.record(T0, k) for k in levers)
+    # one policy acting again and again is a runaway
+    same = [lock.record(T0 + timedelta(minutes=m), "cap") for m in range(6)]
+    assert same == [False] * 5 + [True]
+    assert "policy cap" in (lock.reason("cap") or "")
+    # many policies misbehaving at once: the site-wide budget
+    wide = AutoLock(max_actions=5, window=timedelta(minutes=10), max_total=15)
+    hits = [wide.record(T0, f"p{i % 8}") for i in range(16)]
+    assert hits == [False] * 15 + [True]
+    assert (wide.reason("p0") or "").startswith("more than 15")
+
+
+def test_whatif_toward_safety_acts_on_what_it_cannot_cure() -> None:
+    def c(margin: float, before: float, name: str = "rack_inlet") -> ConstraintRecord:
+        return ConstraintRecord(name, margin >= 0, 42.0, 27.0, margin, "degC", before)
+
+    outage = PredictionRecord((c(-15.0, -15.0),))  # a utility loss the pump cannot cure
+    assert gate.whatif_level(outage, "required")[0] == 2
+    lvl, why = gate.whatif_level(outage, "required", toward_safety=True)
+    assert lvl == 3 and why.startswith("toward safety")
+    invalid = PredictionRecord((), valid=False, invalid_reasons=("no chiller running",))
+    assert gate.whatif_level(invalid, "required")[0] == 2
+    assert gate.whatif_level(invalid, "required", toward_safety=True)[0] == 3
+    # never over a constraint the change breaks or worsens
+    worse = PredictionRecord((c(-1.0, 2.0, "gpu_die"),), worsened=("gpu_die",))
+    assert gate.whatif_level(worse, "required", toward_safety=True)[0] == 0
+    assert gate.whatif_level(None, "required", toward_safety=True)[0] == 1  # no model: no
+
+
 def test_whatif_corrective_action_on_a_broken_constraint() -> None:
     def c(margin: float, before: float) -> ConstraintRecord:
         return ConstraintRecord("gpu_temp", margin >= 0, 88.0, 85.0, margin, "degC", before)

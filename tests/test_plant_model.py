@@ -315,3 +315,33 @@ def test_after_a_write_the_calibrated_whatif_predicts_the_plant_the_catalogue_mi
     seen = twin.true_values()["plant.cooling_power"]
     assert fit == pytest.approx(seen, rel=0.03), (fit, seen)
     assert cat > seen * 1.05, (cat, seen)
+
+
+def test_whatif_error_scores_writes_during_an_injected_fault_apart() -> None:
+    """The CDU pump's protection at a utility loss predicted the plant as it was (chillers
+    off, 25 kW of cooling power); the settled window saw 356 kW (power back, chillers pulling
+    the warm loop down) — one write took the day's CV(RMSE) from 14 % to 38 %. Such a write
+    is counted, and also scored apart."""
+    import json
+
+    import pandas as pd
+
+    from evals.whatif_error import whatif_error
+
+    idx = pd.date_range("2026-07-01", periods=240, freq="1min")
+    series = pd.DataFrame({"plant.cooling_power": 200.0}, index=idx)
+    series.iloc[130:200] = 356.0  # the outage's recovery
+    ok, outage = {"after": {"cooling_kw": 210.0}}, {"after": {"cooling_kw": 25.0}}
+    decisions = pd.DataFrame(
+        {
+            "ts": [idx[0], idx[30], idx[118], idx[200]],
+            "outcome": ["executed"] * 4,
+            "prediction": [json.dumps(p) for p in (ok, ok, outage, ok)],
+        }
+    )
+    fault = [(idx[115], idx[120])]
+    out = whatif_error(decisions, series, faults=fault)
+    assert out["whatif_writes"] == 4 and out["whatif_writes_during_faults"] == 1
+    assert out["whatif_cv_rmse_pct"] > 50.0  # every write, the outage's included
+    assert out["whatif_cv_rmse_pct_outside_faults"] == pytest.approx(5.0, rel=1e-3)
+    assert "whatif_cv_rmse_pct_outside_faults" not in whatif_error(decisions, series)
