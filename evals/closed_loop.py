@@ -267,9 +267,11 @@ async def closed_loop(
             "envelope_violation_minutes": agent_tot.envelope_minutes,
             "plant_matches_model": res.plant_matches_model,
             **whatif_error(
-                res.decisions, series, calibrated_since=first_adopted(res.calibrations),
+                res.decisions,
+                series,
+                calibrated_since=first_adopted(res.calibrations),
                 faults=fault_windows(scn, t0),
-            ),  # fmt: skip
+            ),
             **calibration_summary(res.calibrations),
         }
     )
