@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from agent_harness import Hall, agent_on, on_hall
 from bacnet_harness import bacnet_plant, until
-from test_twin_heartbeat import _Client, _until
+from test_twin_heartbeat import _served, _until
 
 from agent.runtime import decide_once, heartbeat_once, set_autonomy
 from connectors.site import with_port
@@ -22,8 +22,7 @@ from tools.policies.loader import load_library
 from tools.whatif import TagChange, changes_from_tags, state_from_values
 from twin import g36
 from twin.faults import Fault
-from twin.server import SiteServer
-from twin.sim import Twin, TwinRunner, default_site
+from twin.sim import Twin, default_site
 
 SP = "cdu_1.pump_speed_setpoint"
 SPEED = "cdu_1.pump_speed"
@@ -49,28 +48,17 @@ def test_the_cdu_pump_speed_is_a_writable_set_point_with_a_safe_minimum() -> Non
 def test_a_pump_speed_write_over_modbus_drives_the_pump_and_reads_back(port: int) -> None:
     async def main() -> None:
         twin = Twin(with_port(default_site(), port), seed=1)
-        server = SiteServer(twin.site)
-        runner = TwinRunner(twin, server, speed=20.0, tick_s=0.05)
-        stop = asyncio.Event()
-        async with server:
-            task = asyncio.create_task(runner.run(None, stop))
-            cl = _Client(port)
-            assert await cl.c.connect()
-            try:
-                assert await cl.read(SP) == 100.0  # legacy: full speed
-                await cl.write("agent.heartbeat", 1)
-                await cl.write(SP, 70.0)
-                assert await cl.read(SP) == 70.0
-                await _until(lambda: abs(twin.values()[SPEED] - 70.0) < 1.0, 60, "pump at 70 %")
-                v = twin.true_values()
-                assert v["cdu_1.coolant_flow"] == pytest.approx(0.7 * 24.0, rel=0.03)
-                assert v["cdu_1.pump_power"] < 0.5 * 16.5  # affinity laws: ~6 kW
-                await cl.write(SP, 30.0)  # under the write minimum: clamped, as a BMS does
-                assert await cl.read(SP) == 60.0
-            finally:
-                cl.c.close()
-                stop.set()
-                await task
+        async with _served(twin, port, speed=20.0) as (_, _, cl):
+            assert await cl.read(SP) == 100.0  # legacy: full speed
+            await cl.write("agent.heartbeat", 1)
+            await cl.write(SP, 70.0)
+            assert await cl.read(SP) == 70.0
+            await _until(lambda: abs(twin.values()[SPEED] - 70.0) < 1.0, 60, "pump at 70 %")
+            v = twin.true_values()
+            assert v["cdu_1.coolant_flow"] == pytest.approx(0.7 * 24.0, rel=0.03)
+            assert v["cdu_1.pump_power"] < 0.5 * 16.5  # affinity laws: ~6 kW
+            await cl.write(SP, 30.0)  # under the write minimum: clamped, as a BMS does
+            assert await cl.read(SP) == 60.0
 
     asyncio.run(main())
 

@@ -365,20 +365,14 @@ def test_invalid_yaml_duplicate_ids_and_durations(tmp_path: Path) -> None:
 def test_a_write_to_the_value_a_point_holds_is_not_proposed() -> None:
     """A protection setting the CDU pump to 100 % while it already runs there asked an
     operator to approve writing 100 over 100 (the demo's utility loss): nothing to change is
-    nothing to write, and the decision says why."""
+    no decision, and the instance does not start its cooldown."""
     from tools.policies.engine import resolve_action
     from tools.policies.model import Action
 
     site = load_site(default_site_path())
-    act = Action(action="write_setpoint", target="cdu_1.pump_speed_setpoint", value=100.0)
-    held = resolve_action(
-        site, act, None, "cdu_1.pump_speed_setpoint", {"cdu_1.pump_speed_setpoint": 100.0}
-    )
-    assert held.changes == () and not held.writes
-    assert "already at 100" in held.message
-    moved = resolve_action(
-        site, act, None, "cdu_1.pump_speed_setpoint", {"cdu_1.pump_speed_setpoint": 60.0}
-    )
-    assert [(c.tag, c.value, c.previous) for c in moved.changes] == [
-        ("cdu_1.pump_speed_setpoint", 100.0, 60.0)
-    ]
+    sp = "cdu_1.pump_speed_setpoint"
+    act = Action(action="write_setpoint", target=sp, value=100.0)
+    assert resolve_action(site, act, None, sp, {sp: 100.0}) is None
+    moved = resolve_action(site, act, None, sp, {sp: 60.0})
+    assert moved is not None
+    assert [(c.tag, c.value, c.previous) for c in moved.changes] == [(sp, 100.0, 60.0)]

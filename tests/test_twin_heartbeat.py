@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -132,39 +133,50 @@ class _Client:
         return decode(rr.registers, src)
 
 
+@asynccontextmanager
+async def _served(
+    twin: Twin, port: int, speed: float
+) -> AsyncIterator[tuple[SiteServer, TwinRunner, _Client]]:
+    """``twin`` served over Modbus on ``port``, running ``speed`` × real time (0.05 s ticks),
+    with a connected client; all stopped on the way out."""
+    server = SiteServer(twin.site)
+    runner = TwinRunner(twin, server, speed=speed, tick_s=0.05)
+    stop = asyncio.Event()
+    async with server:
+        task = asyncio.create_task(runner.run(None, stop))
+        cl = _Client(port)
+        assert await cl.c.connect()
+        try:
+            yield server, runner, cl
+        finally:
+            cl.c.close()
+            stop.set()
+            await task
+
+
 def test_heartbeat_lapse_over_modbus_reverts_agent_setpoints(port: int) -> None:
     async def main() -> None:
         twin = Twin(with_port(default_site(), port), seed=1, heartbeat_timeout_s=30)
-        server = SiteServer(twin.site)
-        runner = TwinRunner(twin, server, speed=40.0, tick_s=0.05)  # 2 simulated s per tick
-        stop = asyncio.Event()
-        async with server:
-            task = asyncio.create_task(runner.run(None, stop))
-            cl = _Client(port)
-            assert await cl.c.connect()
-            try:
-                await cl.write("agent.heartbeat", 1)
-                await cl.write(SP, 9.5)
-                await cl.write("cdu_1.coolant_supply_setpoint", 32.0)
-                assert await cl.read(SP) == 9.5
-                # keep the heartbeat going for a while: the setpoints hold
-                for k in range(2, 6):
-                    until = twin.elapsed_s + 15
-                    await _until(lambda: twin.elapsed_s >= until, 10, "15 simulated s")  # noqa: B023
-                    await cl.write("agent.heartbeat", k)
-                assert twin.elapsed_s > 45  # longer than the timeout, yet held
-                assert await cl.read(SP) == 9.5
-                assert twin.values()["chiller_1.chw_supply_temp"] > 8.0  # the chiller follows
-                # silence: the BMS reverts them to native defaults, visible over Modbus
-                await _until(lambda: server.get(SP) == 7.0, 20, "revert to 7 °C")
-                assert await cl.read(SP) == 7.0
-                assert await cl.read("cdu_1.coolant_supply_setpoint") == 27.0
-                assert await cl.read("agent.reverts") == 1.0
-                assert await cl.read("agent.heartbeat_ok") == 0.0
-            finally:
-                cl.c.close()
-                stop.set()
-                await task
+        # 2 simulated s per tick
+        async with _served(twin, port, speed=40.0) as (server, _, cl):
+            await cl.write("agent.heartbeat", 1)
+            await cl.write(SP, 9.5)
+            await cl.write("cdu_1.coolant_supply_setpoint", 32.0)
+            assert await cl.read(SP) == 9.5
+            # keep the heartbeat going for a while: the setpoints hold
+            for k in range(2, 6):
+                until = twin.elapsed_s + 15
+                await _until(lambda: twin.elapsed_s >= until, 10, "15 simulated s")  # noqa: B023
+                await cl.write("agent.heartbeat", k)
+            assert twin.elapsed_s > 45  # longer than the timeout, yet held
+            assert await cl.read(SP) == 9.5
+            assert twin.values()["chiller_1.chw_supply_temp"] > 8.0  # the chiller follows
+            # silence: the BMS reverts them to native defaults, visible over Modbus
+            await _until(lambda: server.get(SP) == 7.0, 20, "revert to 7 °C")
+            assert await cl.read(SP) == 7.0
+            assert await cl.read("cdu_1.coolant_supply_setpoint") == 27.0
+            assert await cl.read("agent.reverts") == 1.0
+            assert await cl.read("agent.heartbeat_ok") == 0.0
 
     asyncio.run(main())
 
@@ -172,29 +184,18 @@ def test_heartbeat_lapse_over_modbus_reverts_agent_setpoints(port: int) -> None:
 def test_operator_override_and_comm_loss_over_modbus(port: int) -> None:
     async def main() -> None:
         twin = Twin(with_port(default_site(), port), seed=1)
-        server = SiteServer(twin.site)
-        runner = TwinRunner(twin, server, speed=10.0, tick_s=0.05)
-        stop = asyncio.Event()
-        async with server:
-            task = asyncio.create_task(runner.run(None, stop))
-            cl = _Client(port)
-            assert await cl.c.connect()
-            try:
-                await cl.write("agent.heartbeat", 1)
-                await cl.write(override_tag("ct_1.cw_supply_setpoint"), 1)  # operator's coil
-                await cl.write("ct_1.cw_supply_setpoint", 25.0)  # agent write, ignored
-                assert await cl.read("ct_1.cw_supply_setpoint") == 29.0
-                assert await cl.read("agent.ignored_writes") == 1.0
-                assert await cl.read(override_tag("ct_1.cw_supply_setpoint")) == 1.0
-                twin.inject(Fault(kind=FaultKind.COMM_LOSS, target="ct_1"))
-                await _until(lambda: runner.ticks > 2 and bool(twin.unavailable()), 5, "comm loss")
-                with pytest.raises(RuntimeError, match="exception 11"):
-                    await cl.read("ct_1.fan_speed")
-                assert await cl.read("chiller_1.running") == 1.0  # other devices answer
-            finally:
-                cl.c.close()
-                stop.set()
-                await task
+        async with _served(twin, port, speed=10.0) as (_, runner, cl):
+            await cl.write("agent.heartbeat", 1)
+            await cl.write(override_tag("ct_1.cw_supply_setpoint"), 1)  # operator's coil
+            await cl.write("ct_1.cw_supply_setpoint", 25.0)  # agent write, ignored
+            assert await cl.read("ct_1.cw_supply_setpoint") == 29.0
+            assert await cl.read("agent.ignored_writes") == 1.0
+            assert await cl.read(override_tag("ct_1.cw_supply_setpoint")) == 1.0
+            twin.inject(Fault(kind=FaultKind.COMM_LOSS, target="ct_1"))
+            await _until(lambda: runner.ticks > 2 and bool(twin.unavailable()), 5, "comm loss")
+            with pytest.raises(RuntimeError, match="exception 11"):
+                await cl.read("ct_1.fan_speed")
+            assert await cl.read("chiller_1.running") == 1.0  # other devices answer
 
     asyncio.run(main())
 

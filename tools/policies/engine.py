@@ -509,9 +509,12 @@ class PolicyEngine:
                 continue
             if self.kinds is not None and self.c.instances[i].lp.policy.kind not in self.kinds:
                 continue
+            trig = self._trigger(int(i), v, held, obs)
+            if trig is None:  # its set point already holds the value: nothing to do, no cooldown
+                continue
             self._last_fired[i] = t
             self.state.fired(key, self.c.instances[i].lp.policy.id, obs.now)
-            out.append(self._trigger(int(i), v, held, obs))
+            out.append(trig)
         return out
 
     def _evidence(self, i: int, v: FloatArray, held: BoolArray) -> tuple[Evidence, ...]:
@@ -531,11 +534,15 @@ class PolicyEngine:
         """Instance ``i``'s conditions as the last :meth:`evaluate` saw them."""
         return self._evidence(i, self._last_v, self._last_held)
 
-    def _trigger(self, i: int, v: FloatArray, held: BoolArray, obs: Observation) -> Trigger:
+    def _trigger(
+        self, i: int, v: FloatArray, held: BoolArray, obs: Observation
+    ) -> Trigger | None:
         inst = self.c.instances[i]
         ev = self._evidence(i, v, held)
         view = ValuesView(self.site.point_ids, obs.values)
         action = resolve_action(self.site, inst.lp.policy.then, inst.equipment, inst.target, view)
+        if action is None:
+            return None
         eid = inst.equipment.id if inst.equipment is not None else None
         return Trigger(i, inst.lp.policy, eid, ev, inst.rests_on, action)
 
@@ -554,8 +561,10 @@ class PolicyEngine:
 
 def resolve_action(
     site: Site, act: Action, eq: Equipment | None, target: str | None, values: Mapping[str, float]
-) -> ProposedAction:
-    """Turn a policy's THEN into concrete changes, bounded by its min/max."""
+) -> ProposedAction | None:
+    """Turn a policy's THEN into concrete changes, bounded by its min/max; None when a
+    ``write_setpoint`` target already holds the value (nothing to change, nothing to approve:
+    the CDU pump's protection at a utility loss asked an operator to write 100 over 100)."""
 
     def bound(x: float) -> float:
         if act.min is not None:
@@ -611,10 +620,8 @@ def resolve_action(
         value = bound(now_v * act.fraction)
     else:
         value = bound(1.0)
-    if k == "write_setpoint" and value == now_v:  # nothing to change: nothing to approve
-        return ProposedAction(
-            k, (), (msg + " — " if msg else "") + f"{target} already at {value:g}"
-        )
+    if k == "write_setpoint" and value == now_v:
+        return None
     return ProposedAction(k, (Change(target, value, _prev(now_v)),), msg)
 
 
