@@ -534,9 +534,7 @@ class PolicyEngine:
         """Instance ``i``'s conditions as the last :meth:`evaluate` saw them."""
         return self._evidence(i, self._last_v, self._last_held)
 
-    def _trigger(
-        self, i: int, v: FloatArray, held: BoolArray, obs: Observation
-    ) -> Trigger | None:
+    def _trigger(self, i: int, v: FloatArray, held: BoolArray, obs: Observation) -> Trigger | None:
         inst = self.c.instances[i]
         ev = self._evidence(i, v, held)
         view = ValuesView(self.site.point_ids, obs.values)
