@@ -77,7 +77,7 @@ class Site(Running):
             r = c.post("/chat", json={"message": f"please set {tag} to {value}"})
         assert r.status_code == 200, r.text
         (prop,) = r.json()["proposals"]
-        assert prop["outcome"] == "approval_requested", prop
+        assert prop["outcome"] == "approval_requested", str(r.json())
         return dict(prop)
 
 

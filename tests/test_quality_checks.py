@@ -316,6 +316,21 @@ def _stop_at(fr: pd.DataFrame, k: int, lag_s: float) -> None:
     fr["chiller_1.power"] = fr["chiller_1.power"] * decay
 
 
+def _start_at(fr: pd.DataFrame, k: int) -> None:
+    """chiller_1 off until row ``k``, then starting: the meter reads before the status."""
+    n = len(fr)
+    fr["chiller_1.running"] = np.r_[np.zeros(k), np.ones(n - k)]
+    fr["chiller_1.power"] = fr["chiller_1.power"] * np.r_[np.zeros(k - 3), np.ones(n - k + 3)]
+
+
+def test_a_start_is_no_status_contradiction(site: Site, tmp_path: Path) -> None:
+    # a chiller staged on: in the cell where its status closes, the cell's means are "not
+    # running (0.3), drawing 8 kW" — judged against the off cells only, one such cell cost
+    # the status 0.65 and a chat proposal its approval (tests/test_gate_write_time.py)
+    rep = scored(site, tmp_path, lambda fr: _start_at(fr, 855))
+    assert rep.point_score("chiller_1.running") >= 0.95, rep.reasons("chiller_1.running")
+
+
 @pytest.mark.parametrize(("stop_at", "lag_s"), [(845, 0.0), (855, 5.0)])
 def test_a_stop_is_no_status_contradiction(
     site: Site, tmp_path: Path, stop_at: int, lag_s: float

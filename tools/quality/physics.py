@@ -205,12 +205,14 @@ DEFAULT_RULES: tuple[PhysicsRule, ...] = (
                 Role("run", ("Run_Status", "On_Status")),
                 Role("pwr", ("Electric_Power_Sensor",), involved=False),
             ),
-            when=lambda v: v["run"] < 0.5,
+            # judged in cells where the status read 0 throughout (the cell's mean is 0), the
+            # cells before them too for a minute: a cell where the machine starts or stops
+            # averages its running part ("running 0.05, drawing 2.4 kW"), and a meter lags
+            # the contact — a state change is no contradiction
+            when=lambda v: v["run"] == 0.0,
             violated=lambda v: v["pwr"] > 2,
             message="reports not running ({run:.0f}) while drawing {pwr:.1f} kW "
             "(a status input that contradicts the power meter)",
-            # a stop is no contradiction: in the cell where the status opens, the meter
-            # still averages the running part of the cell, and it lags the contact
             settle_s=60.0,
         )
         for kind in ("chiller", "pump", "cooling_tower", "crah")
