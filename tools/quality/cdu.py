@@ -267,7 +267,11 @@ def flow_isolation(
             viol = ok & grid.recent & (np.abs(by_speed - flow) > TOL_ABS + TOL_REL * by_speed)
         if not viol.any():
             continue
-        k = int(np.flatnonzero(viol)[-1])
+        # the verdict at the latest such cell with all three estimates: a cell that missed a
+        # witness's poll (IT power, a coolant temperature) has no heat estimate and says
+        # nothing — judged there, a degraded pump came out "unclear" and its speed was blamed
+        full = np.flatnonzero(viol & ok_h)
+        k = int(full[-1]) if len(full) else int(np.flatnonzero(viol)[-1])
         flow0 = float(np.median(flow[base]))
         verdict = isolate_flow(float(flow[k]), float(by_speed[k]), float(by_heat[k]), flow0)
         if verdict == "none":

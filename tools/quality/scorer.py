@@ -52,6 +52,8 @@ from tools.quality.tracker import Batch, PointTracker
 FOLDED = (("stuck", "flatline"), ("flapping", "noise"), ("history", "completeness"),
           ("residual", "physics"))  # fmt: skip
 ALL_SUBSCORES = SUBSCORES + tuple(k for k, _ in FOLDED)
+#: the sub-scores about a reading's value, not its arrival (freshness, completeness, history)
+VALUE_SUBSCORES = ("range", "flatline", "spike", "noise", "rate", "stuck", "flapping")
 
 _CHUNK_ROWS = 1 << 18
 _FETCH = "SELECT ts, point_id, value, status FROM readings WHERE ts > $lo AND ts <= $hi"
@@ -210,8 +212,12 @@ class IncrementalScorer:
             [c[k] for k in ALL_SUBSCORES if k not in ("physics", "residual", "history")]
         )
         known_bad = set(np.flatnonzero(own.astype(float).min(axis=1) < 0.95).tolist())
+        # a witness of the CDU isolation is bad when its values are (range, flat, spikes,
+        # noise, rate), not when polls went missing: its missing cells are left out there
+        values = np.column_stack([c[k] for k in VALUE_SUBSCORES])
+        wrong = set(np.flatnonzero(values.astype(float).min(axis=1) < 0.95).tolist())
         tags_all = self.points["tag"].to_numpy()
-        findings = cdu.flow_isolation(grid, self._cdus, tags_all, known_bad)
+        findings = cdu.flow_isolation(grid, self._cdus, tags_all, wrong)
         _real_flow_steps(c, findings, self._row_of, cfg)
         known_bad -= {self._row_of[f.flow_tag] for f in findings if f.verdict in REAL_FLOW}
         explained, found = _explain(findings, self._row_of)
