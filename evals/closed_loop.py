@@ -35,6 +35,7 @@ from evals.sites import scenario_site, with_poll_floor
 from evals.whatif_error import whatif_error
 from evals.wiring import agent_context, close_agent, decide, table, write_log, writes_with_decisions
 from tools.calibration import Calibration
+from tools.whatif import state_from_values
 from twin.control import ControlMode
 from twin.faults import Fault
 from twin.sim import Twin
@@ -231,6 +232,7 @@ async def closed_loop(
     events = M.agent_fault_events(res.decisions, t0)
     run = ScenarioRun(scn, folder, {}, series, res.decisions, res.writes, res.quality, base)
     agent_tot = M.plant_totals(series, scn.clock.cycle)
+    throttle = state_from_values(site, {}).gpu_throttle_c  # the nameplate the what-if uses
     base_tot = M.plant_totals(base, scn.clock.cycle) if not base.empty else None
     totals = {m: M.plant_totals(b, scn.clock.cycle) for m, b in bases.items()}
     run.result = score(
@@ -260,8 +262,8 @@ async def closed_loop(
                 **{m: M.subsystem_kwh(b, scn.clock.cycle) for m, b in bases.items()},
             },
             "gpu_throttle_margin_min_k": {
-                "agent": M.throttle_margin_min(series, throttle_c(site)),
-                **{m: M.throttle_margin_min(b, throttle_c(site)) for m, b in bases.items()},
+                "agent": M.throttle_margin_min(series, throttle),
+                **{m: M.throttle_margin_min(b, throttle) for m, b in bases.items()},
             },
             "throttle_minutes": agent_tot.throttle_minutes,
             "envelope_violation_minutes": agent_tot.envelope_minutes,
@@ -281,14 +283,6 @@ async def closed_loop(
 def _part(progress: Progress, offset: float, share: float) -> Progress:
     """``progress`` for one part of a run: its fraction mapped into [offset, offset + share]."""
     return lambda f: progress(offset + share * f)
-
-
-def throttle_c(site: Site) -> float:
-    """The GPU cluster's throttle temperature (site ``rated.throttle_temp_c``; 85 °C if absent)."""
-    for eq in site.equipment:
-        if "throttle_temp_c" in eq.rated:
-            return float(eq.rated["throttle_temp_c"])
-    return 85.0
 
 
 def fault_windows(scn: Scenario, start: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:

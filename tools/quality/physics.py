@@ -23,7 +23,8 @@ Physics used (water: ρ·cp ≈ 1 kg/L × 4.19 kJ/(kg·K), so L/s × K × 4.19 =
 * UPS: output power ≤ input power (efficiency ≤ 1) unless on battery;
 * chiller, pump, tower, CRAH: a run status of 0 while the power meter shows a load is a
   contradiction — the status input is implicated (booleans have no other cross-check) —
-  once the status has read 0 for a minute: a stop is a transient, not a contradiction;
+  judged where the status read 0 throughout a cell, and for a minute before: a start or a
+  stop is a transient, not a contradiction;
 * GPU: die temperature above the coolant supplied to it (heat flows downhill).
 """
 
