@@ -65,16 +65,18 @@ def _served(tmp_path: Path, fault: Fault) -> list[QualityReport]:
     try:
         hall.wait_twin(HEALTHY_S)
         sc = IncrementalScorer(hall.store, hall.site)
-        sc.refresh(hall.now())
-        before = sc.report(hall.now())
+        now = hall.caught_up()
+        sc.refresh(now)
+        before = sc.report(now)
         assert not _blamed(before, FLOW), before.reasons(FLOW)
         hall.twin.inject(fault)
         t0 = hall.twin.elapsed_s
         out = []
         while hall.twin.elapsed_s - t0 < RUN_S:
             hall.wait_twin(SAMPLE_S)
-            sc.refresh(hall.now())
-            out.append(sc.report(hall.now()))
+            now = hall.caught_up()
+            sc.refresh(now)
+            out.append(sc.report(now))
         return out
     finally:
         hall.stop()
