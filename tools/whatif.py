@@ -220,13 +220,15 @@ def _cdu_flow(site: Site, r: _Readings) -> Fields:
     """The CDU pump as the flow meter shows it: delivered flow over design flow × speed
     (a worn or clogged pump delivers less than its speed says; the model's GPU dies must
     know before it slows the pump). Only while the pump runs (over 10 %)."""
-    for eq in _of_kind(site, EquipmentKind.CDU)[:1]:
-        flow, speed = r.read(eq, "coolant_flow"), r.read(eq, "pump_speed")
-        design = eq.rated.get("design_flow_ls")
-        if flow is None or speed is None or not design or speed < 10.0:
-            return {}
-        return {"cdu_flow_factor": min(max(flow / (design * speed / 100.0), 0.05), 1.5)}
-    return {}
+    cdus = _of_kind(site, EquipmentKind.CDU)
+    if not cdus:
+        return {}
+    eq = cdus[0]
+    flow, speed = r.read(eq, "coolant_flow"), r.read(eq, "pump_speed")
+    design = eq.rated.get("design_flow_ls")
+    if flow is None or speed is None or not design or speed < 10.0:
+        return {}
+    return {"cdu_flow_factor": min(max(flow / (design * speed / 100.0), 0.05), 1.5)}
 
 
 def build_state(

@@ -54,8 +54,9 @@ same plant, without any agent. Every loop is a :mod:`twin.trim_respond` reset
   (back under 0.5 K, constant ΔT again) — without it, G36 throttled the GPUs for 4 minutes
   in twin-day-faults' utility loss.
 
-Supply air (18 °C) and coolant (27 °C) set points stay as the IT side needs them. Any set point the agent or an operator wrote takes precedence over
-the reset's value (the BMS's own value returns when the agent's write reverts).
+Supply air (18 °C) and coolant (27 °C) set points stay as the IT side needs them. Any set
+point the agent or an operator wrote takes precedence over the reset's value (the BMS's own
+value returns when the agent's write reverts).
 """
 
 from __future__ import annotations
